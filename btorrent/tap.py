@@ -1,0 +1,88 @@
+"""
+The composition root of C{twistd btorrent}: command-line options and
+L{makeService}.  This is the only module (with L{btorrent.cli}) that uses the
+global reactor.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.python import usage
+
+from btorrent import metainfo
+
+
+def defaultStateDir() -> str:
+    """
+    The default directory for fast-resume data: C{$XDG_DATA_HOME/btorrent},
+    usually C{~/.local/share/btorrent}.
+    """
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return os.path.join(base, "btorrent")
+
+
+class Options(usage.Options):
+    """
+    Options of C{twistd btorrent}.
+    """
+
+    synopsis = "--torrent FILE [--torrent FILE ...] [options]"
+    longdesc = (
+        "Download and seed BitTorrent torrents.  Every --torrent is served "
+        "from one listening port."
+    )
+
+    optParameters = [
+        ["download-dir", "d", ".", "Directory the downloaded files go into."],
+        ["port", "p", 6881, "TCP port for incoming peer connections.", int],
+        ["state-dir", "s", None, "Directory for fast-resume data."],
+        ["max-peers", None, 50, "Peers per torrent.", int],
+        ["piece-order", None, "random", "Piece selection: random or rarest."],
+    ]
+    optFlags = [
+        ["debug", None, "Log every peer message."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["torrents"] = []
+
+    def opt_torrent(self, path: str) -> None:
+        """
+        A .torrent file to download and seed (may be given several times).
+        """
+        self["torrents"].append(path)
+
+    opt_t = opt_torrent
+
+    def postOptions(self) -> None:
+        """
+        Check the options and load every torrent.
+
+        @raise usage.UsageError: naming the problem.
+        """
+        if not self["torrents"]:
+            raise usage.UsageError("--torrent is required")
+        loaded = []
+        for path in self["torrents"]:
+            try:
+                loaded.append(metainfo.loadFile(path))
+            except OSError as e:
+                raise usage.UsageError(
+                    f"cannot read torrent {path}: {e.strerror or e}"
+                ) from None
+            except metainfo.MetainfoError as e:
+                raise usage.UsageError(f"invalid torrent {path}: {e}") from None
+        self["metainfos"] = loaded
+        if not (0 <= self["port"] <= 65535):
+            raise usage.UsageError(f"--port must be 0..65535, not {self['port']}")
+        if self["max-peers"] < 1:
+            raise usage.UsageError("--max-peers must be at least 1")
+        if self["piece-order"] not in ("random", "rarest"):
+            raise usage.UsageError("--piece-order must be random or rarest")
+        if self["state-dir"] is None:
+            self["state-dir"] = defaultStateDir()
+        self["download-dir"] = os.path.abspath(self["download-dir"])

@@ -1,0 +1,4 @@
+"""
+Tracker clients (HTTP and UDP), their codecs, the Announcer service and the
+tracker server.
+"""

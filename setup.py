@@ -1,0 +1,36 @@
+"""
+Packaging for btorrent: the C{btorrent} package, the C{btorrent} console
+script and the twistd plugins under C{twisted/plugins}.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="btorrent",
+    version="0.1.0",
+    description="A BitTorrent client daemon on Twisted",
+    long_description=open("README.rst", encoding="utf-8").read(),
+    long_description_content_type="text/x-rst",
+    license="MIT",
+    python_requires=">=3.9",
+    packages=find_packages(exclude=["tests", "tests.*", "benchmarks"])
+    + ["twisted.plugins"],
+    package_data={"twisted": ["plugins/btorrent_plugin.py"]},
+    install_requires=[
+        "Twisted>=22.10",
+        "bcoding>=1.5",
+        "zope.interface>=5",
+        "rich>=12",
+        "platformdirs>=3",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6", "libtorrent>=2.0"],
+        "dev": ["black", "ruff", "pyinstrument"],
+    },
+    entry_points={"console_scripts": ["btorrent = btorrent.cli:main"]},
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+        "Topic :: Communications :: File Sharing",
+    ],
+)

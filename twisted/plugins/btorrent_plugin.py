@@ -1,0 +1,12 @@
+"""
+The twistd plugin: C{twistd btorrent --torrent x.torrent}.
+"""
+
+from twisted.application.service import ServiceMaker
+
+btorrent = ServiceMaker(
+    "btorrent",
+    "btorrent.tap",
+    "A BitTorrent client: download and seed torrents.",
+    "btorrent",
+)
