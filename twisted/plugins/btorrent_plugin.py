@@ -10,3 +10,10 @@ btorrent = ServiceMaker(
     "A BitTorrent client: download and seed torrents.",
     "btorrent",
 )
+
+btorrentTracker = ServiceMaker(
+    "btorrent-tracker",
+    "btorrent.trackertap",
+    "A BitTorrent tracker: HTTP and UDP announce and scrape.",
+    "btorrent-tracker",
+)
