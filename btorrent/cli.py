@@ -1,0 +1,331 @@
+"""
+The C{btorrent} command: C{btorrent create} and C{btorrent info}.
+
+Each subcommand is a function C{(args, out, err) -> int} registered in
+L{COMMANDS}; its arguments are declared in L{_buildParser}.  To add a
+subcommand, add a parser there and an entry to L{COMMANDS}.  Errors the user
+can fix (a bad path, a bad torrent) print one line to C{err} and give a
+non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from typing import IO, Callable, Dict, List, Optional, Sequence
+
+from btorrent import metainfo
+
+__all__ = ["COMMANDS", "main", "parseSize"]
+
+#: Inputs at least this big get a progress bar (when stderr is a terminal).
+PROGRESS_THRESHOLD = 64 * 1024 * 1024
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)(?:i?b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parseSize(text: str) -> int:
+    """
+    Parse a size such as C{262144}, C{256K}, C{256KiB}, C{1M} or C{1MB}
+    (binary units).
+
+    @raise argparse.ArgumentTypeError: for anything else.
+    """
+    m = _SIZE.match(text)
+    if m is None:
+        raise argparse.ArgumentTypeError(
+            f"invalid size {text!r} (examples: 262144, 256K, 1M)"
+        )
+    return int(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+def humanSize(n: int) -> str:
+    """
+    A size in binary units, e.g. C{1.5 MiB}.
+    """
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+class _Failure(Exception):
+    """
+    A user-facing error: printed as one line, exit code 1.
+    """
+
+
+def _withProgress(err: IO[str], total: int, run: Callable[[Callable], bytes]) -> bytes:
+    """
+    Run C{run(progress)}, showing a rich progress bar on C{err} for big
+    inputs when C{err} is a terminal.
+    """
+    isTTY = getattr(err, "isatty", lambda: False)()
+    if total < PROGRESS_THRESHOLD or not isTTY:
+        return run(None)
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    console = Console(file=err)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("hashing", total=total)
+        return run(lambda done, _total: bar.update(task, completed=done))
+
+
+def _inputSize(path: str) -> int:
+    """
+    The number of bytes below C{path} (approximate; for the progress bar).
+    """
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    total = 0
+    for directory, _, names in os.walk(path):
+        for name in names:
+            full = os.path.join(directory, name)
+            if not os.path.islink(full) and os.path.isfile(full):
+                total += os.path.getsize(full)
+    return total
+
+
+def _create(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """
+    C{btorrent create PATH -t URL ...}: write a .torrent for PATH.
+    """
+    source = args.path
+    if not os.path.exists(source):
+        raise _Failure(f"{source}: no such file or directory")
+    name = os.path.basename(os.path.abspath(source))
+    output = args.output or (name + ".torrent")
+    if os.path.exists(output) and not args.force:
+        raise _Failure(f"{output} already exists (use --force to overwrite)")
+    tiers = [[u.strip() for u in t.split(",") if u.strip()] for t in args.tracker]
+    try:
+        data = _withProgress(
+            err,
+            _inputSize(source),
+            lambda progress: metainfo.create(
+                source,
+                tiers,
+                pieceLength=args.piece_length,
+                private=args.private,
+                comment=args.comment,
+                progress=progress,
+            ),
+        )
+    except OSError as e:
+        raise _Failure(f"{e.filename or source}: {e.strerror or e}") from None
+    info = metainfo.load(data)
+    tmp = output + ".part"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, output)
+    except OSError as e:
+        raise _Failure(f"cannot write {output}: {e.strerror or e}") from None
+    out.write(
+        f"{output}: {info.infoHash.hex()} ({humanSize(info.totalLength)}, "
+        f"{info.pieceCount} pieces of {humanSize(info.pieceLength)})\n"
+    )
+    return 0
+
+
+def _fileTree(info: metainfo.Metainfo) -> List[str]:
+    """
+    The files of a torrent as an indented tree, one line per file or
+    directory (padding files left out).
+    """
+    if not info.multiFile:
+        f = info.files[0]
+        return [f"{metainfo.displayPath(f.path)} ({humanSize(f.length)})"]
+    lines = [metainfo.displayPath([info.name]) + "/"]
+    shown: set = set()
+    for f in info.files:
+        if f.padding:
+            continue
+        for depth in range(1, len(f.path)):
+            prefix = f.path[:depth]
+            if prefix not in shown:
+                shown.add(prefix)
+                lines.append("  " * depth + metainfo.displayPath([prefix[-1]]) + "/")
+        lines.append(
+            "  " * len(f.path)
+            + f"{metainfo.displayPath([f.path[-1]])} ({humanSize(f.length)})"
+        )
+    return lines
+
+
+def _infoJSON(info: metainfo.Metainfo) -> dict:
+    """
+    The C{--json} form of C{btorrent info}.
+    """
+    return {
+        "info_hash": info.infoHash.hex(),
+        "name": metainfo.displayPath([info.name]),
+        "total_length": info.totalLength,
+        "piece_length": info.pieceLength,
+        "piece_count": info.pieceCount,
+        "multi_file": info.multiFile,
+        "private": info.private,
+        "files": [
+            {
+                "path": [metainfo.displayPath([c]) for c in f.path],
+                "length": f.length,
+                "offset": f.offset,
+                "padding": f.padding,
+            }
+            for f in info.files
+        ],
+        "trackers": [list(tier) for tier in info.trackers],
+        "url_list": list(info.urlList),
+        "comment": info.comment,
+        "creation_date": info.creationDate,
+        "created_by": info.createdBy,
+    }
+
+
+def _info(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """
+    C{btorrent info X.torrent}: describe a torrent.
+    """
+    try:
+        info = metainfo.loadFile(args.torrent)
+    except OSError as e:
+        raise _Failure(f"{args.torrent}: {e.strerror or e}") from None
+    except metainfo.MetainfoError as e:
+        raise _Failure(f"{args.torrent}: invalid torrent: {e}") from None
+    if args.json:
+        out.write(json.dumps(_infoJSON(info)) + "\n")
+        return 0
+    lines = [
+        f"name:         {metainfo.displayPath([info.name])}",
+        f"info-hash:    {info.infoHash.hex()}",
+        f"size:         {humanSize(info.totalLength)} ({info.totalLength} bytes)",
+        f"pieces:       {info.pieceCount} x {humanSize(info.pieceLength)}"
+        f" ({info.pieceLength} bytes)",
+        f"private:      {'yes' if info.private else 'no'}",
+    ]
+    if info.comment:
+        lines.append(f"comment:      {info.comment}")
+    if info.createdBy:
+        lines.append(f"created by:   {info.createdBy}")
+    if info.creationDate is not None:
+        lines.append(f"created:      {info.creationDate}")
+    lines.append("trackers:" if info.trackers else "trackers:     none")
+    for i, tier in enumerate(info.trackers):
+        lines.append(f"  tier {i}: {' '.join(tier)}")
+    if info.urlList:
+        lines.append("web seeds:")
+        lines.extend(f"  {u}" for u in info.urlList)
+    lines.append("files:")
+    lines.extend("  " + line for line in _fileTree(info))
+    out.write("\n".join(lines) + "\n")
+    return 0
+
+
+#: Subcommand name → function C{(args, out, err) -> exit code}.
+COMMANDS: Dict[str, Callable[[argparse.Namespace, IO[str], IO[str]], int]] = {
+    "create": _create,
+    "info": _info,
+}
+
+
+def _buildParser() -> argparse.ArgumentParser:
+    """
+    The argument parser: one subparser per entry of L{COMMANDS}.
+    """
+    parser = argparse.ArgumentParser(
+        prog="btorrent", description="Create and inspect BitTorrent files."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    create = sub.add_parser("create", help="create a .torrent for a file or directory")
+    create.add_argument("path", metavar="PATH", help="file or directory to share")
+    create.add_argument(
+        "-t",
+        "--tracker",
+        metavar="URL",
+        action="append",
+        required=True,
+        help="tracker URL; repeat for more tiers, comma-separate for one tier",
+    )
+    create.add_argument(
+        "--piece-length",
+        metavar="SIZE",
+        type=parseSize,
+        default=None,
+        help="piece length, e.g. 256K, 1M or 262144 (default: automatic)",
+    )
+    create.add_argument("--private", action="store_true", help="set the private flag")
+    create.add_argument("--comment", metavar="TEXT", help="a comment")
+    create.add_argument(
+        "-o", "--output", metavar="OUT.torrent", help="output file (NAME.torrent)"
+    )
+    create.add_argument(
+        "-f", "--force", action="store_true", help="overwrite the output file"
+    )
+
+    info = sub.add_parser("info", help="describe a .torrent file")
+    info.add_argument("torrent", metavar="X.torrent")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def main(
+    argv: Optional[Sequence[str]] = None,
+    out: Optional[IO[str]] = None,
+    err: Optional[IO[str]] = None,
+) -> int:
+    """
+    Run the C{btorrent} command.
+
+    @param argv: the arguments (without the program name); C{sys.argv[1:]}
+        if C{None}.
+    @param out: where results go (C{sys.stdout}).
+    @param err: where errors and progress go (C{sys.stderr}).
+    @return: the exit code.
+    """
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    parser = _buildParser()
+    try:
+        # argparse prints usage errors to sys.stderr itself.
+        saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = out, err
+        try:
+            args = parser.parse_args(argv)
+        finally:
+            sys.stdout, sys.stderr = saved
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
+    try:
+        return COMMANDS[args.command](args, out, err)
+    except (_Failure, metainfo.MetainfoError) as e:
+        err.write(f"btorrent {args.command}: error: {e}\n")
+        return 1
+    except KeyboardInterrupt:
+        err.write(f"btorrent {args.command}: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
