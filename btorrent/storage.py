@@ -1,0 +1,724 @@
+"""
+Where a torrent's bytes live on disk.
+
+L{FileLayout} is pure arithmetic: it maps a byte range of the torrent (a
+piece, a block) onto the files it spans.  L{MultiFileWriter} creates the
+files and moves pieces in and out of them with C{os.pwrite}/C{os.preadv} on
+raw descriptors, keeping a bounded, least-recently-used pool of open files.
+
+Neither class imports C{twisted.internet}: the torrent runs the blocking
+methods of L{MultiFileWriter} in a thread pool, possibly several at once.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from bisect import bisect_right
+from collections import OrderedDict
+from typing import Any, List, Optional, Sequence, Set, Tuple
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from btorrent.interfaces import IPieceStorage
+
+__all__ = ["FileLayout", "MultiFileWriter", "StorageError"]
+
+#: A slice of a byte range within one file: C{(fileIndex, fileOffset, length)}.
+Slice = Tuple[int, int, int]
+
+#: What L{MultiFileWriter.fileStats} reports per file: C{(size, mtime_ns)},
+#: or C{None} for a missing file, something that is not a regular file, or
+#: a padding file.
+FileStat = Optional[Tuple[int, int]]
+
+_HAS_PREADV = hasattr(os, "preadv")
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+
+
+class StorageError(Exception):
+    """
+    A path outside the download directory, or an I/O failure.
+    """
+
+
+class FileLayout:
+    """
+    How a torrent's byte stream is cut into files.
+
+    The torrent is one stream of C{totalLength} bytes; file C{i} holds the
+    bytes C{[files[i].offset, files[i].offset + files[i].length)}.  Pieces
+    are C{pieceLength} bytes each, the last one possibly shorter.
+
+    L{slices} returns every file a range touches, B{padding files included}
+    (so that the slices always cover the range exactly); a writer must skip
+    the slices whose file is padding (L{isPadding}).  0-byte files never
+    appear in a slice.
+
+    @ivar files: the file entries (objects with C{path}, C{length},
+        C{offset} and C{padding}).
+    @ivar pieceLength: the nominal piece length.
+    @ivar totalLength: the length of the whole torrent.
+    @ivar pieceCount: the number of pieces.
+    """
+
+    def __init__(
+        self, files: Sequence[Any], pieceLength: int, totalLength: int
+    ) -> None:
+        """
+        @param files: objects with C{length}, C{offset} and C{padding}
+            attributes, in torrent order, each starting where the previous
+            one ends.
+        @param pieceLength: the nominal piece length (> 0).
+        @param totalLength: the sum of the file lengths.
+        @raise ValueError: for inconsistent figures.
+        """
+        if pieceLength <= 0:
+            raise ValueError(f"piece length must be positive, not {pieceLength}")
+        if totalLength < 0:
+            raise ValueError(f"negative total length {totalLength}")
+        self.files = tuple(files)
+        self.pieceLength = pieceLength
+        self.totalLength = totalLength
+        self.pieceCount = -(-totalLength // pieceLength)
+        # Only non-empty files take part in the bisection: a 0-byte file
+        # shares its offset with its neighbour and holds no byte.
+        self._starts: List[int] = []
+        self._indexes: List[int] = []
+        position = 0
+        for i, entry in enumerate(self.files):
+            if entry.length < 0:
+                raise ValueError(f"file {i} has a negative length")
+            if entry.offset != position:
+                raise ValueError(
+                    f"file {i} starts at {entry.offset}, expected {position}"
+                )
+            if entry.length:
+                self._starts.append(entry.offset)
+                self._indexes.append(i)
+            position += entry.length
+        if position != totalLength:
+            raise ValueError(
+                f"files add up to {position} bytes, total length is {totalLength}"
+            )
+
+    def pieceSize(self, index: int) -> int:
+        """
+        @return: the length of piece C{index} (the last one may be short).
+        @raise ValueError: for an index out of range.
+        """
+        if not 0 <= index < self.pieceCount:
+            raise ValueError(f"piece index {index} out of range")
+        return min(self.pieceLength, self.totalLength - index * self.pieceLength)
+
+    def isPadding(self, fileIndex: int) -> bool:
+        """
+        @return: whether file C{fileIndex} is a padding file (BEP 47), whose
+            bytes are zeros never stored on disk.
+        """
+        return bool(self.files[fileIndex].padding)
+
+    def slices(self, index: int, begin: int, length: int) -> List[Slice]:
+        """
+        Map C{length} bytes at C{begin} within piece C{index} onto files.
+
+        @return: C{(fileIndex, fileOffset, length)} tuples, in order, whose
+            lengths add up to C{length}; none for a 0-byte file; padding
+            files included.
+        @raise ValueError: if the range does not lie within the piece.
+        """
+        size = self.pieceSize(index)
+        if begin < 0 or length < 0 or begin + length > size:
+            raise ValueError(
+                f"range {begin}+{length} outside piece {index} of {size} bytes"
+            )
+        return self.rangeSlices(index * self.pieceLength + begin, length)
+
+    def rangeSlices(self, offset: int, length: int) -> List[Slice]:
+        """
+        Map C{length} bytes at C{offset} within the whole torrent onto files.
+
+        @return: as for L{slices}.
+        @raise ValueError: if the range does not lie within the torrent.
+        """
+        if offset < 0 or length < 0 or offset + length > self.totalLength:
+            raise ValueError(
+                f"range {offset}+{length} outside a torrent of "
+                f"{self.totalLength} bytes"
+            )
+        result: List[Slice] = []
+        if not length:
+            return result
+        starts, indexes, files = self._starts, self._indexes, self.files
+        k = bisect_right(starts, offset) - 1
+        end = offset + length
+        while offset < end:
+            fileIndex = indexes[k]
+            entry = files[fileIndex]
+            inFile = offset - entry.offset
+            n = min(entry.length - inFile, end - offset)
+            result.append((fileIndex, inFile, n))
+            offset += n
+            k += 1
+        return result
+
+    def pieceRange(self, fileIndex: int) -> range:
+        """
+        @return: the indexes of the pieces that hold bytes of file
+            C{fileIndex} (empty for a 0-byte file).
+        """
+        entry = self.files[fileIndex]
+        if not entry.length:
+            return range(0)
+        first = entry.offset // self.pieceLength
+        last = (entry.offset + entry.length - 1) // self.pieceLength
+        return range(first, last + 1)
+
+
+def _isWithin(path: str, root: str) -> bool:
+    """
+    @return: whether C{path} is C{root} or lies beneath it (both already
+        resolved with C{os.path.realpath}).
+    """
+    try:
+        return os.path.commonpath([path, root]) == root
+    except ValueError:
+        # Different drives on Windows.
+        return False
+
+
+def _checkComponent(component: Any) -> None:
+    """
+    Refuse a path component that could name something other than one entry
+    inside its parent directory.
+
+    @raise StorageError: for an empty, C{.}, C{..}, absolute or
+        separator-bearing component.
+    """
+    if not isinstance(component, str):
+        raise StorageError(f"path component {component!r} is not a string")
+    bad = (
+        component in ("", ".", "..")
+        or "\x00" in component
+        or "/" in component
+        or (os.sep in component)
+        or (os.altsep is not None and os.altsep in component)
+        or os.path.isabs(component)
+        or os.path.splitdrive(component)[0] != ""
+    )
+    if bad:
+        raise StorageError(f"unsafe path component {component!r}")
+
+
+class _OpenFile:
+    """
+    One descriptor in the pool, with the number of threads using it.
+    """
+
+    __slots__ = ("fd", "writable", "users")
+
+    def __init__(self, fd: int, writable: bool) -> None:
+        self.fd = fd
+        self.writable = writable
+        self.users = 0
+
+
+@implementer(IPieceStorage)
+class MultiFileWriter:
+    """
+    A torrent's files on disk, behind L{IPieceStorage}.
+
+    A single-file torrent lives at C{downloadDir/name}; a multi-file torrent
+    at C{downloadDir/name/<path...>}.  Padding files are never created, read
+    or written: they read back as zeros.
+
+    L{open} creates every directory and file (0-byte files included),
+    sparse: a file shorter than its entry is extended with C{ftruncate}
+    (no data written, no preallocation); a file B{longer} than its entry is
+    truncated to its length, so that the file is exactly what the torrent
+    says (its extra bytes are not part of the torrent).  A file already of
+    the right length is left untouched (its mtime does not change, so
+    fast-resume data stays valid).
+
+    Every path is checked before use, lexically (no C{..}, no absolute
+    component) and on disk: the real path (symbolic links resolved) of
+    every directory and file must lie within the real path of the download
+    directory, so that a symbolic link planted inside it cannot lead
+    outside.  The check runs again whenever a file is opened.
+
+    Descriptors are kept in a least-recently-used pool of at most
+    C{maxOpenFiles}; a thread needing a descriptor while all of them are in
+    use by other threads waits for one.  All methods are thread-safe.
+
+    @ivar layout: the L{FileLayout}.
+    @ivar paths: the absolute path of each file (C{None} for padding).
+    @ivar maxOpenFiles: the bound of the descriptor pool.
+    @ivar peakOpenFiles: the largest number of descriptors ever open at
+        once (for tests and statistics).
+    """
+
+    log = Logger()
+
+    def __init__(self, metainfo: Any, downloadDir: str, maxOpenFiles: int = 64) -> None:
+        """
+        @param metainfo: a C{btorrent.metainfo.Metainfo} (uses C{name},
+            C{files}, C{multiFile}, C{pieceLength}, C{totalLength}).
+        @param downloadDir: the directory holding the torrent's data.
+        @param maxOpenFiles: how many descriptors may be open at once.
+        @raise StorageError: for a name or path component that could escape
+            the download directory.
+        @raise ValueError: for C{maxOpenFiles} < 1 or an inconsistent file
+            list.
+        """
+        if maxOpenFiles < 1:
+            raise ValueError("maxOpenFiles must be at least 1")
+        self.metainfo = metainfo
+        self.maxOpenFiles = maxOpenFiles
+        self.layout = FileLayout(
+            metainfo.files, metainfo.pieceLength, metainfo.totalLength
+        )
+        self.downloadDir = os.path.abspath(downloadDir)
+        _checkComponent(metainfo.name)
+        if metainfo.multiFile:
+            self.root = os.path.join(self.downloadDir, metainfo.name)
+        else:
+            if len(self.layout.files) != 1:
+                raise StorageError("a single-file torrent must have one file")
+            self.root = self.downloadDir
+        self.paths: List[Optional[str]] = []
+        for entry in self.layout.files:
+            if entry.padding:
+                self.paths.append(None)
+                continue
+            if metainfo.multiFile:
+                if not entry.path:
+                    raise StorageError("a file with an empty path")
+                for component in entry.path:
+                    _checkComponent(component)
+                self.paths.append(os.path.join(self.root, *entry.path))
+            else:
+                self.paths.append(os.path.join(self.downloadDir, metainfo.name))
+        self._lock = threading.Lock()
+        self._available = threading.Condition(self._lock)
+        self._pool: OrderedDict[int, _OpenFile] = OrderedDict()
+        self._dirty: Set[int] = set()
+        self._dirtyDirs: Set[str] = set()
+        self._realDownloadDir: Optional[str] = None
+        self.peakOpenFiles = 0
+
+    # Paths
+
+    def _realBase(self) -> str:
+        """
+        @return: the real path of the download directory.
+        """
+        if self._realDownloadDir is None:
+            self._realDownloadDir = os.path.realpath(self.downloadDir)
+        return self._realDownloadDir
+
+    def _checkInside(self, path: str) -> None:
+        """
+        @raise StorageError: if C{path}, symbolic links resolved, is not
+            within the download directory.
+        """
+        if not _isWithin(os.path.realpath(path), self._realBase()):
+            raise StorageError(f"{path!r} leads outside {self.downloadDir!r}")
+
+    def _makeDirectories(self, directory: str, checked: Set[str]) -> None:
+        """
+        Create C{directory} and its missing parents below the download
+        directory one level at a time, checking each existing level so that
+        nothing is ever created through a link that leads outside.
+        """
+        if directory in checked:
+            return
+        relative = os.path.relpath(directory, self.downloadDir)
+        current = self.downloadDir
+        if relative != ".":
+            for component in relative.split(os.sep):
+                current = os.path.join(current, component)
+                if current in checked:
+                    continue
+                if os.path.lexists(current):
+                    self._checkInside(current)
+                    if not os.path.isdir(current):
+                        raise StorageError(f"{current!r} is not a directory")
+                else:
+                    os.mkdir(current)
+                    self._dirtyDirs.add(os.path.dirname(current))
+                checked.add(current)
+        checked.add(directory)
+
+    # IPieceStorage
+
+    def open(self) -> None:
+        """
+        Create the directory tree and every file, sparse, each exactly its
+        entry's length; padding files are never created.
+
+        @raise StorageError: for a path leading outside the download
+            directory, something in the way (a directory where a file
+            belongs) or an I/O failure.
+        """
+        try:
+            os.makedirs(self.downloadDir, exist_ok=True)
+            self._realDownloadDir = os.path.realpath(self.downloadDir)
+            checked: Set[str] = set()
+            for fileIndex, path in enumerate(self.paths):
+                if path is None:
+                    continue
+                directory = os.path.dirname(path)
+                self._makeDirectories(directory, checked)
+                length = self.layout.files[fileIndex].length
+                if os.path.lexists(path):
+                    self._checkInside(path)
+                    if not os.path.isfile(path):
+                        raise StorageError(f"{path!r} is not a regular file")
+                    if os.stat(path).st_size == length:
+                        continue
+                else:
+                    self._dirtyDirs.add(directory)
+                with self._descriptor(fileIndex, write=True, create=True) as fd:
+                    if os.fstat(fd).st_size != length:
+                        os.ftruncate(fd, length)
+                        with self._lock:
+                            self._dirty.add(fileIndex)
+        except OSError as e:
+            raise StorageError(f"cannot create the torrent's files: {e}") from e
+        self.log.debug(
+            "Opened {count} files under {root}", count=len(self.paths), root=self.root
+        )
+
+    def writePiece(self, index: int, data: Any) -> None:
+        """
+        Write a whole piece across every file it spans (skipping padding).
+
+        @param index: the piece index.
+        @param data: a bytes-like object of exactly the piece's length.
+        @raise ValueError: for a bad index or length.
+        @raise StorageError: for an I/O failure.
+        """
+        view = memoryview(data).cast("B")
+        size = self.layout.pieceSize(index)
+        if len(view) != size:
+            raise ValueError(f"piece {index} is {size} bytes, got {len(view)}")
+        position = 0
+        for fileIndex, fileOffset, length in self.layout.slices(index, 0, size):
+            if not self.layout.files[fileIndex].padding:
+                self._write(fileIndex, fileOffset, view[position : position + length])
+            position += length
+
+    def readBlock(self, index: int, begin: int, length: int) -> bytes:
+        """
+        Read C{length} bytes at C{begin} within piece C{index}.
+
+        @return: exactly C{length} bytes; zeros where nothing was written
+            (and for padding).
+        @raise ValueError: for a range outside the piece.
+        @raise StorageError: for a missing file, a file shorter than its
+            entry, or an I/O failure.
+        """
+        slices = self.layout.slices(index, begin, length)
+        buffer = bytearray(length)
+        self._readSlices(slices, memoryview(buffer))
+        return bytes(buffer)
+
+    def readPiece(self, index: int) -> bytes:
+        """
+        Read a whole piece.
+
+        @return: as for L{readBlock}.
+        """
+        return self.readBlock(index, 0, self.layout.pieceSize(index))
+
+    def sync(self) -> None:
+        """
+        C{fsync} every file written or resized since the last call, and the
+        directories L{open} added entries to, so that what
+        L{writePiece} wrote before this call survives a crash.
+
+        @raise StorageError: for an I/O failure (the files stay marked for
+            the next call).
+        """
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            dirs, self._dirtyDirs = self._dirtyDirs, set()
+        pending = sorted(dirty)
+        done = 0
+        try:
+            for fileIndex in pending:
+                with self._descriptor(fileIndex, write=False) as fd:
+                    os.fsync(fd)
+                done += 1
+            for directory in sorted(dirs):
+                _fsyncDirectory(directory)
+                dirs.discard(directory)
+        except BaseException as e:
+            with self._lock:
+                self._dirty.update(pending[done:])
+                self._dirtyDirs |= dirs
+            if isinstance(e, OSError):
+                raise StorageError(f"cannot sync: {e}") from e
+            raise
+
+    def close(self) -> None:
+        """
+        Close every open descriptor (waiting for those in use).  The writer
+        can be used again afterwards: descriptors are reopened on demand.
+        Data not yet L{sync}ed is not flushed to the disk by this.
+        """
+        with self._available:
+            while any(f.users for f in self._pool.values()):
+                self._available.wait()
+            for entry in self._pool.values():
+                os.close(entry.fd)
+            self._pool.clear()
+
+    # Beyond IPieceStorage
+
+    def readInto(self, offset: int, buffer: Any) -> None:
+        """
+        Fill C{buffer} with the torrent's bytes from C{offset} (within the
+        whole torrent), without intermediate copies: for a recheck reading
+        large sequential chunks.
+
+        @param buffer: a writable bytes-like object (C{bytearray},
+            C{memoryview}).
+        @raise ValueError: for a range outside the torrent.
+        @raise StorageError: as for L{readBlock}.
+        """
+        view = memoryview(buffer).cast("B")
+        slices = self.layout.rangeSlices(offset, len(view))
+        self._readSlices(slices, view)
+
+    def fileStats(self) -> List[FileStat]:
+        """
+        Look at the files as they are now, for fast-resume data.
+
+        Works before L{open} too: nothing is created.
+
+        @return: one entry per file, C{(size, mtime_ns)} for a regular file,
+            C{None} for a missing one, something that is not a regular file,
+            or a padding file.
+        """
+        result: List[FileStat] = []
+        for path in self.paths:
+            if path is None:
+                result.append(None)
+                continue
+            try:
+                st = os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                result.append(None)
+                continue
+            except OSError as e:
+                raise StorageError(f"cannot stat {path!r}: {e}") from e
+            if stat.S_ISREG(st.st_mode):
+                result.append((st.st_size, st.st_mtime_ns))
+            else:
+                result.append(None)
+        return result
+
+    @property
+    def openFileCount(self) -> int:
+        """
+        How many descriptors are open now.
+        """
+        with self._lock:
+            return len(self._pool)
+
+    # The descriptor pool
+
+    def _descriptor(self, fileIndex: int, write: bool, create: bool = False):
+        """
+        @return: a context manager giving a descriptor for file C{fileIndex}
+            for the duration of the C{with} block.
+        """
+        return _Lease(self, fileIndex, write, create)
+
+    def _acquire(self, fileIndex: int, write: bool, create: bool) -> int:
+        """
+        Take a descriptor for C{fileIndex} from the pool, opening it (and
+        closing the least recently used idle one) when needed.
+        """
+        with self._available:
+            while True:
+                entry = self._pool.get(fileIndex)
+                if entry is not None and (entry.writable or not write):
+                    entry.users += 1
+                    self._pool.move_to_end(fileIndex)
+                    return entry.fd
+                if entry is not None and entry.users == 0:
+                    # Open read-only before; reopen for writing.
+                    del self._pool[fileIndex]
+                    os.close(entry.fd)
+                    continue
+                if entry is None and len(self._pool) < self.maxOpenFiles:
+                    break
+                if entry is None and self._evictIdle():
+                    break
+                self._available.wait()
+            fd, writable = self._openFile(fileIndex, write, create)
+            opened = _OpenFile(fd, writable)
+            opened.users = 1
+            self._pool[fileIndex] = opened
+            if len(self._pool) > self.peakOpenFiles:
+                self.peakOpenFiles = len(self._pool)
+            return fd
+
+    def _evictIdle(self) -> bool:
+        """
+        Close the least recently used descriptor nobody is using.  Called
+        with the lock held.
+
+        @return: whether one was closed.
+        """
+        for fileIndex, entry in self._pool.items():
+            if entry.users == 0:
+                del self._pool[fileIndex]
+                os.close(entry.fd)
+                return True
+        return False
+
+    def _release(self, fileIndex: int) -> None:
+        """
+        Give back a descriptor taken with L{_acquire}.
+        """
+        with self._available:
+            entry = self._pool[fileIndex]
+            entry.users -= 1
+            if entry.users == 0:
+                self._available.notify_all()
+
+    def _openFile(self, fileIndex: int, write: bool, create: bool) -> Tuple[int, bool]:
+        """
+        Open file C{fileIndex} after checking where its path really leads.
+
+        @return: the descriptor and whether it is writable.
+        @raise StorageError: for a path outside the download directory, a
+            missing file (unless C{create}) or a file that cannot be opened
+            for writing when C{write}.
+        """
+        path = self.paths[fileIndex]
+        assert path is not None
+        if os.path.lexists(path) or create:
+            self._checkInside(path if os.path.lexists(path) else os.path.dirname(path))
+        flags = _O_CLOEXEC | _O_BINARY
+        if create:
+            flags |= os.O_CREAT
+        try:
+            return os.open(path, flags | os.O_RDWR, 0o666), True
+        except PermissionError:
+            if write:
+                raise StorageError(f"{path!r} is not writable") from None
+            try:
+                return os.open(path, flags | os.O_RDONLY), False
+            except OSError as e:
+                raise StorageError(f"cannot open {path!r}: {e}") from e
+        except FileNotFoundError:
+            raise StorageError(f"{path!r} is missing") from None
+        except OSError as e:
+            raise StorageError(f"cannot open {path!r}: {e}") from e
+
+    # I/O
+
+    def _write(self, fileIndex: int, fileOffset: int, view: memoryview) -> None:
+        """
+        Write all of C{view} at C{fileOffset} in file C{fileIndex}.
+        """
+        try:
+            with self._descriptor(fileIndex, write=True) as fd:
+                while view:
+                    written = os.pwrite(fd, view, fileOffset)
+                    if written <= 0:
+                        raise StorageError(f"short write to file {fileIndex}")
+                    view = view[written:]
+                    fileOffset += written
+        except OSError as e:
+            raise StorageError(f"cannot write {self.paths[fileIndex]!r}: {e}") from e
+        with self._lock:
+            self._dirty.add(fileIndex)
+
+    def _readSlices(self, slices: List[Slice], view: memoryview) -> None:
+        """
+        Read the slices into C{view}, one after the other; padding slices
+        are left as they are (the caller's buffer must be zeroed there).
+        """
+        position = 0
+        files = self.layout.files
+        for fileIndex, fileOffset, length in slices:
+            target = view[position : position + length]
+            if files[fileIndex].padding:
+                target[:] = bytes(length)
+            else:
+                self._read(fileIndex, fileOffset, target)
+            position += length
+
+    def _read(self, fileIndex: int, fileOffset: int, target: memoryview) -> None:
+        """
+        Fill C{target} from C{fileOffset} in file C{fileIndex}.
+
+        @raise StorageError: if the file ends early (shorter than its
+            entry: changed behind our back) or cannot be read.
+        """
+        try:
+            with self._descriptor(fileIndex, write=False) as fd:
+                while target:
+                    if _HAS_PREADV:
+                        n = os.preadv(fd, [target], fileOffset)
+                    else:  # pragma: no cover (platforms without preadv)
+                        chunk = os.pread(fd, len(target), fileOffset)
+                        n = len(chunk)
+                        target[:n] = chunk
+                    if n == 0:
+                        raise StorageError(
+                            f"{self.paths[fileIndex]!r} ends before offset "
+                            f"{fileOffset + len(target)}"
+                        )
+                    target = target[n:]
+                    fileOffset += n
+        except OSError as e:
+            raise StorageError(f"cannot read {self.paths[fileIndex]!r}: {e}") from e
+
+
+class _Lease:
+    """
+    A descriptor borrowed from a L{MultiFileWriter}'s pool for a C{with}
+    block.
+    """
+
+    __slots__ = ("writer", "fileIndex", "write", "create")
+
+    def __init__(
+        self, writer: MultiFileWriter, fileIndex: int, write: bool, create: bool
+    ) -> None:
+        self.writer = writer
+        self.fileIndex = fileIndex
+        self.write = write
+        self.create = create
+
+    def __enter__(self) -> int:
+        return self.writer._acquire(self.fileIndex, self.write, self.create)
+
+    def __exit__(self, *exc: object) -> None:
+        self.writer._release(self.fileIndex)
+
+
+def _fsyncDirectory(directory: str) -> None:
+    """
+    C{fsync} a directory so that entries created in it survive a crash
+    (a no-op where directories cannot be opened, as on Windows).
+    """
+    try:
+        fd = os.open(directory, os.O_RDONLY | _O_CLOEXEC)
+    except (PermissionError, IsADirectoryError):  # pragma: no cover (Windows)
+        return
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
