@@ -1,0 +1,772 @@
+"""
+Tests for L{btorrent.metainfo}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from btorrent import bencode, metainfo
+from btorrent.metainfo import (
+    MAX_PIECE_COUNT,
+    MAX_TORRENT_SIZE,
+    FileEntry,
+    MetainfoError,
+    autoPieceLength,
+    create,
+    load,
+    loadFile,
+    safeJoin,
+)
+
+
+def singleInfo(length=100, pieceLength=64, name=b"file.bin", **extra):
+    """
+    A valid single-file C{info} dictionary.
+    """
+    count = -(-length // pieceLength)
+    info = {
+        b"name": name,
+        b"piece length": pieceLength,
+        b"pieces": bytes(range(20)) * count,
+        b"length": length,
+    }
+    info.update(extra)
+    return info
+
+
+def multiInfo(files, pieceLength=64, name=b"dir", **extra):
+    """
+    A valid multi-file C{info} dictionary for C{[(path list, length)]}.
+    """
+    total = sum(length for _, length in files)
+    info = {
+        b"name": name,
+        b"piece length": pieceLength,
+        b"pieces": b"\x01" * 20 * (-(-total // pieceLength)),
+        b"files": [{b"length": length, b"path": path} for path, length in files],
+    }
+    info.update(extra)
+    return info
+
+
+def torrent(info, **top):
+    """
+    Bencoded torrent bytes around C{info}.
+    """
+    d = {b"announce": b"http://127.0.0.1:6969/announce", b"info": info}
+    for k, v in top.items():
+        hyphen = k in ("announce_list", "url_list")
+        d[k.replace("_", "-" if hyphen else " ").encode()] = v
+    return bencode.encode(d)
+
+
+class LoadTests(SynchronousTestCase):
+    """
+    L{load} of valid torrents.
+    """
+
+    def test_singleFile(self) -> None:
+        """
+        A single-file torrent has one L{FileEntry} named after the torrent,
+        the info-hash of the raw C{info} bytes and every documented field.
+        """
+        info = singleInfo(length=150, pieceLength=64)
+        data = bencode.encode(
+            {
+                b"announce": b"http://127.0.0.1:1/a",
+                b"comment": b"hello",
+                b"created by": b"me",
+                b"creation date": 1234,
+                b"url-list": b"http://127.0.0.1:2/seed",
+                b"info": info,
+            }
+        )
+        m = load(data)
+        self.assertEqual(m.name, "file.bin")
+        self.assertEqual(m.infoHash, hashlib.sha1(bencode.encode(info)).digest())
+        self.assertEqual(m.infoBytes, bencode.encode(info))
+        self.assertEqual(m.pieceLength, 64)
+        self.assertEqual(m.pieceCount, 3)
+        self.assertEqual(m.pieceHashes, (bytes(range(20)),) * 3)
+        self.assertEqual(m.totalLength, 150)
+        self.assertEqual(m.files, (FileEntry(("file.bin",), 150, 0, False),))
+        self.assertFalse(m.multiFile)
+        self.assertEqual(m.announce, "http://127.0.0.1:1/a")
+        self.assertEqual(m.trackers, (("http://127.0.0.1:1/a",),))
+        self.assertFalse(m.private)
+        self.assertEqual(m.urlList, ("http://127.0.0.1:2/seed",))
+        self.assertEqual(m.comment, "hello")
+        self.assertEqual(m.creationDate, 1234)
+        self.assertEqual(m.createdBy, "me")
+        self.assertEqual([m.pieceSize(i) for i in range(3)], [64, 64, 22])
+        self.assertRaises(IndexError, m.pieceSize, 3)
+        self.assertRaises(IndexError, m.pieceSize, -1)
+
+    def test_multiFile(self) -> None:
+        """
+        A multi-file torrent lists files with their offsets; nested
+        directories and zero-length files are kept.
+        """
+        m = load(
+            torrent(
+                multiInfo(
+                    [
+                        ([b"a"], 10),
+                        ([b"sub", b"empty"], 0),
+                        ([b"sub", b"deeper", b"b"], 100),
+                    ]
+                )
+            )
+        )
+        self.assertTrue(m.multiFile)
+        self.assertEqual(m.name, "dir")
+        self.assertEqual(
+            m.files,
+            (
+                FileEntry(("a",), 10, 0, False),
+                FileEntry(("sub", "empty"), 0, 10, False),
+                FileEntry(("sub", "deeper", "b"), 100, 10, False),
+            ),
+        )
+        self.assertEqual(m.totalLength, 110)
+        self.assertEqual(m.pieceCount, 2)
+
+    def test_paddingFiles(self) -> None:
+        """
+        BEP 47 padding files (C{attr} containing C{p}) are marked as such.
+        """
+        info = multiInfo([([b"a"], 10), ([b".pad", b"54"], 54), ([b"b"], 5)])
+        info[b"files"][1][b"attr"] = b"p"
+        info[b"files"][2][b"attr"] = b"x"
+        m = load(torrent(info))
+        self.assertEqual([f.padding for f in m.files], [False, True, False])
+        self.assertEqual(m.files[2].offset, 64)
+
+    def test_unsortedKeys(self) -> None:
+        """
+        The info-hash is taken over the raw bytes, even when the keys of
+        C{info} are not in sorted order (re-encoding would change them).
+        """
+        infoRaw = (
+            b"d6:lengthi5e4:name1:x6:pieces20:" + b"\x00" * 20 + b"12:piece lengthi8ee"
+        )
+        data = b"d4:info" + infoRaw + b"e"
+        m = load(data)
+        self.assertEqual(m.infoHash, hashlib.sha1(infoRaw).digest())
+        self.assertNotEqual(
+            m.infoHash, hashlib.sha1(bencode.encode(bencode.decode(infoRaw))).digest()
+        )
+
+    def test_utf8Pieces(self) -> None:
+        """
+        C{pieces} that happen to be valid UTF-8 keep their bytes.
+        """
+        info = singleInfo(length=20, pieceLength=10)
+        info[b"pieces"] = b"a" * 20 + "\u00e9".encode() * 10
+        m = load(torrent(info))
+        self.assertEqual(m.pieceHashes, (b"a" * 20, "\u00e9".encode() * 10))
+        self.assertEqual(m.infoHash, hashlib.sha1(bencode.encode(info)).digest())
+
+    def test_utf8Variants(self) -> None:
+        """
+        C{name.utf-8} and C{path.utf-8} are preferred.
+        """
+        info = multiInfo([([b"\xe9t\xe9"], 3)], name=b"\xe9")
+        info[b"name.utf-8"] = "\u00e9".encode()
+        info[b"files"][0][b"path.utf-8"] = ["\u00e9t\u00e9".encode()]
+        m = load(torrent(info))
+        self.assertEqual(m.name, "\u00e9")
+        self.assertEqual(m.files[0].path, ("\u00e9t\u00e9",))
+
+    def test_nonUTF8Names(self) -> None:
+        """
+        Names that are not UTF-8 decode with surrogate escapes, so that
+        C{os.fsencode} gives back the original bytes.
+        """
+        m = load(torrent(multiInfo([([b"caf\xe9"], 3)], name=b"\xff\xfe")))
+        self.assertEqual(os.fsencode(m.name), b"\xff\xfe")
+        self.assertEqual(os.fsencode(m.files[0].path[0]), b"caf\xe9")
+        self.assertEqual(metainfo.displayPath(m.files[0].path), "caf\ufffd")
+
+    def test_announceList(self) -> None:
+        """
+        C{announce-list} gives the tiers; empty tiers and duplicates are
+        dropped; without it, C{announce} alone is the only tier.
+        """
+        m = load(
+            torrent(
+                singleInfo(),
+                announce_list=[
+                    [b"http://127.0.0.1:1/a", b"http://127.0.0.1:2/b"],
+                    [],
+                    [b"http://127.0.0.1:1/a", b"udp://127.0.0.1:3"],
+                ],
+            )
+        )
+        self.assertEqual(m.announce, "http://127.0.0.1:6969/announce")
+        self.assertEqual(
+            m.trackers,
+            (
+                ("http://127.0.0.1:1/a", "http://127.0.0.1:2/b"),
+                ("udp://127.0.0.1:3",),
+            ),
+        )
+        m = load(bencode.encode({b"info": singleInfo()}))
+        self.assertIsNone(m.announce)
+        self.assertEqual(m.trackers, ())
+
+    def test_private(self) -> None:
+        """
+        C{private} is true only for 1.
+        """
+        self.assertTrue(load(torrent(singleInfo(private=1))).private)
+        self.assertFalse(load(torrent(singleInfo(private=0))).private)
+
+    def test_displayOnlyFieldsIgnoredWhenWronglyTyped(self) -> None:
+        """
+        A wrongly typed C{comment}, C{created by}, C{creation date} or
+        C{url-list} is ignored, as other clients do.
+        """
+        m = load(
+            torrent(
+                singleInfo(),
+                comment=[1],
+                created_by=5,
+                creation_date=b"yesterday",
+                url_list=7,
+            )
+        )
+        self.assertEqual(
+            (m.comment, m.createdBy, m.creationDate, m.urlList), (None, None, None, ())
+        )
+
+    def test_loadFile(self) -> None:
+        """
+        L{loadFile} reads a file.
+        """
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(torrent(singleInfo()))
+        self.assertEqual(loadFile(path).name, "file.bin")
+        self.assertRaises(OSError, loadFile, path + ".missing")
+
+
+class RejectTests(SynchronousTestCase):
+    """
+    Each validation rule, with an error that names the field.
+    """
+
+    def assertRejected(self, data: bytes, *words: str) -> None:
+        """
+        L{load} raises L{MetainfoError} whose message contains C{words}.
+        """
+        e = self.assertRaises(MetainfoError, load, data)
+        for w in words:
+            self.assertIn(w, str(e))
+
+    def test_notBencode(self) -> None:
+        """
+        Bencoding errors are L{MetainfoError}s too.
+        """
+        self.assertRejected(b"d4:info", "bencoded")
+        self.assertRejected(b"", "bencoded")
+
+    def test_notBytes(self) -> None:
+        """
+        Only bytes are accepted.
+        """
+        self.assertRaises(MetainfoError, load, "d4:infodee")
+
+    def test_topNotDict(self) -> None:
+        """
+        The top level must be a dictionary.
+        """
+        self.assertRejected(b"li1ee", "dictionary")
+
+    def test_missingInfo(self) -> None:
+        """
+        C{info} is required and must be a dictionary.
+        """
+        self.assertRejected(bencode.encode({b"announce": b"x"}), "info")
+        self.assertRejected(bencode.encode({b"info": b"x"}), "info", "dictionary")
+
+    def test_missingKeys(self) -> None:
+        """
+        C{name}, C{piece length} and C{pieces} are required.
+        """
+        for key in (b"name", b"piece length", b"pieces"):
+            info = singleInfo()
+            del info[key]
+            self.assertRejected(torrent(info), key.decode(), "missing")
+
+    def test_wrongTypes(self) -> None:
+        """
+        Wrongly typed keys are named.
+        """
+        for key, value in [
+            (b"name", 5),
+            (b"piece length", b"64"),
+            (b"pieces", [b"x"]),
+            (b"length", b"100"),
+            (b"name.utf-8", 1),
+            (b"private", b"1"),
+        ]:
+            info = singleInfo()
+            info[key] = value
+            self.assertRejected(torrent(info), key.decode())
+        info = multiInfo([([b"a"], 1)])
+        info[b"files"] = {b"a": 1}
+        self.assertRejected(torrent(info), "files", "list")
+        info = multiInfo([([b"a"], 1)])
+        info[b"files"] = [b"a"]
+        self.assertRejected(torrent(info), "files[0]", "dictionary")
+        info = multiInfo([([b"a"], 1)])
+        info[b"files"][0][b"path"] = b"a"
+        self.assertRejected(torrent(info), "files[0].path")
+        info = multiInfo([([b"a", 5], 1)])
+        self.assertRejected(torrent(info), "files[0].path[1]")
+        info = multiInfo([([b"a"], 1)])
+        info[b"files"][0][b"path.utf-8"] = [3]
+        self.assertRejected(torrent(info), "path[0]")
+        self.assertRejected(torrent(singleInfo(), announce=5), "announce")
+        self.assertRejected(torrent(singleInfo(), announce_list=b"x"), "announce-list")
+        self.assertRejected(
+            torrent(singleInfo(), announce_list=[b"x"]), "announce-list[0]"
+        )
+        self.assertRejected(
+            torrent(singleInfo(), announce_list=[[1]]), "announce-list[0][0]"
+        )
+
+    def test_pieceLengthNotPositive(self) -> None:
+        """
+        The piece length must be positive.
+        """
+        info = singleInfo()
+        info[b"piece length"] = 0
+        self.assertRejected(torrent(info), "piece length", "not positive")
+        info = singleInfo()
+        info[b"piece length"] = -64
+        self.assertRejected(torrent(info), "piece length", "not positive")
+
+    def test_pieceLengthTooLarge(self) -> None:
+        """
+        The piece length is at most 64 MiB.
+        """
+        self.assertEqual(
+            len(load(torrent(singleInfo(pieceLength=2**26))).pieceHashes), 1
+        )
+        self.assertRejected(
+            torrent(singleInfo(pieceLength=2**26 + 1)), "piece length", "above"
+        )
+
+    def test_piecesNotMultipleOf20(self) -> None:
+        """
+        C{pieces} must be a whole number of SHA-1 hashes.
+        """
+        info = singleInfo()
+        info[b"pieces"] += b"x"
+        self.assertRejected(torrent(info), "pieces", "multiple of 20")
+
+    def test_pieceCountMismatch(self) -> None:
+        """
+        The number of hashes must match the total length.
+        """
+        info = singleInfo(length=100, pieceLength=64)
+        info[b"pieces"] = b"x" * 20
+        self.assertRejected(torrent(info), "pieces", "1 hashes for 2 pieces")
+        info[b"pieces"] = b"x" * 60
+        self.assertRejected(torrent(info), "pieces", "3 hashes for 2 pieces")
+
+    def test_tooManyPieces(self) -> None:
+        """
+        More than 2**21 pieces are refused.
+        """
+        info = singleInfo(length=(MAX_PIECE_COUNT + 1) * 16, pieceLength=16)
+        info[b"pieces"] = b""
+        self.assertRejected(torrent(info), "pieces", str(MAX_PIECE_COUNT))
+
+    def test_negativeLength(self) -> None:
+        """
+        Negative lengths are refused, single- or multi-file.
+        """
+        info = singleInfo()
+        info[b"length"] = -1
+        self.assertRejected(torrent(info), "length", "negative")
+        self.assertRejected(
+            torrent(multiInfo([([b"a"], 100), ([b"b"], -1)])),
+            "files[1].length",
+            "negative",
+        )
+
+    def test_zeroTotal(self) -> None:
+        """
+        A torrent with no data at all is refused.
+        """
+        info = singleInfo(length=0)
+        self.assertRejected(torrent(info), "total length is 0")
+
+    def test_tooLarge(self) -> None:
+        """
+        A torrent file over 10 MB is refused, by L{load} and L{loadFile}.
+        """
+        pad = b"x" * (MAX_TORRENT_SIZE)
+        data = bencode.encode({b"info": singleInfo(), b"junk": pad})
+        self.assertRejected(data, "too large")
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(data)
+        e = self.assertRaises(MetainfoError, loadFile, path)
+        self.assertIn("too large", str(e))
+
+    def test_lengthAndFiles(self) -> None:
+        """
+        Both C{length} and C{files} is an error; so is neither.
+        """
+        info = multiInfo([([b"a"], 100)])
+        info[b"length"] = 100
+        self.assertRejected(torrent(info), "both")
+        info = singleInfo()
+        del info[b"length"]
+        self.assertRejected(torrent(info), "neither")
+
+    def test_emptyFiles(self) -> None:
+        """
+        An empty C{files} list, or an empty path, is refused.
+        """
+        self.assertRejected(torrent(multiInfo([])), "files", "empty")
+        self.assertRejected(torrent(multiInfo([([], 100)])), "files[0].path", "empty")
+
+    def test_unsafeNames(self) -> None:
+        """
+        An unsafe C{name} is refused, naming it.
+        """
+        for name in [b"", b".", b"..", b"a/b", b"a\\b", b"a\x00b", b"C:", b"c:x"]:
+            self.assertRejected(torrent(singleInfo(name=name)), "info.name")
+        info = singleInfo(name=b"ok")
+        info[b"name.utf-8"] = b".."
+        self.assertRejected(torrent(info), "info.name", "'..'")
+
+    def test_unsafePaths(self) -> None:
+        """
+        An unsafe path component is refused, naming the path.
+        """
+        for bad in [b"", b".", b"..", b"x/y", b"x\\y", b"x\x00", b"D:", b"/abs"]:
+            e = self.assertRaises(
+                MetainfoError, load, torrent(multiInfo([([b"ok", bad], 100)]))
+            )
+            self.assertIn("files[0].path", str(e))
+            self.assertIn("ok/", str(e))
+        info = multiInfo([([b"ok"], 100)])
+        info[b"files"][0][b"path.utf-8"] = [b"..", b"etc"]
+        self.assertRejected(torrent(info), "'../etc'")
+
+    def test_duplicatePaths(self) -> None:
+        """
+        A path that is given twice, or is both a file and a directory, is
+        refused.
+        """
+        self.assertRejected(
+            torrent(multiInfo([([b"a"], 50), ([b"a"], 50)])), "duplicate"
+        )
+        self.assertRejected(
+            torrent(multiInfo([([b"a"], 50), ([b"a", b"b"], 50)])), "also a file"
+        )
+        self.assertRejected(
+            torrent(multiInfo([([b"a", b"b"], 50), ([b"a"], 50)])), "duplicate"
+        )
+
+
+class SafeJoinTests(SynchronousTestCase):
+    """
+    L{safeJoin}.
+    """
+
+    def test_inside(self) -> None:
+        """
+        Plain components are joined under the directory.
+        """
+        root = os.path.abspath(self.mktemp())
+        os.makedirs(root)
+        self.assertEqual(safeJoin(root, ["a", "b"]), os.path.join(root, "a", "b"))
+
+    def test_unsafeComponents(self) -> None:
+        """
+        Unsafe components are refused, naming the path.
+        """
+        root = self.mktemp()
+        os.makedirs(root)
+        for parts in [[".."], ["a", ".."], ["/etc"], ["a\\b"], [""], ["C:"], []]:
+            self.assertRaises(MetainfoError, safeJoin, root, parts)
+        e = self.assertRaises(MetainfoError, safeJoin, root, ["x", "..", "y"])
+        self.assertIn("x/../y", str(e))
+
+    def test_symlinkEscape(self) -> None:
+        """
+        A path leading out of the directory through a symlink is refused.
+        """
+        root = self.mktemp()
+        outside = self.mktemp()
+        os.makedirs(root)
+        os.makedirs(outside)
+        os.symlink(os.path.abspath(outside), os.path.join(root, "link"))
+        e = self.assertRaises(MetainfoError, safeJoin, root, ["link", "f"])
+        self.assertIn("outside", str(e))
+
+
+class CreateTests(SynchronousTestCase):
+    """
+    L{create}.
+    """
+
+    def write(self, path: str, data: bytes) -> None:
+        """
+        Write C{data} to C{path}, making directories.
+        """
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+
+    def test_singleFile(self) -> None:
+        """
+        A file becomes a single-file torrent with correct piece hashes and
+        the given metadata.
+        """
+        root = self.mktemp()
+        data = os.urandom(100000)
+        self.write(os.path.join(root, "f.bin"), data)
+        seen = []
+        raw = create(
+            os.path.join(root, "f.bin"),
+            [["http://127.0.0.1:1/a"]],
+            pieceLength=32768,
+            private=True,
+            comment="c",
+            progress=lambda done, total: seen.append((done, total)),
+        )
+        m = load(raw)
+        self.assertEqual(m.name, "f.bin")
+        self.assertFalse(m.multiFile)
+        self.assertEqual(m.totalLength, 100000)
+        self.assertEqual(m.pieceLength, 32768)
+        self.assertEqual(
+            m.pieceHashes,
+            tuple(
+                hashlib.sha1(data[i : i + 32768]).digest()
+                for i in range(0, 100000, 32768)
+            ),
+        )
+        self.assertTrue(m.private)
+        self.assertEqual(m.comment, "c")
+        self.assertEqual(m.createdBy, "btorrent/0.1.0")
+        self.assertIsInstance(m.creationDate, int)
+        self.assertEqual(m.announce, "http://127.0.0.1:1/a")
+        self.assertNotIn(b"announce-list", bencode.decode(raw))
+        self.assertEqual(seen[-1], (100000, 100000))
+
+    def test_directory(self) -> None:
+        """
+        A directory becomes a multi-file torrent of its regular files in
+        sorted path order; pieces span file boundaries; symlinks and empty
+        directories are left out; zero-length files kept.
+        """
+        root = self.mktemp()
+        blobs = {
+            ("b",): os.urandom(20000),
+            ("a", "z"): os.urandom(30000),
+            ("a", "y", "x"): os.urandom(17),
+            ("e",): b"",
+        }
+        for parts, blob in blobs.items():
+            self.write(os.path.join(root, *parts), blob)
+        os.makedirs(os.path.join(root, "emptydir"))
+        os.symlink(os.path.abspath(os.path.join(root, "b")), os.path.join(root, "l"))
+        os.symlink("/", os.path.join(root, "rootlink"))
+        os.mkfifo(os.path.join(root, "fifo"))
+        m = load(
+            create(
+                root,
+                [["http://127.0.0.1:1/a"], ["http://127.0.0.1:2/b", "udp://x:1"]],
+                pieceLength=16384,
+            )
+        )
+        self.assertTrue(m.multiFile)
+        self.assertEqual(
+            [f.path for f in m.files], [("a", "y", "x"), ("a", "z"), ("b",), ("e",)]
+        )
+        stream = b"".join(blobs[f.path] for f in m.files)
+        self.assertEqual(m.totalLength, len(stream))
+        self.assertEqual(
+            m.pieceHashes,
+            tuple(
+                hashlib.sha1(stream[i : i + 16384]).digest()
+                for i in range(0, len(stream), 16384)
+            ),
+        )
+        self.assertEqual(
+            m.trackers,
+            (("http://127.0.0.1:1/a",), ("http://127.0.0.1:2/b", "udp://x:1")),
+        )
+
+    def test_manyChunks(self) -> None:
+        """
+        Inputs larger than one read chunk (8 MiB) hash correctly.
+        """
+        root = self.mktemp()
+        blob = os.urandom(1 << 20) * 9 + b"tail"
+        self.write(os.path.join(root, "big"), blob)
+        m = load(create(os.path.join(root, "big"), [], pieceLength=1 << 20))
+        self.assertEqual(m.pieceCount, 10)
+        self.assertEqual(m.pieceHashes[-1], hashlib.sha1(b"tail").digest())
+        self.assertEqual(m.pieceHashes[3], hashlib.sha1(blob[: 1 << 20]).digest())
+        self.assertEqual(m.trackers, ())
+
+    def test_nonUTF8Name(self) -> None:
+        """
+        A file name that is not UTF-8 is written with its raw bytes, and
+        loads back to the same file name.
+        """
+        root = self.mktemp()
+        os.makedirs(root)
+        name = os.fsdecode(b"caf\xe9")
+        self.write(os.path.join(root, name), b"x")
+        m = load(create(root, []))
+        self.assertEqual(m.files[0].path, (name,))
+        self.assertIn(b"4:caf\xe9", m.infoBytes)
+
+    def test_autoPieceLength(self) -> None:
+        """
+        The automatic piece length is a power of two from 16 KiB to 16 MiB
+        giving 1000 to 2000 pieces where possible.
+        """
+        self.assertEqual(autoPieceLength(1), 16384)
+        self.assertEqual(autoPieceLength(1 << 30), 1 << 20)
+        self.assertEqual(autoPieceLength(1 << 50), 16 << 20)
+        for size in [10**8, 3 * 10**9, 2**33 + 5]:
+            p = autoPieceLength(size)
+            self.assertEqual(p & (p - 1), 0)
+            self.assertTrue(1000 <= -(-size // p) <= 2000, (size, p))
+
+    def test_badPieceLength(self) -> None:
+        """
+        A given piece length must be a power of two from 16 KiB to 64 MiB.
+        """
+        path = self.mktemp()
+        self.write(path, b"x")
+        for bad in [0, -16384, 1000, 8192, 2**27, 3 * 16384]:
+            e = self.assertRaises(MetainfoError, create, path, [], pieceLength=bad)
+            self.assertIn("piece length", str(e))
+
+    def test_refusals(self) -> None:
+        """
+        A missing path, an empty directory and zero bytes are refused.
+        """
+        root = self.mktemp()
+        self.assertRaises(MetainfoError, create, root, [])
+        os.makedirs(os.path.join(root, "d"))
+        self.assertRaises(MetainfoError, create, root, [])
+        self.write(os.path.join(root, "d", "empty"), b"")
+        e = self.assertRaises(MetainfoError, create, root, [])
+        self.assertIn("total size is 0", str(e))
+        self.assertRaises(MetainfoError, create, "/dev/null", [])
+
+    def test_unsafeFileName(self) -> None:
+        """
+        A file whose name other clients would refuse (a backslash) makes
+        L{create} fail, naming it.
+        """
+        root = self.mktemp()
+        self.write(os.path.join(root, "a\\b"), b"x")
+        e = self.assertRaises(MetainfoError, create, root, [])
+        self.assertIn("a\\\\b", str(e))
+
+
+def _torrentBytes():
+    """
+    Valid torrents of various shapes.
+    """
+    names = st.binary(min_size=1, max_size=8)
+    files = st.lists(
+        st.tuples(st.lists(names, min_size=1, max_size=3), st.integers(0, 300)),
+        min_size=1,
+        max_size=5,
+    )
+
+    def build(args):
+        fileList, pieceLength, single = args
+        if single:
+            return torrent(
+                singleInfo(length=fileList[0][1] + 1, pieceLength=pieceLength)
+            )
+        fileList = [(p, n) for p, n in fileList]
+        fileList.append(([b"last"], 1))
+        return torrent(multiInfo(fileList, pieceLength=pieceLength))
+
+    return st.tuples(files, st.integers(1, 100), st.booleans()).map(build)
+
+
+class PropertyTests(SynchronousTestCase):
+    """
+    Hostile and random input raise only L{MetainfoError}.
+    """
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=300))
+    def test_randomBytes(self, data: bytes) -> None:
+        """
+        Random bytes load or raise L{MetainfoError}.
+        """
+        try:
+            load(data)
+        except MetainfoError:
+            pass
+
+    @settings(max_examples=300, deadline=None)
+    @given(_torrentBytes(), st.data())
+    def test_mutated(self, data: bytes, draw) -> None:
+        """
+        Valid torrents with bytes flipped, inserted or cut load or raise
+        L{MetainfoError}; when they load, the file offsets add up.
+        """
+        data = bytearray(data)
+        for _ in range(draw.draw(st.integers(1, 4))):
+            kind = draw.draw(st.sampled_from(["flip", "insert", "cut"]))
+            pos = draw.draw(st.integers(0, max(0, len(data) - 1)))
+            if kind == "flip" and data:
+                data[pos] = draw.draw(st.integers(0, 255))
+            elif kind == "insert":
+                data[pos:pos] = draw.draw(st.binary(min_size=1, max_size=4))
+            else:
+                del data[pos : pos + draw.draw(st.integers(1, 10))]
+        try:
+            m = load(bytes(data))
+        except MetainfoError:
+            return
+        offset = 0
+        for f in m.files:
+            self.assertEqual(f.offset, offset)
+            offset += f.length
+        self.assertEqual(offset, m.totalLength)
+        self.assertEqual(len(m.infoHash), 20)
+
+    @settings(max_examples=100, deadline=None)
+    @given(_torrentBytes())
+    def test_validLoads(self, data: bytes) -> None:
+        """
+        Generated torrents load (or are refused for an unsafe or duplicate
+        path), and the info-hash is the SHA-1 of the C{info} value.
+        """
+        try:
+            m = load(data)
+        except MetainfoError as e:
+            self.assertRegex(str(e), "path|name")
+            return
+        self.assertEqual(
+            m.infoHash,
+            hashlib.sha1(bencode.encode(bencode.decode(data)[b"info"])).digest(),
+        )
