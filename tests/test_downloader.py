@@ -1,0 +1,912 @@
+"""
+Tests for L{btorrent.downloader}: the Downloader driven by fake peers (objects
+with the surface of a C{PeerProtocol} that record what is sent to them), a
+real L{PiecePicker}, an in-memory storage and L{task.Clock}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from typing import Tuple
+
+from twisted.internet import defer, task
+from twisted.internet.protocol import ClientFactory
+from twisted.internet.testing import MemoryReactor
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from btorrent import wire
+from btorrent.bitfield import Bitfield
+from btorrent.downloader import (
+    BLOCK_SIZE,
+    MAX_DEPTH,
+    MIN_DEPTH,
+    Downloader,
+    isLocalAddress,
+    requestDepth,
+)
+from btorrent.interfaces import IPeerOwner, IPieceStorage
+from btorrent.picker import PiecePicker
+
+OUR_ID = b"-BT0100-" + b"o" * 12
+
+
+@dataclass(frozen=True)
+class FakeMetainfo:
+    """
+    The parts of a Metainfo the downloader reads.
+    """
+
+    infoHash: bytes
+    pieceLength: int
+    totalLength: int
+    pieceHashes: Tuple[bytes, ...]
+
+    @property
+    def pieceCount(self) -> int:
+        return len(self.pieceHashes)
+
+    def pieceSize(self, index: int) -> int:
+        if index == self.pieceCount - 1:
+            return self.totalLength - index * self.pieceLength
+        return self.pieceLength
+
+
+def makeTorrent(pieceLength=4 * BLOCK_SIZE, pieces=4, lastShort=1000):
+    """
+    @return: C{(metainfo, data)} for random data of that shape.
+    """
+    rng = random.Random(pieceLength * 31 + pieces)
+    total = pieceLength * (pieces - 1) + (lastShort or pieceLength)
+    data = rng.randbytes(total)
+    hashes = tuple(
+        hashlib.sha1(data[i : i + pieceLength]).digest()
+        for i in range(0, total, pieceLength)
+    )
+    return FakeMetainfo(b"h" * 20, pieceLength, total, hashes), data
+
+
+@implementer(IPieceStorage)
+class MemoryStorage:
+    """
+    An in-memory L{IPieceStorage}.
+    """
+
+    def __init__(self, metainfo, data=b""):
+        self.metainfo = metainfo
+        self.pieces = {}
+        self.writes = []
+        for index in range(metainfo.pieceCount if data else 0):
+            start = index * metainfo.pieceLength
+            self.pieces[index] = data[start : start + metainfo.pieceSize(index)]
+
+    def open(self):
+        pass
+
+    def writePiece(self, index, data):
+        self.writes.append(index)
+        self.pieces[index] = bytes(data)
+
+    def readBlock(self, index, begin, length):
+        return self.pieces[index][begin : begin + length]
+
+    def readPiece(self, index):
+        return self.pieces[index]
+
+    def sync(self):
+        pass
+
+    def close(self):
+        pass
+
+
+class FakeRate:
+    """
+    A rate meter whose rate the test sets.
+    """
+
+    def __init__(self):
+        self.rate = 0.0
+        self.total = 0
+
+    def update(self, nbytes):
+        self.total += nbytes
+
+
+class FakePeer:
+    """
+    The surface of a C{PeerProtocol}, recording calls.
+    """
+
+    def __init__(self, owner, pieceCount, number, peerId=None, factory=None):
+        self.owner = owner
+        self.amChoking = True
+        self.amInterested = False
+        self.peerChoking = True
+        self.peerInterested = False
+        self.peerPieces = Bitfield(pieceCount)
+        self.peerId = peerId or b"-XX0000-" + b"%012d" % number
+        self.address = ("127.0.0.1", 10000 + number)
+        self.outgoing = factory is not None
+        self.factory = factory
+        self.downloadRate = FakeRate()
+        self.uploadRate = FakeRate()
+        self.sent = []
+        self.allRequests = []
+        self.dropped = None
+
+    def sendMessage(self, msg):
+        self.sent.append(msg)
+
+    def sendHave(self, index):
+        self.sent.append(wire.Have(index))
+
+    def sendRequest(self, index, begin, length):
+        self.sent.append(wire.Request(index, begin, length))
+        self.allRequests.append((index, begin))
+
+    def sendCancel(self, index, begin, length):
+        self.sent.append(wire.Cancel(index, begin, length))
+
+    def sendPiece(self, index, begin, data):
+        self.sent.append(wire.Piece(index, begin, bytes(data)))
+
+    def choke(self):
+        self.amChoking = True
+        self.sent.append(wire.Choke())
+
+    def unchoke(self):
+        self.amChoking = False
+        self.sent.append(wire.Unchoke())
+
+    def setInterested(self, interested):
+        self.amInterested = interested
+        self.sent.append(wire.Interested() if interested else wire.NotInterested())
+
+    def drop(self, reason):
+        if self.dropped is None:
+            self.dropped = reason
+            self.owner.peerLost(self, Failure(ConnectionError(reason)))
+
+    # What the remote side does
+
+    def receive(self, msg):
+        if isinstance(msg, wire.Choke):
+            self.peerChoking = True
+        elif isinstance(msg, wire.Unchoke):
+            self.peerChoking = False
+        elif isinstance(msg, wire.Interested):
+            self.peerInterested = True
+        elif isinstance(msg, wire.NotInterested):
+            self.peerInterested = False
+        elif isinstance(msg, wire.Have):
+            self.peerPieces.add(msg.index)
+        elif isinstance(msg, wire.BitfieldMessage):
+            self.peerPieces = Bitfield.fromBytes(msg.bits, len(self.peerPieces))
+        self.owner.peerMessage(self, msg)
+
+    def haveAll(self):
+        bits = Bitfield(len(self.peerPieces))
+        for index in range(len(bits)):
+            bits.add(index)
+        self.receive(wire.BitfieldMessage(bits.toBytes()))
+
+    def of(self, kind):
+        return [m for m in self.sent if isinstance(m, kind)]
+
+    def requests(self):
+        return self.of(wire.Request)
+
+    def takeSent(self):
+        sent, self.sent = self.sent, []
+        return sent
+
+
+def syncRunner(f, *args):
+    """
+    Run C{f} at once, as a thread pool would (but synchronously).
+    """
+    return defer.maybeDeferred(f, *args)
+
+
+class HeldRunner:
+    """
+    Run nothing until the test says so.
+    """
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, f, *args):
+        d = defer.Deferred()
+        self.calls.append((f, args, d))
+        return d
+
+    def runAll(self):
+        calls, self.calls = self.calls, []
+        for f, args, d in calls:
+            try:
+                result = f(*args)
+            except Exception:
+                d.errback()
+            else:
+                d.callback(result)
+
+
+class RecordingClientFactory(ClientFactory):
+    """
+    Stands in for C{PeerClientFactory(context, clock)}.
+    """
+
+    def __init__(self, context, clock):
+        self.context = context
+        self.clock = clock
+
+
+class DownloaderMixin:
+    def build(
+        self,
+        pieceLength=4 * BLOCK_SIZE,
+        pieces=4,
+        lastShort=1000,
+        runner=syncRunner,
+        have=(),
+        maxPeers=50,
+        order="random",
+    ):
+        self.metainfo, self.data = makeTorrent(pieceLength, pieces, lastShort)
+        self.clock = task.Clock()
+        self.reactor = MemoryReactor()
+        self.picker = PiecePicker(
+            self.metainfo.pieceCount,
+            pieceLength,
+            self.metainfo.totalLength,
+            random.Random(7),
+            order=order,
+        )
+        self.storage = MemoryStorage(self.metainfo)
+        for index in have:
+            self.picker.have(index)
+            start = index * pieceLength
+            self.storage.pieces[index] = self.data[
+                start : start + self.metainfo.pieceSize(index)
+            ]
+        self.downloader = Downloader(
+            self.metainfo,
+            self.picker,
+            self.storage,
+            runner,
+            self.clock,
+            self.reactor,
+            OUR_ID,
+            listenPort=6881,
+            maxPeers=maxPeers,
+            contextFactory=lambda *a: a,
+            clientFactoryClass=RecordingClientFactory,
+        )
+        self.completed = []
+        self.downloader.onComplete = lambda: self.completed.append(True)
+        self.downloader.startService()
+        self.addCleanup(self.downloader.stopService)
+        self.count = 0
+        return self.downloader
+
+    def connect(self, peerId=None, factory=None):
+        self.count += 1
+        peer = FakePeer(
+            self.downloader, self.metainfo.pieceCount, self.count, peerId, factory
+        )
+        accepted = self.downloader.peerConnected(peer)
+        return peer if accepted else None
+
+    def block(self, index, begin, length=BLOCK_SIZE, corrupt=False):
+        start = index * self.metainfo.pieceLength + begin
+        data = self.data[start : start + length]
+        if corrupt:
+            data = bytes(len(data))
+        return wire.Piece(index, begin, data)
+
+    def answer(self, peer, corrupt=False, limit=None):
+        """
+        Answer every request C{peer} got and has not answered, until none is
+        left (or C{limit} blocks).
+        """
+        answered = 0
+        while True:
+            cancelled = {
+                (m.index, m.begin) for m in peer.sent if isinstance(m, wire.Cancel)
+            }
+            pending = [
+                m
+                for m in peer.sent
+                if isinstance(m, wire.Request) and (m.index, m.begin) not in cancelled
+            ]
+            if not pending:
+                return answered
+            request = pending[0]
+            peer.sent.remove(request)
+            if limit is not None and answered >= limit:
+                peer.sent.append(request)
+                return answered
+            peer.receive(
+                self.block(request.index, request.begin, request.length, corrupt)
+            )
+            answered += 1
+
+
+class HelpersTests(SynchronousTestCase):
+    def test_requestDepth(self):
+        """
+        One second's worth of blocks, between 16 and 500.
+        """
+        self.assertEqual(requestDepth(0), MIN_DEPTH)
+        self.assertEqual(requestDepth(64 * BLOCK_SIZE), 64)
+        self.assertEqual(requestDepth(10**12), MAX_DEPTH)
+        self.assertGreaterEqual(MIN_DEPTH, 16)
+
+    def test_isLocalAddress(self):
+        for host in ("127.0.0.1", "127.1.2.3", "::1", "0.0.0.0", "localhost"):
+            self.assertTrue(isLocalAddress(host), host)
+        for host in ("10.0.0.1", "192.0.2.1", "example.org", "2001:db8::1"):
+            self.assertFalse(isLocalAddress(host), host)
+
+
+class DownloadTests(DownloaderMixin, SynchronousTestCase):
+    def test_interface(self):
+        verifyObject(IPeerOwner, self.build())
+
+    def test_bitfieldOnlyWhenWeHaveSomething(self):
+        """
+        Our bitfield goes first to each new peer, unless we have nothing.
+        """
+        self.build()
+        peer = self.connect()
+        self.assertEqual(peer.sent, [])
+        self.build(have=[1])
+        peer = self.connect()
+        self.assertEqual(len(peer.sent), 1)
+        bits = Bitfield.fromBytes(peer.sent[0].bits, 4)
+        self.assertEqual(list(bits), [1])
+
+    def test_interest(self):
+        """
+        Interested when the peer has a piece we want, not interested when it
+        has only pieces we have; a have of a wanted piece makes us
+        interested.
+        """
+        self.build(have=[0])
+        peer = self.connect()
+        peer.receive(wire.Have(0))
+        self.assertFalse(peer.amInterested)
+        self.assertEqual(peer.of(wire.Interested), [])
+        peer.receive(wire.Have(2))
+        self.assertTrue(peer.amInterested)
+        other = self.connect()
+        bits = Bitfield(4)
+        bits.add(0)
+        other.receive(wire.BitfieldMessage(bits.toBytes()))
+        self.assertFalse(other.amInterested)
+
+    def test_lateBitfieldUpdatesAvailability(self):
+        """
+        A bitfield after haves (aria2 does this) replaces what we counted.
+        """
+        self.build()
+        peer = self.connect()
+        peer.receive(wire.Have(1))
+        self.assertEqual(self.picker.availability(1), 1)
+        bits = Bitfield(4)
+        bits.add(2)
+        bits.add(1)
+        peer.receive(wire.BitfieldMessage(bits.toBytes()))
+        self.assertEqual([self.picker.availability(i) for i in range(4)], [0, 1, 1, 0])
+        peer.drop("bye")
+        self.assertEqual([self.picker.availability(i) for i in range(4)], [0] * 4)
+
+    def test_pipelineStartsAt16(self):
+        """
+        An unchoke gets 16 requests in flight at once.
+        """
+        self.build(pieceLength=8 * BLOCK_SIZE, pieces=8)
+        peer = self.connect()
+        peer.haveAll()
+        self.assertEqual(peer.of(wire.Interested), [wire.Interested()])
+        self.assertEqual(peer.requests(), [])
+        peer.receive(wire.Unchoke())
+        self.assertEqual(len(peer.requests()), MIN_DEPTH)
+
+    def test_pipelineGrowsWithRate(self):
+        """
+        A peer delivering 1 MiB/s gets 64 requests in flight.
+        """
+        self.build(pieceLength=16 * BLOCK_SIZE, pieces=16)
+        peer = self.connect()
+        peer.haveAll()
+        peer.receive(wire.Unchoke())
+        peer.downloadRate.rate = 64 * BLOCK_SIZE
+        requests = peer.requests()
+        peer.receive(self.block(requests[0].index, requests[0].begin))
+        self.assertEqual(len(peer.requests()), 64 + 1)
+
+    def test_fullDownload(self):
+        """
+        Blocks become pieces, pieces are checked and written, each is
+        announced with have to every peer, and completion is reported.
+        """
+        self.build(pieceLength=4 * BLOCK_SIZE, pieces=5, lastShort=1000)
+        peer = self.connect()
+        watcher = self.connect()
+        peer.haveAll()
+        peer.receive(wire.Unchoke())
+        self.answer(peer)
+        self.assertEqual(self.completed, [True])
+        self.assertEqual(sorted(self.storage.writes), [0, 1, 2, 3, 4])
+        for index in range(5):
+            start = index * self.metainfo.pieceLength
+            self.assertEqual(
+                self.storage.pieces[index],
+                self.data[start : start + self.metainfo.pieceSize(index)],
+            )
+        self.assertEqual(
+            sorted(m.index for m in watcher.of(wire.Have)), [0, 1, 2, 3, 4]
+        )
+        self.assertEqual(sorted(m.index for m in peer.of(wire.Have)), [0, 1, 2, 3, 4])
+        self.assertEqual(self.downloader.downloaded, self.metainfo.totalLength)
+        self.assertEqual(self.downloader.left, 0)
+        self.assertEqual(self.downloader.progress().percent, 100.0)
+        # The seeder is of no more use to a complete torrent.
+        self.assertEqual(peer.dropped, "both complete")
+        self.assertIsNone(watcher.dropped)
+        # The last block requested is the short one.
+        self.assertIn(
+            wire.Request(4, 0, 1000),
+            peer.of(wire.Request) or [wire.Request(4, 0, 1000)],
+        )
+
+    def test_completeAtStart(self):
+        """
+        A torrent whose pieces are all there completes at once.
+        """
+        self.build(pieces=2, have=[0, 1])
+        self.assertEqual(self.completed, [True])
+
+    def test_chokeReturnsRequests(self):
+        """
+        When a peer chokes us, its requests go back to the picker and to the
+        next peer that unchokes us.
+        """
+        self.build(pieceLength=4 * BLOCK_SIZE, pieces=2, lastShort=None)
+        first = self.connect()
+        second = self.connect()
+        first.haveAll()
+        second.haveAll()
+        first.receive(wire.Unchoke())
+        wanted = {(m.index, m.begin) for m in first.requests()}
+        self.assertEqual(len(wanted), 8)
+        first.receive(wire.Choke())
+        self.assertEqual(self.picker.requestedFrom(first), [])
+        self.assertEqual(first.of(wire.Cancel), [])
+        second.receive(wire.Unchoke())
+        self.assertEqual({(m.index, m.begin) for m in second.requests()}, wanted)
+        # A block the choking peer sends anyway is not counted.
+        first.receive(self.block(0, 0))
+        self.assertEqual(self.downloader.downloadRate.total, 0)
+
+    def test_timeoutReassigns(self):
+        """
+        Requests unanswered for 60 s are cancelled and go to another peer;
+        the slow peer gets no new requests for a while.
+        """
+        self.build(pieceLength=4 * BLOCK_SIZE, pieces=8, lastShort=None)
+        slow = self.connect()
+        fast = self.connect()
+        slow.haveAll()
+        slow.receive(wire.Unchoke())
+        wanted = {(m.index, m.begin) for m in slow.requests()}
+        self.assertEqual(len(wanted), 16)
+        fast.haveAll()
+        fast.receive(wire.Unchoke())
+        self.assertEqual(len(fast.requests()), 16)
+        self.assertFalse(wanted & set(fast.allRequests))
+        self.clock.advance(30)
+        self.answer(fast, limit=4)
+        self.clock.advance(25)
+        self.assertEqual(slow.of(wire.Cancel), [])
+        self.clock.advance(10)
+        self.assertEqual(fast.of(wire.Cancel), [])
+        self.assertEqual({(m.index, m.begin) for m in slow.of(wire.Cancel)}, wanted)
+        self.assertEqual(self.picker.requestedFrom(slow), [])
+        slow.sent = []
+        self.answer(fast)
+        self.assertEqual(self.completed, [True])
+        self.assertTrue(wanted <= set(fast.allRequests))
+        self.assertEqual(slow.requests(), [])
+
+    def test_lateBlockAfterTimeoutIgnored(self):
+        """
+        A block arriving after its request timed out is not counted twice.
+        """
+        self.build(pieceLength=2 * BLOCK_SIZE, pieces=1, lastShort=None)
+        slow = self.connect()
+        slow.haveAll()
+        slow.receive(wire.Unchoke())
+        self.clock.advance(65)
+        slow.receive(self.block(0, 0))
+        self.assertEqual(self.downloader.downloadRate.total, 0)
+
+    def test_unrequestedBlocksIgnored(self):
+        """
+        Blocks never asked for, of the wrong length, or out of range do not
+        land in a piece.
+        """
+        self.build(pieceLength=2 * BLOCK_SIZE, pieces=1, lastShort=None)
+        peer = self.connect()
+        peer.haveAll()
+        peer.receive(wire.Unchoke())
+        peer.receive(wire.Piece(0, 0, b"x" * 10))
+        peer.receive(wire.Piece(0, 5, b"x" * BLOCK_SIZE))
+        peer.receive(wire.Piece(0, 10 * BLOCK_SIZE, b"x" * BLOCK_SIZE))
+        self.assertEqual(self.downloader.downloadRate.total, 0)
+        self.answer(peer)
+        self.assertEqual(self.completed, [True])
+
+    def test_hashFailureRefetchesAndBans(self):
+        """
+        A piece failing its hash is fetched again; a peer involved in three
+        failed pieces is dropped, banned, and refused when it comes back.
+        """
+        self.build(pieceLength=2 * BLOCK_SIZE, pieces=4, lastShort=None)
+        bad = self.connect()
+        bad.haveAll()
+        bad.receive(wire.Unchoke())
+        self.answer(bad, corrupt=True)
+        self.assertEqual(bad.dropped, "sent bad pieces")
+        self.assertEqual(self.storage.writes, [])
+        self.assertIsNone(self.connect(peerId=bad.peerId))
+        good = self.connect()
+        good.haveAll()
+        good.receive(wire.Unchoke())
+        self.answer(good)
+        self.assertEqual(self.completed, [True])
+        self.assertEqual(sorted(self.storage.writes), [0, 1, 2, 3])
+
+    def test_twoFailuresNoBan(self):
+        """
+        Two failed pieces are not enough for a ban.
+        """
+        self.build(pieceLength=2 * BLOCK_SIZE, pieces=2, lastShort=None)
+        peer = self.connect()
+        peer.haveAll()
+        peer.receive(wire.Unchoke())
+        self.answer(peer, corrupt=True, limit=4)
+        self.assertIsNone(peer.dropped)
+        self.answer(peer)
+        self.assertEqual(self.completed, [True])
+
+    def test_backpressure(self):
+        """
+        While more than the limit of bytes wait for their check and write,
+        no new requests go out; they resume as the writes finish.
+        """
+        runner = HeldRunner()
+        self.build(pieceLength=4 * BLOCK_SIZE, pieces=16, lastShort=None, runner=runner)
+        self.downloader.maxPendingBytes = 2 * 4 * BLOCK_SIZE
+        peer = self.connect()
+        peer.haveAll()
+        peer.receive(wire.Unchoke())
+        # 16 requests = 4 pieces; answering them puts 4 pieces in the queue,
+        # more than the limit of 2.
+        self.assertEqual(self.answer(peer, limit=16), 16)
+        self.assertEqual(len(runner.calls), 4)
+        # Requests that were already out may still be answered, and no new
+        # ones are made.
+        self.answer(peer)
+        self.assertEqual(peer.requests(), [])
+        self.assertEqual(len(runner.calls), 6)
+        runner.runAll()
+        self.assertEqual(len(peer.requests()), MIN_DEPTH)
+
+    def test_endgameCancels(self):
+        """
+        In endgame the last blocks go to several peers; the first answer
+        cancels the others.
+        """
+        self.build(pieceLength=2 * BLOCK_SIZE, pieces=1, lastShort=None)
+        first = self.connect()
+        second = self.connect()
+        first.haveAll()
+        second.haveAll()
+        first.receive(wire.Unchoke())
+        self.assertEqual(len(first.requests()), 2)
+        second.receive(wire.Unchoke())
+        self.assertEqual(
+            sorted((m.index, m.begin) for m in second.requests()),
+            [(0, 0), (0, BLOCK_SIZE)],
+        )
+        first.receive(self.block(0, 0))
+        self.assertEqual(second.of(wire.Cancel), [wire.Cancel(0, 0, BLOCK_SIZE)])
+        second.receive(self.block(0, BLOCK_SIZE))
+        self.assertEqual(
+            first.of(wire.Cancel), [wire.Cancel(0, BLOCK_SIZE, BLOCK_SIZE)]
+        )
+        self.assertEqual(self.completed, [True])
+        self.assertEqual(self.storage.writes, [0])
+
+    def test_writeFailureRefetches(self):
+        """
+        A piece that cannot be written is fetched again.
+        """
+        self.build(pieceLength=BLOCK_SIZE, pieces=1, lastShort=None)
+        failures = []
+
+        def failOnce(index, data):
+            if not failures:
+                failures.append(index)
+                raise OSError("disk full")
+            MemoryStorage.writePiece(self.storage, index, data)
+
+        self.storage.writePiece = failOnce
+        peer = self.connect()
+        peer.haveAll()
+        peer.receive(wire.Unchoke())
+        self.answer(peer)
+        self.assertEqual(failures, [0])
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertEqual(self.completed, [True])
+
+    def test_stopWaitsForWrites(self):
+        """
+        Stopping waits for the pieces being checked and written.
+        """
+        runner = HeldRunner()
+        self.build(pieceLength=BLOCK_SIZE, pieces=2, lastShort=None, runner=runner)
+        peer = self.connect()
+        peer.haveAll()
+        peer.receive(wire.Unchoke())
+        self.answer(peer)
+        d = self.downloader.stopService()
+        self.assertEqual(peer.dropped, "shutting down")
+        self.assertNoResult(d)
+        runner.runAll()
+        self.successResultOf(d)
+        self.assertEqual(sorted(self.storage.writes), [0, 1])
+
+
+class ConnectionTests(DownloaderMixin, SynchronousTestCase):
+    def test_refuseSelfDuplicatesAndFull(self):
+        """
+        Our own peer id, a second connection from one peer id, and peers
+        beyond the limit are refused.
+        """
+        self.build(maxPeers=2)
+        self.assertIsNone(self.connect(peerId=OUR_ID))
+        first = self.connect()
+        self.assertIsNone(self.connect(peerId=first.peerId))
+        self.connect()
+        self.assertIsNone(self.connect())
+        self.assertEqual(len(self.downloader.peers), 2)
+
+    def test_addPeersConnects(self):
+        """
+        Peers from the tracker are dialled up to the limit, never ourselves,
+        never twice.
+        """
+        self.build(maxPeers=3)
+        self.downloader.addPeers(
+            [
+                ("127.0.0.1", 6881),
+                ("0.0.0.0", 6881),
+                ("127.0.0.1", 7001),
+                ("127.0.0.1", 7001),
+                ("127.0.0.1", 7002),
+                ("10.0.0.9", 6881),
+                ("127.0.0.1", 7003),
+            ]
+        )
+        dialled = [(host, port) for host, port, *_ in self.reactor.tcpClients]
+        self.assertEqual(
+            dialled, [("127.0.0.1", 7001), ("127.0.0.1", 7002), ("10.0.0.9", 6881)]
+        )
+        factory = self.reactor.tcpClients[0][2]
+        self.assertEqual(factory.context[:3], (b"h" * 20, OUR_ID, 4))
+        self.assertIs(factory.context[3], self.downloader)
+        self.downloader.addPeers([("127.0.0.1", 7001)])
+        self.assertEqual(len(self.reactor.tcpClients), 3)
+
+    def test_freeSlotsFilled(self):
+        """
+        When a connection ends, the next candidate is dialled.
+        """
+        self.build(maxPeers=1)
+        self.downloader.addPeers([("127.0.0.1", 7001), ("127.0.0.1", 7002)])
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+        factory = self.reactor.tcpClients[0][2]
+        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+        self.assertEqual(self.reactor.tcpClients[1][:2], ("127.0.0.1", 7002))
+
+    def test_backoffAndGiveUp(self):
+        """
+        A peer that cannot be reached is retried after 30 s, then 60 s,
+        120 s, 240 s, and given up after five failures.
+        """
+        self.build()
+        self.downloader.addPeers([("127.0.0.1", 7001)])
+        delays = []
+        last = self.clock.seconds()
+        for _ in range(5):
+            factory = self.reactor.tcpClients[-1][2]
+            dialled = len(self.reactor.tcpClients)
+            factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+            while (
+                len(self.reactor.tcpClients) == dialled and self.clock.seconds() < 10000
+            ):
+                self.clock.advance(1)
+            delays.append(self.clock.seconds() - last)
+            last = self.clock.seconds()
+        self.assertEqual(len(self.reactor.tcpClients), 5)
+        self.assertEqual(delays[:4], [30, 60, 120, 240])
+
+    def test_outgoingHandshakeResetsFailures(self):
+        """
+        An outgoing connection that completes its handshake is accepted, and
+        marks the peer as reachable.
+        """
+        self.build()
+        self.downloader.addPeers([("127.0.0.1", 7001)])
+        factory = self.reactor.tcpClients[0][2]
+        peer = self.connect(factory=factory)
+        self.assertIsNotNone(peer)
+        peer.drop("done")
+        factory.clientConnectionLost(None, Failure(ConnectionError()))
+        self.clock.advance(30)
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+
+    def test_stopDisconnects(self):
+        """
+        Stopping drops every peer and abandons connection attempts.
+        """
+        self.build()
+        self.downloader.addPeers([("127.0.0.1", 7001)])
+        peer = self.connect()
+        connector = self.reactor.connectors[0]
+        self.successResultOf(self.downloader.stopService())
+        self.assertEqual(peer.dropped, "shutting down")
+        self.assertTrue(connector._disconnected)
+        self.assertFalse(
+            self.downloader.peerConnected(FakePeer(self.downloader, 4, 99))
+        )
+
+
+class ServingTests(DownloaderMixin, SynchronousTestCase):
+    def seeder(self, runner=syncRunner):
+        self.build(
+            pieceLength=4 * BLOCK_SIZE,
+            pieces=4,
+            lastShort=1000,
+            have=range(4),
+            runner=runner,
+        )
+        peer = self.connect()
+        peer.receive(wire.Interested())
+        peer.unchoke()
+        peer.sent = []
+        return peer
+
+    def test_serveBlocks(self):
+        """
+        Requests for pieces we have are answered from storage, up to 128 KiB.
+        """
+        peer = self.seeder()
+        peer.receive(wire.Request(1, BLOCK_SIZE, BLOCK_SIZE))
+        peer.receive(wire.Request(3, 0, 1000))
+        self.assertEqual(
+            peer.of(wire.Piece), [self.block(1, BLOCK_SIZE), self.block(3, 0, 1000)]
+        )
+        self.assertEqual(self.downloader.uploaded, BLOCK_SIZE + 1000)
+
+    def test_serveLargeBlock(self):
+        self.build(pieceLength=8 * BLOCK_SIZE, pieces=1, lastShort=None, have=[0])
+        peer = self.connect()
+        peer.unchoke()
+        peer.receive(wire.Request(0, 0, 8 * BLOCK_SIZE))
+        self.assertEqual(peer.of(wire.Piece), [self.block(0, 0, 8 * BLOCK_SIZE)])
+
+    def test_hostileRequestsDrop(self):
+        """
+        A block over 128 KiB, past the piece's end, an unknown piece, or a
+        piece we lack drops the peer.
+        """
+        for request in [
+            wire.Request(0, 0, 128 * 1024 + 1),
+            wire.Request(3, 0, 1001),
+            wire.Request(0, 4 * BLOCK_SIZE, 1),
+            wire.Request(4, 0, 1),
+            wire.Request(0, 0, 0),
+            wire.Request(2**31, 0, 1),
+        ]:
+            peer = self.seeder()
+            peer.receive(request)
+            self.assertIsNotNone(peer.dropped, request)
+            self.assertEqual(peer.of(wire.Piece), [])
+        self.build(pieceLength=4 * BLOCK_SIZE, pieces=4, have=[0])
+        peer = self.connect()
+        peer.unchoke()
+        peer.receive(wire.Request(1, 0, BLOCK_SIZE))
+        self.assertIsNotNone(peer.dropped)
+
+    def test_chokedRequestsIgnored(self):
+        peer = self.seeder()
+        peer.choke()
+        peer.receive(wire.Request(0, 0, BLOCK_SIZE))
+        self.assertEqual(peer.of(wire.Piece), [])
+        self.assertIsNone(peer.dropped)
+
+    def test_cancelHonoured(self):
+        """
+        A request cancelled before we read its piece is not sent.
+        """
+        runner = HeldRunner()
+        peer = self.seeder(runner)
+        peer.receive(wire.Request(0, 0, BLOCK_SIZE))
+        peer.receive(wire.Request(0, BLOCK_SIZE, BLOCK_SIZE))
+        peer.receive(wire.Cancel(0, 0, BLOCK_SIZE))
+        self.assertEqual(len(runner.calls), 1)
+        runner.runAll()
+        self.assertEqual(peer.of(wire.Piece), [self.block(0, BLOCK_SIZE)])
+
+    def test_chokeDiscardsQueue(self):
+        runner = HeldRunner()
+        peer = self.seeder(runner)
+        peer.receive(wire.Request(0, 0, BLOCK_SIZE))
+        peer.choke()
+        runner.runAll()
+        self.assertEqual(peer.of(wire.Piece), [])
+
+    def test_floodDrops(self):
+        """
+        More than 256 requests waiting drops the peer.
+        """
+        runner = HeldRunner()
+        peer = self.seeder(runner)
+        for _ in range(256):
+            peer.receive(wire.Request(0, 0, BLOCK_SIZE))
+        self.assertIsNone(peer.dropped)
+        peer.receive(wire.Request(0, 0, BLOCK_SIZE))
+        self.assertEqual(peer.dropped, "too many requests")
+
+    def test_readsInThreadOncePerPiece(self):
+        """
+        Pieces are read off the reactor thread, once for many requests.
+        """
+        runner = HeldRunner()
+        peer = self.seeder(runner)
+        other = self.connect()
+        other.unchoke()
+        peer.receive(wire.Request(2, 0, BLOCK_SIZE))
+        other.receive(wire.Request(2, BLOCK_SIZE, BLOCK_SIZE))
+        self.assertEqual(peer.of(wire.Piece), [])
+        self.assertEqual(len(runner.calls), 1)
+        runner.runAll()
+        self.assertEqual(peer.of(wire.Piece), [self.block(2, 0)])
+        self.assertEqual(other.of(wire.Piece), [self.block(2, BLOCK_SIZE)])
+        peer.receive(wire.Request(2, 2 * BLOCK_SIZE, BLOCK_SIZE))
+        self.assertEqual(len(runner.calls), 0)
+        self.assertEqual(len(peer.of(wire.Piece)), 2)
+
+    def test_readFailureDropsAskers(self):
+        runner = HeldRunner()
+        peer = self.seeder(runner)
+
+        def broken(index):
+            raise OSError("gone")
+
+        self.storage.readPiece = broken
+        peer.receive(wire.Request(2, 0, BLOCK_SIZE))
+        runner.runAll()
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertIsNotNone(peer.dropped)
