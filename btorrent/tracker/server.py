@@ -1,0 +1,571 @@
+"""
+The tracker server: HTTP announce, scrape and statistics as a
+L{twisted.web} resource tree, UDP announce, scrape and connect (BEP 15) as a
+L{DatagramProtocol}, and the service that expires peers and keeps download
+counts in a state file.  Swarm state is L{btorrent.tracker.swarm.Swarm};
+wire formats are L{btorrent.tracker.announce}.
+
+Choices, in one place:
+  - HTTP: the peer's address is the connection's source address.  The C{ip}
+    parameter (and the UDP C{IP address} field) is honoured only when the
+    request comes from a loopback address and names an IP literal: a client
+    on the tracker's own machine may say which address others should use,
+    nobody else can put another host into a swarm.  (Do not put this
+    tracker behind a reverse proxy on the same machine: every request would
+    come from loopback.)
+  - HTTP: compact peers (BEP 23, IPv6 in C{peers6}, BEP 7) unless the client
+    sends C{compact=0}; then the dictionary model with C{peer id} unless it
+    sends C{no_peer_id=1}.  C{left} is required (counts depend on it).
+  - HTTP scrape (BEP 48) needs at least one C{info_hash} (no full scrape)
+    and takes at most L{MAX_SCRAPE_HASHES}.
+  - Every refusal is a C{failure reason} with HTTP status 200, which is what
+    clients read.
+  - UDP: datagrams that are not a BEP 15 request (short, garbage, connect
+    without the protocol id) get no answer.  A request with a wrong or
+    expired connection id gets an error packet (C{"bad connection id"}, 25
+    bytes) only when that is no larger than the request, otherwise nothing:
+    an unconnected source can never get more bytes back than it sent (the
+    connect reply is 16 bytes for a 16-byte request).  A malformed request
+    with a good connection id gets an error packet.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from twisted.application.service import Service
+from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from btorrent import bencode
+from btorrent.tracker import announce as codec
+from btorrent.tracker.swarm import (
+    AnnounceResult,
+    ConnectionIds,
+    Swarm,
+    SwarmError,
+    normaliseHost,
+)
+
+__all__ = [
+    "MAX_SCRAPE_HASHES",
+    "AnnounceResource",
+    "ScrapeResource",
+    "StateFileError",
+    "StatsResource",
+    "SwarmService",
+    "TrackerResource",
+    "TrackerSite",
+    "UDPTrackerProtocol",
+    "encodeDictionaryResponse",
+    "loadState",
+    "peerAddress",
+    "readAllowFile",
+    "saveState",
+]
+
+#: The most info-hashes one HTTP scrape may ask for.
+MAX_SCRAPE_HASHES = 100
+#: The UDP error for a wrong or expired connection id.
+BAD_CONNECTION_ID = "bad connection id"
+
+log = Logger()
+
+
+def _isLoopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(normaliseHost(host)).is_loopback
+    except ValueError:
+        return False
+
+
+def peerAddress(source: str, claimed: Optional[str]) -> str:
+    """
+    The address to record for a peer: C{claimed} (the C{ip} parameter) when
+    C{source} is loopback and C{claimed} is an IP literal, else C{source}.
+
+    @raise SwarmError: when the source address is not an IP address.
+    """
+    if claimed is not None and _isLoopback(source):
+        try:
+            return normaliseHost(claimed)
+        except ValueError:
+            pass
+    try:
+        return normaliseHost(source)
+    except ValueError:
+        raise SwarmError("invalid source address") from None
+
+
+def encodeDictionaryResponse(result: AnnounceResult, noPeerId: bool) -> bytes:
+    """
+    Bencode an announce response in the original dictionary model (BEP 3):
+    C{peers} is a list of C{ip}, C{port} and (unless C{noPeerId}) C{peer id}.
+    IPv6 peers are in the same list.
+
+    L{btorrent.tracker.announce.encodeHTTPResponse} has no peer ids (its
+    L{AnnounceResponse} holds addresses only), hence this server-side
+    encoder.
+    """
+    peers = []
+    for p in result.peers:
+        entry = {b"ip": p.host.encode("ascii"), b"port": p.port}
+        if not noPeerId:
+            entry[b"peer id"] = p.peerId
+        peers.append(entry)
+    return bencode.encode(
+        {
+            b"interval": result.interval,
+            b"min interval": result.minInterval,
+            b"complete": result.complete,
+            b"incomplete": result.incomplete,
+            b"peers": peers,
+        }
+    )
+
+
+def _query(request) -> bytes:
+    return request.uri.partition(b"?")[2]
+
+
+def _sourceHost(request) -> Optional[str]:
+    return getattr(request.getClientAddress(), "host", None)
+
+
+class _BencodedResource(Resource):
+    """
+    A leaf answering GET with a bencoded body.
+    """
+
+    isLeaf = True
+
+    def __init__(self, swarm: Swarm) -> None:
+        super().__init__()
+        self.swarm = swarm
+
+    def _reply(self, request, body: bytes) -> bytes:
+        request.setHeader(b"content-type", b"text/plain")
+        request.setHeader(b"cache-control", b"no-cache")
+        return body
+
+    def _fail(self, request, reason: str) -> bytes:
+        return self._reply(request, codec.encodeFailure(reason))
+
+
+class AnnounceResource(_BencodedResource):
+    """
+    C{/announce}: BEP 3 announces with BEP 23 compact and BEP 7 C{peers6}.
+    """
+
+    def render_GET(self, request) -> bytes:
+        """
+        Record the announce; answer with peers or a C{failure reason}.
+        """
+        try:
+            args = codec.parseQuery(_query(request))
+            announce = codec.announceRequestFromArgs(args)
+            if not args.get(b"left"):
+                raise SwarmError("missing left")
+            source = _sourceHost(request)
+            if source is None:
+                raise SwarmError("invalid source address")
+            host = peerAddress(source, announce.ip)
+            result = self.swarm.announce(
+                announce.infoHash,
+                announce.peerId,
+                host,
+                announce.port,
+                announce.left,
+                announce.event,
+                announce.numwant,
+            )
+        except (codec.TrackerError, SwarmError) as e:
+            return self._fail(request, str(e))
+        compact = args.get(b"compact", [b"1"])[0] != b"0"
+        if not compact:
+            noPeerId = args.get(b"no_peer_id", [b"0"])[0] == b"1"
+            return self._reply(request, encodeDictionaryResponse(result, noPeerId))
+        response = codec.AnnounceResponse(
+            interval=result.interval,
+            minInterval=result.minInterval,
+            peers=tuple((p.host, p.port) for p in result.peers),
+            complete=result.complete,
+            incomplete=result.incomplete,
+        )
+        return self._reply(request, codec.encodeHTTPResponse(response, compact=True))
+
+
+class ScrapeResource(_BencodedResource):
+    """
+    C{/scrape}: BEP 48 scrape of the info-hashes asked for.
+    """
+
+    def render_GET(self, request) -> bytes:
+        """
+        Answer with the counts of each info-hash asked for.
+        """
+        try:
+            hashes = codec.parseScrapeQuery(_query(request))
+        except codec.TrackerError as e:
+            return self._fail(request, str(e))
+        if not hashes:
+            return self._fail(request, "scrape requires info_hash")
+        if len(hashes) > MAX_SCRAPE_HASHES:
+            return self._fail(
+                request, f"at most {MAX_SCRAPE_HASHES} info_hash per scrape"
+            )
+        files = {h: codec.ScrapeStats(*self.swarm.scrape(h)) for h in hashes}
+        return self._reply(request, codec.encodeScrapeResponse(files))
+
+
+class StatsResource(Resource):
+    """
+    C{/stats}: totals as JSON.
+    """
+
+    isLeaf = True
+
+    def __init__(self, swarm: Swarm) -> None:
+        super().__init__()
+        self.swarm = swarm
+
+    def render_GET(self, request) -> bytes:
+        """
+        Torrents, peers, seeders, leechers, downloads and announces per
+        second over the last minute.
+        """
+        stats = self.swarm.stats()
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-cache")
+        body = {
+            "torrents": stats.torrents,
+            "peers": stats.peers,
+            "seeders": stats.seeders,
+            "leechers": stats.leechers,
+            "downloaded": stats.downloaded,
+            "announcesPerSecond": round(self.swarm.announces.perSecond(), 3),
+        }
+        return json.dumps(body, sort_keys=True).encode("ascii") + b"\n"
+
+
+class TrackerResource(Resource):
+    """
+    The root: C{/announce}, C{/scrape} and C{/stats}; anything else is 404.
+    """
+
+    def __init__(self, swarm: Swarm) -> None:
+        super().__init__()
+        self.swarm = swarm
+        self.putChild(b"announce", AnnounceResource(swarm))
+        self.putChild(b"scrape", ScrapeResource(swarm))
+        self.putChild(b"stats", StatsResource(swarm))
+
+
+class TrackerSite(Site):
+    """
+    A L{Site} that writes no access log line per request unless asked
+    (announces are many and carry nothing worth keeping), and times idle
+    connections out after 30 s.
+    """
+
+    def __init__(self, resource, accessLog: bool = False, **kwargs) -> None:
+        kwargs.setdefault("timeout", 30)
+        super().__init__(resource, **kwargs)
+        self.accessLog = accessLog
+
+    def log(self, request) -> None:
+        """
+        Write the access log line only if C{accessLog}.
+        """
+        if self.accessLog:
+            super().log(request)
+
+
+class UDPTrackerProtocol(DatagramProtocol):
+    """
+    BEP 15 over one UDP port: connect, announce and scrape.
+
+    @param swarm: the L{Swarm}.
+    @param connectionIds: the L{ConnectionIds} issuing and checking ids.
+    """
+
+    def __init__(self, swarm: Swarm, connectionIds: ConnectionIds) -> None:
+        self.swarm = swarm
+        self.connectionIds = connectionIds
+
+    def _send(self, message, addr, v6: bool) -> None:
+        self.transport.write(codec.encodeUDPResponse(message, v6=v6), addr)
+
+    def datagramReceived(self, data: bytes, addr: Tuple) -> None:
+        """
+        Answer one request, or stay silent (see the module docstring).
+        """
+        source, port = addr[0], addr[1]
+        try:
+            host = normaliseHost(source)
+        except ValueError:
+            return
+        v6 = ":" in host
+        try:
+            message = codec.decodeUDPRequest(data)
+        except codec.TrackerCodecError:
+            self._malformed(data, addr, source, port, v6)
+            return
+        if isinstance(message, codec.UDPConnectRequest):
+            connectionId = self.connectionIds.make(source, port)
+            self._send(
+                codec.UDPConnectResponse(message.transactionId, connectionId),
+                addr,
+                v6,
+            )
+            return
+        if not self.connectionIds.check(message.connectionId, source, port):
+            self._badConnection(message.transactionId, len(data), addr, v6)
+            return
+        if isinstance(message, codec.UDPAnnounceRequest):
+            self._announce(message, addr, source, v6)
+        else:
+            stats = tuple(
+                codec.ScrapeStats(*self.swarm.scrape(h)) for h in message.infoHashes
+            )
+            self._send(codec.UDPScrapeResponse(message.transactionId, stats), addr, v6)
+
+    def _malformed(self, data: bytes, addr, source: str, port: int, v6: bool) -> None:
+        """
+        A datagram the codec refused: an error if it carries a good
+        connection id, else silence.
+        """
+        if len(data) < 16:
+            return
+        connectionId = int.from_bytes(data[:8], "big")
+        transactionId = int.from_bytes(data[12:16], "big")
+        if self.connectionIds.check(connectionId, source, port):
+            self._send(
+                codec.UDPErrorResponse(transactionId, "malformed request"), addr, v6
+            )
+
+    def _badConnection(self, transactionId: int, size: int, addr, v6: bool) -> None:
+        if 8 + len(BAD_CONNECTION_ID) <= size:
+            self._send(
+                codec.UDPErrorResponse(transactionId, BAD_CONNECTION_ID), addr, v6
+            )
+
+    def _announce(self, message, addr, source: str, v6: bool) -> None:
+        r = message.request
+        try:
+            host = peerAddress(source, r.ip)
+            result = self.swarm.announce(
+                r.infoHash, r.peerId, host, r.port, r.left, r.event, r.numwant
+            )
+        except SwarmError as e:
+            self._send(codec.UDPErrorResponse(message.transactionId, str(e)), addr, v6)
+            return
+        response = codec.AnnounceResponse(
+            interval=result.interval,
+            minInterval=result.minInterval,
+            peers=tuple((p.host, p.port) for p in result.peers),
+            complete=result.complete,
+            incomplete=result.incomplete,
+        )
+        self._send(codec.UDPAnnounceResponse(message.transactionId, response), addr, v6)
+
+
+class StateFileError(Exception):
+    """
+    A state file that cannot be read as one.
+    """
+
+
+def saveState(path: str, counts: Mapping[bytes, int]) -> None:
+    """
+    Write download counts to C{path} atomically: a temporary file beside
+    it, fsync, rename, fsync of the directory.
+
+    The format is JSON: C{{"version": 1, "downloaded": {"<40 hex>": n}}}.
+    """
+    body = json.dumps(
+        {"version": 1, "downloaded": {h.hex(): n for h, n in counts.items()}},
+        sort_keys=True,
+    ).encode("ascii")
+    directory = os.path.dirname(os.path.abspath(path))
+    temporary = path + ".tmp"
+    with open(temporary, "wb") as f:
+        f.write(body)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def loadState(path: str, maxSize: int = 64 * 1024 * 1024) -> Dict[bytes, int]:
+    """
+    Read download counts written by L{saveState}.
+
+    @return: info-hash to count; empty if the file does not exist.
+    @raise StateFileError: for anything that is not such a file.
+    """
+    try:
+        with open(path, "rb") as f:
+            body = f.read(maxSize + 1)
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise StateFileError(f"cannot read {path}: {e.strerror or e}") from None
+    if len(body) > maxSize:
+        raise StateFileError(f"{path} is larger than {maxSize} bytes")
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise StateFileError(f"{path} is not JSON: {e}") from None
+    if not isinstance(value, dict) or value.get("version") != 1:
+        raise StateFileError(f"{path} is not a version 1 tracker state file")
+    downloaded = value.get("downloaded")
+    if not isinstance(downloaded, dict):
+        raise StateFileError(f"{path} has no downloaded counts")
+    counts = {}
+    for key, count in downloaded.items():
+        if type(count) is not int or count < 0 or len(key) != 40:
+            raise StateFileError(f"{path}: bad entry {key!r}")
+        try:
+            counts[bytes.fromhex(key)] = count
+        except ValueError:
+            raise StateFileError(f"{path}: bad info-hash {key!r}") from None
+    return counts
+
+
+class SwarmService(Service):
+    """
+    Runs the periodic work of a L{Swarm}: the expiry sweep, and saving the
+    download counts to a state file (loaded on start, saved periodically
+    and on stop).
+
+    @param swarm: the L{Swarm}.
+    @param clock: the reactor's time (C{IReactorTime}).
+    @param stateFile: a path, or C{None} to keep nothing.
+    @param sweepInterval: seconds between expiry sweeps.
+    @param saveInterval: seconds between saves.
+    """
+
+    def __init__(
+        self,
+        swarm: Swarm,
+        clock,
+        stateFile: Optional[str] = None,
+        sweepInterval: float = 60.0,
+        saveInterval: float = 300.0,
+    ) -> None:
+        self.swarm = swarm
+        self.clock = clock
+        self.stateFile = stateFile
+        self.sweepInterval = sweepInterval
+        self.saveInterval = saveInterval
+        self._loops: List[LoopingCall] = []
+
+    def startService(self) -> None:
+        """
+        Load the state file and start the periodic calls.
+        """
+        super().startService()
+        if self.stateFile is not None:
+            try:
+                counts = loadState(self.stateFile)
+            except StateFileError as e:
+                log.warn(
+                    "Ignoring the tracker state file: {error}; starting empty",
+                    error=str(e),
+                )
+            else:
+                taken = self.swarm.restoreDownloadCounts(counts)
+                log.info(
+                    "Loaded download counts of {count} torrents from {path}",
+                    count=taken,
+                    path=self.stateFile,
+                )
+        self._start(self.sweep, self.sweepInterval)
+        if self.stateFile is not None:
+            self._start(self.save, self.saveInterval)
+
+    def _start(self, f, interval: float) -> None:
+        loop = LoopingCall(f)
+        loop.clock = self.clock
+        loop.start(interval, now=False).addErrback(
+            lambda failure: log.failure("Periodic tracker task failed", failure)
+        )
+        self._loops.append(loop)
+
+    def sweep(self) -> None:
+        """
+        Expire silent peers.
+        """
+        dropped = self.swarm.expire()
+        if dropped:
+            log.info("Expired {count} silent peers", count=dropped)
+
+    def save(self) -> None:
+        """
+        Save the download counts now (errors are logged, not raised).
+        """
+        if self.stateFile is None:
+            return
+        try:
+            saveState(self.stateFile, self.swarm.downloadCounts())
+        except OSError as e:
+            log.error(
+                "Cannot save the tracker state to {path}: {error}",
+                path=self.stateFile,
+                error=e.strerror or str(e),
+            )
+
+    def stopService(self) -> None:
+        """
+        Stop the periodic calls and save once more.
+        """
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._loops = []
+        self.save()
+        return super().stopService()
+
+
+def readAllowFile(path: str) -> List[bytes]:
+    """
+    Read an allow-list: one 40-hex info-hash per line; blank lines and
+    lines starting with C{#} are skipped; a C{#} after the hash starts a
+    comment.
+
+    @raise OSError: when the file cannot be read.
+    @raise ValueError: naming the first bad line (C{"line N: ..."}).
+    """
+    hashes = []
+    with open(path, "rb") as f:
+        data = f.read()
+    for number, raw in enumerate(data.splitlines(), 1):
+        line = raw.split(b"#", 1)[0].strip()
+        if not line:
+            continue
+        word = line.split()[0]
+        if len(line.split()) != 1 or len(word) != 40:
+            raise ValueError(f"line {number}: not a 40-hex info-hash: {raw[:80]!r}")
+        try:
+            hashes.append(bytes.fromhex(word.decode("ascii")))
+        except (ValueError, UnicodeDecodeError):
+            raise ValueError(
+                f"line {number}: not a 40-hex info-hash: {raw[:80]!r}"
+            ) from None
+    return hashes

@@ -1,0 +1,576 @@
+"""
+The tracker server's state, with no I/O: which peers are in which swarm,
+download counts, the UDP connection-id scheme and an announce-rate window.
+
+Time comes from an injected clock (anything with C{seconds()}, such as the
+reactor or L{twisted.internet.task.Clock}); randomness from an injected
+L{random.Random}.  Nothing here imports C{twisted.internet}.
+
+Policy, in one place:
+  - peers are keyed by peer id within a swarm; a re-announce updates the
+    address, port, C{left} and the time last seen;
+  - C{stopped} removes the peer; C{completed} adds one download, once per
+    peer (a peer already known as a seed does not count again);
+  - a peer not heard from within two announce intervals is dropped by
+    L{Swarm.expire}; a swarm with no peers and no downloads is dropped at
+    once;
+  - a peer list is a uniform random sample of up to C{numwant} peers (50
+    by default, at most 200), never including the asking peer;
+  - caps on swarms, peers per swarm and peers in total bound the memory; a
+    new swarm or peer beyond a cap gets a L{SwarmError} (the tracker sends
+    it as a failure reason), peers already known may keep announcing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import random
+import struct
+from typing import Dict, Iterable, List, Optional, Tuple
+
+__all__ = [
+    "AnnounceResult",
+    "ConnectionIds",
+    "DEFAULT_NUMWANT",
+    "EVENTS",
+    "MAX_NUMWANT",
+    "PeerEntry",
+    "RateWindow",
+    "Swarm",
+    "SwarmError",
+    "SwarmStats",
+    "Torrent",
+    "normaliseHost",
+]
+
+#: Peers returned when the client does not say how many it wants.
+DEFAULT_NUMWANT = 50
+#: The most peers returned in one response, whatever the client asks.
+MAX_NUMWANT = 200
+#: Announce events, as the HTTP C{event} parameter spells them.
+EVENTS = frozenset(["", "started", "completed", "stopped"])
+
+
+class SwarmError(Exception):
+    """
+    An announce the tracker refuses; C{str(error)} is the failure reason
+    sent to the client.
+    """
+
+
+def normaliseHost(host: str) -> str:
+    """
+    The canonical text of an IP address: IPv4-mapped IPv6 addresses
+    (C{::ffff:1.2.3.4}, from a dual-stack socket) become plain IPv4, IPv6
+    addresses are compressed.
+
+    @raise ValueError: when C{host} is not an IP address literal.
+    """
+    address = ipaddress.ip_address(host)
+    if isinstance(address, ipaddress.IPv6Address):
+        mapped = address.ipv4_mapped
+        if mapped is not None:
+            return str(mapped)
+    return str(address)
+
+
+def isIPv6(host: str) -> bool:
+    """
+    Whether C{host} (as returned by L{normaliseHost}) is an IPv6 address.
+    """
+    return ":" in host
+
+
+class PeerEntry:
+    """
+    One peer in one swarm.
+
+    @ivar peerId: its 20-byte peer id.
+    @ivar host: its IP address (normalised text).
+    @ivar port: its listening port.
+    @ivar left: bytes it still needs (0 for a seed).
+    @ivar lastSeen: the clock's time of its last announce.
+    """
+
+    __slots__ = ("peerId", "host", "port", "left", "lastSeen", "index")
+
+    def __init__(
+        self, peerId: bytes, host: str, port: int, left: int, lastSeen: float
+    ) -> None:
+        self.peerId = peerId
+        self.host = host
+        self.port = port
+        self.left = left
+        self.lastSeen = lastSeen
+        self.index = -1
+
+    @property
+    def seed(self) -> bool:
+        """
+        Whether the peer has the whole torrent.
+        """
+        return self.left == 0
+
+    def __repr__(self) -> str:
+        return (
+            f"PeerEntry({self.peerId!r}, {self.host!r}, {self.port}, "
+            f"left={self.left}, lastSeen={self.lastSeen})"
+        )
+
+
+class Torrent:
+    """
+    The swarm of one info-hash.
+
+    Peers are held both in a dict by peer id and in a list (each entry knows
+    its index), so that a random sample costs O(numwant), not O(peers).
+
+    @ivar downloaded: completed downloads counted so far.
+    @ivar seeders: peers with C{left == 0}.
+    """
+
+    __slots__ = ("peers", "_list", "seeders", "downloaded")
+
+    def __init__(self) -> None:
+        self.peers: Dict[bytes, PeerEntry] = {}
+        self._list: List[PeerEntry] = []
+        self.seeders = 0
+        self.downloaded = 0
+
+    @property
+    def leechers(self) -> int:
+        """
+        Peers that still need data.
+        """
+        return len(self.peers) - self.seeders
+
+    def add(self, entry: PeerEntry) -> None:
+        """
+        Add a peer not yet in the swarm.
+        """
+        entry.index = len(self._list)
+        self._list.append(entry)
+        self.peers[entry.peerId] = entry
+        if entry.seed:
+            self.seeders += 1
+
+    def remove(self, entry: PeerEntry) -> None:
+        """
+        Remove a peer of the swarm.
+        """
+        del self.peers[entry.peerId]
+        last = self._list.pop()
+        if last is not entry:
+            last.index = entry.index
+            self._list[entry.index] = last
+        entry.index = -1
+        if entry.seed:
+            self.seeders -= 1
+
+    def setLeft(self, entry: PeerEntry, left: int) -> None:
+        """
+        Update how much a peer still needs, keeping L{seeders} right.
+        """
+        if entry.seed:
+            self.seeders -= 1
+        entry.left = left
+        if entry.seed:
+            self.seeders += 1
+
+    def sample(
+        self, count: int, exclude: Optional[PeerEntry], rng: random.Random
+    ) -> List[PeerEntry]:
+        """
+        Up to C{count} distinct peers chosen uniformly at random, never
+        C{exclude}.
+        """
+        pool = self._list
+        n = len(pool)
+        if exclude is not None and exclude.index >= 0:
+            # Sample from the list with the excluded peer's slot skipped.
+            available = n - 1
+            skip = exclude.index
+        else:
+            available = n
+            skip = n
+        if count <= 0 or available <= 0:
+            return []
+        if count >= available:
+            return [p for i, p in enumerate(pool) if i != skip]
+        chosen = rng.sample(range(available), count)
+        return [pool[i if i < skip else i + 1] for i in chosen]
+
+    def __iter__(self):
+        return iter(list(self._list))
+
+    def __len__(self) -> int:
+        return len(self._list)
+
+
+class AnnounceResult:
+    """
+    What the tracker tells an announcing peer.
+
+    @ivar peers: the sample of other peers (L{PeerEntry}).
+    @ivar complete: seeders in the swarm.
+    @ivar incomplete: leechers in the swarm.
+    @ivar downloaded: completed downloads counted.
+    @ivar interval: seconds until the next regular announce.
+    @ivar minInterval: the least seconds between announces.
+    """
+
+    __slots__ = (
+        "peers",
+        "complete",
+        "incomplete",
+        "downloaded",
+        "interval",
+        "minInterval",
+    )
+
+    def __init__(
+        self,
+        peers: List[PeerEntry],
+        complete: int,
+        incomplete: int,
+        downloaded: int,
+        interval: int,
+        minInterval: int,
+    ) -> None:
+        self.peers = peers
+        self.complete = complete
+        self.incomplete = incomplete
+        self.downloaded = downloaded
+        self.interval = interval
+        self.minInterval = minInterval
+
+
+class SwarmStats:
+    """
+    Totals over every swarm, for C{/stats}.
+    """
+
+    __slots__ = ("torrents", "peers", "seeders", "leechers", "downloaded")
+
+    def __init__(
+        self, torrents: int, peers: int, seeders: int, leechers: int, downloaded: int
+    ) -> None:
+        self.torrents = torrents
+        self.peers = peers
+        self.seeders = seeders
+        self.leechers = leechers
+        self.downloaded = downloaded
+
+
+class RateWindow:
+    """
+    Events per second over a sliding window of whole seconds.
+
+    @param clock: provides C{seconds()}.
+    @param window: the window in seconds.
+    """
+
+    def __init__(self, clock, window: int = 60) -> None:
+        self._clock = clock
+        self._window = window
+        self._buckets = [0] * window
+        self._stamps = [-1] * window
+
+    def add(self, count: int = 1) -> None:
+        """
+        Record C{count} events now.
+        """
+        second = int(self._clock.seconds())
+        slot = second % self._window
+        if self._stamps[slot] != second:
+            self._stamps[slot] = second
+            self._buckets[slot] = 0
+        self._buckets[slot] += count
+
+    def total(self) -> int:
+        """
+        Events within the last C{window} seconds (this second included).
+        """
+        now = int(self._clock.seconds())
+        return sum(
+            b
+            for b, s in zip(self._buckets, self._stamps)
+            if s >= 0 and now - s < self._window
+        )
+
+    def perSecond(self) -> float:
+        """
+        The mean rate over the window.
+        """
+        return self.total() / self._window
+
+
+class Swarm:
+    """
+    Every swarm the tracker knows.
+
+    @param clock: provides C{seconds()}.
+    @param rng: a L{random.Random} for peer samples.
+    @param interval: seconds between regular announces (sent to clients).
+    @param minInterval: the least seconds between announces (sent to
+        clients).
+    @param maxTorrents: the most swarms held at once.
+    @param maxPeersPerTorrent: the most peers in one swarm.
+    @param maxPeers: the most peers over all swarms.
+    @param allowed: if not C{None}, the only info-hashes served.
+    """
+
+    def __init__(
+        self,
+        clock,
+        rng: Optional[random.Random] = None,
+        interval: int = 1800,
+        minInterval: int = 900,
+        maxTorrents: int = 100_000,
+        maxPeersPerTorrent: int = 50_000,
+        maxPeers: int = 1_000_000,
+        allowed: Optional[Iterable[bytes]] = None,
+    ) -> None:
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+        self.interval = interval
+        self.minInterval = minInterval
+        self.maxTorrents = maxTorrents
+        self.maxPeersPerTorrent = maxPeersPerTorrent
+        self.maxPeers = maxPeers
+        self.allowed = frozenset(allowed) if allowed is not None else None
+        self.torrents: Dict[bytes, Torrent] = {}
+        self.peerCount = 0
+        self.announces = RateWindow(clock)
+
+    def isAllowed(self, infoHash: bytes) -> bool:
+        """
+        Whether the tracker serves C{infoHash}.
+        """
+        return self.allowed is None or infoHash in self.allowed
+
+    def announce(
+        self,
+        infoHash: bytes,
+        peerId: bytes,
+        host: str,
+        port: int,
+        left: int,
+        event: str = "",
+        numwant: Optional[int] = None,
+    ) -> AnnounceResult:
+        """
+        Record an announce and choose the peers to send back.
+
+        @param host: the peer's IP address (text; normalised here).
+        @param numwant: peers wanted; C{None} or negative means the default
+            (50); more than 200 means 200.
+        @raise SwarmError: for invalid values, a refused info-hash or a
+            full tracker; the message is the failure reason.
+        """
+        self.announces.add()
+        if type(infoHash) is not bytes or len(infoHash) != 20:
+            raise SwarmError("info_hash must be 20 bytes")
+        if type(peerId) is not bytes or len(peerId) != 20:
+            raise SwarmError("peer_id must be 20 bytes")
+        if not (1 <= port <= 65535):
+            raise SwarmError("port must be 1..65535")
+        if left < 0:
+            raise SwarmError("left must not be negative")
+        if event not in EVENTS:
+            raise SwarmError("unknown event")
+        try:
+            host = normaliseHost(host)
+        except ValueError:
+            raise SwarmError("invalid ip address") from None
+        if not self.isAllowed(infoHash):
+            raise SwarmError("torrent not registered with this tracker")
+        if numwant is None or numwant < 0:
+            numwant = DEFAULT_NUMWANT
+        numwant = min(numwant, MAX_NUMWANT)
+        now = self._clock.seconds()
+
+        torrent = self.torrents.get(infoHash)
+        entry = torrent.peers.get(peerId) if torrent is not None else None
+
+        if event == "stopped":
+            if entry is not None:
+                self._removePeer(infoHash, torrent, entry)
+            if torrent is None:
+                return AnnounceResult([], 0, 0, 0, self.interval, self.minInterval)
+            return AnnounceResult(
+                [],
+                torrent.seeders,
+                torrent.leechers,
+                torrent.downloaded,
+                self.interval,
+                self.minInterval,
+            )
+
+        if torrent is None:
+            if len(self.torrents) >= self.maxTorrents:
+                raise SwarmError("tracker full: too many torrents")
+            if self.peerCount >= self.maxPeers:
+                raise SwarmError("tracker full: too many peers")
+            torrent = self.torrents[infoHash] = Torrent()
+
+        if entry is None:
+            if len(torrent) >= self.maxPeersPerTorrent:
+                raise SwarmError("torrent full: too many peers")
+            if self.peerCount >= self.maxPeers:
+                raise SwarmError("tracker full: too many peers")
+            if event == "completed":
+                torrent.downloaded += 1
+            entry = PeerEntry(peerId, host, port, left, now)
+            torrent.add(entry)
+            self.peerCount += 1
+        else:
+            if event == "completed" and not entry.seed:
+                torrent.downloaded += 1
+            entry.host = host
+            entry.port = port
+            entry.lastSeen = now
+            torrent.setLeft(entry, left)
+
+        peers = torrent.sample(numwant, entry, self._rng)
+        return AnnounceResult(
+            peers,
+            torrent.seeders,
+            torrent.leechers,
+            torrent.downloaded,
+            self.interval,
+            self.minInterval,
+        )
+
+    def _removePeer(self, infoHash: bytes, torrent: Torrent, entry: PeerEntry) -> None:
+        """
+        Remove one peer, and its swarm when nothing is left to remember.
+        """
+        torrent.remove(entry)
+        self.peerCount -= 1
+        if not torrent.peers and not torrent.downloaded:
+            del self.torrents[infoHash]
+
+    def scrape(self, infoHash: bytes) -> Tuple[int, int, int]:
+        """
+        The counts of one swarm: C{(complete, downloaded, incomplete)};
+        zeros for an unknown or refused info-hash.
+        """
+        torrent = self.torrents.get(infoHash)
+        if torrent is None:
+            return (0, 0, 0)
+        return (torrent.seeders, torrent.downloaded, torrent.leechers)
+
+    def expire(self) -> int:
+        """
+        Drop the peers not heard from within two announce intervals.
+
+        @return: how many peers were dropped.
+        """
+        deadline = self._clock.seconds() - 2 * self.interval
+        dropped = 0
+        for infoHash, torrent in list(self.torrents.items()):
+            for entry in torrent:
+                if entry.lastSeen < deadline:
+                    self._removePeer(infoHash, torrent, entry)
+                    dropped += 1
+        return dropped
+
+    def stats(self) -> SwarmStats:
+        """
+        Totals over every swarm.
+        """
+        seeders = sum(t.seeders for t in self.torrents.values())
+        downloaded = sum(t.downloaded for t in self.torrents.values())
+        return SwarmStats(
+            len(self.torrents),
+            self.peerCount,
+            seeders,
+            self.peerCount - seeders,
+            downloaded,
+        )
+
+    def downloadCounts(self) -> Dict[bytes, int]:
+        """
+        The downloads counted per info-hash (only those above zero): what
+        the state file keeps.
+        """
+        return {h: t.downloaded for h, t in self.torrents.items() if t.downloaded}
+
+    def restoreDownloadCounts(self, counts: Dict[bytes, int]) -> int:
+        """
+        Set download counts, as read from a state file, within the cap on
+        swarms and the allow-list.
+
+        @return: how many counts were taken.
+        """
+        taken = 0
+        for infoHash, count in counts.items():
+            if len(infoHash) != 20 or count <= 0 or not self.isAllowed(infoHash):
+                continue
+            torrent = self.torrents.get(infoHash)
+            if torrent is None:
+                if len(self.torrents) >= self.maxTorrents:
+                    break
+                torrent = self.torrents[infoHash] = Torrent()
+            torrent.downloaded = count
+            taken += 1
+        return taken
+
+
+class ConnectionIds:
+    """
+    Stateless, unforgeable BEP 15 connection ids.
+
+    An id is the first 8 bytes of HMAC-SHA256(secret, epoch, host, port),
+    where the epoch is the clock's time divided by C{period}.  An id is
+    accepted in its own epoch and the next one, so it is valid for between
+    C{period} and 2 x C{period} seconds (60 to 120 s by default; BEP 15
+    clients reuse an id for one minute).  Nothing is stored per client, and
+    only a client that receives the connect reply at its address can know
+    the id, so the tracker cannot be made to send announce replies to a
+    forged source address.
+
+    @param clock: provides C{seconds()}.
+    @param secret: the HMAC key; random by default (ids do not survive a
+        restart, clients just connect again).
+    @param period: seconds per epoch.
+    """
+
+    def __init__(self, clock, secret: Optional[bytes] = None, period: int = 60):
+        self._clock = clock
+        self._secret = secret if secret is not None else os.urandom(32)
+        self._period = period
+
+    def _mac(self, epoch: int, host: str, port: int) -> int:
+        message = struct.pack("!qH", epoch, port) + host.encode("ascii", "replace")
+        digest = hmac.new(self._secret, message, hashlib.sha256).digest()
+        return struct.unpack("!Q", digest[:8])[0]
+
+    def _epoch(self) -> int:
+        return int(self._clock.seconds() // self._period)
+
+    def make(self, host: str, port: int) -> int:
+        """
+        The connection id for a client at C{(host, port)}, now.
+        """
+        return self._mac(self._epoch(), host, port)
+
+    def check(self, connectionId: int, host: str, port: int) -> bool:
+        """
+        Whether C{connectionId} was issued to C{(host, port)} in this epoch
+        or the previous one.
+        """
+        if not (0 <= connectionId <= 0xFFFFFFFFFFFFFFFF):
+            return False
+        epoch = self._epoch()
+        return any(
+            hmac.compare_digest(
+                struct.pack("!Q", self._mac(e, host, port)),
+                struct.pack("!Q", connectionId),
+            )
+            for e in (epoch, epoch - 1)
+        )
