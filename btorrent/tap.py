@@ -24,6 +24,21 @@ def defaultStateDir() -> str:
     return os.path.join(base, "btorrent")
 
 
+def _integer(option: str):
+    """
+    A coercer for an integer option whose error names the option.
+    """
+
+    def coerce(value: str) -> int:
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"{option} must be an integer, not {value!r}") from None
+
+    coerce.coerceDoc = ""  # type: ignore[attr-defined]
+    return coerce
+
+
 class Options(usage.Options):
     """
     Options of C{twistd btorrent}.
@@ -37,9 +52,15 @@ class Options(usage.Options):
 
     optParameters = [
         ["download-dir", "d", ".", "Directory the downloaded files go into."],
-        ["port", "p", 6881, "TCP port for incoming peer connections.", int],
+        [
+            "port",
+            "p",
+            6881,
+            "TCP port for incoming peer connections.",
+            _integer("--port"),
+        ],
         ["state-dir", "s", None, "Directory for fast-resume data."],
-        ["max-peers", None, 50, "Peers per torrent.", int],
+        ["max-peers", None, 50, "Peers per torrent.", _integer("--max-peers")],
         ["piece-order", None, "random", "Piece selection: random or rarest."],
     ]
     optFlags = [
