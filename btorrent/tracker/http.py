@@ -1,0 +1,247 @@
+"""
+The HTTP tracker client (BEP 3, BEP 23, BEP 48 scrape) on Twisted's web
+client L{Agent}.
+
+Redirects are followed a bounded number of times, gzip bodies are
+decompressed, the whole request (connect, headers, body) has a deadline and
+the body is capped: a tracker that answers with megabytes, or never answers,
+costs a bounded amount of memory and time.  Every failure reaches the caller
+as a L{TrackerError} naming what went wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from twisted.internet import defer
+from twisted.internet.error import ConnectError, DNSLookupError
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.client import (
+    Agent,
+    ContentDecoderAgent,
+    GzipDecoder,
+    PotentialDataLoss,
+    RedirectAgent,
+    ResponseDone,
+    ResponseFailed,
+)
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgent, IResponse
+from zope.interface import implementer
+
+from btorrent import __version__
+from btorrent.interfaces import ITrackerClient
+from btorrent.tracker.announce import (
+    AnnounceRequest,
+    AnnounceResponse,
+    TrackerError,
+    TrackerFailure,
+    announceURL,
+    decodeHTTPResponse,
+    decodeScrapeResponse,
+    scrapeRequestURL,
+    scrapeURL,
+)
+
+__all__ = ["HTTPTrackerClient", "readCappedBody", "USER_AGENT"]
+
+USER_AGENT = f"btorrent/{__version__}".encode("ascii")
+log = Logger()
+
+
+class _CappedBodyReader(Protocol):
+    """
+    Collect a response body, giving up once it grows past C{limit} bytes.
+    """
+
+    def __init__(self, deferred: defer.Deferred, limit: int) -> None:
+        self.deferred = deferred
+        self.limit = limit
+        self.chunks: list = []
+        self.size = 0
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.deferred.called:
+            return
+        self.size += len(data)
+        if self.size > self.limit:
+            self.chunks = []
+            self.transport.stopProducing()
+            self.deferred.errback(
+                TrackerError(f"response body larger than {self.limit} bytes")
+            )
+            return
+        self.chunks.append(data)
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        if self.deferred.called:
+            return
+        if reason is None or reason.check(ResponseDone, PotentialDataLoss):
+            self.deferred.callback(b"".join(self.chunks))
+        else:
+            self.deferred.errback(reason)
+
+
+def readCappedBody(response: IResponse, limit: int) -> defer.Deferred:
+    """
+    Read a response body of at most C{limit} bytes.
+
+    @return: a L{Deferred} firing with the body, or failing with
+        L{TrackerError} once the body exceeds C{limit} (the connection is
+        then dropped).  Cancelling it drops the connection.
+    """
+    protocol: Optional[_CappedBodyReader] = None
+
+    def cancel(d: defer.Deferred) -> None:
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.stopProducing()
+
+    d = defer.Deferred(cancel)
+    protocol = _CappedBodyReader(d, limit)
+    response.deliverBody(protocol)
+    return d
+
+
+def _describe(failure: Failure, timeout: float) -> str:
+    """
+    A short, human description of why an HTTP request failed.
+    """
+    if failure.check(defer.TimeoutError, defer.CancelledError):
+        return f"no answer within {timeout:g} s"
+    if failure.check(ResponseFailed):
+        reasons = failure.value.reasons
+        if reasons:
+            inner = reasons[0]
+            if inner.check(defer.CancelledError):
+                return f"no answer within {timeout:g} s"
+            return f"response failed: {inner.getErrorMessage()}"
+    if failure.check(DNSLookupError, ConnectError):
+        return failure.getErrorMessage()
+    return f"{failure.type.__name__}: {failure.getErrorMessage()}"
+
+
+@implementer(ITrackerClient)
+class HTTPTrackerClient:
+    """
+    A client for one HTTP(S) tracker announce URL.
+
+    @ivar url: the announce URL, as C{str}.
+    @ivar timeout: seconds allowed for a whole request (connect included).
+    @ivar maxBody: the largest response body accepted, in bytes.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        reactor,
+        agent: Optional[IAgent] = None,
+        timeout: float = 30.0,
+        maxBody: int = 1 << 20,
+        maxRedirects: int = 5,
+    ) -> None:
+        """
+        @param url: an C{http://} or C{https://} announce URL.
+        @param reactor: provides C{IReactorTCP} and C{IReactorTime} (and
+            C{IReactorSSL} for HTTPS).
+        @param agent: the L{IAgent} to send requests through; redirect and
+            gzip handling are added around it.  By default an L{Agent} on
+            C{reactor} with C{timeout} as its connect timeout.
+        @raise TrackerError: if C{url} is not an HTTP(S) URL.
+        """
+        if not url.lower().startswith(("http://", "https://")):
+            raise TrackerError(f"not an HTTP tracker URL: {url}")
+        self.url = url
+        self.reactor = reactor
+        self.timeout = timeout
+        self.maxBody = maxBody
+        if agent is None:
+            agent = Agent(reactor, connectTimeout=timeout)
+        self.agent = ContentDecoderAgent(
+            RedirectAgent(agent, redirectLimit=maxRedirects),
+            [(b"gzip", GzipDecoder)],
+        )
+
+    def __repr__(self) -> str:
+        return f"<HTTPTrackerClient {self.url}>"
+
+    def _get(self, url: bytes) -> defer.Deferred:
+        """
+        GET C{url}; fire with C{(status code, body)}.
+        """
+        d = self.agent.request(
+            b"GET", url, Headers({b"User-Agent": [USER_AGENT]}), None
+        )
+
+        def gotResponse(response: IResponse) -> defer.Deferred:
+            return readCappedBody(response, self.maxBody).addCallback(
+                lambda body: (response.code, body)
+            )
+
+        d.addCallback(gotResponse)
+        d.addTimeout(self.timeout, self.reactor, onTimeoutCancel=self._timedOut)
+        d.addErrback(self._wrapFailure)
+        return d
+
+    def _timedOut(self, result, timeout: float):
+        """
+        The deadline passed and the request was cancelled: whatever the
+        cancellation produced, report the deadline.
+        """
+        raise TrackerError(f"no answer within {timeout:g} s")
+
+    def _wrapFailure(self, failure: Failure) -> Failure:
+        if failure.check(TrackerError):
+            return failure
+        return Failure(TrackerError(_describe(failure, self.timeout)))
+
+    def _decode(self, result, decoder):
+        code, body = result
+        try:
+            return decoder(body)
+        except TrackerFailure:
+            raise
+        except TrackerError:
+            if code == 200:
+                raise
+            raise TrackerError(f"HTTP status {code}") from None
+
+    def announce(self, request: AnnounceRequest) -> defer.Deferred:
+        """
+        Announce to the tracker.
+
+        @return: a L{Deferred} firing with an L{AnnounceResponse}, or failing
+            with L{TrackerError}.
+        """
+        try:
+            url = announceURL(self.url, request)
+        except TrackerError as e:
+            return defer.fail(e)
+        d = self._get(url)
+        d.addCallback(self._decode, decodeHTTPResponse)
+        d.addCallback(self._gotAnnounce)
+        return d
+
+    def _gotAnnounce(self, response: AnnounceResponse) -> AnnounceResponse:
+        if response.warning:
+            log.warn(
+                "Tracker {url} warns: {warning}", url=self.url, warning=response.warning
+            )
+        return response
+
+    def scrape(self, infoHashes: Sequence[bytes]) -> defer.Deferred:
+        """
+        Scrape the tracker (BEP 48) at the URL derived from the announce URL.
+
+        @return: a L{Deferred} firing with a dict mapping info-hashes to
+            L{ScrapeStats}, or failing with L{TrackerError} (also when the
+            announce URL gives no scrape URL).
+        """
+        try:
+            url = scrapeRequestURL(scrapeURL(self.url), infoHashes)
+        except TrackerError as e:
+            return defer.fail(e)
+        d = self._get(url)
+        d.addCallback(self._decode, decodeScrapeResponse)
+        return d
