@@ -1,0 +1,743 @@
+"""
+Tests for L{btorrent.storage}: the pure L{FileLayout} and the
+L{MultiFileWriter} on real files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import threading
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from btorrent import storage as storageModule
+from btorrent.interfaces import IPieceStorage
+from btorrent.storage import FileLayout, MultiFileWriter, StorageError
+
+
+@dataclass(frozen=True)
+class FakeFileEntry:
+    """
+    The attributes of C{btorrent.metainfo.FileEntry} storage relies on.
+    """
+
+    path: Tuple[str, ...]
+    length: int
+    offset: int
+    padding: bool = False
+
+
+@dataclass(frozen=True)
+class FakeMetainfo:
+    """
+    The attributes of C{btorrent.metainfo.Metainfo} storage and resume rely
+    on.
+    """
+
+    name: str
+    infoHash: bytes
+    pieceLength: int
+    pieceHashes: Tuple[bytes, ...]
+    totalLength: int
+    files: Tuple[FakeFileEntry, ...]
+    multiFile: bool
+
+    @property
+    def pieceCount(self) -> int:
+        return len(self.pieceHashes)
+
+    def pieceSize(self, index: int) -> int:
+        return min(self.pieceLength, self.totalLength - index * self.pieceLength)
+
+
+def makeMetainfo(
+    files: Sequence[Tuple[Tuple[str, ...], int]],
+    pieceLength: int,
+    name: str = "torrent",
+    multiFile: bool = True,
+    padding: Sequence[int] = (),
+    data: Optional[bytes] = None,
+) -> Tuple[FakeMetainfo, bytes]:
+    """
+    Build a metainfo-shaped value and the torrent's content.
+
+    @param files: C{(path, length)} per file.
+    @param padding: indexes of padding files (their content is zeros).
+    @param data: the content, or C{None} for random bytes.
+    @return: the metainfo and the content.
+    """
+    entries = []
+    offset = 0
+    for i, (path, length) in enumerate(files):
+        entries.append(FakeFileEntry(tuple(path), length, offset, i in padding))
+        offset += length
+    if data is None:
+        rng = random.Random(offset * 31 + pieceLength)
+        content = bytearray(rng.randbytes(offset))
+        for entry in entries:
+            if entry.padding:
+                content[entry.offset : entry.offset + entry.length] = bytes(
+                    entry.length
+                )
+        data = bytes(content)
+    hashes = tuple(
+        hashlib.sha1(data[i : i + pieceLength]).digest()
+        for i in range(0, offset, pieceLength)
+    )
+    meta = FakeMetainfo(
+        name=name,
+        infoHash=hashlib.sha1(name.encode() + data[:64]).digest(),
+        pieceLength=pieceLength,
+        pieceHashes=hashes,
+        totalLength=offset,
+        files=tuple(entries),
+        multiFile=multiFile,
+    )
+    return meta, data
+
+
+def entries(lengths: Sequence[int], padding: Sequence[int] = ()):
+    """
+    File entries of the given lengths, one after the other.
+    """
+    out = []
+    offset = 0
+    for i, length in enumerate(lengths):
+        out.append(FakeFileEntry((f"f{i}",), length, offset, i in padding))
+        offset += length
+    return out
+
+
+class FileLayoutTests(SynchronousTestCase):
+    """
+    L{FileLayout} maps piece ranges onto file slices.
+    """
+
+    def test_straddling(self) -> None:
+        """
+        A range spanning two or three files gives a slice in each, and
+        0-byte files (at the start, middle and end) never appear.
+        """
+        # offsets:  f0 0B @0, f1 5B @0, f2 0B @5, f3 2B @5, f4 10B @7, f5 0B
+        layout = FileLayout(entries([0, 5, 0, 2, 10, 0]), 4, 17)
+        self.assertEqual(layout.pieceCount, 5)
+        self.assertEqual(layout.slices(0, 0, 4), [(1, 0, 4)])
+        self.assertEqual(layout.slices(1, 0, 4), [(1, 4, 1), (3, 0, 2), (4, 0, 1)])
+        self.assertEqual(layout.slices(1, 1, 2), [(3, 0, 2)])
+        self.assertEqual(layout.slices(1, 0, 2), [(1, 4, 1), (3, 0, 1)])
+        self.assertEqual(layout.slices(4, 0, 1), [(4, 9, 1)])
+        self.assertEqual(layout.pieceSize(4), 1)
+        self.assertEqual(layout.slices(2, 3, 0), [])
+
+    def test_padding(self) -> None:
+        """
+        Padding files appear in slices; L{FileLayout.isPadding} flags them.
+        """
+        layout = FileLayout(entries([3, 5, 8], padding=[1]), 8, 16)
+        self.assertEqual(layout.slices(0, 0, 8), [(0, 0, 3), (1, 0, 5)])
+        self.assertFalse(layout.isPadding(0))
+        self.assertTrue(layout.isPadding(1))
+        self.assertEqual(layout.slices(1, 0, 8), [(2, 0, 8)])
+
+    def test_rangeChecks(self) -> None:
+        """
+        Out-of-range indexes, begins and lengths raise L{ValueError}.
+        """
+        layout = FileLayout(entries([10, 7]), 8, 17)
+        for index, begin, length in [
+            (-1, 0, 1),
+            (3, 0, 1),
+            (0, -1, 1),
+            (0, 0, -1),
+            (0, 0, 9),
+            (0, 8, 1),
+            (2, 0, 2),
+            (2, 1, 1),
+            (10**30, 0, 1),
+        ]:
+            self.assertRaises(ValueError, layout.slices, index, begin, length)
+        self.assertRaises(ValueError, layout.rangeSlices, 10, 8)
+        self.assertRaises(ValueError, layout.rangeSlices, -1, 1)
+        self.assertRaises(ValueError, layout.pieceSize, 3)
+
+    def test_inconsistent(self) -> None:
+        """
+        Files that leave a gap, overlap, have a negative length or do not add
+        up to the total length are refused, as is a non-positive piece length.
+        """
+        self.assertRaises(ValueError, FileLayout, entries([1, 2]), 4, 4)
+        self.assertRaises(ValueError, FileLayout, entries([1, 2]), 0, 3)
+        self.assertRaises(ValueError, FileLayout, entries([1, 2]), 4, -3)
+        gap = [FakeFileEntry(("a",), 2, 0), FakeFileEntry(("b",), 2, 3)]
+        self.assertRaises(ValueError, FileLayout, gap, 4, 5)
+        negative = [FakeFileEntry(("a",), -2, 0)]
+        self.assertRaises(ValueError, FileLayout, negative, 4, -2)
+
+    def test_pieceRange(self) -> None:
+        """
+        L{FileLayout.pieceRange} gives the pieces holding a file's bytes.
+        """
+        layout = FileLayout(entries([0, 5, 0, 2, 10, 0]), 4, 17)
+        self.assertEqual(list(layout.pieceRange(0)), [])
+        self.assertEqual(list(layout.pieceRange(1)), [0, 1])
+        self.assertEqual(list(layout.pieceRange(3)), [1])
+        self.assertEqual(list(layout.pieceRange(4)), [1, 2, 3, 4])
+        self.assertEqual(list(layout.pieceRange(5)), [])
+
+    def test_empty(self) -> None:
+        """
+        A torrent of only 0-byte files has no pieces.
+        """
+        layout = FileLayout(entries([0, 0]), 4, 0)
+        self.assertEqual(layout.pieceCount, 0)
+        self.assertEqual(layout.rangeSlices(0, 0), [])
+        self.assertRaises(ValueError, layout.slices, 0, 0, 0)
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        lengths=st.lists(st.integers(0, 40), min_size=1, max_size=12),
+        pieceLength=st.integers(1, 50),
+        data=st.data(),
+    )
+    def test_coverProperty(self, lengths, pieceLength, data) -> None:
+        """
+        For any file lengths and any range within a piece, the slices are in
+        file order, each within its file and non-empty, contiguous in the
+        torrent, and their lengths add up to the range.
+        """
+        total = sum(lengths)
+        files = entries(lengths)
+        layout = FileLayout(files, pieceLength, total)
+        if total == 0:
+            self.assertEqual(layout.pieceCount, 0)
+            return
+        index = data.draw(st.integers(0, layout.pieceCount - 1))
+        size = layout.pieceSize(index)
+        begin = data.draw(st.integers(0, size))
+        length = data.draw(st.integers(0, size - begin))
+        slices = layout.slices(index, begin, length)
+        position = index * pieceLength + begin
+        previous = -1
+        for fileIndex, fileOffset, n in slices:
+            self.assertGreater(fileIndex, previous)
+            previous = fileIndex
+            self.assertGreater(n, 0)
+            self.assertGreaterEqual(fileOffset, 0)
+            self.assertLessEqual(fileOffset + n, lengths[fileIndex])
+            self.assertEqual(files[fileIndex].offset + fileOffset, position)
+            position += n
+        self.assertEqual(position, index * pieceLength + begin + length)
+        self.assertEqual(sum(n for _, _, n in slices), length)
+
+
+class WriterTestMixin:
+    """
+    Helpers for tests on real files.
+    """
+
+    def newDir(self) -> str:
+        path = os.path.abspath(self.mktemp())
+        os.makedirs(path)
+        return path
+
+    def writeAll(self, writer: MultiFileWriter, meta, data: bytes) -> None:
+        for i in range(meta.pieceCount):
+            writer.writePiece(
+                i, data[i * meta.pieceLength : (i + 1) * meta.pieceLength]
+            )
+
+
+# A multi-file layout with pieces of 8 bytes: 0-byte files at the start, the
+# middle and the end, pieces straddling two and three files, a short last
+# piece, and directories three deep.
+MIXED = [
+    (("empty-start",), 0),
+    (("a", "one"), 5),
+    (("a", "b", "two"), 2),
+    (("a", "b", "empty-middle"), 0),
+    (("a", "b", "c", "three"), 3),
+    (("four",), 13),
+    (("x", "y", "z", "five"), 6),
+    (("empty-end",), 0),
+]
+
+
+class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
+    """
+    L{MultiFileWriter} on real files.
+    """
+
+    def test_interface(self) -> None:
+        """
+        L{MultiFileWriter} provides L{IPieceStorage}.
+        """
+        meta, _ = makeMetainfo(MIXED, 8)
+        self.assertTrue(verifyObject(IPieceStorage, MultiFileWriter(meta, "x")))
+
+    def test_roundTrip(self) -> None:
+        """
+        Every piece written comes back: as whole pieces, as every block of
+        several sizes, and as the bytes of each file on disk; 0-byte files
+        and the directories three deep exist.
+        """
+        meta, data = makeMetainfo(MIXED, 8)
+        self.assertEqual(meta.totalLength, 29)
+        self.assertEqual(meta.pieceSize(3), 5)
+        downloadDir = self.newDir()
+        writer = MultiFileWriter(meta, downloadDir)
+        writer.open()
+        self.writeAll(writer, meta, data)
+        for i in range(meta.pieceCount):
+            size = meta.pieceSize(i)
+            piece = data[i * 8 : i * 8 + size]
+            self.assertEqual(writer.readPiece(i), piece)
+            for begin in range(size + 1):
+                for length in range(size - begin + 1):
+                    self.assertEqual(
+                        writer.readBlock(i, begin, length),
+                        piece[begin : begin + length],
+                    )
+        writer.close()
+        root = os.path.join(downloadDir, "torrent")
+        for entry in meta.files:
+            path = os.path.join(root, *entry.path)
+            with open(path, "rb") as f:
+                self.assertEqual(
+                    f.read(), data[entry.offset : entry.offset + entry.length]
+                )
+        self.assertTrue(os.path.isdir(os.path.join(root, "a", "b", "c")))
+        self.assertTrue(os.path.isdir(os.path.join(root, "x", "y", "z")))
+        self.assertEqual(os.path.getsize(os.path.join(root, "empty-start")), 0)
+        self.assertEqual(os.path.getsize(os.path.join(root, "a/b/empty-middle")), 0)
+        self.assertEqual(os.path.getsize(os.path.join(root, "empty-end")), 0)
+
+    def test_writeOrderAndReopen(self) -> None:
+        """
+        Pieces written in any order, by a writer that is closed and reopened
+        in between, read back the same from a new writer.
+        """
+        meta, data = makeMetainfo(MIXED, 8)
+        downloadDir = self.newDir()
+        writer = MultiFileWriter(meta, downloadDir, maxOpenFiles=1)
+        writer.open()
+        order = list(range(meta.pieceCount))
+        random.Random(5).shuffle(order)
+        for n, i in enumerate(order):
+            writer.writePiece(i, data[i * 8 : (i + 1) * 8])
+            if n == 1:
+                writer.close()
+        writer.close()
+        again = MultiFileWriter(meta, downloadDir)
+        again.open()
+        self.assertEqual(
+            b"".join(again.readPiece(i) for i in range(meta.pieceCount)), data
+        )
+        buffer = bytearray(20)
+        again.readInto(3, buffer)
+        self.assertEqual(bytes(buffer), data[3:23])
+        again.close()
+
+    def test_singleFile(self) -> None:
+        """
+        A single-file torrent lives at C{downloadDir/name}.
+        """
+        meta, data = makeMetainfo(
+            [(("movie.bin",), 21)], 8, name="movie.bin", multiFile=False
+        )
+        downloadDir = self.newDir()
+        writer = MultiFileWriter(meta, downloadDir)
+        writer.open()
+        self.writeAll(writer, meta, data)
+        writer.close()
+        self.assertEqual(os.listdir(downloadDir), ["movie.bin"])
+        with open(os.path.join(downloadDir, "movie.bin"), "rb") as f:
+            self.assertEqual(f.read(), data)
+
+    def test_sparse(self) -> None:
+        """
+        L{MultiFileWriter.open} creates files at their full length without
+        writing them: they read back as zeros and take (almost) no blocks.
+        """
+        size = 32 * 1024 * 1024
+        meta, _ = makeMetainfo([(("big",), size)], 1 << 20, data=bytes(size))
+        downloadDir = self.newDir()
+        writer = MultiFileWriter(meta, downloadDir)
+        writer.open()
+        path = os.path.join(downloadDir, "torrent", "big")
+        st = os.stat(path)
+        self.assertEqual(st.st_size, size)
+        self.assertLess(st.st_blocks * 512, size // 8)
+        self.assertEqual(writer.readBlock(7, 100, 16384), bytes(16384))
+        writer.close()
+
+    def test_existingFiles(self) -> None:
+        """
+        A shorter existing file is extended keeping its bytes, a longer one
+        truncated to its length, and one of the right length left untouched
+        (same mtime).
+        """
+        meta, _ = makeMetainfo([(("short",), 10), (("long",), 10), (("right",), 10)], 8)
+        downloadDir = self.newDir()
+        root = os.path.join(downloadDir, "torrent")
+        os.makedirs(root)
+        for name, content in [("short", b"abc"), ("long", b"z" * 50)]:
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(content)
+        right = os.path.join(root, "right")
+        with open(right, "wb") as f:
+            f.write(b"0123456789")
+        os.utime(right, ns=(1_000_000_000, 1_234_567_890_123))
+        writer = MultiFileWriter(meta, downloadDir)
+        writer.open()
+        writer.close()
+        with open(os.path.join(root, "short"), "rb") as f:
+            self.assertEqual(f.read(), b"abc" + bytes(7))
+        with open(os.path.join(root, "long"), "rb") as f:
+            self.assertEqual(f.read(), b"z" * 10)
+        self.assertEqual(os.stat(right).st_mtime_ns, 1_234_567_890_123)
+
+    def test_padding(self) -> None:
+        """
+        Padding files are never created; their bytes read back as zeros and
+        writes skip them.
+        """
+        meta, data = makeMetainfo(
+            [(("a",), 5), ((".pad", "11"), 11), (("b",), 16), ((".pad", "3"), 3)],
+            16,
+            padding=[1, 3],
+        )
+        downloadDir = self.newDir()
+        writer = MultiFileWriter(meta, downloadDir)
+        writer.open()
+        self.writeAll(writer, meta, data)
+        root = os.path.join(downloadDir, "torrent")
+        self.assertEqual(sorted(os.listdir(root)), ["a", "b"])
+        self.assertEqual(writer.readPiece(0), data[:16])
+        self.assertEqual(writer.readBlock(0, 5, 11), bytes(11))
+        self.assertEqual(writer.readPiece(2), bytes(3))
+        buffer = bytearray(b"\xff" * 35)
+        writer.readInto(0, buffer)
+        self.assertEqual(bytes(buffer), data)
+        self.assertEqual(writer.paths[1], None)
+        self.assertEqual(writer.fileStats()[1], None)
+        writer.close()
+
+    def test_manyFiles(self) -> None:
+        """
+        A torrent of 10,000 files written and read through a pool of 16
+        descriptors never has more than 16 open.
+        """
+        rng = random.Random(10000)
+        files = [
+            ((f"d{i % 37}", f"file{i}"), rng.randrange(0, 300)) for i in range(10000)
+        ]
+        meta, data = makeMetainfo(files, 4096)
+        downloadDir = self.newDir()
+        writer = MultiFileWriter(meta, downloadDir, maxOpenFiles=16)
+        before = (
+            len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+        )
+        writer.open()
+        self.assertLessEqual(writer.openFileCount, 16)
+        self.writeAll(writer, meta, data)
+        if before is not None:
+            self.assertLessEqual(len(os.listdir("/proc/self/fd")), before + 16)
+        self.assertEqual(
+            b"".join(writer.readPiece(i) for i in range(meta.pieceCount)), data
+        )
+        self.assertEqual(writer.peakOpenFiles, 16)
+        self.assertLessEqual(writer.openFileCount, 16)
+        stats = writer.fileStats()
+        self.assertEqual([s[0] for s in stats], [length for _, length in files])
+        writer.close()
+        self.assertEqual(writer.openFileCount, 0)
+
+    def test_threads(self) -> None:
+        """
+        Several threads writing and reading at once through a pool of two
+        descriptors get their own bytes back and never exceed the pool.
+        """
+        files = [((f"f{i}",), 1000 + 37 * i) for i in range(12)]
+        meta, data = makeMetainfo(files, 1024)
+        writer = MultiFileWriter(meta, self.newDir(), maxOpenFiles=2)
+        writer.open()
+        errors = []
+        pieces = list(range(meta.pieceCount))
+
+        def work(mine):
+            try:
+                for i in mine:
+                    piece = data[i * 1024 : (i + 1) * 1024]
+                    writer.writePiece(i, piece)
+                    if writer.readPiece(i) != piece:
+                        errors.append(i)
+            except Exception as e:
+                errors.append(e)
+
+        workers = [
+            threading.Thread(target=work, args=(pieces[k::4],)) for k in range(4)
+        ]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertLessEqual(writer.peakOpenFiles, 2)
+        self.assertEqual(b"".join(writer.readPiece(i) for i in pieces), data)
+        writer.close()
+
+    def test_sync(self) -> None:
+        """
+        L{MultiFileWriter.sync} fsyncs exactly the files written since the
+        last call, even when their descriptors were closed in between.
+        """
+        meta, data = makeMetainfo([((f"f{i}",), 8) for i in range(4)], 8)
+        downloadDir = self.newDir()
+        writer = MultiFileWriter(meta, downloadDir, maxOpenFiles=1)
+        writer.open()
+        writer.sync()
+        synced = []
+        realFsync = os.fsync
+
+        def recordingFsync(fd):
+            synced.append(os.fstat(fd).st_ino)
+            realFsync(fd)
+
+        self.patch(storageModule.os, "fsync", recordingFsync)
+        writer.writePiece(1, data[8:16])
+        writer.writePiece(3, data[24:32])
+        writer.sync()
+        inodes = [
+            os.stat(os.path.join(downloadDir, "torrent", f"f{i}")).st_ino
+            for i in range(4)
+        ]
+        self.assertEqual(sorted(synced), sorted([inodes[1], inodes[3]]))
+        del synced[:]
+        writer.sync()
+        self.assertEqual(synced, [])
+        writer.close()
+
+    def test_syncFailureKeepsDirty(self) -> None:
+        """
+        When an fsync fails, L{StorageError} is raised and the files not
+        yet synced are synced by the next call.
+        """
+        meta, data = makeMetainfo([((f"f{i}",), 8) for i in range(2)], 8)
+        writer = MultiFileWriter(meta, self.newDir())
+        writer.open()
+        writer.sync()
+        writer.writePiece(0, data[:8])
+        writer.writePiece(1, data[8:])
+        calls = []
+        realFsync = os.fsync
+
+        def failingFsync(fd):
+            calls.append(fd)
+            raise OSError(5, "Input/output error")
+
+        self.patch(storageModule.os, "fsync", failingFsync)
+        self.assertRaises(StorageError, writer.sync)
+        self.assertEqual(len(calls), 1)
+        synced = []
+        self.patch(
+            storageModule.os, "fsync", lambda fd: synced.append(fd) or realFsync(fd)
+        )
+        writer.sync()
+        self.assertEqual(len(synced), 2)
+        writer.close()
+
+    def test_fileStats(self) -> None:
+        """
+        L{MultiFileWriter.fileStats} works before L{open} (missing files are
+        C{None}, nothing is created) and gives size and mtime afterwards.
+        """
+        meta, _ = makeMetainfo([(("a",), 3), (("b",), 0), (("c",), 9)], 8)
+        downloadDir = self.newDir()
+        writer = MultiFileWriter(meta, downloadDir)
+        self.assertEqual(writer.fileStats(), [None, None, None])
+        self.assertEqual(os.listdir(downloadDir), [])
+        writer.open()
+        stats = writer.fileStats()
+        self.assertEqual([s[0] for s in stats], [3, 0, 9])
+        path = os.path.join(downloadDir, "torrent", "c")
+        self.assertEqual(stats[2][1], os.stat(path).st_mtime_ns)
+        writer.close()
+        os.unlink(path)
+        os.mkdir(path)
+        self.assertEqual(writer.fileStats()[2], None)
+
+    def test_badWrites(self) -> None:
+        """
+        A piece of the wrong length or index raises L{ValueError} and writes
+        nothing.
+        """
+        meta, data = makeMetainfo(MIXED, 8)
+        writer = MultiFileWriter(meta, self.newDir())
+        writer.open()
+        self.assertRaises(ValueError, writer.writePiece, 0, data[:7])
+        self.assertRaises(ValueError, writer.writePiece, 3, data[24:32] + b"x")
+        self.assertRaises(ValueError, writer.writePiece, 4, b"")
+        self.assertRaises(ValueError, writer.readBlock, 3, 0, 6)
+        self.assertEqual(writer.readPiece(0), bytes(8))
+        writer.close()
+
+    def test_externalDamage(self) -> None:
+        """
+        Reading from a file deleted or truncated behind the writer's back
+        raises L{StorageError} rather than inventing data.
+        """
+        meta, data = makeMetainfo([(("a",), 8), (("b",), 8)], 8)
+        downloadDir = self.newDir()
+        writer = MultiFileWriter(meta, downloadDir)
+        writer.open()
+        self.writeAll(writer, meta, data)
+        writer.close()
+        os.truncate(os.path.join(downloadDir, "torrent", "a"), 4)
+        os.unlink(os.path.join(downloadDir, "torrent", "b"))
+        self.assertRaises(StorageError, writer.readPiece, 0)
+        self.assertEqual(writer.readBlock(0, 0, 4), data[:4])
+        self.assertRaises(StorageError, writer.readPiece, 1)
+        self.assertRaises(StorageError, writer.writePiece, 1, data[8:])
+        writer.close()
+
+    def test_readOnlyFile(self) -> None:
+        """
+        A file that cannot be opened for writing can still be read (seeding
+        from read-only files); writing to it raises L{StorageError}.
+        """
+        meta, data = makeMetainfo([(("a",), 8)], 8)
+        downloadDir = self.newDir()
+        writer = MultiFileWriter(meta, downloadDir)
+        writer.open()
+        writer.writePiece(0, data)
+        writer.close()
+        realOpen = os.open
+
+        def noWriting(path, flags, *args):
+            if flags & os.O_RDWR:
+                raise PermissionError(13, "Permission denied", path)
+            return realOpen(path, flags, *args)
+
+        self.patch(storageModule.os, "open", noWriting)
+        self.assertEqual(writer.readPiece(0), data)
+        self.assertRaises(StorageError, writer.writePiece, 0, data)
+        writer.close()
+
+    def test_directoryInTheWay(self) -> None:
+        """
+        A directory where a file belongs, or a file where a directory
+        belongs, makes L{open} raise L{StorageError}.
+        """
+        meta, _ = makeMetainfo([(("a", "b"), 3)], 8)
+        downloadDir = self.newDir()
+        os.makedirs(os.path.join(downloadDir, "torrent", "a", "b"))
+        self.assertRaises(StorageError, MultiFileWriter(meta, downloadDir).open)
+        other = self.newDir()
+        os.makedirs(os.path.join(other, "torrent"))
+        with open(os.path.join(other, "torrent", "a"), "wb"):
+            pass
+        self.assertRaises(StorageError, MultiFileWriter(meta, other).open)
+
+
+class PathSafetyTests(WriterTestMixin, SynchronousTestCase):
+    """
+    Nothing is ever created, read or written outside the download directory.
+    """
+
+    def test_unsafeComponents(self) -> None:
+        """
+        Names and path components that are empty, C{.}, C{..}, absolute or
+        contain a separator or NUL are refused.
+        """
+        for path in [
+            ("..", "x"),
+            ("a", ".."),
+            ("/etc", "passwd"),
+            ("a/b",),
+            ("",),
+            (".",),
+            ("a\x00",),
+            (),
+        ]:
+            meta, _ = makeMetainfo([(path, 3)], 8)
+            self.assertRaises(StorageError, MultiFileWriter, meta, "dl")
+        for name in ["..", "", "a/b", "/abs"]:
+            meta, _ = makeMetainfo([(("x",), 3)], 8, name=name)
+            self.assertRaises(StorageError, MultiFileWriter, meta, "dl")
+
+    def test_symlinkedDirectory(self) -> None:
+        """
+        A directory inside the download directory that is a symbolic link to
+        somewhere outside is refused at open time, and nothing is created
+        through it.
+        """
+        outside = self.newDir()
+        downloadDir = self.newDir()
+        os.makedirs(os.path.join(downloadDir, "torrent"))
+        os.symlink(outside, os.path.join(downloadDir, "torrent", "sub"))
+        meta, _ = makeMetainfo([(("ok",), 3), (("sub", "deeper", "evil"), 3)], 8)
+        writer = MultiFileWriter(meta, downloadDir)
+        self.assertRaises(StorageError, writer.open)
+        self.assertEqual(os.listdir(outside), [])
+
+    def test_symlinkedTorrentDirectory(self) -> None:
+        """
+        The torrent's own directory being a link to outside is refused.
+        """
+        outside = self.newDir()
+        downloadDir = self.newDir()
+        os.symlink(outside, os.path.join(downloadDir, "torrent"))
+        meta, _ = makeMetainfo([(("a",), 3)], 8)
+        self.assertRaises(StorageError, MultiFileWriter(meta, downloadDir).open)
+        self.assertEqual(os.listdir(outside), [])
+
+    def test_symlinkedFile(self) -> None:
+        """
+        A file that is a symbolic link to a file outside is refused at open
+        time and is never read or written through, even when the link
+        appears after L{open}.
+        """
+        outside = self.newDir()
+        secret = os.path.join(outside, "secret")
+        with open(secret, "wb") as f:
+            f.write(b"secret!!")
+        downloadDir = self.newDir()
+        meta, data = makeMetainfo([(("a",), 8)], 8, name="single", multiFile=False)
+        os.symlink(secret, os.path.join(downloadDir, "single"))
+        writer = MultiFileWriter(meta, downloadDir)
+        self.assertRaises(StorageError, writer.open)
+        os.unlink(os.path.join(downloadDir, "single"))
+        writer.open()
+        writer.close()
+        os.unlink(os.path.join(downloadDir, "single"))
+        os.symlink(secret, os.path.join(downloadDir, "single"))
+        self.assertRaises(StorageError, writer.readPiece, 0)
+        self.assertRaises(StorageError, writer.writePiece, 0, data)
+        with open(secret, "rb") as f:
+            self.assertEqual(f.read(), b"secret!!")
+
+    def test_symlinkInside(self) -> None:
+        """
+        A link that stays inside the download directory is followed.
+        """
+        downloadDir = self.newDir()
+        os.makedirs(os.path.join(downloadDir, "elsewhere"))
+        os.makedirs(os.path.join(downloadDir, "torrent"))
+        os.symlink(
+            os.path.join(downloadDir, "elsewhere"),
+            os.path.join(downloadDir, "torrent", "sub"),
+        )
+        meta, data = makeMetainfo([(("sub", "f"), 8)], 8)
+        writer = MultiFileWriter(meta, downloadDir)
+        writer.open()
+        writer.writePiece(0, data)
+        writer.close()
+        with open(os.path.join(downloadDir, "elsewhere", "f"), "rb") as f:
+            self.assertEqual(f.read(), data)
