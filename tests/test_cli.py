@@ -1,0 +1,399 @@
+"""
+Tests for L{btorrent.cli}, the C{btorrent} command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from btorrent import bencode, cli, metainfo
+
+
+class TTY(io.StringIO):
+    """
+    A text stream that claims to be a terminal.
+    """
+
+    def isatty(self) -> bool:
+        """
+        Claim to be a terminal.
+        """
+        return True
+
+
+class CLITestCase(SynchronousTestCase):
+    """
+    Helpers to run L{cli.main} in a temporary working directory.
+    """
+
+    def setUp(self) -> None:
+        self.cwd = os.path.abspath(self.mktemp())
+        os.makedirs(self.cwd)
+        old = os.getcwd()
+        os.chdir(self.cwd)
+        self.addCleanup(os.chdir, old)
+
+    def btorrent(self, *argv: str, err=None):
+        """
+        Run C{btorrent argv}; return (exit code, stdout, stderr).
+        """
+        out = io.StringIO()
+        err = io.StringIO() if err is None else err
+        code = cli.main(list(argv), out=out, err=err)
+        return code, out.getvalue(), err.getvalue()
+
+    def write(self, path: str, data: bytes) -> str:
+        """
+        Write C{data} to C{path} (making directories); return C{path}.
+        """
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+
+class ParseSizeTests(SynchronousTestCase):
+    """
+    L{cli.parseSize}.
+    """
+
+    def test_sizes(self) -> None:
+        """
+        Plain numbers and K/M/G suffixes (binary) are accepted.
+        """
+        for text, value in [
+            ("262144", 262144),
+            ("256K", 262144),
+            ("256k", 262144),
+            ("256KiB", 262144),
+            ("1M", 1 << 20),
+            ("1MB", 1 << 20),
+            ("2G", 2 << 30),
+        ]:
+            self.assertEqual(cli.parseSize(text), value, text)
+
+    def test_invalid(self) -> None:
+        """
+        Anything else is an L{argparse.ArgumentTypeError}.
+        """
+        for text in ["", "1.5M", "-1", "M", "12T", "1 2"]:
+            self.assertRaises(argparse.ArgumentTypeError, cli.parseSize, text)
+
+
+class CreateTests(CLITestCase):
+    """
+    C{btorrent create}.
+    """
+
+    def test_createDirectory(self) -> None:
+        """
+        C{create} writes NAME.torrent in the working directory, with the
+        trackers as tiers (commas join one tier), and reports the info-hash.
+        """
+        self.write("d/a", os.urandom(70000))
+        self.write("d/s/b", b"hello")
+        code, out, err = self.btorrent(
+            "create",
+            "d",
+            "-t",
+            "http://127.0.0.1:1/a",
+            "-t",
+            "http://127.0.0.1:2/b,http://127.0.0.1:3/c",
+            "--piece-length",
+            "32K",
+            "--private",
+            "--comment",
+            "a comment",
+        )
+        self.assertEqual((code, err), (0, ""))
+        m = metainfo.loadFile("d.torrent")
+        self.assertIn(m.infoHash.hex(), out)
+        self.assertEqual(m.pieceLength, 32768)
+        self.assertTrue(m.private)
+        self.assertEqual(m.comment, "a comment")
+        self.assertEqual([f.path for f in m.files], [("a",), ("s", "b")])
+        self.assertEqual(
+            m.trackers,
+            (
+                ("http://127.0.0.1:1/a",),
+                ("http://127.0.0.1:2/b", "http://127.0.0.1:3/c"),
+            ),
+        )
+
+    def test_output(self) -> None:
+        """
+        C{-o} chooses the output; an existing file is kept unless
+        C{--force}.
+        """
+        self.write("f.bin", b"x" * 100)
+        self.write("out.torrent", b"precious")
+        code, out, err = self.btorrent(
+            "create", "f.bin", "-t", "http://x/", "-o", "out.torrent"
+        )
+        self.assertEqual(code, 1)
+        self.assertEqual(out, "")
+        self.assertIn("already exists", err)
+        self.assertEqual(err.count("\n"), 1)
+        with open("out.torrent", "rb") as f:
+            self.assertEqual(f.read(), b"precious")
+        code, out, err = self.btorrent(
+            "create", "f.bin", "-t", "http://x/", "-o", "out.torrent", "--force"
+        )
+        self.assertEqual(code, 0, err)
+        self.assertEqual(metainfo.loadFile("out.torrent").name, "f.bin")
+        self.assertFalse(os.path.exists("out.torrent.part"))
+
+    def test_missingPath(self) -> None:
+        """
+        A missing input is one line on stderr and exit code 1.
+        """
+        code, out, err = self.btorrent("create", "nothing", "-t", "http://x/")
+        self.assertEqual(code, 1)
+        self.assertEqual(
+            err, "btorrent create: error: nothing: no such file or directory\n"
+        )
+
+    def test_emptyDirectory(self) -> None:
+        """
+        An empty directory is refused in one line.
+        """
+        os.makedirs("empty")
+        code, out, err = self.btorrent("create", "empty", "-t", "http://x/")
+        self.assertEqual(code, 1)
+        self.assertIn("no files", err)
+        self.assertEqual(err.count("\n"), 1)
+        self.assertFalse(os.path.exists("empty.torrent"))
+
+    def test_badPieceLength(self) -> None:
+        """
+        An unparseable piece length is a usage error (exit 2); one that is
+        not a power of two is refused (exit 1).
+        """
+        self.write("f.bin", b"x")
+        code, _, err = self.btorrent(
+            "create", "f.bin", "-t", "u", "--piece-length", "x"
+        )
+        self.assertEqual(code, 2)
+        self.assertIn("invalid size", err)
+        code, _, err = self.btorrent(
+            "create", "f.bin", "-t", "u", "--piece-length", "100K"
+        )
+        self.assertEqual(code, 1)
+        self.assertIn("power of two", err)
+
+    def test_trackerRequired(self) -> None:
+        """
+        C{-t} is required.
+        """
+        self.write("f.bin", b"x")
+        code, _, err = self.btorrent("create", "f.bin")
+        self.assertEqual(code, 2)
+        self.assertIn("-t", err)
+
+    def test_progressOnTerminal(self) -> None:
+        """
+        A big input with a terminal on stderr shows a progress bar; the
+        result is the same torrent.
+        """
+        self.patch(cli, "PROGRESS_THRESHOLD", 1)
+        self.write("f.bin", os.urandom(100000))
+        err = TTY()
+        code, out, _ = self.btorrent("create", "f.bin", "-t", "http://x/", err=err)
+        self.assertEqual(code, 0)
+        self.assertIn("hashing", err.getvalue())
+        self.assertEqual(metainfo.loadFile("f.bin.torrent").totalLength, 100000)
+
+    def test_noProgressWithoutTerminal(self) -> None:
+        """
+        Without a terminal nothing goes to stderr.
+        """
+        self.patch(cli, "PROGRESS_THRESHOLD", 1)
+        self.write("f.bin", os.urandom(1000))
+        code, _, err = self.btorrent("create", "f.bin", "-t", "http://x/")
+        self.assertEqual((code, err), (0, ""))
+
+
+class InfoTests(CLITestCase):
+    """
+    C{btorrent info}.
+    """
+
+    def makeTorrent(self) -> metainfo.Metainfo:
+        """
+        Create C{t.torrent} for a small tree.
+        """
+        self.write("d/a", b"x" * 40000)
+        self.write("d/s/b", b"y" * 10)
+        self.write("d/s/\xe9t\xe9", b"z")
+        with open("t.torrent", "wb") as f:
+            f.write(
+                metainfo.create(
+                    "d",
+                    [
+                        ["http://127.0.0.1:1/a"],
+                        ["udp://127.0.0.1:2", "udp://127.0.0.1:3"],
+                    ],
+                    comment="hi",
+                )
+            )
+        return metainfo.loadFile("t.torrent")
+
+    def test_text(self) -> None:
+        """
+        The text form shows name, info-hash, size, pieces, trackers by tier
+        and the files as a tree.
+        """
+        m = self.makeTorrent()
+        code, out, err = self.btorrent("info", "t.torrent")
+        self.assertEqual((code, err), (0, ""))
+        self.assertIn("name:         d\n", out)
+        self.assertIn(f"info-hash:    {m.infoHash.hex()}\n", out)
+        self.assertIn("(40011 bytes)", out)
+        self.assertIn(f"pieces:       {m.pieceCount} x 16.0 KiB", out)
+        self.assertIn("tier 0: http://127.0.0.1:1/a\n", out)
+        self.assertIn("tier 1: udp://127.0.0.1:2 udp://127.0.0.1:3\n", out)
+        self.assertIn("comment:      hi\n", out)
+        self.assertIn(
+            "  d/\n    a (39.1 KiB)\n    s/\n      b (10 B)\n      \xe9t\xe9 (1 B)\n",
+            out,
+        )
+
+    def test_json(self) -> None:
+        """
+        C{--json} prints one object with the documented keys.
+        """
+        m = self.makeTorrent()
+        code, out, err = self.btorrent("info", "t.torrent", "--json")
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(out.count("\n"), 1)
+        obj = json.loads(out)
+        self.assertEqual(obj["info_hash"], m.infoHash.hex())
+        self.assertEqual(obj["name"], "d")
+        self.assertEqual(obj["total_length"], 40011)
+        self.assertEqual(obj["piece_length"], 16384)
+        self.assertEqual(obj["piece_count"], 3)
+        self.assertEqual(
+            [(f["path"], f["length"]) for f in obj["files"]],
+            [(["a"], 40000), (["s", "b"], 10), (["s", "\xe9t\xe9"], 1)],
+        )
+        self.assertEqual(
+            obj["trackers"],
+            [["http://127.0.0.1:1/a"], ["udp://127.0.0.1:2", "udp://127.0.0.1:3"]],
+        )
+
+    def test_singleFileAndPadding(self) -> None:
+        """
+        A single-file torrent shows its file; padding files are hidden from
+        the tree but kept in the JSON.
+        """
+        self.write("one.bin", b"q" * 5)
+        self.btorrent("create", "one.bin", "-t", "http://x/")
+        code, out, _ = self.btorrent("info", "one.bin.torrent")
+        self.assertIn("files:\n  one.bin (5 B)\n", out)
+        info = {
+            b"name": b"p",
+            b"piece length": 16384,
+            b"pieces": b"\x00" * 40,
+            b"files": [
+                {b"length": 10, b"path": [b"a"]},
+                {b"length": 16374, b"path": [b".pad", b"16374"], b"attr": b"p"},
+                {b"length": 10, b"path": [b"b"]},
+            ],
+        }
+        self.write("pad.torrent", bencode.encode({b"info": info}))
+        code, out, _ = self.btorrent("info", "pad.torrent")
+        self.assertEqual(code, 0)
+        self.assertNotIn(".pad", out)
+        self.assertIn("trackers:     none", out)
+        code, out, _ = self.btorrent("info", "pad.torrent", "--json")
+        self.assertEqual(
+            [f["padding"] for f in json.loads(out)["files"]], [False, True, False]
+        )
+
+    def test_missing(self) -> None:
+        """
+        A missing torrent is one line on stderr and exit code 1.
+        """
+        code, out, err = self.btorrent("info", "nope.torrent")
+        self.assertEqual((code, out), (1, ""))
+        self.assertEqual(
+            err, "btorrent info: error: nope.torrent: No such file or directory\n"
+        )
+
+    def test_invalid(self) -> None:
+        """
+        An invalid torrent is one line naming the problem.
+        """
+        self.write("bad.torrent", b"d4:infod4:name2:..ee")
+        code, out, err = self.btorrent("info", "bad.torrent", "--json")
+        self.assertEqual((code, out), (1, ""))
+        self.assertTrue(err.startswith("btorrent info: error: bad.torrent: invalid"))
+        self.assertEqual(err.count("\n"), 1)
+        self.write("garbage.torrent", os.urandom(100))
+        code, _, err = self.btorrent("info", "garbage.torrent")
+        self.assertEqual(code, 1)
+        self.assertEqual(err.count("\n"), 1)
+
+    def test_noCommand(self) -> None:
+        """
+        Without a subcommand, argparse reports a usage error.
+        """
+        code, _, err = self.btorrent()
+        self.assertEqual(code, 2)
+        self.assertIn("usage: btorrent", err)
+
+    def test_commandsMatchParser(self) -> None:
+        """
+        Every subcommand of the parser has a function in L{cli.COMMANDS}.
+        """
+        parser = cli._buildParser()
+        samples = {"create": ["create", "x", "-t", "u"], "info": ["info", "x"]}
+        self.assertEqual(set(cli.COMMANDS), set(samples))
+        for name, argv in samples.items():
+            self.assertEqual(parser.parse_args(argv).command, name)
+
+
+class ConsoleScriptTests(CLITestCase):
+    """
+    The installed C{btorrent} console script.
+    """
+
+    def test_script(self) -> None:
+        """
+        C{btorrent create} then C{btorrent info --json} work as a
+        subprocess; a bad torrent exits 1 with one line and no traceback.
+        """
+        script = os.path.join(os.path.dirname(sys.executable), "btorrent")
+        if not os.path.exists(script):
+            script = shutil.which("btorrent") or "btorrent"
+        self.write("f.bin", b"z" * 30000)
+        result = subprocess.run(
+            [script, "create", "f.bin", "-t", "http://127.0.0.1:1/"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        result = subprocess.run(
+            [script, "info", "f.bin.torrent", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(json.loads(result.stdout)["total_length"], 30000)
+        result = subprocess.run(
+            [script, "info", "f.bin"], capture_output=True, text=True, timeout=60
+        )
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stderr.count("\n"), 1)
+        self.assertNotIn("Traceback", result.stderr)
