@@ -447,3 +447,827 @@ class ConnectionIdTests(SynchronousTestCase):
         ids = ConnectionIds(Clock(), secret=b"s" * 32)
         if guess not in (ids.make("10.0.0.1", 80),):
             self.assertFalse(ids.check(guess, "10.0.0.1", 80))
+
+
+# --- server: HTTP, UDP, service, options -----------------------------------
+
+import json  # noqa: E402
+import os  # noqa: E402
+import struct  # noqa: E402
+
+from twisted.internet.address import IPv4Address, IPv6Address  # noqa: E402
+from twisted.internet.testing import StringTransport  # noqa: E402
+from twisted.logger import globalLogPublisher  # noqa: E402
+from twisted.python import usage  # noqa: E402
+
+from btorrent import bencode  # noqa: E402
+from btorrent.tracker import announce as codec  # noqa: E402
+from btorrent.tracker.server import (  # noqa: E402
+    MAX_SCRAPE_HASHES,
+    StateFileError,
+    SwarmService,
+    TrackerResource,
+    TrackerSite,
+    UDPTrackerProtocol,
+    loadState,
+    readAllowFile,
+    saveState,
+)
+from btorrent.trackertap import Options, makeService  # noqa: E402
+
+
+def q(**fields) -> bytes:
+    """
+    A query string; bytes values are percent-encoded as they are.
+    """
+    parts = []
+    for name, value in fields.items():
+        if isinstance(value, bytes):
+            value = codec.percentEncode(value)
+        parts.append(f"{name}={value}")
+    return "&".join(parts).encode("ascii")
+
+
+def announceQuery(infoHash=H1, peerId=None, port=6881, left=0, **extra) -> bytes:
+    """
+    A well-formed announce query, overridable field by field.
+    """
+    fields = {
+        "info_hash": infoHash,
+        "peer_id": peerId if peerId is not None else pid(1),
+        "port": port,
+        "uploaded": 0,
+        "downloaded": 0,
+        "left": left,
+    }
+    fields.update(extra)
+    return q(**{k: v for k, v in fields.items() if v is not None})
+
+
+class HTTPClient:
+    """
+    Requests through a real L{TrackerSite} and its HTTP parser, over a
+    L{StringTransport}.
+    """
+
+    def __init__(self, swarm: Swarm) -> None:
+        self.site = TrackerSite(TrackerResource(swarm), reactor=Clock())
+
+    def raw(self, data: bytes, peer=None):
+        peer = peer or IPv4Address("TCP", "10.0.0.1", 40000)
+        protocol = self.site.buildProtocol(peer)
+        transport = StringTransport(peerAddress=peer)
+        protocol.makeConnection(transport)
+        protocol.dataReceived(data)
+        head, _, body = transport.value().partition(b"\r\n\r\n")
+        status = int(head.split(b" ")[1]) if head else None
+        return status, head, body
+
+    def get(self, path: bytes, query: bytes = b"", peer=None):
+        target = path + (b"?" + query if query else b"")
+        status, head, body = self.raw(b"GET " + target + b" HTTP/1.0\r\n\r\n", peer)
+        return status, body
+
+    def announce(self, query: bytes, peer=None) -> dict:
+        status, body = self.get(b"/announce", query, peer)
+        assert status == 200, (status, body)
+        return bencode.decode(body)
+
+
+def fromHost(host: str, port: int = 40000):
+    """
+    The address of an HTTP client at C{host}.
+    """
+    if ":" in host:
+        return IPv6Address("TCP", host, port)
+    return IPv4Address("TCP", host, port)
+
+
+class HTTPAnnounceTests(SynchronousTestCase):
+    """
+    C{/announce} over HTTP.
+    """
+
+    def setUp(self) -> None:
+        self.swarm = Swarm(Clock(), random.Random(4))
+        self.http = HTTPClient(self.swarm)
+
+    def test_compactWithPeers6(self) -> None:
+        """
+        Compact responses carry IPv4 peers in C{peers} and IPv6 peers in
+        C{peers6}, with counts and intervals; the address is the source's.
+        """
+        self.http.announce(
+            announceQuery(peerId=pid(1), port=1001), fromHost("10.0.0.1")
+        )
+        self.http.announce(
+            announceQuery(peerId=pid(2), port=1002, left=5), fromHost("2001:db8::2")
+        )
+        body = self.http.announce(
+            announceQuery(peerId=pid(3), port=1003, left=5, compact=1),
+            fromHost("10.0.0.3"),
+        )
+        self.assertEqual(body[b"peers"], bytes([10, 0, 0, 1]) + struct.pack("!H", 1001))
+        self.assertEqual(
+            codec.decodeCompactPeers(body[b"peers6"], v6=True), (("2001:db8::2", 1002),)
+        )
+        self.assertEqual(
+            (body[b"complete"], body[b"incomplete"], body[b"interval"]), (1, 2, 1800)
+        )
+        self.assertEqual(body[b"min interval"], 900)
+        response = codec.decodeHTTPResponse(bencode.encode(body))
+        self.assertEqual(
+            set(response.peers), {("10.0.0.1", 1001), ("2001:db8::2", 1002)}
+        )
+
+    def test_compactDefault(self) -> None:
+        """
+        Without C{compact} the answer is compact.
+        """
+        self.http.announce(announceQuery(peerId=pid(1)), fromHost("10.0.0.1"))
+        body = self.http.announce(announceQuery(peerId=pid(2)), fromHost("10.0.0.2"))
+        self.assertIsInstance(body[b"peers"], bytes)
+
+    def test_dictionaryModel(self) -> None:
+        """
+        C{compact=0} gives the dictionary model with peer ids;
+        C{no_peer_id=1} leaves them out.
+        """
+        self.http.announce(
+            announceQuery(peerId=pid(1), port=1001), fromHost("10.0.0.1")
+        )
+        self.http.announce(announceQuery(peerId=pid(2), port=1002), fromHost("::1"))
+        body = self.http.announce(
+            announceQuery(peerId=pid(3), compact=0), fromHost("10.0.0.3")
+        )
+        self.assertEqual(
+            sorted(body[b"peers"], key=lambda p: p[b"port"]),
+            [
+                {b"ip": b"10.0.0.1", b"port": 1001, b"peer id": pid(1)},
+                {b"ip": b"::1", b"port": 1002, b"peer id": pid(2)},
+            ],
+        )
+        body = self.http.announce(
+            announceQuery(peerId=pid(3), compact=0, no_peer_id=1), fromHost("10.0.0.3")
+        )
+        self.assertEqual(
+            sorted(p[b"ip"] for p in body[b"peers"]), [b"10.0.0.1", b"::1"]
+        )
+        self.assertTrue(all(b"peer id" not in p for p in body[b"peers"]))
+
+    def test_ipParameter(self) -> None:
+        """
+        C{ip} is ignored from other hosts, honoured from loopback when it is
+        an IP literal.
+        """
+        self.http.announce(
+            announceQuery(peerId=pid(1), ip="10.9.9.9"), fromHost("10.0.0.1")
+        )
+        self.http.announce(
+            announceQuery(peerId=pid(2), ip="10.8.8.8"), fromHost("127.0.0.1")
+        )
+        self.http.announce(
+            announceQuery(peerId=pid(3), ip="a.example"), fromHost("::1")
+        )
+        peers = self.swarm.torrents[H1].peers
+        self.assertEqual(peers[pid(1)].host, "10.0.0.1")
+        self.assertEqual(peers[pid(2)].host, "10.8.8.8")
+        self.assertEqual(peers[pid(3)].host, "::1")
+
+    def test_mappedSource(self) -> None:
+        """
+        A v4-mapped source on a dual-stack socket is recorded as IPv4.
+        """
+        self.http.announce(announceQuery(), fromHost("::ffff:10.1.2.3"))
+        self.assertEqual(self.swarm.torrents[H1].peers[pid(1)].host, "10.1.2.3")
+
+    def test_numwant(self) -> None:
+        """
+        A large C{numwant} is capped at 200 peers; a negative one other
+        than -1, or one too large to read, is refused.
+        """
+        for i in range(250):
+            self.swarm.announce(H1, pid(100 + i), "10.0.0.1", 1000 + i, 1)
+        body = self.http.announce(announceQuery(numwant=100000))
+        self.assertEqual(len(body[b"peers"]), 200 * 6)
+        body = self.http.announce(announceQuery(numwant=-1))
+        self.assertEqual(len(body[b"peers"]), 50 * 6)
+        for bad in ("-5", "9" * 40, "x"):
+            body = self.http.announce(announceQuery(numwant=bad))
+            self.assertIn(b"failure reason", body)
+
+    def test_hostileQueries(self) -> None:
+        """
+        Missing or malformed fields get a C{failure reason} and leave no
+        state.
+        """
+        cases = [
+            b"",
+            b"info_hash",
+            b"&&&==&",
+            b"%zz%",
+            announceQuery(infoHash=b"x" * 19),
+            announceQuery(infoHash=b"x" * 21),
+            announceQuery(infoHash=None),
+            announceQuery(peerId=b"p" * 3),
+            announceQuery(port=0),
+            announceQuery(port=65536),
+            announceQuery(port=-1),
+            announceQuery(port=None),
+            announceQuery(left=-1),
+            announceQuery(left=None),
+            announceQuery(left="1e5"),
+            announceQuery(uploaded=-3),
+            announceQuery(event="paused"),
+            announceQuery(event=b"\xff"),
+            announceQuery(left="9" * 100),
+        ]
+        for query in cases:
+            body = self.http.announce(query)
+            self.assertIn(b"failure reason", body, query)
+            self.assertNotIn(b"interval", body)
+        self.assertEqual(self.swarm.torrents, {})
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=300))
+    def test_garbageQueryProperty(self, data) -> None:
+        """
+        Any bytes after C{?} give a bencoded dictionary: a failure or a
+        real answer, never an error page.
+        """
+        query = codec.percentEncode(data).encode("ascii").replace(b"%3D", b"=")
+        query = query.replace(b"%26", b"&")
+        body = self.http.announce(query)
+        self.assertTrue(b"failure reason" in body or b"interval" in body)
+
+    def test_allowList(self) -> None:
+        """
+        Info-hashes outside the allow-list get a failure reason.
+        """
+        http = HTTPClient(Swarm(Clock(), allowed=[H2]))
+        body = http.announce(announceQuery(infoHash=H1))
+        self.assertEqual(
+            body, {b"failure reason": b"torrent not registered with this tracker"}
+        )
+        self.assertIn(b"interval", http.announce(announceQuery(infoHash=H2)))
+
+    def test_caps(self) -> None:
+        """
+        Beyond the caps new torrents and peers get a failure reason.
+        """
+        http = HTTPClient(Swarm(Clock(), maxTorrents=1, maxPeersPerTorrent=1))
+        http.announce(announceQuery(infoHash=H1))
+        body = http.announce(announceQuery(infoHash=H2))
+        self.assertIn(b"too many torrents", body[b"failure reason"])
+        body = http.announce(announceQuery(infoHash=H1, peerId=pid(2)))
+        self.assertIn(b"torrent full", body[b"failure reason"])
+
+
+class HTTPOtherTests(SynchronousTestCase):
+    """
+    C{/scrape}, C{/stats} and everything that is not an announce.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.swarm = Swarm(self.clock, random.Random(5))
+        self.http = HTTPClient(self.swarm)
+
+    def test_scrape(self) -> None:
+        """
+        A scrape answers the counts of each info-hash asked for, zeros for
+        unknown ones.
+        """
+        self.swarm.announce(H1, pid(1), "10.0.0.1", 1, 0, "completed")
+        self.swarm.announce(H1, pid(2), "10.0.0.2", 1, 9)
+        status, body = self.http.get(
+            b"/scrape", q(info_hash=H1) + b"&" + q(info_hash=H2)
+        )
+        self.assertEqual(status, 200)
+        stats = codec.decodeScrapeResponse(body)
+        self.assertEqual(stats[H1], codec.ScrapeStats(1, 1, 1))
+        self.assertEqual(stats[H2], codec.ScrapeStats(0, 0, 0))
+
+    def test_scrapeRefused(self) -> None:
+        """
+        No info-hash, a bad one, or too many get a failure reason.
+        """
+        for query in (
+            b"",
+            q(info_hash=b"short"),
+            b"&".join(
+                [q(info_hash=bytes([i]) * 20) for i in range(MAX_SCRAPE_HASHES + 1)]
+            ),
+        ):
+            status, body = self.http.get(b"/scrape", query)
+            self.assertEqual(status, 200)
+            self.assertIn(b"failure reason", bencode.decode(body))
+
+    def test_stats(self) -> None:
+        """
+        C{/stats} gives the totals and announces per second over the last
+        minute as JSON.
+        """
+        self.swarm.announce(H1, pid(1), "10.0.0.1", 1, 0, "completed")
+        self.swarm.announce(H1, pid(2), "10.0.0.2", 1, 9)
+        self.swarm.announce(H2, pid(2), "10.0.0.2", 1, 9)
+        status, body = self.http.get(b"/stats")
+        self.assertEqual(status, 200)
+        self.assertEqual(
+            json.loads(body),
+            {
+                "torrents": 2,
+                "peers": 3,
+                "seeders": 1,
+                "leechers": 2,
+                "downloaded": 1,
+                "announcesPerSecond": 0.05,
+            },
+        )
+        self.clock.advance(61)
+        self.assertEqual(
+            json.loads(self.http.get(b"/stats")[1])["announcesPerSecond"], 0
+        )
+
+    def test_otherRequests(self) -> None:
+        """
+        Unknown paths are 404, POST is 405, a garbage request line is 400;
+        nothing is logged as an error.
+        """
+        self.assertEqual(self.http.get(b"/")[0], 404)
+        self.assertEqual(self.http.get(b"/nothing")[0], 404)
+        status, _, _ = self.http.raw(b"POST /announce HTTP/1.0\r\n\r\n")
+        self.assertEqual(status, 405)
+        status, _, _ = self.http.raw(b"\x00\xff garbage\r\n\r\n")
+        self.assertEqual(status, 400)
+        status, _, _ = self.http.raw(
+            b"GET /announce?" + b"a" * 70000 + b" HTTP/1.0\r\n"
+        )
+        self.assertIn(status, (400, 414, None))
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class FakeDatagramTransport:
+    """
+    Collects what a L{DatagramProtocol} writes.
+    """
+
+    def __init__(self) -> None:
+        self.written = []
+
+    def write(self, data: bytes, addr) -> None:
+        self.written.append((data, addr))
+
+
+class UDPTests(SynchronousTestCase):
+    """
+    BEP 15 through L{UDPTrackerProtocol} and a fake transport.
+    """
+
+    client = ("10.0.0.7", 7000)
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(10_000)
+        self.swarm = Swarm(self.clock, random.Random(6))
+        self.protocol = UDPTrackerProtocol(
+            self.swarm, ConnectionIds(self.clock, secret=b"t" * 32)
+        )
+        self.transport = FakeDatagramTransport()
+        self.protocol.makeConnection(self.transport)
+
+    def send(self, data: bytes, addr=None, v6=False):
+        """
+        Deliver one datagram; return the decoded reply or C{None}.
+        """
+        addr = addr or self.client
+        before = len(self.transport.written)
+        self.protocol.datagramReceived(data, addr)
+        replies = self.transport.written[before:]
+        self.assertLessEqual(len(replies), 1)
+        if not replies:
+            return None
+        data, to = replies[0]
+        self.assertEqual(to, addr)
+        return codec.decodeUDPResponse(data, v6=v6)
+
+    def connect(self, addr=None) -> int:
+        reply = self.send(codec.encodeUDPRequest(codec.UDPConnectRequest(77)), addr)
+        self.assertIsInstance(reply, codec.UDPConnectResponse)
+        self.assertEqual(reply.transactionId, 77)
+        return reply.connectionId
+
+    def announcePacket(self, cid, peerId=None, port=6881, left=0, event="", **kw):
+        request = codec.AnnounceRequest(
+            infoHash=kw.pop("infoHash", H1),
+            peerId=peerId or pid(1),
+            port=port,
+            uploaded=0,
+            downloaded=0,
+            left=left,
+            event=event,
+            numwant=kw.pop("numwant", -1),
+            **kw,
+        )
+        return codec.encodeUDPRequest(codec.UDPAnnounceRequest(cid, 5, request))
+
+    def test_connectAnnounceScrape(self) -> None:
+        """
+        Connect, announce (getting the other peers), scrape.
+        """
+        self.swarm.announce(H1, pid(9), "10.0.0.9", 9999, 0)
+        cid = self.connect()
+        reply = self.send(self.announcePacket(cid, left=10, event="started"))
+        self.assertIsInstance(reply, codec.UDPAnnounceResponse)
+        self.assertEqual(reply.transactionId, 5)
+        self.assertEqual(reply.response.peers, (("10.0.0.9", 9999),))
+        self.assertEqual(
+            (
+                reply.response.complete,
+                reply.response.incomplete,
+                reply.response.interval,
+            ),
+            (1, 1, 1800),
+        )
+        self.assertEqual(self.swarm.torrents[H1].peers[pid(1)].host, "10.0.0.7")
+        self.send(self.announcePacket(cid, left=0, event="completed"))
+        scrape = codec.encodeUDPRequest(codec.UDPScrapeRequest(cid, 6, (H2, H1)))
+        reply = self.send(scrape)
+        self.assertEqual(
+            reply,
+            codec.UDPScrapeResponse(
+                6, (codec.ScrapeStats(0, 0, 0), codec.ScrapeStats(2, 1, 0))
+            ),
+        )
+
+    def test_connectReplySize(self) -> None:
+        """
+        The connect reply is 16 bytes, as the request.
+        """
+        self.protocol.datagramReceived(
+            codec.encodeUDPRequest(codec.UDPConnectRequest(1)), self.client
+        )
+        self.assertEqual(len(self.transport.written[0][0]), 16)
+
+    def test_badConnectionId(self) -> None:
+        """
+        A wrong id gets a 25-byte error for an announce, and silence for a
+        request shorter than that error; the swarm is untouched.
+        """
+        cid = self.connect()
+        reply = self.send(self.announcePacket(cid ^ 0xFF))
+        self.assertEqual(reply, codec.UDPErrorResponse(5, "bad connection id"))
+        self.assertEqual(len(self.transport.written[-1][0]), 25)
+        empty = codec.encodeUDPRequest(codec.UDPScrapeRequest(cid ^ 1, 6, ()))
+        self.assertIsNone(self.send(empty))
+        self.assertEqual(self.swarm.torrents, {})
+
+    def test_idOfAnotherAddress(self) -> None:
+        """
+        An id issued to another address or port is refused.
+        """
+        cid = self.connect(("10.0.0.8", 7000))
+        self.assertIsInstance(
+            self.send(self.announcePacket(cid)), codec.UDPErrorResponse
+        )
+        cid = self.connect(("10.0.0.7", 7001))
+        self.assertIsInstance(
+            self.send(self.announcePacket(cid)), codec.UDPErrorResponse
+        )
+
+    def test_idExpires(self) -> None:
+        """
+        An id still works after 60 s, never after 120 s.
+        """
+        cid = self.connect()
+        self.clock.advance(60)
+        self.assertIsInstance(
+            self.send(self.announcePacket(cid)), codec.UDPAnnounceResponse
+        )
+        self.clock.advance(60)
+        self.assertEqual(
+            self.send(self.announcePacket(cid)),
+            codec.UDPErrorResponse(5, "bad connection id"),
+        )
+
+    def test_shortAndGarbage(self) -> None:
+        """
+        Short datagrams, garbage and a connect without the protocol id get
+        no answer.
+        """
+        for data in (
+            b"",
+            b"\x00",
+            b"x" * 15,
+            struct.pack("!QII", 0x41727101981, 0, 1),
+            struct.pack("!QII", 0x41727101980, 0, 1) + b"extra",
+            struct.pack("!QII", 1, 9, 1),
+            b"\xff" * 98,
+        ):
+            self.assertIsNone(self.send(data), data)
+
+    def test_malformedWithGoodId(self) -> None:
+        """
+        A malformed request with a good id gets an error.
+        """
+        cid = self.connect()
+        short = self.announcePacket(cid)[:60]
+        self.assertEqual(
+            self.send(short), codec.UDPErrorResponse(5, "malformed request")
+        )
+        badEvent = bytearray(self.announcePacket(cid))
+        badEvent[80:84] = struct.pack("!I", 9)
+        self.assertEqual(
+            self.send(bytes(badEvent)), codec.UDPErrorResponse(5, "malformed request")
+        )
+        scrape = codec.encodeUDPRequest(codec.UDPScrapeRequest(cid, 6, (H1,)))
+        self.assertIsInstance(self.send(scrape + b"x"), codec.UDPErrorResponse)
+
+    def test_refusedAnnounce(self) -> None:
+        """
+        Port 0, negative left, an unknown info-hash with an allow-list get
+        an error with the reason.
+        """
+        cid = self.connect()
+        reply = self.send(self.announcePacket(cid, port=0))
+        self.assertEqual(reply, codec.UDPErrorResponse(5, "port must be 1..65535"))
+        reply = self.send(self.announcePacket(cid, left=-1))
+        self.assertEqual(reply, codec.UDPErrorResponse(5, "left must not be negative"))
+        self.swarm.allowed = frozenset([H2])
+        reply = self.send(self.announcePacket(cid))
+        self.assertIn("not registered", reply.message)
+        self.assertEqual(self.swarm.torrents, {})
+
+    def test_numwantCap(self) -> None:
+        """
+        A UDP announce gets at most 200 peers.
+        """
+        for i in range(300):
+            self.swarm.announce(H1, pid(100 + i), "10.0.0.1", 1000 + i, 1)
+        cid = self.connect()
+        reply = self.send(self.announcePacket(cid, numwant=2**31 - 1))
+        self.assertEqual(len(reply.response.peers), 200)
+
+    def test_ipField(self) -> None:
+        """
+        The IP field is honoured from loopback only.
+        """
+        cid = self.connect()
+        self.send(self.announcePacket(cid, ip="10.5.5.5"))
+        loop = ("127.0.0.1", 7000)
+        cid2 = self.connect(loop)
+        self.send(self.announcePacket(cid2, peerId=pid(2), ip="10.6.6.6"), loop)
+        peers = self.swarm.torrents[H1].peers
+        self.assertEqual(peers[pid(1)].host, "10.0.0.7")
+        self.assertEqual(peers[pid(2)].host, "10.6.6.6")
+
+    def test_ipv6(self) -> None:
+        """
+        Over IPv6 the peers are 18 bytes each, IPv6 ones only.
+        """
+        self.swarm.announce(H1, pid(8), "2001:db8::8", 8888, 0)
+        self.swarm.announce(H1, pid(9), "10.0.0.9", 9999, 0)
+        addr = ("2001:db8::1", 7000, 0, 0)
+        cid = self.connect(addr)
+        reply = self.send(self.announcePacket(cid), addr, v6=True)
+        self.assertEqual(reply.response.peers, (("2001:db8::8", 8888),))
+        self.assertEqual(reply.response.complete, 3)
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.binary(max_size=200))
+    def test_garbageProperty(self, data) -> None:
+        """
+        Random datagrams never raise, and an unconnected source never gets
+        more bytes back than it sent.
+        """
+        before = len(self.transport.written)
+        self.protocol.datagramReceived(data, self.client)
+        for reply, _ in self.transport.written[before:]:
+            self.assertLessEqual(len(reply), len(data))
+        self.assertEqual(self.swarm.torrents, {})
+
+
+class StateFileTests(SynchronousTestCase):
+    """
+    L{saveState} and L{loadState}.
+    """
+
+    def test_roundTrip(self) -> None:
+        """
+        Counts written are read back; no temporary file is left.
+        """
+        path = self.mktemp()
+        saveState(path, {H1: 3, H2: 1})
+        self.assertEqual(loadState(path), {H1: 3, H2: 1})
+        self.assertFalse(os.path.exists(path + ".tmp"))
+
+    def test_missing(self) -> None:
+        """
+        A missing file reads as no counts.
+        """
+        self.assertEqual(loadState(self.mktemp()), {})
+
+    def test_garbage(self) -> None:
+        """
+        Anything but a version 1 state file raises L{StateFileError}.
+        """
+        for body in (
+            b"\x00\xff garbage",
+            b"[]",
+            b'{"version": 2, "downloaded": {}}',
+            b'{"version": 1}',
+            b'{"version": 1, "downloaded": {"zz": 1}}',
+            b'{"version": 1, "downloaded": {"' + b"g" * 40 + b'": 1}}',
+            b'{"version": 1, "downloaded": {"' + b"a" * 40 + b'": -1}}',
+            b'{"version": 1, "downloaded": {"' + b"a" * 40 + b'": "1"}}',
+        ):
+            path = self.mktemp()
+            with open(path, "wb") as f:
+                f.write(body)
+            self.assertRaises(StateFileError, loadState, path)
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"{}" + b" " * 100)
+        self.assertRaises(StateFileError, loadState, path, maxSize=10)
+        os.mkdir(path + "d")
+        self.assertRaises(StateFileError, loadState, path + "d")
+
+
+class SwarmServiceTests(SynchronousTestCase):
+    """
+    The periodic sweep and the state file.
+    """
+
+    def setUp(self) -> None:
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def test_sweep(self) -> None:
+        """
+        Silent peers are expired by the periodic sweep.
+        """
+        clock = Clock()
+        swarm = Swarm(clock, interval=100)
+        service = SwarmService(swarm, clock, sweepInterval=10)
+        service.startService()
+        swarm.announce(H1, pid(1), "10.0.0.1", 1, 1)
+        clock.advance(200)
+        self.assertEqual(swarm.peerCount, 1)
+        clock.advance(10)
+        self.assertEqual(swarm.peerCount, 0)
+        service.stopService()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_stateFile(self) -> None:
+        """
+        Counts are saved periodically and on stop, and loaded on start.
+        """
+        clock = Clock()
+        path = self.mktemp()
+        swarm = Swarm(clock)
+        service = SwarmService(swarm, clock, stateFile=path, saveInterval=30)
+        service.startService()
+        swarm.announce(H1, pid(1), "10.0.0.1", 1, 0, "completed")
+        self.assertFalse(os.path.exists(path))
+        clock.advance(30)
+        self.assertEqual(loadState(path), {H1: 1})
+        swarm.announce(H1, pid(2), "10.0.0.1", 2, 0, "completed")
+        service.stopService()
+        self.assertEqual(loadState(path), {H1: 2})
+        again = Swarm(clock)
+        SwarmService(again, clock, stateFile=path).startService()
+        self.assertEqual(again.scrape(H1), (0, 2, 0))
+
+    def test_garbageStateFile(self) -> None:
+        """
+        A garbage state file is logged and the tracker starts empty.
+        """
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"\x89PNG garbage")
+        clock = Clock()
+        swarm = Swarm(clock)
+        service = SwarmService(swarm, clock, stateFile=path)
+        service.startService()
+        self.assertEqual(swarm.torrents, {})
+        self.assertTrue(
+            any(
+                "Ignoring the tracker state file" in e.get("log_format", "")
+                for e in self.events
+            )
+        )
+        service.stopService()
+        self.assertEqual(loadState(path), {})
+
+    def test_saveFailureLogged(self) -> None:
+        """
+        A state file that cannot be written is logged, not raised.
+        """
+        clock = Clock()
+        path = os.path.join(self.mktemp(), "missing-dir", "state.json")
+        service = SwarmService(Swarm(clock), clock, stateFile=path)
+        service.startService()
+        service.stopService()
+        self.assertTrue(
+            any("Cannot save" in e.get("log_format", "") for e in self.events)
+        )
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    C{twistd btorrent-tracker} options.
+    """
+
+    def parse(self, *args) -> Options:
+        options = Options()
+        options.parseOptions(list(args))
+        return options
+
+    def writeFile(self, body: bytes) -> str:
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(body)
+        return path
+
+    def test_defaults(self) -> None:
+        """
+        Port 6969 on every IPv4 address, no allow-list, no state file.
+        """
+        options = self.parse()
+        self.assertEqual((options["port"], options["interface"]), (6969, "0.0.0.0"))
+        self.assertIsNone(options["allowed"])
+        self.assertIsNone(options["state-file"])
+
+    def test_badValues(self) -> None:
+        """
+        A bad port, interface, interval or cap is a usage error.
+        """
+        for args in (
+            ["--port", "abc"],
+            ["--port", "0"],
+            ["--port", "65536"],
+            ["--interface", "localhost"],
+            ["--interval", "0"],
+            ["--interval", "10", "--min-interval", "20"],
+            ["--max-torrents", "0"],
+            ["--max-peers", "-1"],
+            ["--save-interval", "0"],
+        ):
+            self.assertRaises(usage.UsageError, self.parse, *args)
+
+    def test_allowFile(self) -> None:
+        """
+        The allow file takes 40-hex lines, comments and blank lines.
+        """
+        path = self.writeFile(
+            b"# allowed\n\n"
+            + H1.hex().encode()
+            + b"\n  "
+            + H2.hex().upper().encode()
+            + b"  # second\n"
+        )
+        self.assertEqual(self.parse("--allow-file", path)["allowed"], [H1, H2])
+        self.assertEqual(readAllowFile(path), [H1, H2])
+
+    def test_badAllowFile(self) -> None:
+        """
+        A missing file or a bad line is a usage error naming it.
+        """
+        e = self.assertRaises(
+            usage.UsageError, self.parse, "--allow-file", self.mktemp()
+        )
+        self.assertIn("cannot read allow file", str(e))
+        for bad in (b"abc", b"g" * 40, H1.hex().encode() + b" extra", b"\xff" * 40):
+            path = self.writeFile(b"# ok\n" + H1.hex().encode() + b"\n" + bad + b"\n")
+            e = self.assertRaises(usage.UsageError, self.parse, "--allow-file", path)
+            self.assertIn("line 3", str(e))
+
+    def test_makeService(self) -> None:
+        """
+        The service holds the swarm service and the TCP and UDP servers on
+        the one port and interface, with the options applied.
+        """
+        options = self.parse(
+            "--port",
+            "7000",
+            "--interface",
+            "127.0.0.1",
+            "--interval",
+            "60",
+            "--min-interval",
+            "30",
+            "--max-torrents",
+            "5",
+        )
+        top = makeService(options, reactor=Clock())
+        kinds = sorted(type(s).__name__ for s in top)
+        self.assertEqual(kinds, ["SwarmService", "TCPServer", "UDPServer"])
+        for s in top:
+            if type(s).__name__ in ("TCPServer", "UDPServer"):
+                self.assertEqual(s.args[0], 7000)
+                self.assertEqual(s.kwargs["interface"], "127.0.0.1")
+        self.assertEqual(
+            (top.swarm.interval, top.swarm.minInterval, top.swarm.maxTorrents),
+            (60, 30, 5),
+        )

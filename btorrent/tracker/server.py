@@ -40,6 +40,7 @@ from twisted.application.service import Service
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.web import pages
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
@@ -138,12 +139,29 @@ def _sourceHost(request) -> Optional[str]:
     return getattr(request.getClientAddress(), "host", None)
 
 
-class _BencodedResource(Resource):
+class _GetOnly(Resource):
     """
-    A leaf answering GET with a bencoded body.
+    A leaf that answers GET (and HEAD) only; other methods get 405.
     """
 
     isLeaf = True
+
+    def render(self, request):
+        """
+        Dispatch GET and HEAD; answer anything else with 405.
+        """
+        if request.method not in (b"GET", b"HEAD"):
+            request.setResponseCode(405)
+            request.setHeader(b"allow", b"GET, HEAD")
+            request.setHeader(b"content-type", b"text/plain")
+            return codec.encodeFailure("method not allowed")
+        return super().render(request)
+
+
+class _BencodedResource(_GetOnly):
+    """
+    A leaf answering GET with a bencoded body.
+    """
 
     def __init__(self, swarm: Swarm) -> None:
         super().__init__()
@@ -224,12 +242,10 @@ class ScrapeResource(_BencodedResource):
         return self._reply(request, codec.encodeScrapeResponse(files))
 
 
-class StatsResource(Resource):
+class StatsResource(_GetOnly):
     """
     C{/stats}: totals as JSON.
     """
-
-    isLeaf = True
 
     def __init__(self, swarm: Swarm) -> None:
         super().__init__()
@@ -265,6 +281,12 @@ class TrackerResource(Resource):
         self.putChild(b"announce", AnnounceResource(swarm))
         self.putChild(b"scrape", ScrapeResource(swarm))
         self.putChild(b"stats", StatsResource(swarm))
+
+    def getChild(self, path: bytes, request):
+        """
+        Anything but the three children: 404.
+        """
+        return pages.notFound()
 
 
 class TrackerSite(Site):
