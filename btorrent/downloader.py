@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Optional, Set, Tuple
@@ -201,8 +200,7 @@ def _makeClientFactory(factoryClass, context, clock, debug, onEnd):
             onEnd(True)
 
     factory = _Outgoing(context, clock)
-    if debug:
-        factory.debug = True
+    factory.debug = debug
     return factory
 
 
@@ -293,7 +291,6 @@ class Downloader(Service):
         self._connecting: Dict[Tuple[str, int], Any] = {}
         self._completeFired = False
         self._tick = None
-        self._storageLock = threading.Lock()
         self._readCache: OrderedDict[int, bytes] = OrderedDict()
         self._readCacheBytes = 0
         self._reading: Dict[int, Deferred] = {}
@@ -445,7 +442,7 @@ class Downloader(Service):
         factory = _makeClientFactory(
             self.clientFactoryClass, context, self.clock, self.debug, onEnd
         )
-        factory.outgoingAddress = address
+        factory.address = factory.outgoingAddress = address
         factory.handshaken = handshaken
         self.log.debug("connecting to {host}:{port}", host=host, port=port)
         self._connecting[address] = self.connector.connectTCP(
@@ -632,7 +629,10 @@ class Downloader(Service):
         requests = state.requests
         send = peer.sendRequest
         for index, begin, length in blocks:
-            requests[(index, begin)] = length
+            key = (index, begin)
+            if key in requests:
+                continue
+            requests[key] = length
             send(index, begin, length)
 
     def _stillWanted(self, state: _PeerState) -> bool:
@@ -738,8 +738,7 @@ class Downloader(Service):
         """
         if hashlib.sha1(data).digest() != expected:
             return False
-        with self._storageLock:
-            self.storage.writePiece(index, data)
+        self.storage.writePiece(index, data)
         return True
 
     def _pieceVerified(self, index: int, size: int) -> None:
@@ -824,6 +823,9 @@ class Downloader(Service):
             if peer.amChoking or self.peers.get(peer) is not state:
                 state.serving.clear()
                 return
+            if getattr(peer, "writePaused", False):
+                # Its send buffer is full: go on in peerWritable.
+                return
             index, begin, length = state.serving[0]
             data = cache.get(index)
             if data is None:
@@ -835,6 +837,14 @@ class Downloader(Service):
             self.uploaded += length
             self.uploadRate.update(length)
 
+    def peerWritable(self, peer) -> None:
+        """
+        C{peer}'s send buffer drained: send what it is waiting for.
+        """
+        state = self.peers.get(peer)
+        if state is not None and state.serving:
+            self._serve(peer, state)
+
     def _readPiece(self, index: int) -> Deferred:
         reading = self._reading.get(index)
         if reading is not None:
@@ -842,11 +852,7 @@ class Downloader(Service):
             reading.addBoth(lambda r: (d.callback(None), r)[1])
             return d
 
-        def read() -> bytes:
-            with self._storageLock:
-                return bytes(self.storage.readPiece(index))
-
-        d = self.runInThread(read)
+        d = self.runInThread(self.storage.readPiece, index)
         self._reading[index] = d
 
         def got(data: bytes) -> None:

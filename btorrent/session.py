@@ -1,0 +1,204 @@
+"""
+The daemon's root service: one listening port for every torrent, our peer
+id, the thread pool for disk work, and one L{Torrent} per info-hash.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from typing import Dict, Iterable, Optional, Tuple
+
+from twisted.application.service import MultiService
+from twisted.internet.error import CannotListenError
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from btorrent import PEER_ID_PREFIX
+from btorrent.interfaces import IPeerRouter
+from btorrent.storage import MultiFileWriter
+from btorrent.torrent import Torrent
+
+__all__ = ["PORT_TRIES", "Session", "makePeerId"]
+
+#: How many ports after the one asked for we try when it is taken.
+PORT_TRIES = 20
+
+
+def makePeerId() -> bytes:
+    """
+    A fresh peer id: our client prefix and 12 random bytes.
+    """
+    return PEER_ID_PREFIX + os.urandom(20 - len(PEER_ID_PREFIX))
+
+
+@implementer(IPeerRouter)
+class Session(MultiService):
+    """
+    Every torrent of one process, behind one listening port.
+
+    @ivar port: the TCP port we listen on (known once started).
+    @ivar peerId: our peer id, shared by every torrent.
+    @ivar torrents: C{infoHash -> Torrent}.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor,
+        port: int = 6881,
+        interface: str = "",
+        stateDir: Optional[str] = None,
+        debug: bool = False,
+        maxThreads: int = 4,
+        peerId: Optional[bytes] = None,
+    ) -> None:
+        """
+        @param reactor: the reactor (C{IReactorTCP}, C{IReactorTime},
+            C{IReactorThreads}).
+        @param port: the port to listen on; when taken, the next ones up to
+            L{PORT_TRIES} further; 0 for any free port.
+        @param interface: the address to listen on (all by default).
+        @param stateDir: where fast-resume data lives (C{None}: none).
+        @param debug: log every peer message.
+        @param maxThreads: threads for disk work and hashing.
+        @param peerId: our peer id (a fresh random one by default).
+        """
+        super().__init__()
+        self.reactor = reactor
+        self.requestedPort = port
+        self.port = port
+        self.interface = interface
+        self.stateDir = stateDir
+        self.debug = debug
+        self.peerId = peerId or makePeerId()
+        self.torrents: Dict[bytes, Torrent] = {}
+        self.threadPool = ThreadPool(
+            minthreads=0, maxthreads=maxThreads, name="btorrent"
+        )
+        self.runInThread = partial(deferToThreadPool, reactor, self.threadPool)
+        self.listeningPort = None
+        self._contextClass = None
+
+    def addTorrent(
+        self,
+        metainfo,
+        downloadDir: str,
+        maxPeers: int = 50,
+        pieceOrder: str = "random",
+        peers: Iterable[Tuple[str, int]] = (),
+        announcerFactory=None,
+        chokerFactory=None,
+    ) -> Torrent:
+        """
+        Add a torrent (started at once if the session runs).
+
+        @param metainfo: the torrent's L{btorrent.metainfo.Metainfo}.
+        @param downloadDir: where its files go.
+        @param peers: addresses to connect to besides the trackers' peers.
+        @return: the L{Torrent}.
+        @raise ValueError: if the torrent is already there.
+        """
+        if metainfo.infoHash in self.torrents:
+            raise ValueError(f"torrent {metainfo.infoHash.hex()} is already added")
+        torrent = Torrent(
+            metainfo,
+            MultiFileWriter(metainfo, downloadDir),
+            self.stateDir,
+            self.peerId,
+            self.runInThread,
+            self.reactor,
+            port=self.port,
+            maxPeers=maxPeers,
+            pieceOrder=pieceOrder,
+            debug=self.debug,
+            announcerFactory=announcerFactory,
+            chokerFactory=chokerFactory,
+            peers=peers,
+        )
+        self.torrents[metainfo.infoHash] = torrent
+        torrent.setServiceParent(self)
+        return torrent
+
+    # IPeerRouter
+
+    def ownerFor(self, infoHash: bytes):
+        """
+        The context of the torrent C{infoHash}, if we serve it and it is
+        past its start-up check.
+        """
+        torrent = self.torrents.get(infoHash)
+        if torrent is None or torrent.downloader is None:
+            return None
+        if not torrent.downloader.running:
+            return None
+        from btorrent.peer import PeerContext
+
+        return PeerContext(
+            infoHash, self.peerId, torrent.metainfo.pieceCount, torrent.downloader
+        )
+
+    # Service
+
+    def startService(self) -> None:
+        """
+        Start the thread pool, listen, then start every torrent.
+        """
+        self.threadPool.start()
+        self._listen()
+        for torrent in self.torrents.values():
+            torrent.port = self.port
+        super().startService()
+
+    def _listen(self) -> None:
+        from btorrent.peer import PeerFactory
+
+        factory = PeerFactory(self, self.reactor)
+        if self.debug:
+            factory.debug = True
+        first = self.requestedPort
+        candidates = (
+            [0] if first == 0 else range(first, min(first + PORT_TRIES, 65535) + 1)
+        )
+        error = None
+        for port in candidates:
+            try:
+                self.listeningPort = self.reactor.listenTCP(
+                    port, factory, interface=self.interface
+                )
+            except CannotListenError as e:
+                error = e
+                continue
+            break
+        else:
+            raise error
+        self.port = self.listeningPort.getHost().port
+        if first and self.port != first:
+            self.log.warn(
+                "port {requested} is taken: listening on {port}",
+                requested=first,
+                port=self.port,
+            )
+        self.log.info("listening for peers on port {port}", port=self.port)
+
+    def stopService(self):
+        """
+        Stop every torrent, stop listening, then stop the thread pool.
+        """
+        d = super().stopService()
+
+        def stopped(result):
+            if self.listeningPort is not None:
+                listening, self.listeningPort = self.listeningPort, None
+                return listening.stopListening()
+
+        def poolDown(result):
+            self.threadPool.stop()
+            return result
+
+        d.addCallback(stopped)
+        d.addBoth(poolDown)
+        return d

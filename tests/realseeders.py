@@ -1,0 +1,192 @@
+"""
+Real libtorrent peers on 127.0.0.1 for download tests: test data on disk,
+torrents made by libtorrent itself, a seeder and a leecher.
+
+Everything binds 127.0.0.1 only; DHT, LSD, UPnP, NAT-PMP, PEX and uTP are
+off.  A missing libtorrent raises (tests fail, never skip).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import time
+from typing import Iterable, List, Optional, Sequence, Tuple
+
+try:
+    import libtorrent as lt
+except ImportError as e:  # pragma: no cover
+    raise RuntimeError(
+        "the libtorrent Python bindings are missing (pip install libtorrent)"
+    ) from e
+
+
+def freePort() -> int:
+    """
+    A TCP port free on 127.0.0.1 right now.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def writeFiles(
+    parent: str, files: Sequence[Tuple[str, int]], seed: int = 0
+) -> List[str]:
+    """
+    Create files of random bytes.
+
+    @param parent: the directory the relative paths start from.
+    @param files: C{(relative path with /, size)} pairs.
+    @return: the absolute paths.
+    """
+    rng = random.Random(seed)
+    paths = []
+    for relative, size in files:
+        path = os.path.join(parent, *relative.split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            remaining = size
+            while remaining:
+                chunk = min(remaining, 1 << 20)
+                f.write(rng.randbytes(chunk))
+                remaining -= chunk
+        paths.append(path)
+    return paths
+
+
+def writeLargeFile(path: str, size: int) -> None:
+    """
+    A large file of pseudo-random bytes, fast (a random 1 MiB block
+    repeated with a varying prefix, so that no two pieces are alike).
+    """
+    block = bytearray(os.urandom(1 << 20))
+    with open(path, "wb") as f:
+        written = 0
+        counter = 0
+        while written < size:
+            block[:8] = counter.to_bytes(8, "big")
+            chunk = memoryview(block)[: min(len(block), size - written)]
+            f.write(chunk)
+            written += len(chunk)
+            counter += 1
+
+
+def makeTorrent(
+    parent: str,
+    files: Sequence[Tuple[str, int]],
+    pieceLength: int,
+    trackers: Iterable[str] = (),
+) -> bytes:
+    """
+    A v1 torrent made by libtorrent over files that exist under C{parent}.
+
+    @param files: C{(relative path, size)}; a single entry without C{/}
+        makes a single-file torrent, else every path starts with the
+        torrent's name.
+    @return: the .torrent bytes.
+    """
+    entries = [lt.create_file_entry(path, size) for path, size in files]
+    ct = lt.create_torrent(entries, pieceLength, flags=lt.create_torrent.v1_only)
+    for tier, url in enumerate(trackers):
+        ct.add_tracker(url, tier)
+    lt.set_piece_hashes(ct, parent)
+    return lt.bencode(ct.generate())
+
+
+def _session(port: int) -> lt.session:
+    settings = {
+        "listen_interfaces": f"127.0.0.1:{port}",
+        "outgoing_interfaces": "127.0.0.1",
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+        "allow_multiple_connections_per_ip": True,
+        "alert_mask": 0,
+    }
+    return lt.session(settings)
+
+
+_FLAGS = (
+    lt.torrent_flags.disable_dht
+    | lt.torrent_flags.disable_lsd
+    | (lt.torrent_flags.disable_pex)
+)
+
+
+class LibtorrentPeer:
+    """
+    A libtorrent session with one torrent, seeding or leeching.
+
+    @ivar port: its listening port on 127.0.0.1.
+    """
+
+    def __init__(
+        self,
+        savePath: str,
+        torrent: bytes,
+        seed: bool,
+        port: Optional[int] = None,
+    ) -> None:
+        self.port = port or freePort()
+        self.session = _session(self.port)
+        params = lt.add_torrent_params()
+        params.ti = lt.torrent_info(lt.bdecode(torrent))
+        params.save_path = savePath
+        params.flags = _FLAGS | (lt.torrent_flags.seed_mode if seed else 0)
+        self.handle = self.session.add_torrent(params)
+        self._waitListening()
+
+    def _waitListening(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.session.is_listening() and self.session.listen_port():
+                return
+            time.sleep(0.01)
+        raise RuntimeError(f"libtorrent is not listening on {self.port}")
+
+    def reannounce(self) -> None:
+        """
+        Announce to the trackers now.
+        """
+        self.handle.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
+
+    def connect(self, host: str, port: int) -> None:
+        """
+        Connect to a peer.
+        """
+        self.handle.connect_peer((host, port))
+
+    @property
+    def finished(self) -> bool:
+        """
+        Whether every piece is there.
+        """
+        return self.handle.status().is_finished
+
+    def close(self) -> None:
+        """
+        End the session.
+        """
+        if self.session is not None:
+            self.session.remove_torrent(self.handle)
+            self.session = None
+            self.handle = None
+
+
+def libtorrentSeeder(savePath: str, torrent: bytes, port=None) -> LibtorrentPeer:
+    """
+    A libtorrent seeder (seed mode: no up-front hash check).
+    """
+    return LibtorrentPeer(savePath, torrent, seed=True, port=port)
+
+
+def libtorrentLeecher(savePath: str, torrent: bytes, port=None) -> LibtorrentPeer:
+    """
+    A libtorrent leecher.
+    """
+    return LibtorrentPeer(savePath, torrent, seed=False, port=port)
