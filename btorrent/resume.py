@@ -382,8 +382,9 @@ def recheck(
     @param stop: called between chunks; when it returns true the recheck
         ends by raising L{RecheckStopped}.
     @param chunkSize: about how many bytes each read covers.
-    @param threads: how many reading and hashing threads (default: the
-        number of CPUs, at least 2, at most 8).
+    @param threads: how many reading and hashing threads (default: one
+        more than the number of CPUs, so that reads overlap hashing, at most
+        8).
     @return: per piece, whether it is on disk and matches its hash.
     @raise RecheckStopped: when C{stop()} asked to stop.
     """
@@ -407,7 +408,7 @@ def recheck(
             index += 1
         chunks.append((first, index - first))
     if threads is None:
-        threads = min(8, max(2, os.cpu_count() or 1))
+        threads = min(8, (os.cpu_count() or 1) + 1)
     local = threading.local()
 
     def check(first: int, count: int) -> List[bool]:

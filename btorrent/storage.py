@@ -37,6 +37,7 @@ FileStat = Optional[Tuple[int, int]]
 _HAS_PREADV = hasattr(os, "preadv")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class StorageError(Exception):
@@ -604,9 +605,14 @@ class MultiFileWriter:
         """
         path = self.paths[fileIndex]
         assert path is not None
-        if os.path.lexists(path) or create:
-            self._checkInside(path if os.path.lexists(path) else os.path.dirname(path))
         flags = _O_CLOEXEC | _O_BINARY
+        if os.path.lexists(path):
+            self._checkInside(path)
+            if not os.path.islink(path):
+                # Nothing may swap in a link between the check and the open.
+                flags |= _O_NOFOLLOW
+        elif create:
+            self._checkInside(os.path.dirname(path))
         if create:
             flags |= os.O_CREAT
         try:
