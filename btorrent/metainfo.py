@@ -34,7 +34,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from btorrent import bencode
 
@@ -174,6 +174,19 @@ def displayPath(components: Sequence[str]) -> str:
     )
 
 
+def _isUnsafe(component: str) -> bool:
+    """
+    Whether C{component} is not a plain file name (fast check).
+    """
+    return (
+        component in ("", ".", "..")
+        or "/" in component
+        or "\\" in component
+        or "\x00" in component
+        or (component[1:2] == ":" and _DRIVE.match(component) is not None)
+    )
+
+
 def checkComponent(component: str, where: str) -> None:
     """
     Refuse a path component that is not a plain file name.
@@ -183,14 +196,15 @@ def checkComponent(component: str, where: str) -> None:
     @raise MetainfoError: for an empty name, C{.}, C{..}, a name with C{/},
         C{\\} or NUL, or a drive such as C{C:}.
     """
+    if not _isUnsafe(component):
+        return
     shown = displayPath([component])
     if component in ("", ".", ".."):
         raise MetainfoError(f"{where}: unsafe path component {shown!r}")
     for bad, what in (("/", "'/'"), ("\\", "'\\'"), ("\x00", "NUL")):
         if bad in component:
             raise MetainfoError(f"{where}: path component {shown!r} contains {what}")
-    if _DRIVE.match(component):
-        raise MetainfoError(f"{where}: path component {shown!r} is a drive")
+    raise MetainfoError(f"{where}: path component {shown!r} is a drive")
 
 
 def safeJoin(downloadDir: str, components: Sequence[str]) -> str:
@@ -315,9 +329,9 @@ def _components(entry: dict, where: str) -> Tuple[str, ...]:
         if not isinstance(part, bytes):
             raise MetainfoError(f"{where}path[{j}]: expected a string")
         out.append(_text(part))
-    shown = displayPath(out)
     for c in out:
-        checkComponent(c, f"{where}path {shown!r}")
+        if _isUnsafe(c):
+            checkComponent(c, f"{where}path {displayPath(out)!r}")
     return tuple(out)
 
 
@@ -348,30 +362,47 @@ def _files(info: dict, name: str) -> Tuple[Tuple[FileEntry, ...], bool]:
         raise MetainfoError("info.files: empty list")
     files = []
     offset = 0
-    seen: Dict[Tuple[str, ...], bool] = {}
+    seenFiles: set = set()
+    seenDirs: set = set()
     for i, entry in enumerate(raw):
-        where = f"info.files[{i}]."
-        if not isinstance(entry, dict):
+        if type(entry) is not dict:
             raise MetainfoError(f"info.files[{i}]: expected a dictionary")
-        length = _length(entry, where)
-        path = _components(entry, where)
+        # The fast path for well-formed entries; the slow one names the
+        # problem.
+        length = entry.get(b"length")
+        if type(length) is not int or length < 0:
+            length = _length(entry, f"info.files[{i}].")
+        parts = entry.get(b"path.utf-8", entry.get(b"path"))
+        if (
+            b"path" in entry
+            and type(parts) is list
+            and parts
+            and all(type(p) is bytes for p in parts)
+        ):
+            path = tuple([p.decode("utf-8", "surrogateescape") for p in parts])
+            for c in path:
+                if _isUnsafe(c):
+                    checkComponent(c, f"info.files[{i}].path {displayPath(path)!r}")
+        else:
+            path = _components(entry, f"info.files[{i}].")
         attr = entry.get(b"attr")
-        padding = isinstance(attr, bytes) and b"p" in attr
+        padding = type(attr) is bytes and b"p" in attr
         if not padding:
             # A path may not be a file twice, nor a file and a directory.
-            for k in range(1, len(path)):
-                if seen.get(path[:k]) is True:
-                    raise MetainfoError(
-                        f"{where}path {displayPath(path)!r}: "
-                        f"{displayPath(path[:k])!r} is also a file"
-                    )
-            if path in seen:
+            if path in seenFiles or path in seenDirs:
+                what = "duplicate path" if path in seenFiles else "also a directory"
                 raise MetainfoError(
-                    f"{where}path {displayPath(path)!r}: duplicate path"
+                    f"info.files[{i}].path {displayPath(path)!r}: {what}"
                 )
-            seen[path] = True
+            seenFiles.add(path)
             for k in range(1, len(path)):
-                seen.setdefault(path[:k], False)
+                prefix = path[:k]
+                if prefix in seenFiles:
+                    raise MetainfoError(
+                        f"info.files[{i}].path {displayPath(path)!r}: "
+                        f"{displayPath(prefix)!r} is also a file"
+                    )
+                seenDirs.add(prefix)
         files.append(FileEntry(path, length, offset, padding))
         offset += length
     return tuple(files), True

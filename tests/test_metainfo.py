@@ -478,7 +478,7 @@ class RejectTests(SynchronousTestCase):
             torrent(multiInfo([([b"a"], 50), ([b"a", b"b"], 50)])), "also a file"
         )
         self.assertRejected(
-            torrent(multiInfo([([b"a", b"b"], 50), ([b"a"], 50)])), "duplicate"
+            torrent(multiInfo([([b"a", b"b"], 50), ([b"a"], 50)])), "also a directory"
         )
 
 
