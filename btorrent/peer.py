@@ -308,6 +308,9 @@ class PeerProtocol(Protocol):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+        # A registered producer would keep loseConnection from closing.
+        if getattr(self.transport, "producer", None) is self:
+            self.transport.unregisterProducer()
         abortConnection = getattr(self.transport, "abortConnection", None)
         if abort and abortConnection is not None:
             abortConnection()

@@ -415,6 +415,7 @@ class HandshakeTests(PeerTestsMixin, SynchronousTestCase):
         proto.dataReceived(theirHandshake() + frames(Have(1)))
         self.assertTrue(transport.disconnecting)
         self.assertFalse(transport.disconnected)
+        self.assertIsNone(transport.producer)
         self.assertEqual(self.owner.messages, [])
         proto.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(self.owner.lost, [])
