@@ -445,7 +445,13 @@ class RecheckTests(SynchronousTestCase):
         """
         self.writeAll()
         realStats = self.storage.fileStats
-        self.storage.fileStats = lambda: (os.unlink(self.path(6)), realStats())[1]
+
+        def statsThenUnlink():
+            stats = realStats()
+            os.unlink(self.path(6))
+            return stats
+
+        self.storage.fileStats = statsThenUnlink
         result = recheck(self.storage, self.meta, chunkSize=16384)
         # "five" is bytes 160007..176391: pieces 9 and 10.
         expected = [True] * 11

@@ -493,6 +493,59 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         self.assertEqual(b"".join(writer.readPiece(i) for i in pieces), data)
         writer.close()
 
+    def test_poolExhausted(self) -> None:
+        """
+        A thread needing a descriptor while every descriptor of the pool is
+        in use waits until one is given back, then closes it and opens its
+        own: the pool never grows past its bound.
+        """
+        meta, data = makeMetainfo([(("a",), 8), (("b",), 8)], 8)
+        writer = MultiFileWriter(meta, self.newDir(), maxOpenFiles=1)
+        writer.open()
+        writer.writePiece(1, data[8:])
+        waiting = threading.Event()
+        realCondition = writer._available
+
+        class SignallingCondition:
+            def __enter__(self):
+                return realCondition.__enter__()
+
+            def __exit__(self, *exc):
+                return realCondition.__exit__(*exc)
+
+            def wait(self):
+                waiting.set()
+                realCondition.wait()
+
+            def notify_all(self):
+                realCondition.notify_all()
+
+        writer._available = SignallingCondition()
+        lease = writer._descriptor(0, write=False)
+        lease.__enter__()
+        results = []
+        reader = threading.Thread(target=lambda: results.append(writer.readPiece(1)))
+        reader.start()
+        self.assertTrue(waiting.wait(30))
+        self.assertEqual(results, [])
+        self.assertEqual(writer.openFileCount, 1)
+        lease.__exit__(None, None, None)
+        reader.join(30)
+        self.assertEqual(results, [data[8:]])
+        self.assertEqual(writer.peakOpenFiles, 1)
+        writer.close()
+
+    def test_downloadDirIsAFile(self) -> None:
+        """
+        A download directory that cannot be created makes L{open} raise
+        L{StorageError}.
+        """
+        meta, _ = makeMetainfo([(("a",), 8)], 8)
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb"):
+            pass
+        self.assertRaises(StorageError, MultiFileWriter(meta, path).open)
+
     def test_sync(self) -> None:
         """
         L{MultiFileWriter.sync} fsyncs exactly the files written since the
