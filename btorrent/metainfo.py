@@ -550,15 +550,25 @@ def _walk(root: str) -> List[Tuple[Tuple[str, ...], str, int]]:
     return out
 
 
-def _chunks(files: Sequence[Tuple[str, int]], chunkSize: int) -> Iterator[memoryview]:
+def _chunks(
+    files: Sequence[Tuple[str, int]], chunkSize: int, pool: List[bytearray]
+) -> Iterator[memoryview]:
     """
-    The concatenated contents of C{files}, in fresh buffers of C{chunkSize}
-    bytes (the last one shorter).
+    The concatenated contents of C{files} in chunks of C{chunkSize} bytes
+    (the last one shorter).
+
+    Each chunk is read into a buffer taken from C{pool} (or a new one when
+    the pool is empty); the consumer gives buffers back to C{pool} when it
+    is done with them, so that big buffers are reused rather than allocated
+    (and page-faulted) again for every chunk.
 
     @raise MetainfoError: if a file is shorter than when it was listed.
     """
-    buf = bytearray(chunkSize)
-    view = memoryview(buf)
+
+    def take() -> memoryview:
+        return memoryview(pool.pop() if pool else bytearray(chunkSize))
+
+    view = take()
     filled = 0
     for path, size in files:
         remaining = size
@@ -572,8 +582,7 @@ def _chunks(files: Sequence[Tuple[str, int]], chunkSize: int) -> Iterator[memory
                 remaining -= got
                 if filled == chunkSize:
                     yield view
-                    buf = bytearray(chunkSize)
-                    view = memoryview(buf)
+                    view = take()
                     filled = 0
     if filled:
         yield view[:filled]
@@ -609,18 +618,21 @@ def _hashFiles(
     done = 0
     digests = []
     pending: deque = deque()
+    buffers: List[bytearray] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
 
         def collect() -> None:
             nonlocal done
-            future, size = pending.popleft()
+            future, chunk = pending.popleft()
             digests.append(future.result())
-            done += size
+            done += len(chunk)
+            if len(chunk) == chunkSize:
+                buffers.append(chunk.obj)
             if progress is not None:
                 progress(done, totalLength)
 
-        for chunk in _chunks(files, chunkSize):
-            pending.append((pool.submit(_hashChunk, chunk, pieceLength), len(chunk)))
+        for chunk in _chunks(files, chunkSize, buffers):
+            pending.append((pool.submit(_hashChunk, chunk, pieceLength), chunk))
             while len(pending) > workers + 1:
                 collect()
         while pending:
