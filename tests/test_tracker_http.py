@@ -205,7 +205,7 @@ class AnnounceTests(LoopbackTestCase):
         result = yield self.client(base + "/announce").announce(request())
         self.assertEqual(result.warning, "slow")
         self.assertTrue(
-            [e for e in events if e.get("warning") == "slow" and "url" in e]
+            [e for e in events if e.get("trackerWarning") == "slow" and "url" in e]
         )
 
     @defer.inlineCallbacks

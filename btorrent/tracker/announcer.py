@@ -395,18 +395,17 @@ class Announcer(Service):
             peers=len(response.peers),
             interval=interval,
         )
+        if self.running:
+            if self._completedPending:
+                self._announce()
+            else:
+                self._schedule(interval)
         peers = self._filterPeers(response.peers)
         if peers:
             try:
                 self.target.addPeers(peers)
             except Exception:
                 log.failure("The torrent refused peers from {url}", url=client.url)
-        if not self.running:
-            return
-        if self._completedPending:
-            self._announce()
-        else:
-            self._schedule(interval)
 
     def _failed(self, failure: Failure, event: str) -> None:
         self._inFlight = None

@@ -226,7 +226,9 @@ class HTTPTrackerClient:
     def _gotAnnounce(self, response: AnnounceResponse) -> AnnounceResponse:
         if response.warning:
             log.warn(
-                "Tracker {url} warns: {warning}", url=self.url, warning=response.warning
+                "Tracker {url} warns: {trackerWarning}",
+                url=self.url,
+                trackerWarning=response.warning,
             )
         return response
 
