@@ -6,6 +6,10 @@ L{COMMANDS}; its arguments are declared in L{_buildParser}.  To add a
 subcommand, add a parser there and an entry to L{COMMANDS}.  Errors the user
 can fix (a bad path, a bad torrent) print one line to C{err} and give a
 non-zero exit code, never a traceback.
+
+C{btorrent create} refuses to overwrite an existing output file unless
+C{--force} is given, and writes through a C{.part} file renamed into place,
+so an interrupted run never leaves a truncated torrent behind.
 """
 
 from __future__ import annotations

@@ -21,6 +21,12 @@ C{.} or C{..}, without C{/}, C{\\} or NUL, and not a drive (C{C:}).
 L{safeJoin} applies the same rules and also refuses anything that resolves
 outside the download directory (through a symlink, say).
 
+L{create} shares a file, or the regular files of a directory tree in sorted
+(byte-wise) path order.  It never follows symbolic links inside the tree
+(so nothing outside the tree, and no link loop, ends up in a torrent) and
+skips FIFOs, sockets and devices.  Pieces are hashed from large reads in a
+thread pool (C{hashlib} releases the GIL), pipelined with reading.
+
 This module is pure: it never imports C{twisted.internet}.
 """
 
