@@ -328,7 +328,7 @@ class UDPTrackerProtocol(DatagramProtocol):
         """
         Answer one request, or stay silent (see the module docstring).
         """
-        source, port = addr[0], addr[1]
+        source = addr[0]
         try:
             host = normaliseHost(source)
         except ValueError:
@@ -337,17 +337,17 @@ class UDPTrackerProtocol(DatagramProtocol):
         try:
             message = codec.decodeUDPRequest(data)
         except codec.TrackerCodecError:
-            self._malformed(data, addr, source, port, v6)
+            self._malformed(data, addr, host, v6)
             return
         if isinstance(message, codec.UDPConnectRequest):
-            connectionId = self.connectionIds.make(source, port)
+            connectionId = self.connectionIds.make(host)
             self._send(
                 codec.UDPConnectResponse(message.transactionId, connectionId),
                 addr,
                 v6,
             )
             return
-        if not self.connectionIds.check(message.connectionId, source, port):
+        if not self.connectionIds.check(message.connectionId, host):
             self._badConnection(message.transactionId, len(data), addr, v6)
             return
         if isinstance(message, codec.UDPAnnounceRequest):
@@ -358,7 +358,7 @@ class UDPTrackerProtocol(DatagramProtocol):
             )
             self._send(codec.UDPScrapeResponse(message.transactionId, stats), addr, v6)
 
-    def _malformed(self, data: bytes, addr, source: str, port: int, v6: bool) -> None:
+    def _malformed(self, data: bytes, addr, host: str, v6: bool) -> None:
         """
         A datagram the codec refused: an error if it carries a good
         connection id, else silence.
@@ -367,7 +367,7 @@ class UDPTrackerProtocol(DatagramProtocol):
             return
         connectionId = int.from_bytes(data[:8], "big")
         transactionId = int.from_bytes(data[12:16], "big")
-        if self.connectionIds.check(connectionId, source, port):
+        if self.connectionIds.check(connectionId, host):
             self._send(
                 codec.UDPErrorResponse(transactionId, "malformed request"), addr, v6
             )

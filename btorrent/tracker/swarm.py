@@ -9,8 +9,12 @@ L{random.Random}.  Nothing here imports C{twisted.internet}.
 Policy, in one place:
   - peers are keyed by peer id within a swarm; a re-announce updates the
     address, port, C{left} and the time last seen;
-  - C{stopped} removes the peer; C{completed} adds one download, once per
-    peer (a peer already known as a seed does not count again);
+  - C{stopped} removes the peer;
+  - a download is counted once per peer: when a peer known as a leecher
+    announces C{left=0} (with C{completed}, no event, or C{stopped}: aria2
+    with C{--seed-time=0} never sends C{completed}), or when an unknown peer
+    announces C{completed}; a peer already known as a seed never counts
+    again;
   - a peer not heard from within two announce intervals is dropped by
     L{Swarm.expire}; a swarm with no peers and no downloads is dropped at
     once;
@@ -398,6 +402,10 @@ class Swarm:
 
         if event == "stopped":
             if entry is not None:
+                if left == 0 and not entry.seed:
+                    # Finished, then stopped without a "completed" event
+                    # (aria2 with --seed-time=0 does this).
+                    torrent.downloaded += 1
                 self._removePeer(infoHash, torrent, entry)
             if torrent is None:
                 return AnnounceResult([], 0, 0, 0, self.interval, self.minInterval)
@@ -428,7 +436,9 @@ class Swarm:
             torrent.add(entry)
             self.peerCount += 1
         else:
-            if event == "completed" and not entry.seed:
+            if left == 0 and not entry.seed:
+                # A known leecher now has everything: one download, whether
+                # or not it says "completed".
                 torrent.downloaded += 1
             entry.host = host
             entry.port = port
@@ -525,7 +535,7 @@ class ConnectionIds:
     """
     Stateless, unforgeable BEP 15 connection ids.
 
-    An id is the first 8 bytes of HMAC-SHA256(secret, epoch, host, port),
+    An id is the first 8 bytes of HMAC-SHA256(secret, epoch, IP address),
     where the epoch is the clock's time divided by C{period}.  An id is
     accepted in its own epoch and the next one, so it is valid for between
     C{period} and 2 x C{period} seconds (60 to 120 s by default; BEP 15
@@ -533,6 +543,13 @@ class ConnectionIds:
     only a client that receives the connect reply at its address can know
     the id, so the tracker cannot be made to send announce replies to a
     forged source address.
+
+    The id is bound to the IP address, not the UDP port (as opentracker
+    does): a NAT may move a client to another source port between connect
+    and announce, and libtorrent caches connection ids per tracker for the
+    whole process, so two sessions in one process (two source ports) share
+    one id.  Binding the port too would refuse both, and gains nothing
+    against spoofing: the attacker would still have to receive at the IP.
 
     @param clock: provides C{seconds()}.
     @param secret: the HMAC key; random by default (ids do not survive a
@@ -545,32 +562,28 @@ class ConnectionIds:
         self._secret = secret if secret is not None else os.urandom(32)
         self._period = period
 
-    def _mac(self, epoch: int, host: str, port: int) -> int:
-        message = struct.pack("!qH", epoch, port) + host.encode("ascii", "replace")
-        digest = hmac.new(self._secret, message, hashlib.sha256).digest()
-        return struct.unpack("!Q", digest[:8])[0]
+    def _mac(self, epoch: int, host: str) -> bytes:
+        message = struct.pack("!q", epoch) + host.encode("ascii", "replace")
+        return hmac.new(self._secret, message, hashlib.sha256).digest()[:8]
 
     def _epoch(self) -> int:
         return int(self._clock.seconds() // self._period)
 
-    def make(self, host: str, port: int) -> int:
+    def make(self, host: str) -> int:
         """
-        The connection id for a client at C{(host, port)}, now.
+        The connection id for a client at IP address C{host}, now.
         """
-        return self._mac(self._epoch(), host, port)
+        return struct.unpack("!Q", self._mac(self._epoch(), host))[0]
 
-    def check(self, connectionId: int, host: str, port: int) -> bool:
+    def check(self, connectionId: int, host: str) -> bool:
         """
-        Whether C{connectionId} was issued to C{(host, port)} in this epoch
-        or the previous one.
+        Whether C{connectionId} was issued to C{host} in this epoch or the
+        previous one.
         """
         if not (0 <= connectionId <= 0xFFFFFFFFFFFFFFFF):
             return False
+        given = struct.pack("!Q", connectionId)
         epoch = self._epoch()
         return any(
-            hmac.compare_digest(
-                struct.pack("!Q", self._mac(e, host, port)),
-                struct.pack("!Q", connectionId),
-            )
-            for e in (epoch, epoch - 1)
+            hmac.compare_digest(self._mac(e, host), given) for e in (epoch, epoch - 1)
         )

@@ -1,0 +1,262 @@
+"""
+Real BitTorrent clients on 127.0.0.1 for interop tests: libtorrent sessions
+(Python bindings, in-process) as seeder or leecher, and aria2 as a leecher
+subprocess.  Flags follow C{shared/peers.md}: loopback only, no DHT, LSD,
+UPnP, NAT-PMP, PEX or uTP.
+
+Everything raises (so the test fails, never skips) when the software is
+missing.  Reusable by any interop test::
+
+    data = writeRandomFile(os.path.join(d, "seed", "blob"), 4 << 20)
+    torrent = makeTorrent(data, ["http://127.0.0.1:PORT/announce"], d)
+    with LibtorrentSession() as seeder, LibtorrentSession() as leecher:
+        seeder.add(torrent, os.path.dirname(data), seed=True)
+        h = leecher.add(torrent, os.path.join(d, "out"))
+        waitUntil(lambda: leecher.finished(h), 30, "libtorrent leecher")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+import socket
+import subprocess
+import time
+from typing import Callable, List, Optional, Sequence
+
+
+def freePort() -> int:
+    """
+    A port free for both TCP and UDP on 127.0.0.1 (a tracker uses both).
+    """
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no port free for both TCP and UDP on 127.0.0.1")
+
+
+def writeRandomFile(path: str, size: int, seed: int = 0) -> str:
+    """
+    Write C{size} pseudo-random bytes to C{path} (creating directories).
+
+    @return: C{path}.
+    """
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    rng = random.Random(seed)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 1 << 20)
+            f.write(rng.randbytes(n))
+            left -= n
+    return path
+
+
+def sha1File(path: str) -> str:
+    """
+    The SHA-1 of a file's contents, hex.
+    """
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _lt():
+    try:
+        import libtorrent
+    except ImportError as e:
+        raise RuntimeError(
+            "libtorrent Python bindings are missing (pip install libtorrent)"
+        ) from e
+    return libtorrent
+
+
+def makeTorrent(
+    dataPath: str,
+    trackers: Sequence[str],
+    directory: str,
+    pieceLength: int = 1 << 16,
+) -> str:
+    """
+    Make a v1 .torrent of one file with libtorrent.
+
+    @param dataPath: the file to share.
+    @param trackers: announce URLs, one tier each.
+    @param directory: where to write C{<name>.torrent}.
+    @return: the .torrent path.
+    """
+    lt = _lt()
+    name = os.path.basename(dataPath)
+    entries = [lt.create_file_entry(name, os.path.getsize(dataPath))]
+    creator = lt.create_torrent(entries, pieceLength, flags=lt.create_torrent.v1_only)
+    for tier, url in enumerate(trackers):
+        creator.add_tracker(url, tier)
+    lt.set_piece_hashes(creator, os.path.dirname(os.path.abspath(dataPath)))
+    path = os.path.join(directory, name + ".torrent")
+    with open(path, "wb") as f:
+        f.write(lt.bencode(creator.generate()))
+    return path
+
+
+def infoHashOf(torrentPath: str) -> bytes:
+    """
+    The v1 info-hash of a .torrent, as 20 bytes.
+    """
+    lt = _lt()
+    info = lt.torrent_info(torrentPath)
+    return bytes.fromhex(str(info.info_hashes().v1))
+
+
+class LibtorrentSession:
+    """
+    One libtorrent session listening on 127.0.0.1 only.
+
+    @ivar port: its listening port.
+    """
+
+    def __init__(self, port: Optional[int] = None) -> None:
+        lt = self.lt = _lt()
+        self.port = port or freePort()
+        self.session = lt.session(
+            {
+                "listen_interfaces": f"127.0.0.1:{self.port}",
+                "outgoing_interfaces": "127.0.0.1",
+                "enable_dht": False,
+                "enable_lsd": False,
+                "enable_upnp": False,
+                "enable_natpmp": False,
+                "enable_outgoing_utp": False,
+                "enable_incoming_utp": False,
+                "allow_multiple_connections_per_ip": True,
+                "alert_mask": 0,
+            }
+        )
+        self.handles: List = []
+
+    def add(self, torrentPath: str, saveDir: str, seed: bool = False):
+        """
+        Add a torrent; C{seed} trusts the data in C{saveDir} without a check.
+
+        @return: the torrent handle.
+        """
+        lt = self.lt
+        params = lt.add_torrent_params()
+        params.ti = lt.torrent_info(torrentPath)
+        params.save_path = saveDir
+        flags = (
+            lt.torrent_flags.disable_dht
+            | lt.torrent_flags.disable_lsd
+            | lt.torrent_flags.disable_pex
+        )
+        if seed:
+            flags |= lt.torrent_flags.seed_mode
+        params.flags |= flags
+        handle = self.session.add_torrent(params)
+        self.handles.append(handle)
+        return handle
+
+    def finished(self, handle) -> bool:
+        """
+        Whether the torrent has every piece.
+        """
+        return handle.status().is_finished
+
+    def reannounce(self, handle) -> None:
+        """
+        Announce to every tracker now, ignoring the minimum interval.
+        """
+        handle.force_reannounce(0, -1, self.lt.reannounce_flags_t.ignore_min_interval)
+
+    def close(self) -> None:
+        """
+        Remove every torrent (libtorrent sends C{stopped}) and drop the
+        session.
+        """
+        for handle in self.handles:
+            try:
+                self.session.remove_torrent(handle)
+            except Exception:
+                pass
+        self.handles = []
+        self.session = None
+
+    def __enter__(self) -> LibtorrentSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def aria2Binary() -> str:
+    """
+    The aria2c path.
+
+    @raise RuntimeError: if aria2 is not installed.
+    """
+    binary = shutil.which("aria2c")
+    if binary is None:
+        raise RuntimeError("aria2c is not installed (apt-get install -y aria2)")
+    return binary
+
+
+def aria2Leecher(
+    torrentPath: str,
+    outDir: str,
+    port: Optional[int] = None,
+    logPath: Optional[str] = None,
+    extra: Sequence[str] = (),
+) -> subprocess.Popen:
+    """
+    Start aria2 as a leecher on 127.0.0.1 that exits (status 0) once the
+    download is complete (C{--seed-time=0}).  aria2 1.36 announces to
+    C{udp://} trackers only through DHT: give it HTTP trackers.
+    """
+    os.makedirs(outDir, exist_ok=True)
+    args = [
+        aria2Binary(),
+        f"--dir={outDir}",
+        "--seed-time=0",
+        f"--listen-port={port or freePort()}",
+        "--interface=127.0.0.1",
+        "--disable-ipv6=true",
+        "--enable-dht=false",
+        "--enable-dht6=false",
+        "--bt-enable-lpd=false",
+        "--enable-peer-exchange=false",
+        "--file-allocation=none",
+        "--console-log-level=warn",
+        "--summary-interval=0",
+        *extra,
+        torrentPath,
+    ]
+    log = open(logPath or os.devnull, "wb")
+    try:
+        return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    finally:
+        log.close()
+
+
+def waitUntil(
+    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> None:
+    """
+    Poll C{predicate} until it is true.
+
+    @raise AssertionError: naming C{what} after C{timeout} seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
