@@ -122,6 +122,8 @@ class BtorrentToLibtorrentTests(SynchronousTestCase):
         ti = ltInfo(path)
         self.assertEqual(ltHash(ti), ours.infoHash.hex())
         self.assertEqual(ltFiles(ti), ourFiles(ours))
+        # Our encoding is canonical: libtorrent re-encoding it agrees.
+        self.assertEqual(ltHash(lt.torrent_info(lt.bdecode(data))), ltHash(ti))
         self.assertEqual(ti.piece_length(), ours.pieceLength)
         self.assertEqual(ti.num_pieces(), ours.pieceCount)
         self.assertEqual(ti.priv(), ours.private)
