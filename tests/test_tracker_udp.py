@@ -23,7 +23,12 @@ from btorrent.tracker.announce import (
     TrackerError,
     TrackerFailure,
 )
-from btorrent.tracker.udp import UDPTrackerClient, UDPTrackerProtocol
+from btorrent.tracker.udp import (
+    UDPTrackerClient,
+    UDPTrackerProtocol,
+    sharedProtocol,
+    stopSharedProtocols,
+)
 
 HASH = bytes(range(20))
 PEER_ID = b"-BT0100-" + b"x" * 12
@@ -504,3 +509,53 @@ class ScrapeTests(UDPTestCase):
         self.connect()
         self.reply(a.UDPErrorResponse(self.sent().transactionId, "no"))
         self.assertEqual(self.failureResultOf(d, TrackerFailure).value.reason, "no")
+
+
+class FakeUDPReactor(task.Clock):
+    """
+    A clock that pretends to listen on UDP ports.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listening: list = []
+
+    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
+        transport = FakeDatagramTransport()
+        self.listening.append((port, protocol, interface, transport))
+        protocol.makeConnection(transport)
+        return transport
+
+
+class SharedProtocolTests(SynchronousTestCase):
+    """
+    One UDP port per reactor and address family.
+    """
+
+    def test_shared(self) -> None:
+        """
+        Clients without a protocol share one listening protocol per family;
+        it can be stopped and is then made afresh.
+        """
+        reactor = FakeUDPReactor()
+        self.addCleanup(stopSharedProtocols, reactor)
+        one = UDPTrackerClient("udp://127.0.0.1:1", reactor)
+        two = UDPTrackerClient("udp://127.0.0.1:2", reactor)
+        ds = [one.announce(request()), two.announce(request())]
+        self.assertEqual(len(reactor.listening), 1)
+        port, protocol, interface, transport = reactor.listening[0]
+        self.assertEqual((port, interface), (0, ""))
+        self.assertIs(sharedProtocol(reactor), protocol)
+        self.assertEqual(
+            [addr for data, addr in transport.written],
+            [("127.0.0.1", 1), ("127.0.0.1", 2)],
+        )
+        ds.append(UDPTrackerClient("udp://[::1]:3", reactor).announce(request()))
+        self.assertEqual(reactor.listening[1][2], "::")
+        stopSharedProtocols(reactor)
+        for d in ds:
+            self.failureResultOf(d, TrackerError)
+        self.assertTrue(transport.stopped)
+        self.assertEqual(protocol.transactions, {})
+        self.assertIsNot(sharedProtocol(reactor, interface="127.0.0.1"), protocol)
+        self.assertEqual(reactor.listening[2][2], "127.0.0.1")

@@ -60,6 +60,7 @@ __all__ = [
     "UDPTrackerProtocol",
     "UDPTrackerClient",
     "sharedProtocol",
+    "stopSharedProtocols",
 ]
 
 #: Seconds a connection id may be used after the connect response (BEP 15).
@@ -286,18 +287,36 @@ class UDPTrackerProtocol(DatagramProtocol):
 _shared: Dict[Tuple[object, bool], UDPTrackerProtocol] = {}
 
 
-def sharedProtocol(reactor, v6: bool = False) -> UDPTrackerProtocol:
+def sharedProtocol(
+    reactor, v6: bool = False, interface: Optional[str] = None
+) -> UDPTrackerProtocol:
     """
-    The process-wide protocol for C{reactor}, listening on an ephemeral port
-    on every IPv4 (or, for C{v6}, IPv6) address once first asked for.
+    The process-wide protocol for C{reactor} and address family, listening
+    on an ephemeral port once first asked for.
+
+    @param interface: the address to bind when the port is opened; by
+        default every IPv4 (or, for C{v6}, IPv6) address.
     """
     key = (reactor, v6)
     protocol = _shared.get(key)
     if protocol is None or protocol.transport is None:
         protocol = UDPTrackerProtocol(reactor)
-        reactor.listenUDP(0, protocol, interface="::" if v6 else "")
+        if interface is None:
+            interface = "::" if v6 else ""
+        reactor.listenUDP(0, protocol, interface=interface)
         _shared[key] = protocol
     return protocol
+
+
+def stopSharedProtocols(reactor) -> defer.Deferred:
+    """
+    Stop the process-wide protocols of C{reactor} (for a clean shutdown or
+    the end of a test).
+    """
+    ds = []
+    for key in [k for k in _shared if k[0] is reactor]:
+        ds.append(_shared.pop(key).stop())
+    return defer.gatherResults(ds)
 
 
 def _isV6(host: str) -> bool:
