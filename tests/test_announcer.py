@@ -17,7 +17,7 @@ from zope.interface.verify import verifyObject
 
 from btorrent.interfaces import IAnnounceTarget, ITrackerClient
 from btorrent.tracker.announce import AnnounceResponse, TrackerError, TrackerFailure
-from btorrent.tracker.announcer import Announcer, makeClient
+from btorrent.tracker.announcer import Announcer, makeAnnouncer, makeClient
 from btorrent.tracker.http import HTTPTrackerClient
 from btorrent.tracker.udp import UDPTrackerClient, UDPTrackerProtocol
 
@@ -556,3 +556,25 @@ class FactoryTests(SynchronousTestCase):
         )
         self.assertIs(announcer.clock, reactor)
         self.assertIsNone(makeClient("ws://x/", reactor))
+
+    def test_makeAnnouncer(self) -> None:
+        """
+        L{makeAnnouncer} builds the same from tiers of URLs, with its own
+        random source unless given one.
+        """
+        reactor = MemoryReactorClock()
+        announcer = makeAnnouncer(
+            FakeTarget(),
+            [["http://127.0.0.1:1/announce", "http://127.0.0.1:2/announce"]],
+            reactor,
+            stopTimeout=1.5,
+        )
+        self.assertIsInstance(announcer, Announcer)
+        self.assertEqual(len(announcer.tiers[0]), 2)
+        self.assertEqual(announcer.stopTimeout, 1.5)
+        announcer.startService()
+        self.assertEqual(len(reactor.tcpClients), 1)
+        d = announcer.stopService()
+        self.successResultOf(d)
+        reactor.advance(60)
+        self.assertEqual(reactor.getDelayedCalls(), [])

@@ -35,6 +35,7 @@ from btorrent.tracker.announce import (
 
 __all__ = [
     "Announcer",
+    "makeAnnouncer",
     "makeClient",
     "MIN_INTERVAL",
     "MAX_INTERVAL",
@@ -452,3 +453,22 @@ class Announcer(Service):
                 continue
             out.append((host, port))
         return out
+
+
+def makeAnnouncer(
+    target,
+    trackers: Sequence[Sequence[str]],
+    reactor,
+    rng: Optional[random.Random] = None,
+    **kwargs,
+) -> Announcer:
+    """
+    The announcer of C{target} over tiers of tracker URLs: a shortcut for
+    L{Announcer.fromTrackers} with a freshly seeded random source.
+
+    @param kwargs: passed on to L{Announcer.fromTrackers} (for example
+        C{udpProtocol}, C{httpTimeout}, C{stopTimeout}).
+    """
+    if rng is None:
+        rng = random.Random()
+    return Announcer.fromTrackers(target, trackers, reactor, rng, **kwargs)
