@@ -19,12 +19,21 @@ import cProfile
 import hashlib
 import os
 import pstats
+import resource
 import shutil
 import sys
 import tempfile
 import time
 
 from btorrent import bencode, metainfo
+
+
+def cpuTime() -> float:
+    """
+    CPU seconds used by this process so far (all threads, user + system).
+    """
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def benchCreate(sizeMiB: int) -> None:
@@ -42,25 +51,30 @@ def benchCreate(sizeMiB: int) -> None:
             f.write(block[: (sizeMiB % 16) * 1024 * 1024])
         size = os.path.getsize(path)
 
+        cpu = cpuTime()
         start = time.perf_counter()
         data = metainfo.create(path, [["http://127.0.0.1:6969/announce"]])
         elapsed = time.perf_counter() - start
+        cpu = cpuTime() - cpu
         m = metainfo.load(data)
         print(
             f"create: {size / 2**30:.2f} GiB in {elapsed:.3f} s = "
-            f"{size / elapsed / 1e9:.2f} GB/s "
-            f"({m.pieceCount} pieces of {m.pieceLength // 1024} KiB)"
+            f"{size / elapsed / 1e9:.2f} GB/s, {cpu:.2f} CPU s "
+            f"({m.pieceCount} pieces of {m.pieceLength // 1024} KiB, "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})"
         )
 
+        cpu = cpuTime()
         start = time.perf_counter()
         h = hashlib.sha1()
         view = memoryview(block)
         for _ in range(size // len(block)):
             h.update(view)
         elapsed = time.perf_counter() - start
+        cpu = cpuTime() - cpu
         print(
-            f"  (reference: sha1 in one thread over the same amount in memory: "
-            f"{size / elapsed / 1e9:.2f} GB/s)"
+            f"  reference, sha1 in one thread over as many bytes in memory: "
+            f"{size / elapsed / 1e9:.2f} GB/s, {cpu:.2f} CPU s"
         )
     finally:
         shutil.rmtree(tmp)
