@@ -12,7 +12,7 @@ L{btorrent.storage.MultiFileWriter}, then rechecks it:
 The temporary directory is removed at the end.
 
 Run: C{python benchmarks/bench_recheck.py [--size-mib 1024]
-[--piece-kib 1024] [--threads N] [--chunk-mib 8] [--dir PATH]}.
+[--piece-kib 1024] [--threads N] [--chunk-mib 2] [--dir PATH]}.
 """
 
 from __future__ import annotations
@@ -114,16 +114,20 @@ def dropCache(writer: MultiFileWriter) -> None:
             os.close(fd)
 
 
-def timeRecheck(writer, meta, threads, chunkSize) -> float:
+def timeRecheck(writer, meta, threads, chunkSize) -> Tuple[float, float]:
     """
-    @return: the recheck rate in MB/s (checking every piece passed).
+    @return: the recheck rate in MB/s (checking every piece passed) and the
+        CPU time it took per GiB, in seconds, all threads together (a
+        figure that other processes competing for the CPUs do not skew).
     """
     started = time.perf_counter()
+    cpuStarted = time.process_time()
     result = recheck(writer, meta, threads=threads, chunkSize=chunkSize)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpuStarted
     if not all(result):
         raise SystemExit(f"recheck failed {result.count(False)} pieces")
-    return meta.totalLength / elapsed / 1e6
+    return meta.totalLength / elapsed / 1e6, cpu / (meta.totalLength / 2**30)
 
 
 def main() -> None:
@@ -131,7 +135,7 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--piece-kib", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--chunk-mib", type=int, default=8)
+    parser.add_argument("--chunk-mib", type=int, default=2)
     parser.add_argument("--dir", default=None, help="where to write the data")
     parser.add_argument("--runs", type=int, default=3)
     options = parser.parse_args()
@@ -147,13 +151,15 @@ def main() -> None:
         print(f"write (writePiece + sync): {writeRate:8.0f} MB/s")
         writer = MultiFileWriter(meta, directory)
         chunk = options.chunk_mib * 1024 * 1024
-        for run in range(options.runs):
-            rate = timeRecheck(writer, meta, options.threads, chunk)
-            print(f"recheck, warm cache #{run + 1}: {rate:8.0f} MB/s")
-        for run in range(options.runs):
-            dropCache(writer)
-            rate = timeRecheck(writer, meta, options.threads, chunk)
-            print(f"recheck, cold cache #{run + 1}: {rate:8.0f} MB/s")
+        for cache in ["warm", "cold"]:
+            for run in range(options.runs):
+                if cache == "cold":
+                    dropCache(writer)
+                rate, cpu = timeRecheck(writer, meta, options.threads, chunk)
+                print(
+                    f"recheck, {cache} cache #{run + 1}: {rate:8.0f} MB/s "
+                    f"({cpu:.2f} CPU s/GiB, load {os.getloadavg()[0]:.1f})"
+                )
         writer.close()
         started = time.perf_counter()
         for i in range(min(256, len(meta.pieceHashes))):

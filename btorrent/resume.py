@@ -359,7 +359,7 @@ def recheck(
     metainfo: Any,
     progress: Optional[Callable[[int, int], None]] = None,
     stop: Optional[Callable[[], bool]] = None,
-    chunkSize: int = 8 * 1024 * 1024,
+    chunkSize: int = 2 * 1024 * 1024,
     threads: Optional[int] = None,
 ) -> List[bool]:
     """

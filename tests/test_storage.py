@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import shutil
 import threading
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
@@ -440,6 +441,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         ]
         meta, data = makeMetainfo(files, 4096)
         downloadDir = self.newDir()
+        self.addCleanup(shutil.rmtree, downloadDir)
         writer = MultiFileWriter(meta, downloadDir, maxOpenFiles=16)
         before = (
             len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
