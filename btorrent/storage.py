@@ -349,7 +349,8 @@ class MultiFileWriter:
                         raise StorageError(f"{current!r} is not a directory")
                 else:
                     os.mkdir(current)
-                    self._dirtyDirs.add(os.path.dirname(current))
+                    with self._lock:
+                        self._dirtyDirs.add(os.path.dirname(current))
                 checked.add(current)
         checked.add(directory)
 
@@ -381,7 +382,8 @@ class MultiFileWriter:
                     if os.stat(path).st_size == length:
                         continue
                 else:
-                    self._dirtyDirs.add(directory)
+                    with self._lock:
+                        self._dirtyDirs.add(directory)
                 with self._descriptor(fileIndex, write=True, create=True) as fd:
                     if os.fstat(fd).st_size != length:
                         os.ftruncate(fd, length)

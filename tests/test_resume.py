@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent import bencode
+from btorrent import bencode, metainfo
 from btorrent import resume as resumeModule
 from btorrent.resume import (
     RESUME_VERSION,
@@ -531,3 +531,77 @@ class RecheckTests(SynchronousTestCase):
         saveResume(Recording(), stateDir, HASH, bytes(2), 11)
         self.assertEqual(calls, ["sync", "fileStats"])
         self.assertEqual(readResume(stateDir, HASH, 11, storage.fileStats()), bytes(2))
+
+
+class RealMetainfoTests(SynchronousTestCase):
+    """
+    Storage and recheck with L{btorrent.metainfo} values, on data that
+    C{metainfo.create} hashed.
+    """
+
+    def makeTree(self, root: str) -> dict:
+        contents = {
+            ("a", "b", "c", "deep"): os.urandom(40000),
+            ("a", "empty"): b"",
+            ("one",): os.urandom(1),
+            ("z",): os.urandom(70001),
+        }
+        for path, data in contents.items():
+            full = os.path.join(root, *path)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            with open(full, "wb") as f:
+                f.write(data)
+        return contents
+
+    def test_multiFile(self) -> None:
+        """
+        A directory tree turned into a torrent by C{metainfo.create} rechecks
+        as complete in place; after a byte changes, that piece only fails;
+        data written by the writer into a new directory is the same tree.
+        """
+        downloadDir = os.path.abspath(self.mktemp())
+        root = os.path.join(downloadDir, "tree")
+        contents = self.makeTree(root)
+        meta = metainfo.load(
+            metainfo.create(root, [["http://127.0.0.1:1/a"]], pieceLength=16384)
+        )
+        storage = MultiFileWriter(meta, downloadDir)
+        self.assertEqual(recheck(storage, meta), [True] * meta.pieceCount)
+        with open(os.path.join(root, "z"), "r+b") as f:
+            f.seek(70000)
+            f.write(bytes([contents[("z",)][70000] ^ 0xFF]))
+        expected = [True] * meta.pieceCount
+        expected[-1] = False
+        self.assertEqual(recheck(storage, meta), expected)
+
+        # Copy piece by piece into a fresh directory.
+        other = os.path.abspath(self.mktemp())
+        copy = MultiFileWriter(meta, other)
+        copy.open()
+        for i in range(meta.pieceCount - 1):
+            copy.writePiece(i, storage.readPiece(i))
+        copy.close()
+        storage.close()
+        self.assertEqual(recheck(copy, meta), [True] * (meta.pieceCount - 1) + [False])
+        for path, data in contents.items():
+            if path != ("z",):
+                with open(os.path.join(other, "tree", *path), "rb") as f:
+                    self.assertEqual(f.read(), data)
+
+    def test_singleFile(self) -> None:
+        """
+        A single-file torrent made by C{metainfo.create} rechecks in place.
+        """
+        downloadDir = os.path.abspath(self.mktemp())
+        os.makedirs(downloadDir)
+        with open(os.path.join(downloadDir, "file.bin"), "wb") as f:
+            f.write(os.urandom(100000))
+        meta = metainfo.load(
+            metainfo.create(
+                os.path.join(downloadDir, "file.bin"),
+                [["http://127.0.0.1:1/a"]],
+                pieceLength=32768,
+            )
+        )
+        storage = MultiFileWriter(meta, downloadDir)
+        self.assertEqual(recheck(storage, meta), [True] * 4)
