@@ -263,17 +263,24 @@ class SwarmSamplingTests(SynchronousTestCase):
 
     def test_sampleUniform(self) -> None:
         """
-        Over many samples every other peer turns up about equally often.
+        Over many samples every other peer turns up about equally often,
+        whether few of many (5 of 19) or most (15 of 19) are asked for.
         """
         swarm = Swarm(Clock(), random.Random(3))
         self.fill(swarm, 20)
-        seen = {}
-        for _ in range(2000):
-            for p in swarm.announce(H1, pid(0), "10.0.0.1", 1000, 1, numwant=5).peers:
-                seen[p.peerId] = seen.get(p.peerId, 0) + 1
-        self.assertEqual(len(seen), 19)
-        # 2000 * 5 / 19 ~ 526 each.
-        self.assertTrue(all(400 < n < 650 for n in seen.values()), seen)
+        for numwant in (5, 15):
+            seen = {}
+            for _ in range(2000):
+                r = swarm.announce(H1, pid(0), "10.0.0.1", 1000, 1, numwant=numwant)
+                self.assertEqual(len(r.peers), numwant)
+                for p in r.peers:
+                    seen[p.peerId] = seen.get(p.peerId, 0) + 1
+            self.assertEqual(len(seen), 19)
+            expected = 2000 * numwant / 19
+            self.assertTrue(
+                all(abs(n - expected) < 0.15 * expected for n in seen.values()),
+                (numwant, expected, seen),
+            )
 
     def test_torrentSampleExcludeAbsent(self) -> None:
         """
@@ -1300,3 +1307,54 @@ class OptionsTests(SynchronousTestCase):
             (top.swarm.interval, top.swarm.minInterval, top.swarm.maxTorrents),
             (60, 30, 5),
         )
+
+
+class CachedEncodingTests(SynchronousTestCase):
+    """
+    The server's responses built from cached compact peers are byte for byte
+    what the codec builds from addresses.
+    """
+
+    @settings(max_examples=100, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.one_of(st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(str)),
+                st.integers(1, 65535),
+                st.integers(0, 3),
+            ),
+            max_size=30,
+        ),
+        st.integers(0, 2**32 - 1),
+    )
+    def test_sameBytesAsCodec(self, peers, transactionId) -> None:
+        """
+        HTTP compact and UDP (v4 and v6) announce responses equal the
+        codec's encodings of the same values.
+        """
+        from btorrent.tracker.server import (
+            encodeCompactResponse,
+            encodeUDPAnnounceResponse,
+        )
+
+        swarm = Swarm(Clock(), random.Random(0))
+        for i, (host, port, left) in enumerate(peers):
+            swarm.announce(H1, pid(i + 1), host, port, left)
+        result = swarm.announce(H1, pid(0), "10.0.0.1", 1, 1, numwant=200)
+        response = codec.AnnounceResponse(
+            interval=result.interval,
+            minInterval=result.minInterval,
+            peers=tuple((p.host, p.port) for p in result.peers),
+            complete=result.complete,
+            incomplete=result.incomplete,
+        )
+        self.assertEqual(
+            encodeCompactResponse(result), codec.encodeHTTPResponse(response)
+        )
+        for v6 in (False, True):
+            self.assertEqual(
+                encodeUDPAnnounceResponse(transactionId, result, v6),
+                codec.encodeUDPResponse(
+                    codec.UDPAnnounceResponse(transactionId, response), v6=v6
+                ),
+            )

@@ -1,0 +1,380 @@
+"""
+Benchmark: announces per second and memory of C{twistd btorrent-tracker}.
+
+    python benchmarks/bench_tracker.py [--peers 10000] [--torrents 100]
+        [--window 64] [--connections 8] [--flood 50000]
+
+Starts C{twistd -n btorrent-tracker} as a subprocess on 127.0.0.1 (the
+repository on C{PYTHONPATH}, so no install is needed), then, from this
+process (the other core):
+
+1. B{UDP}: C{--peers} simulated peers (distinct peer ids and ports, spread
+   over C{--torrents} info-hashes) connect once and announce C{started},
+   then every peer announces again (a regular re-announce); up to
+   C{--window} requests in flight, replies matched by transaction id.
+2. B{HTTP}: the same over HTTP/1.1 keep-alive on C{--connections}
+   connections, requests pipelined C{--window} deep per connection, on
+   other info-hashes.
+3. B{flood}: C{--flood} UDP announces with random info-hashes and peer ids
+   against the tracker's caps (C{--max-torrents 10000 --max-peers 100000}
+   for this run): the tracker's memory must stay bounded, the announces
+   beyond the caps get a failure.
+
+After each phase it prints announces/s and the tracker's RSS (VmRSS) from
+C{/proc}, and checks C{/stats}.  Everything is bounded in count and has
+timeouts; the tracker is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPOSITORY)
+
+from btorrent.tracker import announce as codec  # noqa: E402
+
+
+def freePort() -> int:
+    """
+    A port free for TCP and UDP on 127.0.0.1.
+    """
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+
+
+def rss(pid: int) -> str:
+    """
+    VmRSS and VmHWM of a process, in MiB.
+    """
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                fields[name] = int(value.split()[0]) / 1024
+    return f"RSS {fields['VmRSS']:.1f} MiB (peak {fields['VmHWM']:.1f} MiB)"
+
+
+def stats(port: int) -> dict:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"http://127.0.0.1:{port}/stats", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def startTracker(port: int, *extra: str) -> subprocess.Popen:
+    """
+    Start C{twistd -n btorrent-tracker} and wait until it answers.
+    """
+    twistd = shutil.which("twistd")
+    if twistd is None:
+        raise SystemExit("twistd not found")
+    env = dict(os.environ, PYTHONPATH=REPOSITORY)
+    process = subprocess.Popen(
+        [twistd, "-n", "--pidfile=", "btorrent-tracker", "--port", str(port)]
+        + ["--interface", "127.0.0.1", *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            stats(port)
+            return process
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise SystemExit("the tracker did not start") from None
+            time.sleep(0.1)
+
+
+def stopTracker(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def peerId(n: int) -> bytes:
+    return b"-BN0001-" + n.to_bytes(12, "big")
+
+
+def infoHash(prefix: bytes, n: int) -> bytes:
+    return prefix + n.to_bytes(20 - len(prefix), "big")
+
+
+# --- UDP -------------------------------------------------------------------
+
+
+class UDPClient:
+    """
+    A BEP 15 client that keeps up to C{window} requests in flight.
+    """
+
+    def __init__(self, port: int, window: int) -> None:
+        self.address = ("127.0.0.1", port)
+        self.window = window
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.settimeout(2.0)
+        self.connectionId = self.connect()
+
+    def connect(self) -> int:
+        self.sock.sendto(
+            codec.encodeUDPRequest(codec.UDPConnectRequest(1)), self.address
+        )
+        reply = codec.decodeUDPResponse(self.sock.recv(2048))
+        assert isinstance(reply, codec.UDPConnectResponse), reply
+        self.connectedAt = time.monotonic()
+        return reply.connectionId
+
+    def run(self, requests):
+        """
+        Send every L{codec.AnnounceRequest} (at most 2**32); return
+        (answers, failures, lost, seconds).
+        """
+        if time.monotonic() - self.connectedAt > 30:
+            self.connectionId = self.connect()
+        # Encoded before the clock starts: the tracker is measured, not us.
+        packets = [
+            codec.encodeUDPRequest(
+                codec.UDPAnnounceRequest(self.connectionId, tid, request)
+            )
+            for tid, request in enumerate(requests)
+        ]
+        start = time.perf_counter()
+        pending = {}
+        answers = failures = lost = 0
+        it = enumerate(packets)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < self.window:
+                try:
+                    tid, packet = next(it)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending[tid] = True
+                self.sock.sendto(packet, self.address)
+            if not pending:
+                return answers, failures, lost, time.perf_counter() - start
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                lost += len(pending)
+                pending.clear()
+                continue
+            action, rtid = struct.unpack_from("!II", data)
+            if pending.pop(rtid, None) is None:
+                continue
+            if action == codec.ACTION_ANNOUNCE:
+                answers += 1
+            else:
+                failures += 1
+
+
+def announces(hashPrefix, peers, torrents, event, rng):
+    for n in range(peers):
+        yield codec.AnnounceRequest(
+            infoHash=infoHash(hashPrefix, n % torrents),
+            peerId=peerId(n),
+            port=1024 + n % 60000,
+            uploaded=0,
+            downloaded=0,
+            left=0 if n % 10 == 0 else 1 << 20,
+            event=event,
+            numwant=50,
+            key=rng.getrandbits(32),
+        )
+
+
+def benchUDP(port, pid, peers, torrents, window) -> None:
+    client = UDPClient(port, window)
+    rng = random.Random(1)
+    for label, event in (("started", "started"), ("re-announce", "")):
+        answers, failures, lost, elapsed = client.run(
+            announces(b"U", peers, torrents, event, rng)
+        )
+        print(
+            f"UDP  {label:11} {peers} announces in {elapsed:.2f} s: "
+            f"{answers / elapsed:8.0f} announces/s "
+            f"(answered {answers}, failures {failures}, lost {lost}); {rss(pid)}"
+        )
+
+
+# --- HTTP ------------------------------------------------------------------
+
+
+def httpRequest(port: int, request: codec.AnnounceRequest) -> bytes:
+    url = codec.announceURL(f"http://127.0.0.1:{port}/announce", request)
+    path = url.split(b"/", 3)[3]
+    return (
+        b"GET /" + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"User-Agent: bench_tracker\r\n\r\n"
+    )
+
+
+def benchHTTP(port, pid, peers, torrents, window, connections) -> None:
+    import selectors
+
+    rng = random.Random(2)
+    for label, event in (("started", "started"), ("re-announce", "")):
+        requests = [
+            httpRequest(port, r) for r in announces(b"H", peers, torrents, event, rng)
+        ]
+        socks = [
+            socket.create_connection(("127.0.0.1", port)) for _ in range(connections)
+        ]
+        start = time.perf_counter()
+        answers = failures = 0
+        # Each connection takes every connections-th request, pipelined
+        # `window` deep, all connections at once.
+        selector = selectors.DefaultSelector()
+        state = {}
+        for i, s in enumerate(socks):
+            s.setblocking(False)
+            queue = requests[i::connections]
+            state[s] = {"queue": queue, "next": 0, "inflight": 0, "buf": bytearray()}
+            selector.register(s, selectors.EVENT_READ)
+
+        def refill(s, state=state):
+            st = state[s]
+            n = min(window - st["inflight"], len(st["queue"]) - st["next"])
+            if n > 0:
+                s.setblocking(True)
+                s.sendall(b"".join(st["queue"][st["next"] : st["next"] + n]))
+                s.setblocking(False)
+                st["next"] += n
+                st["inflight"] += n
+
+        for s in socks:
+            refill(s)
+        remaining = sum(len(st["queue"]) for st in state.values())
+        deadline = time.monotonic() + 120
+        while remaining:
+            if time.monotonic() > deadline:
+                raise SystemExit("HTTP benchmark timed out")
+            for key, _ in selector.select(timeout=5):
+                s = key.fileobj
+                st = state[s]
+                try:
+                    data = s.recv(1 << 18)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    raise SystemExit("tracker closed an HTTP connection")
+                st["buf"] += data
+                while st["inflight"]:
+                    buf = st["buf"]
+                    end = buf.find(b"\r\n\r\n")
+                    if end < 0:
+                        break
+                    head = bytes(buf[:end]).lower()
+                    i = head.find(b"content-length:")
+                    length = int(head[i + 15 :].split(b"\r\n", 1)[0])
+                    if len(buf) < end + 4 + length:
+                        break
+                    body = bytes(buf[end + 4 : end + 4 + length])
+                    del buf[: end + 4 + length]
+                    st["inflight"] -= 1
+                    remaining -= 1
+                    if body.startswith(b"d14:failure reason"):
+                        failures += 1
+                    else:
+                        answers += 1
+                refill(s)
+        elapsed = time.perf_counter() - start
+        for s in socks:
+            selector.unregister(s)
+            s.close()
+        print(
+            f"HTTP {label:11} {peers} announces in {elapsed:.2f} s: "
+            f"{answers / elapsed:8.0f} announces/s "
+            f"(answered {answers}, failures {failures}); {rss(pid)}"
+        )
+
+
+def benchFlood(flood: int, window: int) -> None:
+    port = freePort()
+    process = startTracker(port, "--max-torrents", "10000", "--max-peers", "100000")
+    try:
+        client = UDPClient(port, window)
+        rng = random.Random(3)
+
+        def randomAnnounces():
+            for n in range(flood):
+                yield codec.AnnounceRequest(
+                    infoHash=rng.randbytes(20),
+                    peerId=rng.randbytes(20),
+                    port=1 + n % 65535,
+                    uploaded=0,
+                    downloaded=0,
+                    left=1,
+                    event="started",
+                )
+
+        answers, failures, lost, elapsed = client.run(randomAnnounces())
+        s = stats(port)
+        print(
+            f"UDP  flood       {flood} random info-hashes in {elapsed:.2f} s: "
+            f"{(answers + failures) / elapsed:8.0f} replies/s (answered {answers}, "
+            f"refused by the caps {failures}, lost {lost}); torrents held "
+            f"{s['torrents']}, peers {s['peers']}; {rss(process.pid)}"
+        )
+    finally:
+        stopTracker(process)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--peers", type=int, default=10_000)
+    parser.add_argument("--torrents", type=int, default=100)
+    parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--flood", type=int, default=50_000)
+    args = parser.parse_args()
+    port = freePort()
+    process = startTracker(port)
+    try:
+        print(f"tracker pid {process.pid} on 127.0.0.1:{port}; idle {rss(process.pid)}")
+        benchUDP(port, process.pid, args.peers, args.torrents, args.window)
+        benchHTTP(
+            port, process.pid, args.peers, args.torrents, args.window, args.connections
+        )
+        s = stats(port)
+        print(
+            f"/stats: {s['torrents']} torrents, {s['peers']} peers, "
+            f"{s['seeders']} seeders, {s['leechers']} leechers, "
+            f"{s['announcesPerSecond']} announces/s over the last minute"
+        )
+        assert s["peers"] == 2 * args.peers, s
+    finally:
+        stopTracker(process)
+    if args.flood:
+        benchFlood(args.flood, args.window)
+
+
+if __name__ == "__main__":
+    main()
