@@ -354,6 +354,37 @@ def _unreadablePieces(storage: Any) -> List[bool]:
     return bad
 
 
+def _piecesWithData(storage: Any, bad: List[bool]) -> List[bool]:
+    """
+    @param bad: per piece, whether it is already known to be missing;
+        files whose pieces all are need not be looked at.
+    @return: per piece, whether some file byte in it may hold data (is not
+        in a hole of a sparse file).
+    """
+    layout = storage.layout
+    pieceLength = layout.pieceLength
+    hasData = [False] * layout.pieceCount
+    for fileIndex, entry in enumerate(layout.files):
+        if entry.padding or not entry.length:
+            continue
+        if all(bad[i] for i in layout.pieceRange(fileIndex)):
+            continue
+        try:
+            extents = storage.dataExtents(fileIndex)
+        except Exception:
+            extents = None
+        if extents is None:
+            extents = [(0, entry.length)]
+        for start, end in extents:
+            end = min(end, entry.length)
+            if start >= end:
+                continue
+            first = (entry.offset + start) // pieceLength
+            last = (entry.offset + end - 1) // pieceLength
+            hasData[first : last + 1] = [True] * (last + 1 - first)
+    return hasData
+
+
 def recheck(
     storage: Any,
     metainfo: Any,
@@ -366,7 +397,9 @@ def recheck(
     Hash every piece on disk against the metainfo.
 
     Pieces needing a file that is missing or too short are C{False} without
-    being read.  The rest is read in large sequential chunks (whole pieces,
+    being read.  Pieces lying entirely in holes of sparse files (never
+    written: a freshly opened torrent) are not read either: they are had
+    only if their hash is that of zeros.  The rest is read in large sequential chunks (whole pieces,
     about C{chunkSize} bytes) straight into reused buffers and hashed, by a
     few threads at once (reading and SHA-1 both release the GIL).
 
@@ -375,7 +408,7 @@ def recheck(
     C{reactor.callFromThread} in it to reach the reactor).
 
     @param storage: a C{MultiFileWriter} (C{layout}, C{fileStats},
-        C{readInto}); it need not be open.
+        C{dataExtents}, C{readInto}); it need not be open.
     @param metainfo: the C{Metainfo} (C{pieceHashes}).
     @param progress: called as C{progress(done, total)} in pieces, now and
         then and once at the end.
@@ -395,16 +428,27 @@ def recheck(
         raise ValueError(f"{len(hashes)} piece hashes for {total} pieces")
     pieceLength = layout.pieceLength
     results = [False] * total
-    bad = _unreadablePieces(storage)
+    # Pieces not to read: those in missing or short files (False) ...
+    skip = _unreadablePieces(storage)
+    hasData = _piecesWithData(storage, skip)
+    zeroHashes: dict = {}
+    for index in range(total):
+        if not skip[index] and not hasData[index]:
+            # ... and those entirely in holes, which read as zeros.
+            size = layout.pieceSize(index)
+            if size not in zeroHashes:
+                zeroHashes[size] = hashlib.sha1(bytes(size)).digest()
+            results[index] = hashes[index] == zeroHashes[size]
+            skip[index] = True
     perChunk = max(1, chunkSize // pieceLength)
     chunks: List[Tuple[int, int]] = []  # (first piece, piece count)
     index = 0
     while index < total:
-        if bad[index]:
+        if skip[index]:
             index += 1
             continue
         first = index
-        while index < total and not bad[index] and index - first < perChunk:
+        while index < total and not skip[index] and index - first < perChunk:
             index += 1
         chunks.append((first, index - first))
     if threads is None:

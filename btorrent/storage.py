@@ -12,6 +12,7 @@ methods of L{MultiFileWriter} in a thread pool, possibly several at once.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -38,6 +39,8 @@ _HAS_PREADV = hasattr(os, "preadv")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_SEEK_DATA = getattr(os, "SEEK_DATA", 0)
+_SEEK_HOLE = getattr(os, "SEEK_HOLE", 0)
 
 
 class StorageError(Exception):
@@ -524,6 +527,53 @@ class MultiFileWriter:
             else:
                 result.append(None)
         return result
+
+    def dataExtents(
+        self, fileIndex: int, limit: int = 4096
+    ) -> Optional[List[Tuple[int, int]]]:
+        """
+        Where file C{fileIndex} holds data, as opposed to holes that read as
+        zeros (C{SEEK_DATA}/C{SEEK_HOLE}): a recheck need not read and hash
+        a piece that lies entirely in holes.
+
+        Conservative: a filesystem that knows nothing of holes reports the
+        whole file as data.
+
+        @param limit: give up (C{None}) past this many extents.
+        @return: C{(start, end)} byte ranges in ascending order, within the
+            entry's length; C{None} when unknown (no C{SEEK_DATA} on this
+            platform, too many extents): assume everything is data.
+        @raise StorageError: for a missing file or an I/O failure.
+        """
+        if not (_SEEK_DATA and _SEEK_HOLE):  # pragma: no cover (platform)
+            return None
+        length = self.layout.files[fileIndex].length
+        extents: List[Tuple[int, int]] = []
+        try:
+            with self._descriptor(fileIndex, write=False) as fd:
+                size = min(length, os.fstat(fd).st_size)
+                position = 0
+                while position < size:
+                    try:
+                        start = os.lseek(fd, position, _SEEK_DATA)
+                    except OSError as e:
+                        if e.errno == errno.ENXIO:
+                            break
+                        if e.errno == errno.EINVAL:  # pragma: no cover
+                            return None
+                        raise
+                    if start >= size:
+                        break
+                    end = min(size, os.lseek(fd, start, _SEEK_HOLE))
+                    if len(extents) == limit:
+                        return None
+                    extents.append((start, end))
+                    position = end
+        except OSError as e:
+            raise StorageError(
+                f"cannot look for holes in {self.paths[fileIndex]!r}: {e}"
+            ) from e
+        return extents
 
     @property
     def openFileCount(self) -> int:

@@ -385,12 +385,57 @@ class RecheckTests(SynchronousTestCase):
         self.assertEqual(recheck(self.storage, self.meta), [False] * 11)
         self.assertFalse(os.path.exists(self.downloadDir))
 
+    def recordReads(self, storage) -> list:
+        """
+        Record the C{(offset, length)} of every C{readInto} on C{storage}.
+        """
+        reads = []
+        realReadInto = storage.readInto
+
+        def readInto(offset, buffer):
+            reads.append((offset, len(buffer)))
+            realReadInto(offset, buffer)
+
+        storage.readInto = readInto
+        return reads
+
     def test_sparse(self) -> None:
         """
-        Freshly opened, sparse files hold no piece.
+        Freshly opened, sparse files hold no piece, and nothing is read to
+        find out.
         """
         self.storage.open()
+        reads = self.recordReads(self.storage)
         self.assertEqual(recheck(self.storage, self.meta), [False] * 11)
+        self.assertEqual(reads, [])
+
+    def test_holes(self) -> None:
+        """
+        Only pieces that hold written data are read; a piece of zeros lying
+        in holes is had without reading it.  (Files here start on 4 KiB
+        boundaries: holes are found per filesystem block, so a piece sharing
+        a block with written data would be read too.)
+        """
+        content = bytearray(os.urandom(11 * 16384 + 100))
+        content[2 * 16384 : 3 * 16384] = bytes(16384)
+        meta, data = makeMetainfo(
+            [(("a",), 5 * 16384), (("b",), 6 * 16384 + 100)],
+            16384,
+            data=bytes(content),
+        )
+        storage = MultiFileWriter(meta, os.path.abspath(self.mktemp()))
+        storage.open()
+        for i in [0, 7, 11]:
+            storage.writePiece(i, data[i * 16384 : (i + 1) * 16384])
+        reads = self.recordReads(storage)
+        expected = [False] * 12
+        expected[0] = expected[2] = expected[7] = expected[11] = True
+        self.assertEqual(recheck(storage, meta, chunkSize=16384), expected)
+        self.assertEqual(
+            reads,
+            [(0, 16384), (7 * 16384, 16384), (11 * 16384, 100)],
+        )
+        storage.close()
 
     def test_corruption(self) -> None:
         """

@@ -628,6 +628,32 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         os.mkdir(path)
         self.assertEqual(writer.fileStats()[2], None)
 
+    def test_dataExtents(self) -> None:
+        """
+        L{MultiFileWriter.dataExtents} reports no data in a fresh sparse
+        file, the written region afterwards (at block granularity), gives
+        up past its limit, and raises L{StorageError} for a missing file.
+        """
+        size = 1 << 20
+        meta, data = makeMetainfo([(("a",), size), (("b",), 10)], 1 << 16)
+        downloadDir = self.newDir()
+        writer = MultiFileWriter(meta, downloadDir)
+        writer.open()
+        self.assertEqual(writer.dataExtents(0), [])
+        writer.writePiece(3, data[3 << 16 : 4 << 16])
+        writer.writePiece(9, data[9 << 16 : 10 << 16])
+        extents = writer.dataExtents(0)
+        self.assertEqual(len(extents), 2)
+        (s1, e1), (s2, e2) = extents
+        self.assertTrue(s1 <= 3 << 16 and e1 >= 4 << 16 and e1 < 9 << 16)
+        self.assertTrue(s2 <= 9 << 16 and e2 >= 10 << 16 and e2 <= size)
+        self.assertIsNone(writer.dataExtents(0, limit=1))
+        writer.writePiece(16, data[16 << 16 :])
+        self.assertEqual(writer.dataExtents(1), [(0, 10)])
+        writer.close()
+        os.unlink(os.path.join(downloadDir, "torrent", "b"))
+        self.assertRaises(StorageError, writer.dataExtents, 1)
+
     def test_badWrites(self) -> None:
         """
         A piece of the wrong length or index raises L{ValueError} and writes
