@@ -1,0 +1,409 @@
+"""
+Who we upload to: the choker.
+
+L{chooseUnchoked} is the policy, one pure function over a list of peers:
+while downloading, tit-for-tat (the interested peers that give us the best
+download rate); while seeding, the interested peers we upload to fastest;
+plus one optimistic unchoke.  L{Choker} runs it on a timer and rotates the
+optimistic unchoke; L{ChokerService} wires a L{Choker} to a torrent.
+
+The peers are L{btorrent.peer.PeerProtocol} objects, or anything with the
+same few attributes:
+  - C{peerInterested}: the peer is interested in us;
+  - C{amChoking}: we choke it;
+  - C{choke()}, C{unchoke()}: change that (the L{Choker} only calls them on
+    a change);
+  - C{downloadRate}, C{uploadRate}: L{btorrent.rate.RateMeter}s (read by the
+    default rate functions as C{.rate}, bytes/s);
+  - C{connectedAt} (optional, default 0): the clock time the connection was
+    established, to favour new peers in the optimistic unchoke.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, Iterable, List, Optional, Set
+
+from twisted.application.service import Service
+from twisted.logger import Logger
+
+log = Logger()
+
+
+def _downloadRate(peer: Any) -> float:
+    return peer.downloadRate.rate
+
+
+def _uploadRate(peer: Any) -> float:
+    return peer.uploadRate.rate
+
+
+def rankPeers(
+    peers: Iterable[Any],
+    seeding: bool,
+    downloadRate: Callable[[Any], float] = _downloadRate,
+    uploadRate: Callable[[Any], float] = _uploadRate,
+) -> List[Any]:
+    """
+    Order the interested peers, best first: by the rate they give us (or, when
+    seeding, the rate we upload to them); among equal rates the ones we
+    already unchoke first (to avoid churn), then in the given order.
+
+    @param peers: the candidate peers.
+    @param seeding: C{True} when we have everything.
+    @param downloadRate: C{downloadRate(peer)}, bytes/s we get from it.
+    @param uploadRate: C{uploadRate(peer)}, bytes/s we send to it.
+    @return: the interested peers, best first.
+    """
+    rate = uploadRate if seeding else downloadRate
+    interested = [peer for peer in peers if peer.peerInterested]
+    return sorted(
+        interested,
+        key=lambda peer: (-rate(peer), bool(getattr(peer, "amChoking", True))),
+    )
+
+
+def chooseUnchoked(
+    peers: Iterable[Any],
+    seeding: bool,
+    slots: int = 4,
+    optimistic: Optional[Any] = None,
+    downloadRate: Callable[[Any], float] = _downloadRate,
+    uploadRate: Callable[[Any], float] = _uploadRate,
+) -> Set[Any]:
+    """
+    Choose the peers to unchoke.
+
+    @param peers: the connected peers.
+    @param seeding: C{True} when we have everything: rank by the rate we
+        upload to each peer rather than the rate it gives us.
+    @param slots: how many regular unchoke slots.
+    @param optimistic: the peer currently unchoked optimistically, or
+        C{None}; it is unchoked besides the C{slots} others if it is among
+        C{peers} and interested.
+    @param downloadRate: C{downloadRate(peer)}, bytes/s we get from it.
+    @param uploadRate: C{uploadRate(peer)}, bytes/s we send to it.
+    @return: the set of peers to unchoke: at most C{slots} interested peers,
+        best first (see L{rankPeers}), plus the optimistic one.  Peers that
+        are not interested never take a slot.
+    """
+    peers = list(peers)
+    ranked = rankPeers(
+        [peer for peer in peers if peer is not optimistic],
+        seeding,
+        downloadRate,
+        uploadRate,
+    )
+    chosen = set(ranked[: max(0, slots)])
+    if optimistic is not None and optimistic.peerInterested and optimistic in peers:
+        chosen.add(optimistic)
+    return chosen
+
+
+class Choker:
+    """
+    Runs L{chooseUnchoked} every C{interval} seconds, and rotates the
+    optimistic unchoke every C{optimisticInterval} seconds among the choked
+    interested peers (peers connected less than C{newPeerAge} seconds ago
+    count C{newPeerWeight} times).
+
+    Free slots are filled at once when told of a change (L{peerAdded},
+    L{peerRemoved}, L{interestChanged}, L{peersChanged}) and also every
+    C{fillInterval} seconds, so that a newly interested peer does not wait
+    for the next full rechoke; filling never chokes a peer that still
+    deserves its slot.
+
+    @ivar optimistic: the peer unchoked optimistically, or C{None}.
+    @ivar regular: the peers holding a regular slot.
+    """
+
+    def __init__(
+        self,
+        clock: Any,
+        peersSource: Callable[[], Iterable[Any]],
+        seedingSource: Callable[[], bool],
+        rng: random.Random,
+        slots: int = 4,
+        interval: float = 10.0,
+        optimisticInterval: float = 30.0,
+        fillInterval: Optional[float] = 1.0,
+        newPeerAge: float = 60.0,
+        newPeerWeight: int = 3,
+        downloadRate: Callable[[Any], float] = _downloadRate,
+        uploadRate: Callable[[Any], float] = _uploadRate,
+    ) -> None:
+        """
+        @param clock: provides C{IReactorTime}.
+        @param peersSource: returns the connected peers.
+        @param seedingSource: returns C{True} when we have every piece.
+        @param rng: the source of randomness for the optimistic unchoke.
+        @param slots: regular unchoke slots (the optimistic one is extra).
+        @param interval: seconds between full rechokes.
+        @param optimisticInterval: seconds between optimistic rotations.
+        @param fillInterval: seconds between checks for free slots, or
+            C{None} for none.
+        @param newPeerAge: peers connected for less than this many seconds
+            are new.
+        @param newPeerWeight: how much likelier a new peer is to be chosen
+            as the optimistic unchoke.
+        @param downloadRate: C{downloadRate(peer)}, bytes/s we get from it.
+        @param uploadRate: C{uploadRate(peer)}, bytes/s we send to it.
+        """
+        self.clock = clock
+        self.peersSource = peersSource
+        self.seedingSource = seedingSource
+        self.rng = rng
+        self.slots = slots
+        self.interval = interval
+        self.optimisticInterval = optimisticInterval
+        self.fillInterval = fillInterval
+        self.newPeerAge = newPeerAge
+        self.newPeerWeight = newPeerWeight
+        self.downloadRate = downloadRate
+        self.uploadRate = uploadRate
+        self.optimistic: Optional[Any] = None
+        self.regular: Set[Any] = set()
+        self._calls: dict = {}
+
+    # Timers
+
+    @property
+    def running(self) -> bool:
+        """
+        C{True} between L{start} and L{stop}.
+        """
+        return bool(self._calls)
+
+    def start(self) -> None:
+        """
+        Choose an optimistic unchoke, rechoke, and keep doing so on the
+        timers.
+        """
+        if self.running:
+            return
+        self._schedule("regular", self.interval, self.rechoke)
+        self._schedule("optimistic", self.optimisticInterval, self.rotateOptimistic)
+        if self.fillInterval is not None:
+            self._schedule("fill", self.fillInterval, self.fillSlots)
+        self.rotateOptimistic()
+
+    def stop(self) -> None:
+        """
+        Stop the timers (the peers keep their state).
+        """
+        calls, self._calls = self._calls, {}
+        for call in calls.values():
+            if call.active():
+                call.cancel()
+
+    def _schedule(self, name: str, delay: float, action: Callable[[], None]) -> None:
+        def fire() -> None:
+            self._schedule(name, delay, action)
+            action()
+
+        self._calls[name] = self.clock.callLater(delay, fire)
+
+    # Hooks
+
+    def peerAdded(self, peer: Any) -> None:
+        """
+        A peer connected: fill a free slot with it if it is interested.
+        """
+        self.fillSlots()
+
+    def peerRemoved(self, peer: Any) -> None:
+        """
+        A peer left: give its slot to another.
+        """
+        self.regular.discard(peer)
+        if self.optimistic is peer:
+            self.optimistic = None
+        self.fillSlots()
+
+    def interestChanged(self, peer: Any) -> None:
+        """
+        A peer became interested (fill a free slot) or not interested (free
+        its slot).
+        """
+        self.fillSlots()
+
+    def peersChanged(self) -> None:
+        """
+        Something about the peers changed: fill free slots.
+        """
+        self.fillSlots()
+
+    # Policy
+
+    def _peers(self) -> List[Any]:
+        return list(self.peersSource())
+
+    def _validOptimistic(self, peers: List[Any]) -> Optional[Any]:
+        optimistic = self.optimistic
+        if optimistic is not None and optimistic.peerInterested and optimistic in peers:
+            return optimistic
+        return None
+
+    def _weight(self, peer: Any, now: float) -> int:
+        if now - getattr(peer, "connectedAt", 0) < self.newPeerAge:
+            return self.newPeerWeight
+        return 1
+
+    def _chooseOptimistic(self, candidates: List[Any]) -> Optional[Any]:
+        if not candidates:
+            return None
+        now = self.clock.seconds()
+        weights = [self._weight(peer, now) for peer in candidates]
+        point = self.rng.random() * sum(weights)
+        for peer, weight in zip(candidates, weights):
+            point -= weight
+            if point < 0:
+                return peer
+        return candidates[-1]
+
+    def rechoke(self) -> None:
+        """
+        Recompute every slot from the current rates.
+        """
+        peers = self._peers()
+        seeding = self.seedingSource()
+        optimistic = self._validOptimistic(peers)
+        unchoked = chooseUnchoked(
+            peers, seeding, self.slots, optimistic, self.downloadRate, self.uploadRate
+        )
+        regular = unchoked - {optimistic}
+        if optimistic is None:
+            optimistic = self._chooseOptimistic(
+                [p for p in peers if p.peerInterested and p not in regular]
+            )
+        self._apply(peers, regular, optimistic)
+
+    def rotateOptimistic(self) -> None:
+        """
+        Move the optimistic unchoke to another choked interested peer (if
+        there is one), then rechoke.
+        """
+        peers = self._peers()
+        seeding = self.seedingSource()
+        regular = chooseUnchoked(
+            peers, seeding, self.slots, None, self.downloadRate, self.uploadRate
+        )
+        candidates = [p for p in peers if p.peerInterested and p not in regular]
+        others = [p for p in candidates if p is not self.optimistic]
+        self.optimistic = self._chooseOptimistic(others or candidates)
+        self.rechoke()
+
+    def fillSlots(self) -> None:
+        """
+        Give free slots (and a missing optimistic unchoke) to interested
+        peers, and take them from peers gone or no longer interested, without
+        moving any peer that keeps its slot.
+        """
+        if not self.running:
+            return
+        peers = self._peers()
+        present = set(peers)
+        optimistic = self._validOptimistic(peers)
+        regular = {
+            peer
+            for peer in self.regular
+            if peer in present and peer.peerInterested and peer is not optimistic
+        }
+        if len(regular) < self.slots:
+            ranked = rankPeers(
+                [p for p in peers if p not in regular and p is not optimistic],
+                self.seedingSource(),
+                self.downloadRate,
+                self.uploadRate,
+            )
+            regular.update(ranked[: self.slots - len(regular)])
+        if optimistic is None:
+            optimistic = self._chooseOptimistic(
+                [p for p in peers if p.peerInterested and p not in regular]
+            )
+        self._apply(peers, regular, optimistic)
+
+    def _apply(self, peers: List[Any], regular: Set[Any], optimistic: Any) -> None:
+        self.regular = set(regular)
+        self.optimistic = optimistic
+        unchoked = self.regular | ({optimistic} if optimistic is not None else set())
+        for peer in peers:
+            if peer in unchoked:
+                if peer.amChoking:
+                    peer.unchoke()
+            elif not peer.amChoking:
+                peer.choke()
+
+
+class ChokerService(Service):
+    """
+    A L{Choker} over a torrent's connected peers, running while the service
+    runs.
+
+    The torrent provides C{reactor}, C{downloader} (with C{peers}, the
+    connected peers, and C{onPeersChanged}, a callable or C{None} called when
+    a peer comes or goes) and C{picker} (with C{complete}).
+    """
+
+    def __init__(
+        self,
+        torrent: Any,
+        rng: Optional[random.Random] = None,
+        slots: int = 4,
+        interval: float = 10.0,
+        optimisticInterval: float = 30.0,
+    ) -> None:
+        """
+        @param torrent: the torrent.
+        @param rng: the source of randomness (a new L{random.Random} by
+            default).
+        @param slots: regular unchoke slots.
+        @param interval: seconds between full rechokes.
+        @param optimisticInterval: seconds between optimistic rotations.
+        """
+        self.torrent = torrent
+        self.choker = Choker(
+            torrent.reactor,
+            self._peers,
+            self._seeding,
+            rng or random.Random(),
+            slots=slots,
+            interval=interval,
+            optimisticInterval=optimisticInterval,
+        )
+        self._previousHook: Optional[Callable[[], None]] = None
+
+    def _peers(self) -> List[Any]:
+        downloader = self.torrent.downloader
+        return list(downloader.peers) if downloader is not None else []
+
+    def _seeding(self) -> bool:
+        return bool(self.torrent.picker.complete)
+
+    def _peersChanged(self) -> None:
+        if self._previousHook is not None:
+            self._previousHook()
+        self.choker.peersChanged()
+
+    def startService(self) -> None:
+        """
+        Start the choker and follow the downloader's peers.
+        """
+        super().startService()
+        downloader = self.torrent.downloader
+        if downloader is not None:
+            self._previousHook = downloader.onPeersChanged
+            downloader.onPeersChanged = self._peersChanged
+        self.choker.start()
+        log.debug("choker started, {slots} slots", slots=self.choker.slots)
+
+    def stopService(self) -> None:
+        """
+        Stop the choker.
+        """
+        super().stopService()
+        self.choker.stop()
+        downloader = self.torrent.downloader
+        if downloader is not None and downloader.onPeersChanged == self._peersChanged:
+            downloader.onPeersChanged = self._previousHook
+        self._previousHook = None
