@@ -7,7 +7,9 @@ L{btorrent.storage.MultiFileWriter}, then rechecks it:
 
   - B{warm}: the data is in the page cache (right after writing);
   - B{cold}: after C{fsync} and C{posix_fadvise(DONTNEED)} on every file,
-    which drops its clean pages from the cache, so the disk is read.
+    which drops its clean pages from the cache, so the disk is read;
+  - B{fresh}: the same torrent just opened in an empty directory (sparse
+    files, nothing written), which a new torrent without resume data meets.
 
 The temporary directory is removed at the end.
 
@@ -161,6 +163,22 @@ def main() -> None:
                     f"({cpu:.2f} CPU s/GiB, load {os.getloadavg()[0]:.1f})"
                 )
         writer.close()
+        fresh = tempfile.mkdtemp(prefix="bench-recheck-fresh-", dir=options.dir)
+        try:
+            empty = MultiFileWriter(meta, fresh)
+            empty.open()
+            started = time.perf_counter()
+            result = recheck(empty, meta, threads=options.threads, chunkSize=chunk)
+            elapsed = time.perf_counter() - started
+            empty.close()
+            if any(result):
+                raise SystemExit("a fresh torrent has pieces")
+            print(
+                f"recheck of the same torrent freshly opened (sparse, never "
+                f"written): {elapsed * 1000:.1f} ms"
+            )
+        finally:
+            shutil.rmtree(fresh)
         started = time.perf_counter()
         for i in range(min(256, len(meta.pieceHashes))):
             hashlib.sha1(writer.readPiece(i)).digest()
