@@ -95,6 +95,30 @@ class SwarmAnnounceTests(SynchronousTestCase):
         self.assertEqual(self.swarm.torrents, {})
         self.assertEqual(self.swarm.peerCount, 0)
 
+    def test_keyGuardsAddressChange(self) -> None:
+        """
+        A known peer id may move to another address only with its key;
+        from its own address the key does not matter.
+        """
+        self.swarm.announce(H1, pid(1), "10.0.0.1", 6881, 10, key=7)
+        for event in ("", "stopped", "completed"):
+            e = self.assertRaises(
+                SwarmError,
+                self.swarm.announce,
+                H1,
+                pid(1),
+                "10.6.6.6",
+                6881,
+                0,
+                event,
+                key=8,
+            )
+            self.assertIn("another address", str(e))
+        self.assertEqual(self.swarm.scrape(H1), (0, 0, 1))
+        self.swarm.announce(H1, pid(1), "10.0.0.1", 6882, 10, key=9)
+        self.swarm.announce(H1, pid(1), "10.0.0.2", 6881, 10, key=7)
+        self.assertEqual(self.swarm.torrents[H1].peers[pid(1)].host, "10.0.0.2")
+
     def test_stoppedUnknown(self) -> None:
         """
         C{stopped} from an unknown peer creates nothing.
@@ -666,6 +690,19 @@ class HTTPAnnounceTests(SynchronousTestCase):
         self.assertEqual(peers[pid(1)].host, "10.0.0.1")
         self.assertEqual(peers[pid(2)].host, "10.8.8.8")
         self.assertEqual(peers[pid(3)].host, "::1")
+
+    def test_keyFromQuery(self) -> None:
+        """
+        The C{key} parameter guards a peer id against a move to another
+        address, over HTTP as in the swarm.
+        """
+        self.http.announce(announceQuery(key="ABCD0001"), fromHost("10.0.0.1"))
+        body = self.http.announce(
+            announceQuery(key="ABCD0002", event="stopped"), fromHost("10.0.0.2")
+        )
+        self.assertIn(b"another address", body[b"failure reason"])
+        body = self.http.announce(announceQuery(key="ABCD0001"), fromHost("10.0.0.2"))
+        self.assertIn(b"interval", body)
 
     def test_mappedSource(self) -> None:
         """

@@ -253,6 +253,7 @@ class AnnounceResource(_BencodedResource):
                 announce.left,
                 announce.event,
                 announce.numwant,
+                announce.key,
             )
         except (codec.TrackerError, SwarmError) as e:
             return self._fail(request, str(e))
@@ -427,7 +428,14 @@ class UDPTrackerProtocol(DatagramProtocol):
         try:
             host = peerAddress(source, r.ip)
             result = self.swarm.announce(
-                r.infoHash, r.peerId, host, r.port, r.left, r.event, r.numwant
+                r.infoHash,
+                r.peerId,
+                host,
+                r.port,
+                r.left,
+                r.event,
+                r.numwant,
+                r.key,
             )
         except SwarmError as e:
             self._send(codec.UDPErrorResponse(message.transactionId, str(e)), addr, v6)

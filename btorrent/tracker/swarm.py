@@ -8,7 +8,8 @@ L{random.Random}.  Nothing here imports C{twisted.internet}.
 
 Policy, in one place:
   - peers are keyed by peer id within a swarm; a re-announce updates the
-    address, port, C{left} and the time last seen;
+    address, port, C{left} and the time last seen; a re-announce from
+    another IP address must carry the same C{key} as the first announce;
   - C{stopped} removes the peer;
   - a download is counted once per peer: when a peer known as a leecher
     announces C{left=0} (with C{completed}, no event, or C{stopped}: aria2
@@ -102,13 +103,23 @@ class PeerEntry:
     @ivar port: its listening port.
     @ivar left: bytes it still needs (0 for a seed).
     @ivar lastSeen: the clock's time of its last announce.
+    @ivar key: the C{key} it first announced with.
     @ivar compact: its compact form (BEP 23 / BEP 7: 6 or 18 bytes), encoded
         once by L{btorrent.tracker.announce.encodeCompactPeers} when the
         address changes, so that a response joins bytes instead of parsing
         50 addresses again.
     """
 
-    __slots__ = ("peerId", "host", "port", "left", "lastSeen", "index", "compact")
+    __slots__ = (
+        "peerId",
+        "host",
+        "port",
+        "left",
+        "lastSeen",
+        "index",
+        "compact",
+        "key",
+    )
 
     def __init__(
         self, peerId: bytes, host: str, port: int, left: int, lastSeen: float
@@ -119,6 +130,7 @@ class PeerEntry:
         self.left = left
         self.lastSeen = lastSeen
         self.index = -1
+        self.key = 0
         self.compact = encodeCompactPeers([(host, port)], v6=isIPv6(host))
 
     def move(self, host: str, port: int) -> None:
@@ -401,6 +413,7 @@ class Swarm:
         left: int,
         event: str = "",
         numwant: Optional[int] = None,
+        key: int = 0,
     ) -> AnnounceResult:
         """
         Record an announce and choose the peers to send back.
@@ -408,6 +421,10 @@ class Swarm:
         @param host: the peer's IP address (text; normalised here).
         @param numwant: peers wanted; C{None} or negative means the default
             (50); more than 200 means 200.
+        @param key: the client's C{key}.  A peer id already in the swarm
+            may announce from another address only with the key it first
+            gave: peer ids are public (the dictionary model sends them), so
+            without this anyone could stop or take over another's entry.
         @raise SwarmError: for invalid values, a refused info-hash or a
             full tracker; the message is the failure reason.
         """
@@ -435,6 +452,8 @@ class Swarm:
 
         torrent = self.torrents.get(infoHash)
         entry = torrent.peers.get(peerId) if torrent is not None else None
+        if entry is not None and entry.host != host and entry.key != key:
+            raise SwarmError("peer_id in use from another address")
 
         if event == "stopped":
             if entry is not None:
@@ -469,6 +488,7 @@ class Swarm:
             if event == "completed":
                 torrent.downloaded += 1
             entry = PeerEntry(peerId, host, port, left, now)
+            entry.key = key
             torrent.add(entry)
             self.peerCount += 1
         else:
