@@ -236,8 +236,17 @@ class PiecePicker:
 
         @param bitfield: the peer's pieces.
         """
+        availability = self._availability
+        if self._rarest:
+            for index in bitfield:
+                self._setAvailability(index, availability[index] + 1)
+            return
+        # Random order: a piece only changes pool when it becomes available.
         for index in bitfield:
-            self._setAvailability(index, self._availability[index] + 1)
+            old = availability[index]
+            availability[index] = old + 1
+            if not old and self._poolRemove(index, 0):
+                self._poolAdd(index)
 
     def removePeer(self, bitfield: Bitfield) -> None:
         """
@@ -246,8 +255,18 @@ class PiecePicker:
         @param bitfield: the peer's pieces, as counted by L{addPeer} and
             L{peerHas}.
         """
+        availability = self._availability
+        if self._rarest:
+            for index in bitfield:
+                self._setAvailability(index, max(0, availability[index] - 1))
+            return
         for index in bitfield:
-            self._setAvailability(index, max(0, self._availability[index] - 1))
+            old = availability[index]
+            if old == 1 and self._poolRemove(index, 1):
+                availability[index] = 0
+                self._poolAdd(index)
+            elif old:
+                availability[index] = old - 1
 
     def peerHas(self, index: int) -> None:
         """

@@ -381,6 +381,25 @@ class PickTests(SynchronousTestCase):
             picker = makePicker("000", order=order)
             self.assertEqual({i for i, _, _ in pickAll(picker, bits(" * "), "a")}, {1})
 
+    def test_availabilityRandomOrder(self) -> None:
+        """
+        In random order too, availability follows peers coming and going,
+        and pieces stay pickable whatever it says.
+        """
+        picker = makePicker("1111", blocksPerPiece=1)
+        picker.addPeer(bits("**  "))
+        picker.removePeer(bits(" ** "))
+        picker.removePeer(bits(" ** "))
+        self.assertEqual([picker.availability(i) for i in range(4)], [2, 0, 0, 1])
+        picker.removePeer(allBits(4))
+        picker.removePeer(allBits(4))
+        self.assertEqual([picker.availability(i) for i in range(4)], [0, 0, 0, 0])
+        picker.addPeer(bits("*  *"))
+        self.assertEqual([picker.availability(i) for i in range(4)], [1, 0, 0, 1])
+        self.assertEqual(
+            sorted(pickAll(picker, allBits(4), "a")), [(i, 0, BS) for i in range(4)]
+        )
+
     def test_pickCostDoesNotScale(self) -> None:
         """
         With 65536 pieces and a peer that has half of them, starting new
@@ -811,6 +830,20 @@ class PickerMachine(RuleBasedStateMachine):
                         assert block in self.received or self.requested.get(block)
 
     @rule(data=st.data())
+    def reconnect(self, data):
+        peer = data.draw(st.sampled_from(sorted(self.peers)))
+        self.picker.removePeer(self.peers[peer])
+        self.picker.addPeer(self.peers[peer])
+
+    @rule(data=st.data())
+    def peerHas(self, data):
+        peer = data.draw(st.sampled_from(sorted(self.peers)))
+        index = data.draw(st.integers(0, self.picker.pieceCount - 1))
+        if index not in self.peers[peer]:
+            self.peers[peer].add(index)
+            self.picker.peerHas(index)
+
+    @rule(data=st.data())
     def receive(self, data):
         pending = sorted(
             (block, peer) for block, peers in self.requested.items() for peer in peers
@@ -882,6 +915,9 @@ class PickerMachine(RuleBasedStateMachine):
             assert picker.pieceBlocksDone(index) == (
                 done and index not in picker.haveBitfield
             )
+        for index in range(picker.pieceCount):
+            holders = sum(index in bf for bf in self.peers.values())
+            assert picker.availability(index) == holders
         for peer in self.peers:
             mine = {
                 (index, begin // BS) for index, begin, _ in picker.requestedFrom(peer)
@@ -906,5 +942,5 @@ class PickerStateTests(SynchronousTestCase):
         """
         run_state_machine_as_test(
             PickerMachine,
-            settings=settings(max_examples=200, stateful_step_count=40, deadline=None),
+            settings=settings(max_examples=120, stateful_step_count=40, deadline=None),
         )
