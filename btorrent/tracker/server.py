@@ -237,7 +237,9 @@ class AnnounceResource(_BencodedResource):
         Record the announce; answer with peers or a C{failure reason}.
         """
         try:
-            args = codec.parseQuery(_query(request))
+            # twisted.web has split and percent-decoded the query already
+            # (as codec.parseQuery would: "+" is a space, blanks kept).
+            args = request.args
             announce = codec.announceRequestFromArgs(args)
             if not args.get(b"left"):
                 raise SwarmError("missing left")
