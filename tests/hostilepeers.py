@@ -1,0 +1,445 @@
+"""
+BitTorrent peers written with Twisted and L{btorrent.wire}, for tests that
+put btorrent in front of misbehaving peers: a seeder that lies about its
+data, and peers that break the protocol in one precise way.
+
+Every peer here is a L{WirePeer}: it sends its handshake as soon as the
+connection is made (whichever side connected), parses what btorrent sends,
+and records it.  It never closes the connection itself, so when its
+L{WirePeer.lost} fires, btorrent closed it.  Subclasses say what to send
+through the hooks L{WirePeer.start}, L{WirePeer.afterHandshake} and
+L{WirePeer.messageReceived}.
+
+Use L{connectPeer} to make a peer connect to btorrent, L{listenPeers} to
+have btorrent connect to peers.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import Callable, List, Optional
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.task import LoopingCall
+
+from btorrent import wire
+
+__all__ = [
+    "GarbagePeer",
+    "KeepAliveFlood",
+    "LyingSeeder",
+    "TorrentContent",
+    "WirePeer",
+    "WrongLengthSeeder",
+    "connectPeer",
+    "fullBitfield",
+    "listenPeers",
+    "makePeerId",
+]
+
+#: The longest message a test peer accepts from btorrent.
+MAX_MESSAGE = 1 << 20
+
+
+def makePeerId() -> bytes:
+    """
+    A fresh 20-byte peer id for a test peer.
+    """
+    return b"-TT0001-" + os.urandom(12)
+
+
+def fullBitfield(pieceCount: int) -> bytes:
+    """
+    The wire form of a bitfield with all C{pieceCount} pieces set (and no
+    spare bit).
+    """
+    bits = bytearray(b"\xff" * (pieceCount // 8))
+    if pieceCount % 8:
+        bits.append((0xFF << (8 - pieceCount % 8)) & 0xFF)
+    return bytes(bits)
+
+
+class TorrentContent:
+    """
+    The bytes of a whole torrent, in memory, read from where its seeder
+    keeps them.
+    """
+
+    def __init__(self, metainfo, dataDir: str) -> None:
+        """
+        @param metainfo: the torrent's L{btorrent.metainfo.Metainfo}.
+        @param dataDir: the directory holding the single file, or the
+            torrent's top directory (C{dataDir/name/...}).
+        """
+        self.metainfo = metainfo
+        parts = []
+        for entry in metainfo.files:
+            if entry.padding:
+                parts.append(bytes(entry.length))
+                continue
+            if metainfo.multiFile:
+                path = os.path.join(dataDir, metainfo.name, *entry.path)
+            else:
+                path = os.path.join(dataDir, *entry.path)
+            with open(path, "rb") as f:
+                parts.append(f.read())
+        self.data = b"".join(parts)
+        if len(self.data) != metainfo.totalLength:
+            raise ValueError("the data on disk does not match the torrent")
+
+    def block(self, index: int, begin: int, length: int) -> bytes:
+        """
+        C{length} bytes at C{begin} in piece C{index}.
+        """
+        start = index * self.metainfo.pieceLength + begin
+        return self.data[start : start + length]
+
+
+class WirePeer(Protocol):
+    """
+    A minimal BitTorrent peer for tests.
+
+    @ivar infoHash: the info-hash it puts in its handshake.
+    @ivar peerId: its peer id.
+    @ivar pieceCount: pieces of the torrent.
+    @ivar handshake: btorrent's L{wire.Handshake}, once received.
+    @ivar messages: every message btorrent sent (keep-alives included).
+    @ivar bytesReceived: bytes received from btorrent.
+    @ivar bytesSent: bytes handed to the transport.
+    @ivar handshaken: a L{Deferred} firing with this peer once btorrent's
+        handshake arrived.
+    @ivar lost: a L{Deferred} firing with the reason (the exception: a
+        L{Failure} would make it fail) when the connection closes.
+    @ivar localPort: the port of this side of the connection.
+    """
+
+    def __init__(
+        self,
+        infoHash: bytes,
+        pieceCount: int,
+        peerId: Optional[bytes] = None,
+        sendHandshake: bool = True,
+    ) -> None:
+        """
+        @param infoHash: the info-hash for our handshake.
+        @param pieceCount: pieces of the torrent (for bitfields).
+        @param peerId: our peer id (a fresh one by default).
+        @param sendHandshake: send our handshake as the connection opens.
+        """
+        self.infoHash = infoHash
+        self.pieceCount = pieceCount
+        self.peerId = peerId or makePeerId()
+        self.sendHandshake = sendHandshake
+        self.handshake: Optional[wire.Handshake] = None
+        self.messages: List[object] = []
+        self.bytesReceived = 0
+        self.bytesSent = 0
+        self.handshaken: Deferred = Deferred()
+        self.lost: Deferred = Deferred()
+        self.localPort = 0
+        self._buffer = bytearray()
+
+    # Sending.
+
+    def send(self, data: bytes) -> None:
+        """
+        Write raw bytes.
+        """
+        self.bytesSent += len(data)
+        self.transport.write(data)
+
+    def sendMessage(self, message) -> None:
+        """
+        Write one L{btorrent.wire} message.
+        """
+        self.send(wire.encodeMessage(message))
+
+    # Hooks.
+
+    def start(self) -> None:
+        """
+        The connection is open: send our handshake.
+        """
+        if self.sendHandshake:
+            self.send(wire.encodeHandshake(wire.Handshake(self.infoHash, self.peerId)))
+
+    def afterHandshake(self) -> None:
+        """
+        btorrent's handshake arrived.
+        """
+
+    def messageReceived(self, message) -> None:
+        """
+        A message from btorrent.
+        """
+
+    # Protocol.
+
+    def connectionMade(self) -> None:
+        """
+        Note our port and run L{start}.
+        """
+        self.localPort = self.transport.getHost().port
+        self.start()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Parse btorrent's handshake, then its messages.
+        """
+        self.bytesReceived += len(data)
+        self._buffer += data
+        if self.handshake is None:
+            if len(self._buffer) < wire.HANDSHAKE_LENGTH:
+                return
+            self.handshake = wire.decodeHandshake(
+                bytes(self._buffer[: wire.HANDSHAKE_LENGTH])
+            )
+            del self._buffer[: wire.HANDSHAKE_LENGTH]
+            self.afterHandshake()
+            self.handshaken.callback(self)
+        offset = 0
+        buffer = self._buffer
+        while len(buffer) - offset >= 4:
+            (length,) = struct.unpack_from(">I", buffer, offset)
+            if length > MAX_MESSAGE:
+                raise ValueError(f"btorrent sent a message of {length} bytes")
+            if len(buffer) - offset - 4 < length:
+                break
+            message = wire.decodeMessage(
+                bytes(buffer[offset + 4 : offset + 4 + length])
+            )
+            offset += 4 + length
+            self.messages.append(message)
+            self.messageReceived(message)
+        del buffer[:offset]
+
+    def connectionLost(self, reason) -> None:
+        """
+        Fire L{lost}.
+        """
+        self.lost.callback(reason.value)
+
+
+class LyingSeeder(WirePeer):
+    """
+    A seeder that has every piece, unchokes at once and answers each
+    request, with one byte flipped in every block of a piece C{corrupt}
+    says is to be corrupted.
+
+    @ivar corrupted: indexes of the pieces it sent corrupted blocks of.
+    @ivar served: blocks it sent.
+    """
+
+    def __init__(
+        self,
+        content: TorrentContent,
+        corrupt: Callable[[int], bool] = lambda index: True,
+        **kwargs,
+    ) -> None:
+        """
+        @param content: the torrent's true bytes.
+        @param corrupt: whether to corrupt the blocks of a piece.
+        @param kwargs: for L{WirePeer}.
+        """
+        super().__init__(
+            content.metainfo.infoHash, content.metainfo.pieceCount, **kwargs
+        )
+        self.content = content
+        self.corrupt = corrupt
+        self.corrupted: set = set()
+        self.served = 0
+
+    def afterHandshake(self) -> None:
+        """
+        Say we have everything and unchoke.
+        """
+        self.sendMessage(wire.BitfieldMessage(fullBitfield(self.pieceCount)))
+        self.sendMessage(wire.Unchoke())
+
+    def messageReceived(self, message) -> None:
+        """
+        Answer requests, lying about the pieces C{corrupt} names.
+        """
+        if type(message) is not wire.Request:
+            return
+        block = self.content.block(message.index, message.begin, message.length)
+        if self.corrupt(message.index):
+            block = bytes([block[0] ^ 0xFF]) + block[1:]
+            self.corrupted.add(message.index)
+        self.served += 1
+        self.sendMessage(wire.Piece(message.index, message.begin, block))
+
+
+class WrongLengthSeeder(LyingSeeder):
+    """
+    A seeder that answers every request with a block C{delta} bytes longer
+    (or shorter) than asked for, of the true data.
+    """
+
+    def __init__(self, content: TorrentContent, delta: int, **kwargs) -> None:
+        """
+        @param delta: bytes to add to (or, negative, take from) each block.
+        """
+        super().__init__(content, corrupt=lambda index: False, **kwargs)
+        self.delta = delta
+
+    def messageReceived(self, message) -> None:
+        """
+        Answer a request with a block of the wrong length.
+        """
+        if type(message) is not wire.Request:
+            return
+        block = self.content.block(
+            message.index, message.begin, message.length + max(self.delta, 0)
+        )
+        if self.delta > 0:
+            block += bytes(max(0, message.length + self.delta - len(block)))
+        else:
+            block = block[: message.length + self.delta]
+        self.served += 1
+        self.sendMessage(wire.Piece(message.index, message.begin, block))
+
+
+class GarbagePeer(WirePeer):
+    """
+    A peer that sends fixed bytes: C{before} as soon as the connection
+    opens (after its handshake, if it sends one), C{after} once btorrent's
+    handshake arrived.
+    """
+
+    def __init__(
+        self,
+        infoHash: bytes,
+        pieceCount: int,
+        before: bytes = b"",
+        after: bytes = b"",
+        **kwargs,
+    ) -> None:
+        """
+        @param before: bytes to send at once.
+        @param after: bytes to send after btorrent's handshake.
+        @param kwargs: for L{WirePeer}.
+        """
+        super().__init__(infoHash, pieceCount, **kwargs)
+        self.before = before
+        self.after = after
+
+    def start(self) -> None:
+        """
+        Handshake (perhaps), then C{before}.
+        """
+        super().start()
+        if self.before:
+            self.send(self.before)
+
+    def afterHandshake(self) -> None:
+        """
+        Send C{after}.
+        """
+        if self.after:
+            self.send(self.after)
+
+
+class KeepAliveFlood(WirePeer):
+    """
+    A peer that, after the handshakes, sends nothing but keep-alives: a
+    chunk of C{chunk} bytes of them every C{interval} seconds, up to
+    C{total} bytes, or until the connection closes.
+    """
+
+    def __init__(
+        self,
+        infoHash: bytes,
+        pieceCount: int,
+        clock,
+        total: int = 16 << 20,
+        chunk: int = 1 << 20,
+        interval: float = 0.01,
+        **kwargs,
+    ) -> None:
+        """
+        @param clock: the reactor (for the sending loop).
+        @param kwargs: for L{WirePeer}.
+        """
+        super().__init__(infoHash, pieceCount, **kwargs)
+        self.total = total
+        self.chunk = bytes(chunk - chunk % 4)
+        self.loop = LoopingCall(self._flood)
+        self.loop.clock = clock
+        self.interval = interval
+        self.flooded = 0
+
+    def afterHandshake(self) -> None:
+        """
+        Start flooding.
+        """
+        self.loop.start(self.interval, now=True)
+
+    def _flood(self) -> None:
+        if self.flooded >= self.total:
+            self.loop.stop()
+            return
+        self.send(self.chunk)
+        self.flooded += len(self.chunk)
+
+    def connectionLost(self, reason) -> None:
+        """
+        Stop flooding.
+        """
+        if self.loop.running:
+            self.loop.stop()
+        super().connectionLost(reason)
+
+
+def connectPeer(reactor, port: int, peer: WirePeer) -> Deferred:
+    """
+    Connect C{peer} to 127.0.0.1:C{port}.
+
+    @return: a L{Deferred} firing with C{peer} once connected.
+    """
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=5)
+    return connectProtocol(endpoint, peer)
+
+
+class _PeerServer(ServerFactory):
+    def __init__(self, makePeer: Callable[[], WirePeer]) -> None:
+        self.makePeer = makePeer
+        self.peers: List[WirePeer] = []
+        self._waiting: List[Deferred] = []
+
+    def buildProtocol(self, addr) -> WirePeer:
+        peer = self.makePeer()
+        peer.factory = self
+        self.peers.append(peer)
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(peer)
+        return peer
+
+    def firstPeer(self) -> Deferred:
+        """
+        A L{Deferred} firing with the first peer built (at once if there
+        is one already).
+        """
+        if self.peers:
+            return succeed(self.peers[0])
+        d = Deferred()
+        self._waiting.append(d)
+        return d
+
+
+def listenPeers(reactor, makePeer: Callable[[], WirePeer]):
+    """
+    Listen on 127.0.0.1 for btorrent's connections, one new peer from
+    C{makePeer()} per connection.
+
+    @return: C{(listeningPort, factory)}; C{factory.peers} lists the peers
+        built so far, C{factory.firstPeer()} waits for the first one,
+        C{listeningPort.getHost().port} is the port.
+    """
+    factory = _PeerServer(makePeer)
+    listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    return listening, factory
