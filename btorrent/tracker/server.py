@@ -27,6 +27,12 @@ Choices, in one place:
     an unconnected source can never get more bytes back than it sent (the
     connect reply is 16 bytes for a 16-byte request).  A malformed request
     with a good connection id gets an error packet.
+  - UDP connection ids are an HMAC of the client's IP address and the
+    current minute under a random secret (L{ConnectionIds}): nothing is
+    stored per connect, an id is valid 60 to 120 s, for that IP (any port).
+  - Swarm policy (expiry after two intervals, download counting, the
+    C{key} needed to move a peer id to another address, caps) is in
+    L{btorrent.tracker.swarm}.
 """
 
 from __future__ import annotations
