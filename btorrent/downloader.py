@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Set, Tuple
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from btorrent import wire
@@ -53,6 +54,12 @@ MAX_STRIKES = 3
 #: Bytes of complete pieces waiting for their hash check and write, above
 #: which we stop requesting.
 MAX_PENDING_BYTES = 64 * 1024 * 1024
+
+#: Threads checking and writing pieces at once, per torrent.
+MAX_VERIFY_JOBS = 2
+
+#: Bytes of piece buffers kept for reuse.
+BUFFER_POOL_BYTES = 16 * 1024 * 1024
 
 #: Requests a peer may have waiting for us to serve; more and it is dropped.
 MAX_PEER_QUEUE = 256
@@ -131,9 +138,10 @@ class _Piece:
 
     __slots__ = ("buffer", "view", "got", "missing", "senders")
 
-    def __init__(self, size: int) -> None:
-        self.buffer = bytearray(size)
-        self.view = memoryview(self.buffer)
+    def __init__(self, buffer: bytearray) -> None:
+        size = len(buffer)
+        self.buffer = buffer
+        self.view = memoryview(buffer)
         blocks = (size + BLOCK_SIZE - 1) // BLOCK_SIZE
         self.got = bytearray(blocks)
         self.missing = blocks
@@ -283,6 +291,9 @@ class Downloader(Service):
         self.maxPendingBytes = MAX_PENDING_BYTES
         self.requestTimeout = REQUEST_TIMEOUT
         self._pieces: Dict[int, _Piece] = {}
+        self._verifyQueue: list = []
+        self._verifyJobs = 0
+        self._buffers: list = []
         self._pendingBytes = 0
         self._pending: Set[Deferred] = set()
         self._strikes: Dict[Any, int] = {}
@@ -346,6 +357,13 @@ class Downloader(Service):
         Whether every piece is verified and written.
         """
         return self.verifiedBytes == self.metainfo.totalLength
+
+    @property
+    def pendingBytes(self) -> int:
+        """
+        Bytes of complete pieces waiting for their hash check and write.
+        """
+        return self._pendingBytes
 
     @property
     def left(self) -> int:
@@ -616,7 +634,7 @@ class Downloader(Service):
         inFlight = len(state.requests)
         free = depth - inFlight
         # Ask the picker in batches: one call per few blocks.
-        if free <= 0 or (inFlight and free < min(8, depth // 4)):
+        if free <= 0 or (inFlight and free < max(4, depth // 4)):
             return
         blocks = self.picker.pick(state.known, free, peer)
         if not blocks:
@@ -627,13 +645,19 @@ class Downloader(Service):
         if not inFlight:
             state.lastBlock = self.clock.seconds()
         requests = state.requests
-        send = peer.sendRequest
-        for index, begin, length in blocks:
-            key = (index, begin)
-            if key in requests:
-                continue
-            requests[key] = length
-            send(index, begin, length)
+        fresh = []
+        for block in blocks:
+            key = (block[0], block[1])
+            if key not in requests:
+                requests[key] = block[2]
+                fresh.append(block)
+        sendRequests = getattr(peer, "sendRequests", None)
+        if sendRequests is not None:
+            sendRequests(fresh)
+        else:
+            send = peer.sendRequest
+            for index, begin, length in fresh:
+                send(index, begin, length)
 
     def _stillWanted(self, state: _PeerState) -> bool:
         theirs = int.from_bytes(state.known.toBytes(), "big")
@@ -690,7 +714,8 @@ class Downloader(Service):
                 other.sendCancel(index, begin, otherLength)
         piece = self._pieces.get(index)
         if piece is None:
-            piece = self._pieces[index] = _Piece(self.metainfo.pieceSize(index))
+            piece = _Piece(self._newBuffer(self.metainfo.pieceSize(index)))
+            self._pieces[index] = piece
         blockIndex = begin // BLOCK_SIZE
         if not piece.got[blockIndex]:
             piece.got[blockIndex] = 1
@@ -705,41 +730,95 @@ class Downloader(Service):
     # Verification
 
     def _pieceComplete(self, index: int, piece: _Piece) -> None:
-        size = len(piece.buffer)
-        self._pendingBytes += size
-        expected = self.metainfo.pieceHashes[index]
+        """
+        Queue a complete piece for its hash check and write; start a job in
+        a thread unless enough are running (they take the whole queue, so
+        that a slow disk gets bigger batches rather than more thread
+        hand-offs).
+        """
+        self._pendingBytes += len(piece.buffer)
         piece.view.release()
-        d = self.runInThread(self._verifyAndWrite, index, piece.buffer, expected)
+        self._verifyQueue.append((index, piece))
+        if self._verifyJobs < MAX_VERIFY_JOBS:
+            self._startVerifyJob()
+
+    def _startVerifyJob(self) -> None:
+        batch, self._verifyQueue = self._verifyQueue, []
+        hashes = self.metainfo.pieceHashes
+        work = [(index, piece.buffer, hashes[index]) for index, piece in batch]
+        self._verifyJobs += 1
+        d = self.runInThread(self._verifyAndWrite, work)
         self._pending.add(d)
 
-        def done(ok: bool) -> None:
+        def done(results) -> None:
             self._pending.discard(d)
-            self._pendingBytes -= size
-            if ok:
-                self._pieceVerified(index, size)
-            else:
-                self._pieceFailed(index, piece.senders)
+            self._verifyJobs -= 1
+            for (index, piece), result in zip(batch, results):
+                size = len(piece.buffer)
+                self._pendingBytes -= size
+                if result is True:
+                    self._recycle(piece.buffer)
+                    self._pieceVerified(index, size)
+                elif result is False:
+                    self._pieceFailed(index, piece.senders)
+                else:
+                    self.log.failure(
+                        "cannot write piece {index}", failure=result, index=index
+                    )
+                    self.picker.pieceFailed(index)
+            if self._verifyQueue and self._verifyJobs < MAX_VERIFY_JOBS:
+                self._startVerifyJob()
             if self.running:
                 self._fillAll()
 
         def failed(failure) -> None:
+            # The job itself broke (not one piece): every piece is lost.
             self._pending.discard(d)
-            self._pendingBytes -= size
-            self.log.failure("cannot write piece {index}", failure=failure, index=index)
-            self.picker.pieceFailed(index)
+            self._verifyJobs -= 1
+            self.log.failure("cannot check pieces", failure=failure)
+            for index, piece in batch:
+                self._pendingBytes -= len(piece.buffer)
+                self.picker.pieceFailed(index)
             if self.running:
                 self._fillAll()
 
         d.addCallbacks(done, failed)
 
-    def _verifyAndWrite(self, index: int, data: bytearray, expected: bytes) -> bool:
+    def _verifyAndWrite(self, work) -> list:
         """
-        Off the reactor thread: check a piece's SHA-1 and write it.
+        Off the reactor thread: check each piece's SHA-1 and write the good
+        ones.
+
+        @param work: a list of C{(index, data, expected SHA-1)}.
+        @return: per piece, C{True} (written), C{False} (bad hash) or the
+            L{Failure} of its write.
         """
-        if hashlib.sha1(data).digest() != expected:
-            return False
-        self.storage.writePiece(index, data)
-        return True
+        results = []
+        sha1 = hashlib.sha1
+        write = self.storage.writePiece
+        for index, data, expected in work:
+            if sha1(data).digest() != expected:
+                results.append(False)
+                continue
+            try:
+                write(index, data)
+            except Exception:
+                results.append(Failure())
+            else:
+                results.append(True)
+        return results
+
+    def _newBuffer(self, size: int) -> bytearray:
+        if size == self.metainfo.pieceLength and self._buffers:
+            return self._buffers.pop()
+        return bytearray(size)
+
+    def _recycle(self, buffer: bytearray) -> None:
+        if (
+            len(buffer) == self.metainfo.pieceLength
+            and len(self._buffers) * len(buffer) < BUFFER_POOL_BYTES
+        ):
+            self._buffers.append(buffer)
 
     def _pieceVerified(self, index: int, size: int) -> None:
         self.picker.have(index)

@@ -15,6 +15,7 @@ from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from btorrent import resume
@@ -66,7 +67,7 @@ def _withTimeout(d: defer.Deferred, seconds: float, clock) -> defer.Deferred:
         if call.active():
             call.cancel()
         fire()
-        if isinstance(outcome, defer.failure.Failure):
+        if isinstance(outcome, Failure):
             Torrent.log.failure("stopping", failure=outcome)
         return None
 

@@ -601,13 +601,19 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         # 16 requests = 4 pieces; answering them puts 4 pieces in the queue,
         # more than the limit of 2.
         self.assertEqual(self.answer(peer, limit=16), 16)
-        self.assertEqual(len(runner.calls), 4)
+        self.assertEqual(self.downloader.pendingBytes, 4 * 4 * BLOCK_SIZE)
         # Requests that were already out may still be answered, and no new
         # ones are made.
         self.answer(peer)
         self.assertEqual(peer.requests(), [])
-        self.assertEqual(len(runner.calls), 6)
-        runner.runAll()
+        self.assertEqual(self.downloader.pendingBytes, 6 * 4 * BLOCK_SIZE)
+        # At most two jobs at once; each takes every piece queued.
+        self.assertEqual(len(runner.calls), 2)
+        while runner.calls:
+            runner.runAll()
+        self.assertEqual(self.downloader.pendingBytes, 0)
+        self.assertEqual(sorted(self.storage.writes), sorted(set(self.storage.writes)))
+        self.assertEqual(len(self.storage.writes), 6)
         self.assertEqual(len(peer.requests()), MIN_DEPTH)
 
     def test_endgameCancels(self):

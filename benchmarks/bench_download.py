@@ -1,0 +1,150 @@
+"""
+Benchmark: a 1 GiB single-file torrent (256 KiB pieces) from a libtorrent
+seeder on 127.0.0.1, downloaded by C{btorrent download} (a subprocess) and
+by a libtorrent leecher (a subprocess too), alternating runs.
+
+Prints each run's wall time (process start to exit, files complete and
+checked by the client) and the ratio of the best btorrent run to the best
+libtorrent run.
+
+    python benchmarks/bench_download.py [--size 1G] [--runs 2] [--profile]
+
+C{--profile} runs btorrent under pyinstrument once and prints the profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+from tests.realseeders import (  # noqa: E402
+    libtorrentSeeder,
+    makeTorrent,
+    writeLargeFile,
+)
+
+PIECE_LENGTH = 256 * 1024
+
+_LEECHER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from tests.realseeders import libtorrentLeecher
+torrent = open({torrent!r}, 'rb').read()
+leecher = libtorrentLeecher({out!r}, torrent)
+leecher.connect('127.0.0.1', {port})
+while not leecher.finished:
+    time.sleep(0.02)
+leecher.close()
+"""
+
+
+def _btorrentCommand() -> list:
+    """
+    C{btorrent download} if the command has it, else the module behind it.
+    """
+    return [sys.executable, "-m", "btorrent.foreground"]
+
+
+def runBtorrent(torrentPath, out, port, profile=False) -> float:
+    command = _btorrentCommand()
+    if profile:
+        command = [sys.executable, "-m", "pyinstrument", "-m", "btorrent.foreground"]
+    command += [
+        torrentPath,
+        "-o",
+        out,
+        "--port",
+        "0",
+        "--interface",
+        "127.0.0.1",
+        "--peer",
+        f"127.0.0.1:{port}",
+        "--quiet",
+    ]
+    start = time.monotonic()
+    subprocess.run(command, check=True, cwd=ROOT)
+    return time.monotonic() - start
+
+
+def runLibtorrent(torrentPath, out, port) -> float:
+    script = _LEECHER.format(root=ROOT, torrent=torrentPath, out=out, port=port)
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-c", script], check=True)
+    return time.monotonic() - start
+
+
+def parseSize(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    if text[-1:].upper() in units:
+        return int(text[:-1]) * units[text[-1:].upper()]
+    return int(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=parseSize, default=1 << 30)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--dir", default=None, help="work directory (kept)")
+    args = parser.parse_args()
+    work = args.dir or tempfile.mkdtemp(prefix="bench_download.")
+    seedDir = os.path.join(work, "seed")
+    os.makedirs(seedDir, exist_ok=True)
+    data = os.path.join(seedDir, "big.bin")
+    if not os.path.exists(data) or os.path.getsize(data) != args.size:
+        print(f"writing {args.size} bytes of test data...", flush=True)
+        writeLargeFile(data, args.size)
+    torrent = makeTorrent(seedDir, [("big.bin", args.size)], PIECE_LENGTH)
+    torrentPath = os.path.join(work, "big.torrent")
+    with open(torrentPath, "wb") as f:
+        f.write(torrent)
+    seeder = libtorrentSeeder(seedDir, torrent)
+    try:
+        if args.profile:
+            out = os.path.join(work, "profile")
+            shutil.rmtree(out, ignore_errors=True)
+            runBtorrent(torrentPath, out, seeder.port, profile=True)
+            return
+        results = {"btorrent": [], "libtorrent": []}
+        for run in range(args.runs):
+            for name, runner in (
+                ("btorrent", runBtorrent),
+                ("libtorrent", runLibtorrent),
+            ):
+                out = os.path.join(work, f"out-{name}")
+                shutil.rmtree(out, ignore_errors=True)
+                os.makedirs(out)
+                seconds = runner(torrentPath, out, seeder.port)
+                same = filecmp.cmp(data, os.path.join(out, "big.bin"), shallow=False)
+                results[name].append(seconds)
+                print(
+                    f"run {run + 1} {name:10} {seconds:6.2f} s "
+                    f"{args.size / seconds / 1e6:7.1f} MB/s "
+                    f"{'identical' if same else 'DIFFERENT'}",
+                    flush=True,
+                )
+                if not same:
+                    raise SystemExit(f"{name} produced a different file")
+        best = {name: min(times) for name, times in results.items()}
+        print(
+            f"best: btorrent {best['btorrent']:.2f} s, libtorrent "
+            f"{best['libtorrent']:.2f} s, ratio {best['btorrent'] / best['libtorrent']:.2f}"
+        )
+    finally:
+        seeder.close()
+        if args.dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
