@@ -22,7 +22,7 @@ same few attributes:
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Iterable, List, Optional, Set
+from typing import Any, Callable, Iterable, List, Optional, Set, Tuple
 
 from twisted.application.service import Service
 from twisted.logger import Logger
@@ -43,6 +43,7 @@ def rankPeers(
     seeding: bool,
     downloadRate: Callable[[Any], float] = _downloadRate,
     uploadRate: Callable[[Any], float] = _uploadRate,
+    seedingKey: Optional[Callable[[Any], Any]] = None,
 ) -> List[Any]:
     """
     Order the interested peers, best first: by the rate they give us (or, when
@@ -53,10 +54,14 @@ def rankPeers(
     @param seeding: C{True} when we have everything.
     @param downloadRate: C{downloadRate(peer)}, bytes/s we get from it.
     @param uploadRate: C{uploadRate(peer)}, bytes/s we send to it.
+    @param seedingKey: when seeding, rank by C{seedingKey(peer)} (lowest
+        first) instead of the upload rate, if given.
     @return: the interested peers, best first.
     """
-    rate = uploadRate if seeding else downloadRate
     interested = [peer for peer in peers if peer.peerInterested]
+    if seeding and seedingKey is not None:
+        return sorted(interested, key=seedingKey)
+    rate = uploadRate if seeding else downloadRate
     return sorted(
         interested,
         key=lambda peer: (-rate(peer), bool(getattr(peer, "amChoking", True))),
@@ -70,6 +75,7 @@ def chooseUnchoked(
     optimistic: Optional[Any] = None,
     downloadRate: Callable[[Any], float] = _downloadRate,
     uploadRate: Callable[[Any], float] = _uploadRate,
+    seedingKey: Optional[Callable[[Any], Any]] = None,
 ) -> Set[Any]:
     """
     Choose the peers to unchoke.
@@ -83,6 +89,7 @@ def chooseUnchoked(
         C{peers} and interested.
     @param downloadRate: C{downloadRate(peer)}, bytes/s we get from it.
     @param uploadRate: C{uploadRate(peer)}, bytes/s we send to it.
+    @param seedingKey: see L{rankPeers}.
     @return: the set of peers to unchoke: at most C{slots} interested peers,
         best first (see L{rankPeers}), plus the optimistic one.  Peers that
         are not interested never take a slot.
@@ -93,6 +100,7 @@ def chooseUnchoked(
         seeding,
         downloadRate,
         uploadRate,
+        seedingKey,
     )
     chosen = set(ranked[: max(0, slots)])
     if optimistic is not None and optimistic.peerInterested and optimistic in peers:
@@ -131,6 +139,8 @@ class Choker:
         newPeerWeight: int = 3,
         downloadRate: Callable[[Any], float] = _downloadRate,
         uploadRate: Callable[[Any], float] = _uploadRate,
+        seedingOrder: str = "fastest",
+        roundRobinPeriod: Optional[float] = None,
     ) -> None:
         """
         @param clock: provides C{IReactorTime}.
@@ -148,7 +158,23 @@ class Choker:
             as the optimistic unchoke.
         @param downloadRate: C{downloadRate(peer)}, bytes/s we get from it.
         @param uploadRate: C{uploadRate(peer)}, bytes/s we send to it.
+        @param seedingOrder: while seeding, C{"fastest"} (the peers we upload
+            to fastest keep the slots) or C{"roundrobin"} (a peer keeps its
+            slot for C{roundRobinPeriod} seconds, then the peers that waited
+            longest take their turn).
+        @param roundRobinPeriod: seconds of a turn in round robin (default
+            three C{interval}s).
+        @raise ValueError: for an unknown C{seedingOrder}.
         """
+        if seedingOrder not in ("fastest", "roundrobin"):
+            raise ValueError(f"unknown seeding order {seedingOrder!r}")
+        self.seedingOrder = seedingOrder
+        self.roundRobinPeriod = (
+            3 * interval if roundRobinPeriod is None else roundRobinPeriod
+        )
+        # When each peer was last unchoked / choked by us (round robin).
+        self._unchokedAt: dict = {}
+        self._chokedAt: dict = {}
         self.clock = clock
         self.peersSource = peersSource
         self.seedingSource = seedingSource
@@ -261,6 +287,42 @@ class Choker:
                 return peer
         return candidates[-1]
 
+    def _seedingKey(self) -> Optional[Callable[[Any], Any]]:
+        if self.seedingOrder != "roundrobin":
+            return None
+        now = self.clock.seconds()
+        period = self.roundRobinPeriod
+
+        def key(peer: Any) -> Tuple[int, float]:
+            unchokedAt = self._unchokedAt.get(peer)
+            if unchokedAt is not None and not peer.amChoking:
+                if now - unchokedAt < period:
+                    # Its turn is not over.
+                    return (0, unchokedAt)
+                # Its turn is over: to the back of the queue.
+                return (1, now)
+            return (1, self._chokedAt.get(peer, float("-inf")))
+
+        return key
+
+    def _rank(self, peers: Iterable[Any], seeding: bool) -> List[Any]:
+        return rankPeers(
+            peers, seeding, self.downloadRate, self.uploadRate, self._seedingKey()
+        )
+
+    def _choose(
+        self, peers: List[Any], seeding: bool, optimistic: Optional[Any]
+    ) -> Set[Any]:
+        return chooseUnchoked(
+            peers,
+            seeding,
+            self.slots,
+            optimistic,
+            self.downloadRate,
+            self.uploadRate,
+            self._seedingKey(),
+        )
+
     def rechoke(self) -> None:
         """
         Recompute every slot from the current rates.
@@ -268,9 +330,7 @@ class Choker:
         peers = self._peers()
         seeding = self.seedingSource()
         optimistic = self._validOptimistic(peers)
-        unchoked = chooseUnchoked(
-            peers, seeding, self.slots, optimistic, self.downloadRate, self.uploadRate
-        )
+        unchoked = self._choose(peers, seeding, optimistic)
         regular = unchoked - {optimistic}
         if optimistic is None:
             optimistic = self._chooseOptimistic(
@@ -285,9 +345,7 @@ class Choker:
         """
         peers = self._peers()
         seeding = self.seedingSource()
-        regular = chooseUnchoked(
-            peers, seeding, self.slots, None, self.downloadRate, self.uploadRate
-        )
+        regular = self._choose(peers, seeding, None)
         candidates = [p for p in peers if p.peerInterested and p not in regular]
         others = [p for p in candidates if p is not self.optimistic]
         self.optimistic = self._chooseOptimistic(others or candidates)
@@ -310,11 +368,9 @@ class Choker:
             if peer in present and peer.peerInterested and peer is not optimistic
         }
         if len(regular) < self.slots:
-            ranked = rankPeers(
+            ranked = self._rank(
                 [p for p in peers if p not in regular and p is not optimistic],
                 self.seedingSource(),
-                self.downloadRate,
-                self.uploadRate,
             )
             regular.update(ranked[: self.slots - len(regular)])
         if optimistic is None:
@@ -327,12 +383,19 @@ class Choker:
         self.regular = set(regular)
         self.optimistic = optimistic
         unchoked = self.regular | ({optimistic} if optimistic is not None else set())
+        now = self.clock.seconds()
         for peer in peers:
             if peer in unchoked:
                 if peer.amChoking:
                     peer.unchoke()
+                    self._unchokedAt[peer] = now
             elif not peer.amChoking:
                 peer.choke()
+                self._chokedAt[peer] = now
+        present = set(peers)
+        for times in (self._unchokedAt, self._chokedAt):
+            for peer in [p for p in times if p not in present]:
+                del times[peer]
 
 
 class ChokerService(Service):
@@ -352,6 +415,7 @@ class ChokerService(Service):
         slots: int = 4,
         interval: float = 10.0,
         optimisticInterval: float = 30.0,
+        seedingOrder: str = "fastest",
     ) -> None:
         """
         @param torrent: the torrent.
@@ -360,6 +424,7 @@ class ChokerService(Service):
         @param slots: regular unchoke slots.
         @param interval: seconds between full rechokes.
         @param optimisticInterval: seconds between optimistic rotations.
+        @param seedingOrder: C{"fastest"} or C{"roundrobin"} (see L{Choker}).
         """
         self.torrent = torrent
         self.choker = Choker(
@@ -370,6 +435,7 @@ class ChokerService(Service):
             slots=slots,
             interval=interval,
             optimisticInterval=optimisticInterval,
+            seedingOrder=seedingOrder,
         )
         self._previousHook: Optional[Callable[[], None]] = None
 

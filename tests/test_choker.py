@@ -357,6 +357,73 @@ class ChokerTests(SynchronousTestCase):
         self.assertIn("b", unchokedNames(self.peers))
         self.assertIn("c", unchokedNames(self.peers))
 
+    def seedingChoker(self, order: str) -> Choker:
+        choker = Choker(
+            self.clock,
+            lambda: self.peers,
+            lambda: True,
+            random.Random(3),
+            slots=2,
+            interval=10.0,
+            optimisticInterval=1000.0,
+            fillInterval=None,
+            seedingOrder=order,
+            roundRobinPeriod=20.0,
+        )
+        self.addCleanup(choker.stop)
+        self.peers = [
+            FakePeer(name, up=rate) for name, rate in zip("abcde", [50, 40, 30, 20, 10])
+        ]
+        choker.start()
+        return choker
+
+    def test_seedingFastestKeepsSlots(self) -> None:
+        """
+        Seeding with the default order, the fastest peers keep their slots.
+        """
+        choker = self.seedingChoker("fastest")
+        for _ in range(10):
+            self.assertEqual(names(choker.regular), ["a", "b"])
+            self.clock.advance(10)
+
+    def test_seedingRoundRobin(self) -> None:
+        """
+        Seeding in round robin, a peer keeps a slot for its turn (20 s
+        here), then the peers that waited longest take theirs: every
+        interested peer gets a turn.
+        """
+        choker = self.seedingChoker("roundrobin")
+        optimistic = choker.optimistic
+        history = []
+        for _ in range(20):
+            history.append(set(choker.regular))
+            self.assertEqual(len(choker.regular), 2)
+            self.assertNotIn(optimistic, choker.regular)
+            self.clock.advance(10)
+        self.assertEqual(set().union(*history), set(self.peers) - {optimistic})
+        for before, now, after in zip(history, history[1:], history[2:]):
+            self.assertEqual(before & now & after, set())
+        # Every turn but the last lasts two rechokes (20 s).
+        for peer in set(self.peers) - {optimistic}:
+            runs = "".join("*" if peer in regular else " " for regular in history)
+            self.assertEqual(
+                {len(run) for run in runs.rstrip().split()}, {2}, (peer, runs)
+            )
+
+    def test_badSeedingOrder(self) -> None:
+        """
+        An unknown seeding order raises L{ValueError}.
+        """
+        self.assertRaises(
+            ValueError,
+            Choker,
+            self.clock,
+            list,
+            bool,
+            random.Random(0),
+            seedingOrder="slowest",
+        )
+
     def test_uninterestedLosesSlot(self) -> None:
         """
         A peer that is no longer interested is choked, and its slot given to
