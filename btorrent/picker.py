@@ -236,17 +236,7 @@ class PiecePicker:
 
         @param bitfield: the peer's pieces.
         """
-        availability = self._availability
-        if self._rarest:
-            for index in bitfield:
-                self._setAvailability(index, availability[index] + 1)
-            return
-        # Random order: a piece only changes pool when it becomes available.
-        for index in bitfield:
-            old = availability[index]
-            availability[index] = old + 1
-            if not old and self._poolRemove(index, 0):
-                self._poolAdd(index)
+        self._shift(bitfield, 1)
 
     def removePeer(self, bitfield: Bitfield) -> None:
         """
@@ -255,18 +245,39 @@ class PiecePicker:
         @param bitfield: the peer's pieces, as counted by L{addPeer} and
             L{peerHas}.
         """
+        self._shift(bitfield, -1)
+
+    def _shift(self, bitfield: Bitfield, delta: int) -> None:
+        """
+        Add C{delta} to the availability of every piece of C{bitfield} (never
+        below 0), moving unstarted pieces between pools (inlined: a seed's
+        bitfield touches every piece).
+        """
         availability = self._availability
-        if self._rarest:
-            for index in bitfield:
-                self._setAvailability(index, max(0, availability[index] - 1))
-            return
+        pools = self._pools
+        rarest = self._rarest
         for index in bitfield:
             old = availability[index]
-            if old == 1 and self._poolRemove(index, 1):
-                availability[index] = 0
-                self._poolAdd(index)
-            elif old:
-                availability[index] = old - 1
+            new = old + delta
+            if new < 0:
+                continue
+            availability[index] = new
+            if rarest:
+                oldKey, newKey = old, new
+            elif old and new:
+                continue
+            else:
+                oldKey, newKey = (1 if old else 0), (1 if new else 0)
+            pool = pools.get(oldKey)
+            if pool is None or index not in pool.positions:
+                continue
+            pool.remove(index)
+            if not pool.items:
+                del pools[oldKey]
+            target = pools.get(newKey)
+            if target is None:
+                target = pools[newKey] = _Pool()
+            target.add(index)
 
     def peerHas(self, index: int) -> None:
         """
