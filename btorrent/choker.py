@@ -271,7 +271,7 @@ class Choker:
         return None
 
     def _weight(self, peer: Any, now: float) -> int:
-        if now - getattr(peer, "connectedAt", 0) < self.newPeerAge:
+        if now - (getattr(peer, "connectedAt", None) or 0) < self.newPeerAge:
             return self.newPeerWeight
         return 1
 

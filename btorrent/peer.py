@@ -201,6 +201,9 @@ class PeerProtocol(Protocol):
         self.uploadRate = RateMeter(clock)
         self.bytesDownloaded = 0
         self.bytesUploaded = 0
+        #: When the handshake was accepted (clock seconds); the choker favours
+        #: newly connected peers for its optimistic unchoke.
+        self.connectedAt: Optional[float] = None
         self.writePaused = False
         self._handshaking = True
         self._handshakeBuffer = b""
@@ -417,6 +420,7 @@ class PeerProtocol(Protocol):
             self._lastSent = self.clock.seconds()
         self._scheduleTick()
         self._ownerCalled = True
+        self.connectedAt = self.clock.seconds()
         if context.owner.peerConnected(self):
             self._owned = True
         else:

@@ -239,6 +239,17 @@ class HandshakeTests(PeerTestsMixin, SynchronousTestCase):
         self.assertEqual(proto.address, ("127.0.0.1", 6881))
         self.assertEqual(self.owner.connected, [])
 
+    def test_connectedAt(self) -> None:
+        """
+        C{connectedAt} is the clock time at which the peer's handshake was
+        accepted (the choker favours new peers by it), C{None} before.
+        """
+        proto, transport = self.outgoing()
+        self.assertIsNone(proto.connectedAt)
+        self.clock.advance(7)
+        proto.dataReceived(theirHandshake())
+        self.assertEqual(proto.connectedAt, 7)
+
     def test_outgoingOneByteAtATime(self) -> None:
         """
         The peer's handshake, fed one byte at a time, is accepted on its
