@@ -280,7 +280,8 @@ class Twistd:
         """
         SIGTERM, and wait (10 s at most, then SIGKILL).
 
-        @return: the exit status.
+        @return: the exit status (twistd stopped by a signal exits by that
+            signal once shut down: C{-SIGTERM} is a clean stop).
         """
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -525,7 +526,8 @@ class TwistdSeederTests(TestCase):
         for data in datas:
             data.assertSame(self, os.path.join(base, "out"))
         code = yield threads.deferToThread(twistd.stop)
-        self.assertEqual(code, 0, twistd.log())
+        self.assertEqual(code, -signal.SIGTERM, twistd.log())
+        self.assertIn("Server Shut Down.", twistd.log())
         twistd.assertCleanLog(self)
         for data in datas:
             self.assertTrue(
