@@ -580,8 +580,10 @@ class Downloader(Service):
             self._fillAll()
         elif kind is wire.BitfieldMessage:
             self._syncBitfield(peer, state)
-        # Interested, NotInterested, KeepAlive, Port: the protocol keeps the
-        # state and the choker reads it.
+        elif kind is wire.Interested or kind is wire.NotInterested:
+            # The protocol keeps the flag; the choker may have a slot.
+            if self.onPeersChanged is not None:
+                self.onPeersChanged()
 
     # Availability and interest
 

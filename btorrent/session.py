@@ -10,6 +10,7 @@ from functools import partial
 from typing import Dict, Iterable, Optional, Tuple
 
 from twisted.application.service import MultiService
+from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -81,7 +82,7 @@ class Session(MultiService):
         )
         self.runInThread = partial(deferToThreadPool, reactor, self.threadPool)
         self.listeningPort = None
-        self._contextClass = None
+        self._udpProtocol = None
 
     def addTorrent(
         self,
@@ -102,6 +103,8 @@ class Session(MultiService):
         @return: the L{Torrent}.
         @raise ValueError: if the torrent is already there.
         """
+        if announcerFactory is None:
+            announcerFactory = self._makeAnnouncer
         if metainfo.infoHash in self.torrents:
             raise ValueError(f"torrent {metainfo.infoHash.hex()} is already added")
         torrent = Torrent(
@@ -122,6 +125,34 @@ class Session(MultiService):
         self.torrents[metainfo.infoHash] = torrent
         torrent.setServiceParent(self)
         return torrent
+
+    def _makeAnnouncer(self, torrent: Torrent):
+        """
+        The announcer of C{torrent} over its trackers (C{None} without
+        any); UDP trackers share one socket bound like our listening port.
+        """
+        from btorrent.tracker.announcer import makeAnnouncer
+
+        trackers = torrent.metainfo.trackers
+        if not any(trackers):
+            return None
+        udp = None
+        if any(url.lower().startswith("udp:") for tier in trackers for url in tier):
+            udp = self.udpProtocol()
+        return makeAnnouncer(torrent, trackers, self.reactor, udpProtocol=udp)
+
+    def udpProtocol(self):
+        """
+        The UDP tracker protocol of this session, listening on an ephemeral
+        port of our interface once first asked for.
+        """
+        from btorrent.tracker.udp import UDPTrackerProtocol
+
+        if self._udpProtocol is None:
+            protocol = UDPTrackerProtocol(self.reactor)
+            self.reactor.listenUDP(0, protocol, interface=self.interface)
+            self._udpProtocol = protocol
+        return self._udpProtocol
 
     # IPeerRouter
 
@@ -191,9 +222,14 @@ class Session(MultiService):
         d = super().stopService()
 
         def stopped(result):
+            ds = []
             if self.listeningPort is not None:
                 listening, self.listeningPort = self.listeningPort, None
-                return listening.stopListening()
+                ds.append(defer.maybeDeferred(listening.stopListening))
+            if self._udpProtocol is not None:
+                udp, self._udpProtocol = self._udpProtocol, None
+                ds.append(udp.stop())
+            return defer.gatherResults(ds)
 
         def poolDown(result):
             self.threadPool.stop()

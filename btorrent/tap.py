@@ -107,3 +107,33 @@ class Options(usage.Options):
         if self["state-dir"] is None:
             self["state-dir"] = defaultStateDir()
         self["download-dir"] = os.path.abspath(self["download-dir"])
+
+
+def makeService(options: Options):
+    """
+    Build the daemon: one L{btorrent.session.Session} listening on
+    C{--port} (or the next free port), with one torrent per C{--torrent},
+    on the global reactor.
+
+    @param options: the parsed L{Options}.
+    @return: the L{btorrent.session.Session}.
+    """
+    from twisted.internet import reactor
+
+    from btorrent.session import Session
+
+    session = Session(
+        reactor,
+        port=options["port"],
+        interface=options.get("interface") or "",
+        stateDir=options["state-dir"],
+        debug=bool(options["debug"]),
+    )
+    for info in options["metainfos"]:
+        session.addTorrent(
+            info,
+            options["download-dir"],
+            maxPeers=options["max-peers"],
+            pieceOrder=options["piece-order"],
+        )
+    return session

@@ -425,7 +425,7 @@ def _defaultAnnouncer(torrent: Torrent):
     """
     from btorrent.tracker.announcer import makeAnnouncer
 
-    if not torrent.metainfo.trackers:
+    if not any(torrent.metainfo.trackers):
         return None
     return makeAnnouncer(torrent, torrent.metainfo.trackers, torrent.reactor)
 

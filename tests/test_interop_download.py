@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import filecmp
 import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from urllib.parse import quote_from_bytes
 
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
 
-from btorrent import metainfo
+from btorrent import bencode, metainfo
 from btorrent.session import Session
-from tests.realseeders import libtorrentSeeder, makeTorrent, writeFiles
+from tests.realpeers import Opentracker
+from tests.realseeders import freePort, libtorrentSeeder, makeTorrent, writeFiles
 
 #: A multi-directory torrent: 0-byte files, pieces straddling files.
 MULTI = [
@@ -39,7 +46,7 @@ class Fixture:
     Data, a torrent and a libtorrent seeder for one test.
     """
 
-    def __init__(self, test, files, pieceLength, trackers=()):
+    def __init__(self, test, files, pieceLength, tracker=None, udp=False):
         self.base = os.path.abspath(test.mktemp())
         self.seedDir = os.path.join(self.base, "seed")
         self.downloadDir = os.path.join(self.base, "download")
@@ -47,13 +54,20 @@ class Fixture:
         os.makedirs(self.seedDir)
         self.files = files
         writeFiles(self.seedDir, files, seed=len(files))
+        trackers = []
+        if tracker is not None:
+            trackers = [tracker.udpURL if udp else tracker.announceURL]
         self.torrentBytes = makeTorrent(self.seedDir, files, pieceLength, trackers)
         self.torrentPath = os.path.join(self.base, "t.torrent")
         with open(self.torrentPath, "wb") as f:
             f.write(self.torrentBytes)
         self.metainfo = metainfo.load(self.torrentBytes)
+        if tracker is not None:
+            tracker.whitelist([self.metainfo.infoHash])
         self.seeder = libtorrentSeeder(self.seedDir, self.torrentBytes)
         test.addCleanup(self.seeder.close)
+        if tracker is not None:
+            waitForSeeds(tracker, self.metainfo.infoHash, 1, self.seeder)
 
     def assertSame(self, test, downloadDir=None):
         downloadDir = downloadDir or self.downloadDir
@@ -68,6 +82,46 @@ class Fixture:
             )
 
 
+def startTracker(test):
+    """
+    A fresh opentracker for one test.
+    """
+    tracker = Opentracker().start()
+    test.addCleanup(tracker.stop)
+    return tracker
+
+
+def scrape(tracker, infoHash):
+    """
+    C{(complete, incomplete)} for C{infoHash}, over HTTP.
+    """
+    url = (
+        f"http://127.0.0.1:{tracker.httpPort}/scrape?info_hash="
+        f"{quote_from_bytes(infoHash, safe='')}"
+    )
+    with urllib.request.urlopen(url, timeout=2) as response:
+        body = bencode.decode(response.read())
+    stats = body.get(b"files", {}).get(infoHash, {})
+    return stats.get(b"complete", 0), stats.get(b"incomplete", 0)
+
+
+def waitForSeeds(tracker, infoHash, count, seeder, timeout=10.0):
+    """
+    Block until the tracker lists C{count} seeds for C{infoHash}, asking
+    C{seeder} to announce again every second.
+    """
+    deadline = time.monotonic() + timeout
+    nextAnnounce = 0.0
+    while time.monotonic() < deadline:
+        if scrape(tracker, infoHash)[0] >= count:
+            return
+        if time.monotonic() >= nextAnnounce:
+            seeder.reannounce()
+            nextAnnounce = time.monotonic() + 1.0
+        time.sleep(0.05)
+    raise AssertionError(f"the tracker never listed {count} seeds")
+
+
 def withTimeout(d, seconds):
     d.addTimeout(seconds, reactor)
     return d
@@ -80,24 +134,30 @@ class DirectPeerTests(TestCase):
 
     timeout = 30
 
-    @defer.inlineCallbacks
-    def download(self, files, pieceLength):
-        fixture = Fixture(self, files, pieceLength)
-        session = Session(
-            reactor, port=0, interface="127.0.0.1", stateDir=fixture.stateDir
-        )
-        torrent = session.addTorrent(
+    def fixture(self, files, pieceLength):
+        return Fixture(self, files, pieceLength)
+
+    def addTorrent(self, session, fixture):
+        return session.addTorrent(
             fixture.metainfo,
             fixture.downloadDir,
             peers=[("127.0.0.1", fixture.seeder.port)],
             announcerFactory=noParts,
-            chokerFactory=noParts,
         )
+
+    @defer.inlineCallbacks
+    def download(self, files, pieceLength):
+        fixture = self.fixture(files, pieceLength)
+        session = Session(
+            reactor, port=0, interface="127.0.0.1", stateDir=fixture.stateDir
+        )
+        torrent = self.addTorrent(session, fixture)
         session.startService()
         try:
             yield withTimeout(torrent.completed, 20)
         finally:
             yield session.stopService()
+        self.infoHash = fixture.metainfo.infoHash
         fixture.assertSame(self)
         self.assertEqual(torrent.downloaded, fixture.metainfo.totalLength)
         self.assertTrue(
@@ -120,3 +180,281 @@ class DirectPeerTests(TestCase):
         A single-file torrent with a short last piece.
         """
         return self.download(SINGLE, 32768)
+
+
+class HTTPTrackerTests(DirectPeerTests):
+    """
+    btorrent learns the seeder from a real opentracker over HTTP.
+    """
+
+    udp = False
+
+    def fixture(self, files, pieceLength):
+        self.tracker = startTracker(self)
+        return Fixture(self, files, pieceLength, tracker=self.tracker, udp=self.udp)
+
+    def addTorrent(self, session, fixture):
+        return session.addTorrent(fixture.metainfo, fixture.downloadDir)
+
+    @defer.inlineCallbacks
+    def download(self, files, pieceLength):
+        yield DirectPeerTests.download(self, files, pieceLength)
+        # btorrent announced completed, then stopped: the tracker counts
+        # only the libtorrent seed.
+        self.assertEqual(scrape(self.tracker, self.infoHash), (1, 0))
+
+
+class UDPTrackerTests(HTTPTrackerTests):
+    """
+    btorrent learns the seeder from a real opentracker over UDP.
+    """
+
+    udp = True
+
+
+def _optionsHaveInterface() -> bool:
+    from btorrent.tap import Options
+
+    return any(p[0] == "interface" for p in Options.optParameters)
+
+
+def downloadCommand():
+    """
+    C{btorrent download}, through the C{btorrent} command once it has it,
+    else through the module that implements it.
+    """
+    from btorrent import cli
+
+    if "download" in getattr(cli, "COMMANDS", {}):
+        return [sys.executable, "-m", "btorrent.cli", "download"]
+    return [sys.executable, "-m", "btorrent.foreground"]
+
+
+def _environment():
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+class TwistdTests(TestCase):
+    """
+    C{twistd -n btorrent} as a subprocess, end to end.
+    """
+
+    def test_downloadThenSIGTERM(self):
+        """
+        The daemon downloads from a libtorrent seeder found through
+        opentracker, seeds, and on SIGTERM exits within 5 s after telling the
+        tracker it stopped.
+        """
+        tracker = startTracker(self)
+        fixture = Fixture(self, MULTI, 16384, tracker=tracker)
+        port = freePort()
+        command = [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "-n",
+            "--pidfile=",
+            "--logfile",
+            os.path.join(fixture.base, "twistd.log"),
+            "btorrent",
+            "--torrent",
+            fixture.torrentPath,
+            "--download-dir",
+            fixture.downloadDir,
+            "--port",
+            str(port),
+            "--state-dir",
+            fixture.stateDir,
+        ]
+        if _optionsHaveInterface():
+            command += ["--interface", "127.0.0.1"]
+        process = subprocess.Popen(command, env=_environment(), cwd=fixture.base)
+
+        def cleanup():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+        self.addCleanup(cleanup)
+
+        def log():
+            with open(os.path.join(fixture.base, "twistd.log")) as f:
+                return f.read()
+
+        deadline = time.monotonic() + 20
+        while scrape(tracker, fixture.metainfo.infoHash) != (2, 0):
+            if process.poll() is not None or time.monotonic() > deadline:
+                self.fail(f"twistd did not complete and announce:\n{log()}")
+            time.sleep(0.1)
+        fixture.assertSame(self)
+        self.assertIn("download complete", log())
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(10)
+        self.assertLess(time.monotonic() - started, 5.0)
+        # twistd ends a shutdown on a signal by re-raising it: -SIGTERM.
+        self.assertIn(code, (0, -signal.SIGTERM), log())
+        self.assertIn("Server Shut Down.", log())
+        self.assertEqual(scrape(tracker, fixture.metainfo.infoHash), (1, 0))
+        self.assertTrue(
+            os.path.exists(
+                os.path.join(
+                    fixture.stateDir, fixture.metainfo.infoHash.hex() + ".resume"
+                )
+            )
+        )
+
+
+class DownloadCommandTests(TestCase):
+    """
+    C{btorrent download} as a subprocess: its exit codes.
+    """
+
+    def runCommand(self, *args, timeout=30):
+        return subprocess.run(
+            downloadCommand() + list(args),
+            env=_environment(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def test_complete(self):
+        """
+        Exit 0 once every file is complete, after a stopped announce.
+        """
+        tracker = startTracker(self)
+        fixture = Fixture(self, SINGLE, 32768, tracker=tracker)
+        result = self.runCommand(
+            fixture.torrentPath,
+            "-o",
+            fixture.downloadDir,
+            "--port",
+            "0",
+            "--interface",
+            "127.0.0.1",
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        fixture.assertSame(self)
+        self.assertIn("download complete", result.stderr)
+        self.assertEqual(scrape(tracker, fixture.metainfo.infoHash), (1, 0))
+
+    def test_peerGiven(self):
+        """
+        C{--peer} connects to a peer without a tracker.
+        """
+        fixture = Fixture(self, MULTI, 16384)
+        result = self.runCommand(
+            fixture.torrentPath,
+            "-o",
+            fixture.downloadDir,
+            "--port",
+            "0",
+            "--interface",
+            "127.0.0.1",
+            "--peer",
+            f"127.0.0.1:{fixture.seeder.port}",
+            "--quiet",
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        fixture.assertSame(self)
+
+    def test_badTorrent(self):
+        """
+        A file that is not a torrent: exit 1 with one line naming it.
+        """
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(b"d4:infoi3ee")
+        result = self.runCommand(path, "-o", os.path.dirname(path), "--port", "0")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+        self.assertIn("invalid torrent", result.stderr)
+        self.assertIn(path, result.stderr)
+
+    def test_missingTorrent(self):
+        result = self.runCommand("/nonexistent/x.torrent", "--port", "0")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("cannot read /nonexistent/x.torrent", result.stderr)
+
+    def test_interrupted(self):
+        """
+        SIGINT before the download completes: a non-zero exit, one line.
+        """
+        fixture = Fixture(self, SINGLE, 32768)
+        process = subprocess.Popen(
+            downloadCommand()
+            + [
+                fixture.torrentPath,
+                "-o",
+                fixture.downloadDir,
+                "--port",
+                "0",
+                "--interface",
+                "127.0.0.1",
+                "--quiet",
+            ],
+            env=_environment(),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.addCleanup(lambda: process.poll() is None and process.kill())
+        # No peer at all: it waits for one until interrupted.  Once its
+        # files exist, the reactor runs and handles the signal.
+        target = os.path.join(fixture.downloadDir, "single.bin")
+        deadline = time.monotonic() + 20
+        while not os.path.exists(target):
+            self.assertIsNone(process.poll())
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+        self.assertEqual(process.returncode, 130, stderr)
+        self.assertIn("interrupted", stderr)
+
+    def test_seedUntilInterrupted(self):
+        """
+        With C{--seed}, it keeps running once complete, and exits 0 on
+        SIGINT.
+        """
+        fixture = Fixture(self, SINGLE, 32768)
+        process = subprocess.Popen(
+            downloadCommand()
+            + [
+                fixture.torrentPath,
+                "-o",
+                fixture.downloadDir,
+                "--port",
+                "0",
+                "--interface",
+                "127.0.0.1",
+                "--peer",
+                f"127.0.0.1:{fixture.seeder.port}",
+                "--seed",
+                "--quiet",
+            ],
+            env=_environment(),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.addCleanup(lambda: process.poll() is None and process.kill())
+        target = os.path.join(fixture.downloadDir, "single.bin")
+        deadline = time.monotonic() + 20
+        while True:
+            if process.poll() is not None:
+                self.fail(f"exited early: {process.stderr.read()}")
+            if os.path.exists(target) and filecmp.cmp(
+                os.path.join(fixture.seedDir, "single.bin"), target, shallow=False
+            ):
+                break
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.1)
+        time.sleep(0.5)
+        self.assertIsNone(process.poll())
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+        self.assertEqual(process.returncode, 0, stderr)
