@@ -24,7 +24,7 @@ setup(
         "platformdirs>=3",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "libtorrent>=2.0"],
+        "test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6", "libtorrent>=2.0"],
         "dev": ["black", "ruff", "pyinstrument"],
     },
     entry_points={"console_scripts": ["btorrent = btorrent.cli:main"]},
