@@ -1,0 +1,315 @@
+"""
+Tests for L{btorrent.torrent}: a torrent's start (storage, resume data or
+recheck), its parts, completion, progress lines and its stop, with real files,
+a memory reactor and disk work run synchronously.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from btorrent import metainfo, resume, wire
+from btorrent.interfaces import IAnnounceTarget
+from btorrent.storage import MultiFileWriter
+from btorrent.torrent import (
+    PROGRESS_INTERVAL,
+    STOP_ANNOUNCE_TIMEOUT,
+    Torrent,
+    formatRate,
+    formatSize,
+)
+from tests.test_downloader import FakePeer
+
+PEER_ID = b"-BT0100-" + b"t" * 12
+
+
+class Reactor(MemoryReactorClock):
+    """
+    A memory reactor that runs C{callFromThread} at once (disk work runs
+    synchronously in these tests).
+    """
+
+    def callFromThread(self, f, *args, **kwargs):
+        f(*args, **kwargs)
+
+
+def syncRunner(f, *args, **kwargs):
+    return defer.maybeDeferred(f, *args, **kwargs)
+
+
+class FakeAnnouncer(Service):
+    """
+    Records what the torrent asks of its announcer.
+    """
+
+    def __init__(self, torrent, stopResult=None):
+        self.torrent = torrent
+        self.completedCalls = 0
+        self.stopResult = stopResult
+        self.stopped = False
+
+    def completed(self):
+        self.completedCalls += 1
+
+    def stopService(self):
+        Service.stopService(self)
+        self.stopped = True
+        return self.stopResult
+
+
+def makeData(base, files):
+    """
+    Files of random bytes under C{base/name} and their torrent.
+    """
+    rng = random.Random(len(files))
+    root = os.path.join(base, "seed", "content")
+    for relative, size in files:
+        path = os.path.join(root, *relative.split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(rng.randbytes(size))
+    data = metainfo.create(root, [["http://127.0.0.1:1/announce"]], pieceLength=16384)
+    return metainfo.load(data), root
+
+
+FILES = [("a.bin", 40000), ("empty", 0), ("sub/b.bin", 30000)]
+
+
+class TorrentTests(SynchronousTestCase):
+    def setUp(self):
+        self.base = os.path.abspath(self.mktemp())
+        self.info, self.seedRoot = makeData(self.base, FILES)
+        self.downloadDir = os.path.join(self.base, "download")
+        self.stateDir = os.path.join(self.base, "state")
+        self.reactor = Reactor()
+        self.announcers = []
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def makeTorrent(self, stopResult=None, peers=(), downloadDir=None):
+        def announcer(torrent):
+            a = FakeAnnouncer(torrent, stopResult)
+            self.announcers.append(a)
+            return a
+
+        return Torrent(
+            self.info,
+            MultiFileWriter(self.info, downloadDir or self.downloadDir),
+            self.stateDir,
+            PEER_ID,
+            syncRunner,
+            self.reactor,
+            port=6881,
+            announcerFactory=announcer,
+            rng=random.Random(1),
+            peers=peers,
+        )
+
+    def logged(self, text):
+        return [e for e in self.events if text in (e.get("log_format") or "")]
+
+    def seedAll(self, torrent):
+        """
+        Feed every piece to the torrent's downloader from a fake seeder.
+        """
+        with open(os.path.join(self.seedRoot, "a.bin"), "rb") as f:
+            a = f.read()
+        with open(os.path.join(self.seedRoot, "sub", "b.bin"), "rb") as f:
+            b = f.read()
+        data = a + b
+        downloader = torrent.downloader
+        peer = FakePeer(downloader, self.info.pieceCount, 1)
+        self.assertTrue(downloader.peerConnected(peer))
+        peer.haveAll()
+        peer.receive(wire.Unchoke())
+        while True:
+            requests = [m for m in peer.sent if isinstance(m, wire.Request)]
+            peer.sent = []
+            if not requests:
+                break
+            for r in requests:
+                start = r.index * self.info.pieceLength + r.begin
+                peer.receive(
+                    wire.Piece(r.index, r.begin, data[start : start + r.length])
+                )
+        return peer
+
+    def test_interface(self):
+        torrent = self.makeTorrent()
+        verifyObject(IAnnounceTarget, torrent)
+        self.assertEqual(torrent.infoHash, self.info.infoHash)
+        self.assertEqual(torrent.peerId, PEER_ID)
+        self.assertEqual(torrent.port, 6881)
+        self.assertEqual(
+            (torrent.uploaded, torrent.downloaded, torrent.left),
+            (0, 0, self.info.totalLength),
+        )
+
+    def test_startEmpty(self):
+        """
+        A fresh torrent opens its files, finds nothing, and starts its
+        downloader, announcer and choker; its initial peers are dialled.
+        """
+        torrent = self.makeTorrent(peers=[("127.0.0.1", 7001)])
+        torrent.startService()
+        self.successResultOf(torrent.ready)
+        self.assertTrue(
+            os.path.isfile(os.path.join(self.downloadDir, "content", "empty"))
+        )
+        self.assertTrue(torrent.downloader.running)
+        self.assertTrue(self.announcers[0].running)
+        self.assertTrue(torrent.choker.running)
+        self.assertEqual(torrent.left, self.info.totalLength)
+        self.assertEqual(self.reactor.tcpClients[0][:2], ("127.0.0.1", 7001))
+        self.assertNoResult(torrent.completed)
+        self.assertTrue(self.logged("checking the data on disk"))
+
+    def test_addPeersBeforeReady(self):
+        """
+        Peers a tracker gives before the downloader exists are kept for it.
+        """
+        torrent = self.makeTorrent()
+        torrent.addPeers([("127.0.0.1", 7002)])
+        torrent.startService()
+        self.assertEqual(self.reactor.tcpClients[0][:2], ("127.0.0.1", 7002))
+        torrent.addPeers([("127.0.0.1", 7003)])
+        self.assertEqual(self.reactor.tcpClients[1][:2], ("127.0.0.1", 7003))
+
+    def test_downloadCompletes(self):
+        """
+        When the last piece is written: announce completed once, log
+        "download complete", fire C{completed}, keep running.
+        """
+        torrent = self.makeTorrent()
+        torrent.startService()
+        self.seedAll(torrent)
+        self.successResultOf(torrent.completed)
+        self.assertEqual(self.announcers[0].completedCalls, 1)
+        self.assertTrue(self.logged("download complete"))
+        self.assertEqual(torrent.left, 0)
+        self.assertEqual(torrent.downloaded, self.info.totalLength)
+        self.assertTrue(torrent.running)
+        for relative, _ in FILES:
+            with open(os.path.join(self.seedRoot, *relative.split("/")), "rb") as f:
+                expected = f.read()
+            with open(
+                os.path.join(self.downloadDir, "content", *relative.split("/")), "rb"
+            ) as f:
+                self.assertEqual(f.read(), expected)
+
+    def test_stopSavesResumeAndRestartTrustsIt(self):
+        """
+        Stopping saves the resume data; the next start uses it instead of
+        hashing the files again.
+        """
+        torrent = self.makeTorrent()
+        torrent.startService()
+        self.seedAll(torrent)
+        self.successResultOf(torrent.stopService())
+        self.assertTrue(self.announcers[0].stopped)
+        self.assertTrue(
+            os.path.exists(resume.resumePath(self.stateDir, self.info.infoHash))
+        )
+        self.events.clear()
+        again = self.makeTorrent()
+        again.startService()
+        self.successResultOf(again.completed)
+        self.assertTrue(self.logged("fast resume"))
+        self.assertFalse(self.logged("checking the data on disk"))
+        # Complete at start: nothing downloaded, no completed announce.
+        self.assertEqual(self.announcers[1].completedCalls, 0)
+        self.assertTrue(self.logged("complete, seeding"))
+
+    def test_completeDataRechecked(self):
+        """
+        Without resume data, complete files on disk are found by a recheck.
+        """
+        torrent = self.makeTorrent(downloadDir=os.path.dirname(self.seedRoot))
+        torrent.startService()
+        self.successResultOf(torrent.completed)
+        self.assertEqual(torrent.left, 0)
+        self.assertEqual(self.announcers[0].completedCalls, 0)
+
+    def test_stopWaitsBoundedForAnnouncer(self):
+        """
+        A tracker that never answers the stopped announce holds the stop
+        back at most a few seconds.
+        """
+        torrent = self.makeTorrent(stopResult=defer.Deferred())
+        torrent.startService()
+        d = torrent.stopService()
+        self.assertNoResult(d)
+        self.reactor.advance(STOP_ANNOUNCE_TIMEOUT)
+        self.successResultOf(d)
+        self.assertFalse(torrent.downloader.running)
+
+    def test_stopBeforeReady(self):
+        """
+        Stopping while the disk check runs waits for it and starts nothing.
+        """
+        held = []
+
+        def runner(f, *args):
+            d = defer.Deferred()
+            held.append((f, args, d))
+            return d
+
+        torrent = self.makeTorrent()
+        torrent.runInThread = runner
+        torrent.startService()
+        d = torrent.stopService()
+        self.assertNoResult(d)
+        while held:
+            f, args, deferred = held.pop(0)
+            defer.maybeDeferred(f, *args).chainDeferred(deferred)
+        self.successResultOf(d)
+        self.assertIsNone(torrent.downloader)
+        self.assertEqual(self.announcers, [])
+
+    def test_storageFailure(self):
+        """
+        A download directory that cannot be created fails C{ready}.
+        """
+        blocker = os.path.join(self.base, "file")
+        with open(blocker, "w") as f:
+            f.write("x")
+        torrent = self.makeTorrent(downloadDir=os.path.join(blocker, "sub"))
+        torrent.startService()
+        self.failureResultOf(torrent.ready)
+        self.flushLoggedErrors()
+        self.successResultOf(torrent.stopService())
+
+    def test_progressLines(self):
+        """
+        Every 5 s, a line with percent, rates, peers and time left, as named
+        fields.
+        """
+        torrent = self.makeTorrent()
+        torrent.startService()
+        self.reactor.advance(PROGRESS_INTERVAL)
+        lines = self.logged("{percent")
+        self.assertEqual(len(lines), 1)
+        event = lines[0]
+        for key in ("percent", "downloadRate", "uploadRate", "peers", "etaSeconds"):
+            self.assertIn(key, event)
+        self.assertEqual(event["percent"], 0.0)
+        self.reactor.advance(PROGRESS_INTERVAL)
+        self.assertEqual(len(self.logged("{percent")), 2)
+
+
+class FormatTests(SynchronousTestCase):
+    def test_formatSize(self):
+        self.assertEqual(formatSize(0), "0 B")
+        self.assertEqual(formatSize(1023), "1023 B")
+        self.assertEqual(formatSize(1536), "1.5 KiB")
+        self.assertEqual(formatSize(3 * 1024**3), "3.0 GiB")
+        self.assertEqual(formatRate(2 * 1024**2), "2.0 MiB/s")
