@@ -56,6 +56,7 @@ class Session(MultiService):
         debug: bool = False,
         maxThreads: int = 4,
         peerId: Optional[bytes] = None,
+        runInThread=None,
     ) -> None:
         """
         @param reactor: the reactor (C{IReactorTCP}, C{IReactorTime},
@@ -67,6 +68,8 @@ class Session(MultiService):
         @param debug: log every peer message.
         @param maxThreads: threads for disk work and hashing.
         @param peerId: our peer id (a fresh random one by default).
+        @param runInThread: C{runInThread(f, *args) -> Deferred} for disk
+            work; by default, our thread pool.
         """
         super().__init__()
         self.reactor = reactor
@@ -80,7 +83,9 @@ class Session(MultiService):
         self.threadPool = ThreadPool(
             minthreads=0, maxthreads=maxThreads, name="btorrent"
         )
-        self.runInThread = partial(deferToThreadPool, reactor, self.threadPool)
+        if runInThread is None:
+            runInThread = partial(deferToThreadPool, reactor, self.threadPool)
+        self.runInThread = runInThread
         self.listeningPort = None
         self._udpProtocol = None
 

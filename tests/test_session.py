@@ -1,0 +1,276 @@
+"""
+Tests for L{btorrent.session} (one port, one peer id, torrents routed by
+info-hash, the thread pool) and L{btorrent.tap.makeService}.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.internet import defer
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import CannotListenError
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from btorrent import PEER_ID_PREFIX, metainfo
+from btorrent.interfaces import IPeerRouter
+from btorrent.peer import PeerContext
+from btorrent.session import PORT_TRIES, Session, makePeerId
+from btorrent.tap import Options, makeService
+
+
+class Reactor(MemoryReactorClock):
+    """
+    A memory reactor whose ports in C{taken} cannot be listened on.
+    """
+
+    def __init__(self, taken=()):
+        super().__init__()
+        self.taken = set(taken)
+        self.udpPorts = []
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        if port in self.taken:
+            raise CannotListenError(interface, port, OSError("in use"))
+        return super().listenTCP(port, factory, backlog, interface)
+
+    def callFromThread(self, f, *args, **kwargs):
+        # Disk work runs synchronously in these tests (syncRunner).
+        f(*args, **kwargs)
+
+    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
+        udp = FakeUDPPort(IPv4Address("UDP", interface or "0.0.0.0", 40000), protocol)
+        self.udpPorts.append(udp)
+        protocol.makeConnection(udp)
+        return udp
+
+
+class FakeUDPPort:
+    """
+    Enough of a UDP port for a protocol to start and stop on.
+    """
+
+    def __init__(self, address, protocol):
+        self.address = address
+        self.protocol = protocol
+
+    def getHost(self):
+        return self.address
+
+    def write(self, data, addr):
+        pass
+
+    def stopListening(self):
+        self.protocol.doStop()
+        self.protocol.transport = None
+
+
+def syncRunner(f, *args):
+    return defer.maybeDeferred(f, *args)
+
+
+def makeInfo(base, name="data", size=50000):
+    root = os.path.join(base, name)
+    os.makedirs(root)
+    with open(os.path.join(root, "f.bin"), "wb") as f:
+        f.write(os.urandom(size))
+    data = metainfo.create(root, [["http://127.0.0.1:1/announce"]], pieceLength=16384)
+    path = os.path.join(base, name + ".torrent")
+    with open(path, "wb") as f:
+        f.write(data)
+    return metainfo.load(data), path
+
+
+def noParts(torrent):
+    return None
+
+
+class SessionTests(SynchronousTestCase):
+    def setUp(self):
+        self.base = os.path.abspath(self.mktemp())
+        os.makedirs(self.base)
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def session(self, reactor=None, port=6881):
+        session = Session(
+            reactor or Reactor(),
+            port=port,
+            interface="127.0.0.1",
+            stateDir=os.path.join(self.base, "state"),
+            runInThread=syncRunner,
+        )
+        self.addCleanup(lambda: session.running and session.stopService())
+        return session
+
+    def test_peerId(self):
+        """
+        Our client prefix and 12 random bytes, fresh each time.
+        """
+        a, b = makePeerId(), makePeerId()
+        self.assertEqual(len(a), 20)
+        self.assertTrue(a.startswith(PEER_ID_PREFIX))
+        self.assertNotEqual(a, b)
+        self.assertTrue(self.session().peerId.startswith(PEER_ID_PREFIX))
+
+    def test_interface(self):
+        verifyObject(IPeerRouter, self.session())
+
+    def test_listen(self):
+        """
+        One listening port, on the interface asked for, for every torrent.
+        """
+        reactor = Reactor()
+        session = self.session(reactor)
+        session.startService()
+        self.assertEqual(len(reactor.tcpServers), 1)
+        port, factory, _, interface = reactor.tcpServers[0]
+        self.assertEqual((port, interface), (6881, "127.0.0.1"))
+        self.assertIs(factory.router, session)
+        self.assertEqual(session.port, 6881)
+
+    def test_portTaken(self):
+        """
+        A taken port: the next ones are tried, and the one used is logged.
+        """
+        reactor = Reactor(taken={6881, 6882})
+        session = self.session(reactor)
+        info, _ = makeInfo(self.base)
+        torrent = session.addTorrent(
+            info, self.base, announcerFactory=noParts, chokerFactory=noParts
+        )
+        session.startService()
+        self.assertEqual(session.port, 6883)
+        self.assertEqual(torrent.port, 6883)
+        self.assertEqual(torrent.downloader.listenPort, 6883)
+        self.assertTrue(
+            [e for e in self.events if e.get("port") == 6883 and e.get("requested")]
+        )
+
+    def test_allPortsTaken(self):
+        reactor = Reactor(taken=set(range(6881, 6881 + PORT_TRIES + 1)))
+        session = self.session(reactor)
+        self.assertRaises(CannotListenError, session.startService)
+        session.threadPool.stop()
+
+    def test_portZero(self):
+        """
+        Port 0 is any free port, and is not retried.
+        """
+        reactor = Reactor()
+        session = self.session(reactor, port=0)
+        session.startService()
+        self.assertEqual([s[0] for s in reactor.tcpServers], [0])
+
+    def test_route(self):
+        """
+        An incoming handshake for a running torrent gets its context; any
+        other info-hash gets C{None}.
+        """
+        session = self.session()
+        info, _ = makeInfo(self.base)
+        torrent = session.addTorrent(
+            info, self.base, announcerFactory=noParts, chokerFactory=noParts
+        )
+        self.assertIsNone(session.ownerFor(info.infoHash))
+        session.startService()
+        context = session.ownerFor(info.infoHash)
+        self.assertIsInstance(context, PeerContext)
+        self.assertEqual(context.infoHash, info.infoHash)
+        self.assertEqual(context.peerId, session.peerId)
+        self.assertEqual(context.pieceCount, info.pieceCount)
+        self.assertIs(context.owner, torrent.downloader)
+        self.assertIsNone(session.ownerFor(b"x" * 20))
+        self.successResultOf(session.stopService())
+        self.assertIsNone(session.ownerFor(info.infoHash))
+
+    def test_oneTorrentPerInfoHash(self):
+        session = self.session()
+        info, _ = makeInfo(self.base)
+        session.addTorrent(info, self.base)
+        self.assertRaises(ValueError, session.addTorrent, info, self.base)
+
+    def test_threadPoolLifecycle(self):
+        """
+        The thread pool runs while the session runs.
+        """
+        reactor = Reactor()
+        session = self.session(reactor)
+        session.startService()
+        self.assertTrue(session.threadPool.started)
+        self.successResultOf(session.stopService())
+        self.assertFalse(session.threadPool.started)
+        self.assertEqual(reactor.tcpServers[0][1].router, session)
+
+    def test_announcerOverTrackers(self):
+        """
+        A torrent with trackers gets an announcer over them, UDP trackers on
+        the session's own socket, bound to its interface.
+        """
+        reactor = Reactor()
+        session = self.session(reactor)
+        root = os.path.join(self.base, "u")
+        os.makedirs(root)
+        with open(os.path.join(root, "f"), "wb") as f:
+            f.write(b"x" * 1000)
+        info = metainfo.load(
+            metainfo.create(
+                root,
+                [["udp://127.0.0.1:1/announce"], ["http://127.0.0.1:2/announce"]],
+            )
+        )
+        torrent = session.addTorrent(info, self.base)
+        session.startService()
+        urls = [[c.url for c in tier] for tier in torrent.announcer.tiers]
+        self.assertEqual(
+            urls, [["udp://127.0.0.1:1/announce"], ["http://127.0.0.1:2/announce"]]
+        )
+        udp = session.udpProtocol()
+        self.assertIs(torrent.announcer.tiers[0][0]._protocol, udp)
+        self.assertEqual(udp.transport.getHost().host, "127.0.0.1")
+        self.successResultOf(session.stopService())
+        self.assertIsNone(udp.transport)
+
+
+class MakeServiceTests(SynchronousTestCase):
+    def test_makeService(self):
+        """
+        C{twistd btorrent} options become a Session with one torrent per
+        C{--torrent}, the port, state directory and limits asked for.
+        """
+        base = os.path.abspath(self.mktemp())
+        os.makedirs(base)
+        first, firstPath = makeInfo(base, "one")
+        second, secondPath = makeInfo(base, "two")
+        options = Options()
+        options.parseOptions(
+            [
+                "--torrent",
+                firstPath,
+                "--torrent",
+                secondPath,
+                "--download-dir",
+                base,
+                "--port",
+                "7000",
+                "--state-dir",
+                os.path.join(base, "state"),
+                "--max-peers",
+                "7",
+                "--piece-order",
+                "rarest",
+            ]
+        )
+        session = makeService(options)
+        self.assertIsInstance(session, Session)
+        self.assertEqual(session.requestedPort, 7000)
+        self.assertEqual(session.stateDir, os.path.join(base, "state"))
+        self.assertEqual(set(session.torrents), {first.infoHash, second.infoHash})
+        torrent = session.torrents[first.infoHash]
+        self.assertEqual(torrent.maxPeers, 7)
+        self.assertEqual(torrent.picker.order, "rarest")
+        self.assertEqual(torrent.storage.downloadDir, base)
