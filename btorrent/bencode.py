@@ -31,6 +31,9 @@ Bencodable = Union[int, bytes, list, dict]
 _INT = re.compile(rb"i(-?(?:0|[1-9][0-9]*))e")
 _LENGTH = re.compile(rb"(0|[1-9][0-9]*):")
 _DIGITS = frozenset(b"0123456789")
+# A string length with more digits than this cannot fit in any input (and
+# int() refuses more than 4300 digits with a ValueError of its own).
+_MAX_LENGTH_DIGITS = 18
 _I, _L, _D, _E = ord("i"), ord("l"), ord("d"), ord("e")
 _LIST = "list"  # the scanner's frame for a list being read
 
@@ -87,6 +90,8 @@ def _scan(data: bytes, maxDepth: int) -> Dict[bytes, Tuple[int, int]]:
                 if m is None:
                     raise BencodeError(f"malformed string length at {pos}")
                 start = m.end()
+                if m.end(1) - pos > _MAX_LENGTH_DIGITS:
+                    raise BencodeError(f"truncated string at {pos}")
                 end = start + int(m.group(1))
                 if end > n:
                     raise BencodeError(f"truncated string at {pos}")
@@ -111,6 +116,8 @@ def _scan(data: bytes, maxDepth: int) -> Dict[bytes, Tuple[int, int]]:
                 m = _LENGTH.match(data, pos)
                 if m is None:
                     raise BencodeError(f"malformed string length at {pos}")
+                if m.end(1) - pos > _MAX_LENGTH_DIGITS:
+                    raise BencodeError(f"truncated string at {pos}")
                 pos = m.end() + int(m.group(1))
                 if pos > n:
                     raise BencodeError(f"truncated string at {m.start()}")

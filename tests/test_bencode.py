@@ -67,6 +67,30 @@ class DecodeTests(SynchronousTestCase):
             with self.assertRaises(BencodeError, msg=repr(bad)):
                 decode(bad)
 
+    def test_hugeNumbers(self) -> None:
+        """
+        A string length or an integer with more digits than Python converts
+        (4300 by default) is a L{BencodeError}, not a bare C{ValueError},
+        wherever it stands.
+        """
+        digits = b"9" * 5000
+        for bad in [
+            digits + b":a",
+            b"l" + digits + b":ae",
+            b"d" + digits + b":a1:be",
+            b"d1:a" + digits + b":be",
+            b"i" + digits + b"e",
+            b"li" + digits + b"ee",
+        ]:
+            try:
+                decode(bad)
+            except BencodeError:
+                pass
+            except Exception as e:
+                self.fail(f"{bad[:12]!r}...: {type(e).__name__}: {e}")
+            else:
+                self.fail(f"{bad[:12]!r}... decoded")
+
     def test_notBytes(self) -> None:
         """
         Decoding something that is not bytes is a L{BencodeError}.
