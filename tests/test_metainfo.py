@@ -481,6 +481,43 @@ class RejectTests(SynchronousTestCase):
             torrent(multiInfo([([b"a", b"b"], 50), ([b"a"], 50)])), "also a directory"
         )
 
+        # Not only neighbours: the conflict is found wherever it stands.
+        self.assertRejected(
+            torrent(
+                multiInfo([([b"a", b"b", b"c"], 1), ([b"z"], 1), ([b"a", b"b"], 1)])
+            ),
+            "also a directory",
+        )
+        self.assertRejected(
+            torrent(
+                multiInfo([([b"a", b"b"], 1), ([b"a", b"a"], 1), ([b"a", b"b"], 1)])
+            ),
+            "files[2].path 'a/b': duplicate",
+        )
+
+    def test_deepPathsCostLinearTime(self) -> None:
+        """
+        Checking files against directories costs time in proportion to the
+        number of path components, not to their square: a 10 MB torrent can
+        hold a path of millions of components (or thousands of paths of
+        thousands), which used to take hours of CPU and gigabytes of
+        prefixes.
+        """
+        import time
+
+        deep = [b"d"] * 40000
+        files = [(deep + [b"%d" % i], 1) for i in range(5)]
+        data = torrent(multiInfo(files))
+        start = time.process_time()
+        m = load(data)
+        elapsed = time.process_time() - start
+        self.assertEqual(len(m.files[4].path), 40001)
+        self.assertLess(elapsed, 2.0)
+        files.append((deep[:20000], 1))
+        self.assertRejected(
+            torrent(multiInfo(files)), "files[5].path", "also a directory"
+        )
+
 
 class SafeJoinTests(SynchronousTestCase):
     """
