@@ -55,6 +55,9 @@ MAX_STRIKES = 3
 #: which we stop requesting.
 MAX_PENDING_BYTES = 64 * 1024 * 1024
 
+#: Withdrawn requests remembered per peer (their blocks may still come).
+MAX_WITHDRAWN = 2 * MAX_DEPTH
+
 #: Threads checking and writing pieces at once, per torrent.
 MAX_VERIFY_JOBS = 2
 
@@ -160,6 +163,8 @@ class _PeerState:
         started waiting for one).
     @ivar snubbedUntil: no requests to it before this time.
     @ivar serving: requests it made, waiting for us to serve them.
+    @ivar withdrawn: requests we took back whose blocks may still arrive,
+        C{(index, begin) -> length}, oldest first.
     """
 
     __slots__ = (
@@ -170,6 +175,7 @@ class _PeerState:
         "snubbedUntil",
         "serving",
         "strikeKey",
+        "withdrawn",
     )
 
     def __init__(self, pieceCount: int, now: float, strikeKey: Any) -> None:
@@ -180,6 +186,16 @@ class _PeerState:
         self.snubbedUntil = 0.0
         self.serving: deque = deque()
         self.strikeKey = strikeKey
+        self.withdrawn: OrderedDict[Tuple[int, int], int] = OrderedDict()
+
+    def withdraw(self, key: Tuple[int, int], length: int) -> None:
+        """
+        Remember a request we took back (cancel, choke, timeout), whose
+        block may still arrive; forget the oldest beyond L{MAX_WITHDRAWN}.
+        """
+        self.withdrawn[key] = length
+        if len(self.withdrawn) > MAX_WITHDRAWN:
+            self.withdrawn.popitem(last=False)
 
 
 class _Candidate:
@@ -669,6 +685,8 @@ class Downloader(Service):
     def _returnRequests(self, peer, state: _PeerState) -> None:
         if state.requests:
             self.picker.abortPeer(peer)
+            for key, length in state.requests.items():
+                state.withdraw(key, length)
             state.requests.clear()
 
     def checkTimeouts(self) -> None:
@@ -698,11 +716,21 @@ class Downloader(Service):
 
     def _gotBlock(self, peer, state: _PeerState, message) -> None:
         index, begin, block = message.index, message.begin, message.block
-        length = state.requests.pop((index, begin), None)
-        if length is None or length != len(block):
-            # Not asked for (cancelled, timed out, or made up): ignore it.
-            if length is not None:
-                state.requests[(index, begin)] = length
+        key = (index, begin)
+        length = state.requests.pop(key, None)
+        if length is None:
+            withdrawn = state.withdrawn.pop(key, None)
+            if withdrawn is not None and withdrawn == len(block):
+                # Asked for, then cancelled, choked or timed out: it crossed
+                # our cancel.  Not counted.
+                return
+            if withdrawn is None:
+                peer.drop(f"sent a block never requested ({index}:{begin})")
+            else:
+                peer.drop(f"sent a block of {len(block)} bytes, not {withdrawn}")
+            return
+        if length != len(block):
+            peer.drop(f"sent a block of {len(block)} bytes, not {length}")
             return
         state.lastBlock = self.clock.seconds()
         state.snubbedUntil = 0.0
@@ -713,6 +741,7 @@ class Downloader(Service):
                 continue
             otherLength = otherState.requests.pop((index, begin), None)
             if otherLength is not None:
+                otherState.withdraw((index, begin), otherLength)
                 other.sendCancel(index, begin, otherLength)
         piece = self._pieces.get(index)
         if piece is None:
@@ -914,7 +943,7 @@ class Downloader(Service):
                 return
             cache.move_to_end(index)
             state.serving.popleft()
-            peer.sendPiece(index, begin, data[begin : begin + length])
+            peer.sendPiece(index, begin, memoryview(data)[begin : begin + length])
             self.uploaded += length
             self.uploadRate.update(length)
 

@@ -538,21 +538,44 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         slow.receive(self.block(0, 0))
         self.assertEqual(self.downloader.downloadRate.total, 0)
 
-    def test_unrequestedBlocksIgnored(self):
+    def test_unrequestedBlocksDrop(self):
         """
-        Blocks never asked for, of the wrong length, or out of range do not
-        land in a piece.
+        A block never asked for, of the wrong length, or past its piece's end
+        drops the peer; nothing lands in a piece.
+        """
+        for block in [
+            wire.Piece(0, 0, b"x" * 10),
+            wire.Piece(0, 5, b"x" * BLOCK_SIZE),
+            wire.Piece(0, 10 * BLOCK_SIZE, b"x" * BLOCK_SIZE),
+            wire.Piece(0, BLOCK_SIZE + 1, b"x" * (BLOCK_SIZE - 1)),
+        ]:
+            self.build(pieceLength=2 * BLOCK_SIZE, pieces=1, lastShort=None)
+            peer = self.connect()
+            peer.haveAll()
+            peer.receive(wire.Unchoke())
+            peer.receive(block)
+            self.assertIsNotNone(peer.dropped, block)
+            self.assertEqual(self.downloader.downloadRate.total, 0)
+            self.assertEqual(self.picker.requestedFrom(peer), [])
+        # A peer that never unchoked us and has nothing sends a block.
+        self.build(pieceLength=2 * BLOCK_SIZE, pieces=1, lastShort=None)
+        peer = self.connect()
+        peer.receive(self.block(0, 0))
+        self.assertEqual(peer.dropped, "sent a block never requested (0:0)")
+
+    def test_withdrawnBlockOfWrongLengthDrops(self):
+        """
+        A block crossing our cancel is ignored only if it is what we asked.
         """
         self.build(pieceLength=2 * BLOCK_SIZE, pieces=1, lastShort=None)
         peer = self.connect()
         peer.haveAll()
         peer.receive(wire.Unchoke())
-        peer.receive(wire.Piece(0, 0, b"x" * 10))
-        peer.receive(wire.Piece(0, 5, b"x" * BLOCK_SIZE))
-        peer.receive(wire.Piece(0, 10 * BLOCK_SIZE, b"x" * BLOCK_SIZE))
-        self.assertEqual(self.downloader.downloadRate.total, 0)
-        self.answer(peer)
-        self.assertEqual(self.completed, [True])
+        peer.receive(wire.Choke())
+        peer.receive(self.block(0, 0))
+        self.assertIsNone(peer.dropped)
+        peer.receive(wire.Piece(0, BLOCK_SIZE, b"x"))
+        self.assertEqual(peer.dropped, "sent a block of 1 bytes, not 16384")
 
     def test_hashFailureRefetchesAndBans(self):
         """
