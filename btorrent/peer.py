@@ -72,6 +72,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "HANDSHAKE_TIMEOUT",
     "IDLE_TIMEOUT",
+    "KEEPALIVE_BURST",
     "KEEPALIVE_INTERVAL",
     "PeerClientFactory",
     "PeerContext",
@@ -87,6 +88,10 @@ log = Logger()
 KEEPALIVE_INTERVAL = 120.0
 #: Drop a peer silent for this many seconds.
 IDLE_TIMEOUT = 180.0
+#: Keep-alives a peer may send back to back; beyond that, one a second on
+#: average (clients send one every minute or two).  A peer sending more is
+#: dropped: a flood of 4-byte messages costs CPU and proves nothing.
+KEEPALIVE_BURST = 100
 #: Drop a connection whose handshake has not completed after this long.
 HANDSHAKE_TIMEOUT = 20.0
 #: The timeout to give C{connectTCP} (or an endpoint) for outgoing peers.
@@ -223,6 +228,10 @@ class PeerProtocol(Protocol):
         self._timer = None
         self._lastReceived = 0.0
         self._lastSent = 0.0
+        # A token bucket for keep-alives: tokens left, and when it was last
+        # refilled (lazily, when it runs dry).
+        self._keepAliveTokens = KEEPALIVE_BURST
+        self._keepAliveRefilled = 0.0
 
     def __repr__(self) -> str:
         direction = "out" if self.outgoing else "in"
@@ -247,7 +256,7 @@ class PeerProtocol(Protocol):
         except RuntimeError:
             pass
         now = self.clock.seconds()
-        self._lastReceived = self._lastSent = now
+        self._lastReceived = self._lastSent = self._keepAliveRefilled = now
         self._timer = self.clock.callLater(HANDSHAKE_TIMEOUT, self._handshakeTimeout)
         if self.outgoing:
             self.transport.write(
@@ -472,6 +481,11 @@ class PeerProtocol(Protocol):
                 offset = stop
                 if self.debug:
                     log.debug("{peer} -> KeepAlive()", peer=self._peerName())
+                if self._keepAliveTokens:
+                    self._keepAliveTokens -= 1
+                elif not self._refillKeepAlives():
+                    self._protocolError("keep-alive flood")
+                    return
                 continue
             try:
                 message = decodeMessageAt(buf, offset + 4, stop)
@@ -484,6 +498,26 @@ class PeerProtocol(Protocol):
                 return
         if offset < end:
             self._leftover = buf[offset:]
+
+    def _refillKeepAlives(self) -> bool:
+        """
+        The keep-alive bucket is empty: add a token per second since it was
+        last refilled (at most L{KEEPALIVE_BURST}) and take one.
+
+        @return: whether there was one to take.
+        """
+        now = self.clock.seconds()
+        tokens = int(now - self._keepAliveRefilled)
+        if tokens <= 0:
+            return False
+        if tokens >= KEEPALIVE_BURST:
+            tokens = KEEPALIVE_BURST
+            self._keepAliveRefilled = now
+        else:
+            # Keep the fraction of a second towards the next token.
+            self._keepAliveRefilled += tokens
+        self._keepAliveTokens = tokens - 1
+        return True
 
     def _messageReceived(self, message) -> None:
         """

@@ -23,6 +23,7 @@ from btorrent.interfaces import IPeerOwner, IPeerRouter
 from btorrent.peer import (
     HANDSHAKE_TIMEOUT,
     IDLE_TIMEOUT,
+    KEEPALIVE_BURST,
     KEEPALIVE_INTERVAL,
     PeerClientFactory,
     PeerContext,
@@ -632,23 +633,56 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
             seen, [(False, False), (False, True), (False, False), (True, False)]
         )
 
-    def test_keepAliveFlood(self) -> None:
+    def test_keepAlives(self) -> None:
         """
-        A flood of keep-alives is harmless: nothing is reported, nothing is
-        kept, and they count as activity.
+        Keep-alives, even one every few seconds for hours and a burst now
+        and then, are harmless: nothing is reported, nothing is kept, and
+        they count as activity.
         """
         proto, transport = self.connected()
-        for _ in range(50):
+        for _ in range(3 * 360):
+            self.clock.advance(10)
+            proto.dataReceived(KEEP_ALIVE_BYTES)
+        for _ in range(5):
             self.clock.advance(IDLE_TIMEOUT - 1)
-            proto.dataReceived(KEEP_ALIVE_BYTES * 20000 + b"\x00\x00")
+            proto.dataReceived(KEEP_ALIVE_BYTES * (KEEPALIVE_BURST // 2) + b"\x00\x00")
             self.assertLessEqual(len(proto._leftover), 3)
             proto.dataReceived(b"\x00\x00")
-        for byte in KEEP_ALIVE_BYTES * 100:
+        self.clock.advance(IDLE_TIMEOUT - 1)
+        for byte in KEEP_ALIVE_BYTES * (KEEPALIVE_BURST // 2):
             proto.dataReceived(bytes([byte]))
         self.assertEqual(proto._leftover, b"")
         self.assertEqual(proto._pending, [])
         self.assertEqual(self.owner.messages, [])
         self.assertFalse(transport.disconnecting)
+
+    def test_keepAliveFlood(self) -> None:
+        """
+        A flood of keep-alives (more than L{KEEPALIVE_BURST} at once) is a
+        peer wasting our CPU four bytes at a time: it is dropped, and the
+        rest of the flood is not even looked at.
+        """
+        proto, transport = self.connected()
+        proto.dataReceived(KEEP_ALIVE_BYTES * KEEPALIVE_BURST)
+        self.assertFalse(transport.disconnecting)
+        proto.dataReceived(KEEP_ALIVE_BYTES * 20000 + frames(Have(1)))
+        self.assertEqual(self.owner.messages, [])
+        self.assertIn("keep-alive", str(self.log.drops()))
+        self.assertDropped(proto, transport)
+
+    def test_keepAliveFloodTrickled(self) -> None:
+        """
+        Keep-alives sent faster than one a second on average are a flood
+        too, however they are cut into chunks.
+        """
+        proto, transport = self.connected()
+        for _ in range(3 * KEEPALIVE_BURST):
+            self.clock.advance(0.5)
+            for byte in KEEP_ALIVE_BYTES:
+                proto.dataReceived(bytes([byte]))
+            if transport.disconnecting:
+                break
+        self.assertDropped(proto, transport)
 
     def test_ownerDropsDuringMessage(self) -> None:
         """
