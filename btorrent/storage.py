@@ -392,7 +392,8 @@ class MultiFileWriter:
                         os.ftruncate(fd, length)
                         with self._lock:
                             self._dirty.add(fileIndex)
-        except OSError as e:
+        except (OSError, OverflowError) as e:
+            # OverflowError: a length beyond off_t (2**63) for ftruncate.
             raise StorageError(f"cannot create the torrent's files: {e}") from e
         self.log.debug(
             "Opened {count} files under {root}", count=len(self.paths), root=self.root
@@ -695,7 +696,7 @@ class MultiFileWriter:
                         raise StorageError(f"short write to file {fileIndex}")
                     view = view[written:]
                     fileOffset += written
-        except OSError as e:
+        except (OSError, OverflowError) as e:
             raise StorageError(f"cannot write {self.paths[fileIndex]!r}: {e}") from e
         with self._lock:
             self._dirty.add(fileIndex)
@@ -738,7 +739,7 @@ class MultiFileWriter:
                         )
                     target = target[n:]
                     fileOffset += n
-        except OSError as e:
+        except (OSError, OverflowError) as e:
             raise StorageError(f"cannot read {self.paths[fileIndex]!r}: {e}") from e
 
 

@@ -548,6 +548,31 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
             pass
         self.assertRaises(StorageError, MultiFileWriter(meta, path).open)
 
+    def test_enormousFiles(self) -> None:
+        """
+        A file longer than the filesystem allows (2**60: C{EFBIG}), or than
+        C{off_t} can say (2**63 and more: C{OverflowError} in C{ftruncate}),
+        makes L{open} raise L{StorageError}; the download directory holds
+        nothing enormous afterwards.
+        """
+        for length in (2**60, 2**63, 2**64, 2**80):
+            entry = FakeFileEntry(("big",), length, 0)
+            meta = FakeMetainfo(
+                name="big",
+                infoHash=bytes(20),
+                pieceLength=2**26,
+                pieceHashes=(),  # storage never looks at them
+                totalLength=length,
+                files=(entry,),
+                multiFile=False,
+            )
+            directory = self.newDir()
+            writer = MultiFileWriter(meta, directory)
+            self.assertRaises(StorageError, writer.open)
+            writer.close()
+            for name in os.listdir(directory):
+                self.assertLess(os.path.getsize(os.path.join(directory, name)), 2**40)
+
     def test_sync(self) -> None:
         """
         L{MultiFileWriter.sync} fsyncs exactly the files written since the
