@@ -58,13 +58,22 @@ class Fixture:
         if tracker is not None:
             trackers = [tracker.udpURL if udp else tracker.announceURL]
         self.torrentBytes = makeTorrent(self.seedDir, files, pieceLength, trackers)
+        # The seeder announces over HTTP whatever btorrent uses (libtorrent's
+        # UDP announces to opentracker are sometimes late): the announce
+        # URL is outside the info dictionary, so both torrents name one
+        # swarm.
+        seederTorrent = self.torrentBytes
+        if tracker is not None and udp:
+            seederTorrent = makeTorrent(
+                self.seedDir, files, pieceLength, [tracker.announceURL]
+            )
         self.torrentPath = os.path.join(self.base, "t.torrent")
         with open(self.torrentPath, "wb") as f:
             f.write(self.torrentBytes)
         self.metainfo = metainfo.load(self.torrentBytes)
         if tracker is not None:
             tracker.whitelist([self.metainfo.infoHash])
-        self.seeder = libtorrentSeeder(self.seedDir, self.torrentBytes)
+        self.seeder = libtorrentSeeder(self.seedDir, seederTorrent)
         test.addCleanup(self.seeder.close)
         if tracker is not None:
             waitForSeeds(tracker, self.metainfo.infoHash, 1, self.seeder)
