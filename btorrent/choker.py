@@ -5,7 +5,9 @@ L{chooseUnchoked} is the policy, one pure function over a list of peers:
 while downloading, tit-for-tat (the interested peers that give us the best
 download rate); while seeding, the interested peers we upload to fastest;
 plus one optimistic unchoke.  L{Choker} runs it on a timer and rotates the
-optimistic unchoke; L{ChokerService} wires a L{Choker} to a torrent.
+optimistic unchoke; L{ChokerService} (in L{btorrent.chokerservice}, also
+importable from here) wires a L{Choker} to a torrent.  This module never
+imports C{twisted.internet}.
 
 The peers are L{btorrent.peer.PeerProtocol} objects, or anything with the
 same few attributes:
@@ -24,7 +26,6 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Iterable, List, Optional, Set, Tuple
 
-from twisted.application.service import Service
 from twisted.logger import Logger
 
 log = Logger()
@@ -398,78 +399,15 @@ class Choker:
                 del times[peer]
 
 
-class ChokerService(Service):
+def __getattr__(name: str) -> Any:
     """
-    A L{Choker} over a torrent's connected peers, running while the service
-    runs.
-
-    The torrent provides C{reactor}, C{downloader} (with C{peers}, the
-    connected peers, and C{onPeersChanged}, a callable or C{None} called when
-    a peer comes or goes) and C{picker} (with C{complete}).
+    L{ChokerService} lives in L{btorrent.chokerservice} (it needs
+    L{twisted.application}, which imports C{twisted.internet}); it is still
+    importable from here, loaded on first use, so that importing the policy
+    never loads C{twisted.internet}.
     """
+    if name == "ChokerService":
+        from btorrent.chokerservice import ChokerService
 
-    def __init__(
-        self,
-        torrent: Any,
-        rng: Optional[random.Random] = None,
-        slots: int = 4,
-        interval: float = 10.0,
-        optimisticInterval: float = 30.0,
-        seedingOrder: str = "fastest",
-    ) -> None:
-        """
-        @param torrent: the torrent.
-        @param rng: the source of randomness (a new L{random.Random} by
-            default).
-        @param slots: regular unchoke slots.
-        @param interval: seconds between full rechokes.
-        @param optimisticInterval: seconds between optimistic rotations.
-        @param seedingOrder: C{"fastest"} or C{"roundrobin"} (see L{Choker}).
-        """
-        self.torrent = torrent
-        self.choker = Choker(
-            torrent.reactor,
-            self._peers,
-            self._seeding,
-            rng or random.Random(),
-            slots=slots,
-            interval=interval,
-            optimisticInterval=optimisticInterval,
-            seedingOrder=seedingOrder,
-        )
-        self._previousHook: Optional[Callable[[], None]] = None
-
-    def _peers(self) -> List[Any]:
-        downloader = self.torrent.downloader
-        return list(downloader.peers) if downloader is not None else []
-
-    def _seeding(self) -> bool:
-        return bool(self.torrent.picker.complete)
-
-    def _peersChanged(self) -> None:
-        if self._previousHook is not None:
-            self._previousHook()
-        self.choker.peersChanged()
-
-    def startService(self) -> None:
-        """
-        Start the choker and follow the downloader's peers.
-        """
-        super().startService()
-        downloader = self.torrent.downloader
-        if downloader is not None:
-            self._previousHook = downloader.onPeersChanged
-            downloader.onPeersChanged = self._peersChanged
-        self.choker.start()
-        log.debug("choker started, {slots} slots", slots=self.choker.slots)
-
-    def stopService(self) -> None:
-        """
-        Stop the choker.
-        """
-        super().stopService()
-        self.choker.stop()
-        downloader = self.torrent.downloader
-        if downloader is not None and downloader.onPeersChanged == self._peersChanged:
-            downloader.onPeersChanged = self._previousHook
-        self._previousHook = None
+        return ChokerService
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,134 @@
+"""
+The module boundaries of DEVELOPERS.md, checked: pure modules never import
+C{twisted.internet}, and only the composition roots import the global
+reactor.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+
+from twisted.trial.unittest import SynchronousTestCase
+
+import btorrent
+
+#: Modules that must import nothing of twisted.internet, not even through
+#: another package.
+PURE = [
+    "btorrent.bencode",
+    "btorrent.metainfo",
+    "btorrent.wire",
+    "btorrent.bitfield",
+    "btorrent.picker",
+    "btorrent.choker",
+    "btorrent.rate",
+    "btorrent.storage",
+    "btorrent.resume",
+    "btorrent.tracker.swarm",
+    "btorrent.tracker.announce",
+]
+
+#: The only modules allowed to import the global reactor.
+REACTOR_IMPORTERS = {"tap.py", "cli.py", "trackertap.py"}
+
+_PROBE = (
+    "import importlib, sys\n"
+    "importlib.import_module(sys.argv[1])\n"
+    "print(' '.join(sorted(m for m in sys.modules"
+    " if m == 'twisted.internet' or m.startswith('twisted.internet.'))))\n"
+)
+
+
+def _importsReactor(tree: ast.AST) -> bool:
+    """
+    Whether a module's syntax tree imports C{twisted.internet.reactor},
+    anywhere (functions included).
+    """
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "twisted.internet":
+            if any(alias.name == "reactor" for alias in node.names):
+                return True
+        if isinstance(node, ast.Import):
+            if any(alias.name == "twisted.internet.reactor" for alias in node.names):
+                return True
+    return False
+
+
+class PurityTests(SynchronousTestCase):
+    """
+    Import boundaries.
+    """
+
+    def test_pureModules(self) -> None:
+        """
+        Each pure module, imported alone in a fresh interpreter, leaves no
+        C{twisted.internet} module in C{sys.modules}.
+        """
+        processes = {
+            name: subprocess.Popen(
+                [sys.executable, "-c", _PROBE, name],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name in PURE
+        }
+        found = {}
+        for name, process in processes.items():
+            out, err = process.communicate(timeout=60)
+            self.assertEqual(process.returncode, 0, f"{name}: {err}")
+            if out.strip():
+                found[name] = out.split()
+        self.assertEqual(found, {})
+
+    def test_probeSeesImports(self) -> None:
+        """
+        The probe does see C{twisted.internet} when a module imports it (so
+        that L{test_pureModules} can fail).
+        """
+        out = subprocess.run(
+            [sys.executable, "-c", _PROBE, "btorrent.peer"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        self.assertIn("twisted.internet.protocol", out.split())
+
+    def test_globalReactor(self) -> None:
+        """
+        Only L{REACTOR_IMPORTERS} import the global reactor; every other
+        module takes a reactor or clock as an argument.
+        """
+        root = os.path.dirname(btorrent.__file__)
+        importers = set()
+        for directory, _, names in os.walk(root):
+            for name in names:
+                if not name.endswith(".py"):
+                    continue
+                path = os.path.join(directory, name)
+                with open(path, "rb") as f:
+                    tree = ast.parse(f.read(), path)
+                if _importsReactor(tree):
+                    importers.add(os.path.relpath(path, root))
+        self.assertLessEqual(importers, REACTOR_IMPORTERS)
+        self.assertIn("tap.py", importers)
+
+    def test_reactorDetection(self) -> None:
+        """
+        Both spellings of the import are seen, inside functions too.
+        """
+        for source in [
+            "from twisted.internet import reactor",
+            "def f():\n    from twisted.internet import defer, reactor",
+            "import twisted.internet.reactor",
+        ]:
+            self.assertTrue(_importsReactor(ast.parse(source)), source)
+        for source in [
+            "from twisted.internet import defer",
+            "def f(reactor):\n    reactor.run()",
+        ]:
+            self.assertFalse(_importsReactor(ast.parse(source)), source)
