@@ -26,10 +26,6 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Iterable, List, Optional, Set, Tuple
 
-from twisted.logger import Logger
-
-log = Logger()
-
 
 def _downloadRate(peer: Any) -> float:
     return peer.downloadRate.rate
