@@ -153,6 +153,12 @@ def _create(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     return 0
 
 
+#: The most directory levels C{btorrent info} indents; deeper components
+#: are shown on the file's line.  (Indenting every level of a hostile path
+#: of a million components would print terabytes.)
+TREE_DEPTH = 16
+
+
 def _fileTree(info: metainfo.Metainfo) -> List[str]:
     """
     The files of a torrent as an indented tree, one line per file or
@@ -166,14 +172,16 @@ def _fileTree(info: metainfo.Metainfo) -> List[str]:
     for f in info.files:
         if f.padding:
             continue
-        for depth in range(1, len(f.path)):
+        # Directories deeper than TREE_DEPTH go on the file's line.
+        dirs = min(len(f.path) - 1, TREE_DEPTH)
+        for depth in range(1, dirs + 1):
             prefix = f.path[:depth]
             if prefix not in shown:
                 shown.add(prefix)
                 lines.append("  " * depth + metainfo.displayPath([prefix[-1]]) + "/")
         lines.append(
-            "  " * len(f.path)
-            + f"{metainfo.displayPath([f.path[-1]])} ({humanSize(f.length)})"
+            "  " * (dirs + 1)
+            + f"{metainfo.displayPath(f.path[dirs:])} ({humanSize(f.length)})"
         )
     return lines
 

@@ -319,6 +319,35 @@ class InfoTests(CLITestCase):
             [f["padding"] for f in json.loads(out)["files"]], [False, True, False]
         )
 
+    def test_deepPaths(self) -> None:
+        """
+        The tree indents at most L{cli.TREE_DEPTH} directories; the rest of
+        a deeper path is shown on the file's line, so that a hostile path
+        of thousands of components costs output in proportion to its
+        length, not to its square.
+        """
+        deep = [b"d%d" % i for i in range(3000)]
+        info = {
+            b"name": b"n",
+            b"piece length": 16384,
+            b"pieces": b"\x00" * 20,
+            b"files": [
+                {b"length": 1, b"path": deep + [b"f"]},
+                {b"length": 1, b"path": deep[:2] + [b"g"]},
+            ],
+        }
+        self.write("deep.torrent", bencode.encode({b"info": info}))
+        code, out, err = self.btorrent("info", "deep.torrent")
+        self.assertEqual((code, err), (0, ""))
+        self.assertLess(len(out), 40000)
+        # The tree is indented by one level under "files:".
+        indent = "  " * (cli.TREE_DEPTH + 2)
+        rest = "/".join(c.decode() for c in deep[cli.TREE_DEPTH :]) + "/f (1 B)"
+        self.assertIn("\n" + indent + rest + "\n", out)
+        self.assertIn("\n    d0/\n      d1/\n        d2/\n", out)
+        self.assertIn("\n        g (1 B)\n", out)
+        self.assertEqual(out.count("d1/"), 1)
+
     def test_missing(self) -> None:
         """
         A missing torrent is one line on stderr and exit code 1.
