@@ -52,6 +52,10 @@ def _btorrentCommand() -> list:
     """
     C{btorrent download} if the command has it, else the module behind it.
     """
+    from btorrent import cli
+
+    if "download" in getattr(cli, "COMMANDS", {}):
+        return [sys.executable, "-m", "btorrent.cli", "download"]
     return [sys.executable, "-m", "btorrent.foreground"]
 
 

@@ -45,6 +45,9 @@ MAX_REQUEST_LENGTH = 131072
 MIN_DEPTH = 16
 MAX_DEPTH = 500
 
+#: Seconds between two sizings of a peer's request queue.
+DEPTH_REFRESH = 0.25
+
 #: Seconds without a block before a peer's requests go to other peers.
 REQUEST_TIMEOUT = 60.0
 
@@ -176,6 +179,8 @@ class _PeerState:
         "serving",
         "strikeKey",
         "withdrawn",
+        "depth",
+        "depthAt",
     )
 
     def __init__(self, pieceCount: int, now: float, strikeKey: Any) -> None:
@@ -187,6 +192,8 @@ class _PeerState:
         self.serving: deque = deque()
         self.strikeKey = strikeKey
         self.withdrawn: OrderedDict[Tuple[int, int], int] = OrderedDict()
+        self.depth = MIN_DEPTH
+        self.depthAt = now
 
     def withdraw(self, key: Tuple[int, int], length: int) -> None:
         """
@@ -646,9 +653,14 @@ class Downloader(Service):
             return
         if self._pendingBytes > self.maxPendingBytes:
             return
-        if state.snubbedUntil > self.clock.seconds():
+        now = self.clock.seconds()
+        if state.snubbedUntil > now:
             return
-        depth = requestDepth(peer.downloadRate.rate)
+        if now >= state.depthAt:
+            # The rate moves slowly: size the queue a few times a second.
+            state.depth = requestDepth(peer.downloadRate.rate)
+            state.depthAt = now + DEPTH_REFRESH
+        depth = state.depth
         inFlight = len(state.requests)
         free = depth - inFlight
         # Ask the picker in batches: one call per few blocks.

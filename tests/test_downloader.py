@@ -23,6 +23,7 @@ from btorrent import wire
 from btorrent.bitfield import Bitfield
 from btorrent.downloader import (
     BLOCK_SIZE,
+    DEPTH_REFRESH,
     MAX_DEPTH,
     MIN_DEPTH,
     Downloader,
@@ -428,6 +429,8 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         peer.haveAll()
         peer.receive(wire.Unchoke())
         peer.downloadRate.rate = 64 * BLOCK_SIZE
+        # The queue is sized a few times a second.
+        self.clock.advance(DEPTH_REFRESH)
         requests = peer.requests()
         peer.receive(self.block(requests[0].index, requests[0].begin))
         self.assertEqual(len(peer.requests()), 64 + 1)
