@@ -22,6 +22,7 @@ import sys
 from typing import IO, Callable, Dict, List, Optional, Sequence
 
 from btorrent import metainfo
+from btorrent.storage import writeFileAtomically
 
 __all__ = ["COMMANDS", "main", "parseSize"]
 
@@ -139,11 +140,8 @@ def _create(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     except OSError as e:
         raise _Failure(f"{e.filename or source}: {e.strerror or e}") from None
     info = metainfo.load(data)
-    tmp = output + ".part"
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, output)
+        writeFileAtomically(output, data)
     except OSError as e:
         raise _Failure(f"cannot write {output}: {e.strerror or e}") from None
     out.write(

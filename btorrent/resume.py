@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,6 +34,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 from twisted.logger import Logger
 
 from btorrent import bencode
+from btorrent.storage import writeFileAtomically
 
 __all__ = [
     "MAX_RESUME_SIZE",
@@ -201,38 +201,7 @@ def writeResume(
         }
     )
     os.makedirs(stateDir, exist_ok=True)
-    target = resumePath(stateDir, infoHash)
-    fd, temporary = tempfile.mkstemp(
-        dir=stateDir, prefix=infoHash.hex() + ".", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-    _fsyncDirectory(stateDir)
-
-
-def _fsyncDirectory(directory: str) -> None:
-    """
-    C{fsync} a directory so that a rename in it survives a crash (skipped
-    where directories cannot be opened).
-    """
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover (Windows)
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    writeFileAtomically(resumePath(stateDir, infoHash), data)
 
 
 def loadResume(

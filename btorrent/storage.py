@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import tempfile
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
@@ -25,7 +26,13 @@ from zope.interface import implementer
 
 from btorrent.interfaces import IPieceStorage
 
-__all__ = ["FileLayout", "MultiFileWriter", "StorageError"]
+__all__ = [
+    "FileLayout",
+    "MultiFileWriter",
+    "StorageError",
+    "fsyncDirectory",
+    "writeFileAtomically",
+]
 
 #: A slice of a byte range within one file: C{(fileIndex, fileOffset, length)}.
 Slice = Tuple[int, int, int]
@@ -461,7 +468,7 @@ class MultiFileWriter:
                     os.fsync(fd)
                 done += 1
             for directory in sorted(dirs):
-                _fsyncDirectory(directory)
+                fsyncDirectory(directory)
                 dirs.discard(directory)
         except BaseException as e:
             with self._lock:
@@ -766,10 +773,13 @@ class _Lease:
         self.writer._release(self.fileIndex)
 
 
-def _fsyncDirectory(directory: str) -> None:
+def fsyncDirectory(directory: str) -> None:
     """
-    C{fsync} a directory so that entries created in it survive a crash
-    (a no-op where directories cannot be opened, as on Windows).
+    C{fsync} a directory so that entries created or renamed in it survive a
+    crash (a no-op where directories cannot be opened, as on Windows, or
+    when it is gone).
+
+    @raise OSError: when the C{fsync} itself fails.
     """
     try:
         fd = os.open(directory, os.O_RDONLY | _O_CLOEXEC)
@@ -781,3 +791,33 @@ def _fsyncDirectory(directory: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def writeFileAtomically(path: str, data: bytes) -> None:
+    """
+    Replace the file at C{path} with C{data} so that a crash at any moment
+    leaves either the old file or the new one: write a temporary file beside
+    it (a unique name, so two writers never share one), flush and C{fsync}
+    it, rename it over C{path}, C{fsync} the directory.
+
+    On any failure the temporary file is removed and C{path} is as it was.
+
+    @raise OSError: for an I/O failure.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(
+        dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+    fsyncDirectory(directory)

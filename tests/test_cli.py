@@ -152,6 +152,27 @@ class CreateTests(CLITestCase):
         self.assertEqual(metainfo.loadFile("out.torrent").name, "f.bin")
         self.assertFalse(os.path.exists("out.torrent.part"))
 
+    def test_writeFailure(self) -> None:
+        """
+        When the torrent cannot be put in place, the error is one line,
+        the previous file is untouched and no temporary file is left.
+        """
+        self.write("f.bin", b"x" * 10)
+        self.write("out.torrent", b"precious")
+
+        def failingReplace(source, target):
+            raise OSError(28, "No space left on device")
+
+        self.patch(os, "replace", failingReplace)
+        code, out, err = self.btorrent(
+            "create", "f.bin", "-t", "http://x/", "-o", "out.torrent", "--force"
+        )
+        self.assertEqual((code, out), (1, ""))
+        self.assertIn("cannot write out.torrent: No space left on device", err)
+        self.assertEqual(sorted(os.listdir(".")), ["f.bin", "out.torrent"])
+        with open("out.torrent", "rb") as f:
+            self.assertEqual(f.read(), b"precious")
+
     def test_missingPath(self) -> None:
         """
         A missing input is one line on stderr and exit code 1.

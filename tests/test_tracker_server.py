@@ -1137,6 +1137,24 @@ class StateFileTests(SynchronousTestCase):
         self.assertEqual(loadState(path), {H1: 3, H2: 1})
         self.assertFalse(os.path.exists(path + ".tmp"))
 
+    def test_saveFailure(self) -> None:
+        """
+        When the new state cannot be written (here: C{fsync} fails), the
+        previous file stays as it was and no temporary file is left.
+        """
+        directory = self.mktemp()
+        os.mkdir(directory)
+        path = os.path.join(directory, "state.json")
+        saveState(path, {H1: 3})
+
+        def failingFsync(fd):
+            raise OSError(5, "Input/output error")
+
+        self.patch(os, "fsync", failingFsync)
+        self.assertRaises(OSError, saveState, path, {H1: 4})
+        self.assertEqual(os.listdir(directory), ["state.json"])
+        self.assertEqual(loadState(path), {H1: 3})
+
     def test_missing(self) -> None:
         """
         A missing file reads as no counts.

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from twisted.application.service import Service
@@ -51,6 +50,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from btorrent import bencode
+from btorrent.storage import writeFileAtomically
 from btorrent.tracker import announce as codec
 from btorrent.tracker.swarm import (
     AnnounceResult,
@@ -461,8 +461,9 @@ class StateFileError(Exception):
 
 def saveState(path: str, counts: Mapping[bytes, int]) -> None:
     """
-    Write download counts to C{path} atomically: a temporary file beside
-    it, fsync, rename, fsync of the directory.
+    Write download counts to C{path} atomically (with
+    L{btorrent.storage.writeFileAtomically}: on failure the previous file
+    stays as it was).
 
     The format is JSON: C{{"version": 1, "downloaded": {"<40 hex>": n}}}.
     """
@@ -470,23 +471,7 @@ def saveState(path: str, counts: Mapping[bytes, int]) -> None:
         {"version": 1, "downloaded": {h.hex(): n for h, n in counts.items()}},
         sort_keys=True,
     ).encode("ascii")
-    directory = os.path.dirname(os.path.abspath(path))
-    temporary = path + ".tmp"
-    with open(temporary, "wb") as f:
-        f.write(body)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    writeFileAtomically(path, body)
 
 
 def loadState(path: str, maxSize: int = 64 * 1024 * 1024) -> Dict[bytes, int]:
