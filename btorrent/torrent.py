@@ -28,6 +28,10 @@ __all__ = ["PROGRESS_INTERVAL", "Torrent", "formatRate", "formatSize"]
 #: Seconds between two progress lines in the log.
 PROGRESS_INTERVAL = 5.0
 
+#: Seconds between two saves of the resume data while pieces arrive (so
+#: that a crash loses little, and the final sync at stop has little to do).
+RESUME_INTERVAL = 60.0
+
 #: Seconds we wait for the trackers to hear our C{stopped}.
 STOP_ANNOUNCE_TIMEOUT = 3.0
 
@@ -160,6 +164,9 @@ class Torrent(MultiService):
         self._stopping = False
         self._storageOpen = False
         self._progressCall: Optional[LoopingCall] = None
+        self._resumeCall: Optional[LoopingCall] = None
+        self._savedCount = -1
+        self._saving: Optional[defer.Deferred] = None
         self._checked = (0, metainfo.pieceCount)
 
     # IAnnounceTarget
@@ -341,6 +348,11 @@ class Torrent(MultiService):
         self._progressCall = LoopingCall(self.logProgress)
         self._progressCall.clock = self.reactor
         self._progressCall.start(PROGRESS_INTERVAL, now=False)
+        if self.stateDir is not None:
+            self._savedCount = self.picker.haveBitfield.count
+            self._resumeCall = LoopingCall(self.saveResume)
+            self._resumeCall.clock = self.reactor
+            self._resumeCall.start(RESUME_INTERVAL, now=False)
         self.ready.callback(None)
 
     def _startFailed(self, failure) -> None:
@@ -382,6 +394,45 @@ class Torrent(MultiService):
             etaSeconds=p.eta,
         )
 
+    def saveResume(self, force: bool = False) -> defer.Deferred:
+        """
+        Save the fast-resume data in a thread (sync the files, then write),
+        if pieces were verified since the last save or C{force}.
+
+        @return: a L{Deferred} firing when saved (never failing: a failure
+            is logged).
+        """
+        if self.stateDir is None or self._saving is not None:
+            return self._saving or defer.succeed(None)
+        count = self.picker.haveBitfield.count
+        if count == self._savedCount and not force:
+            return defer.succeed(None)
+        d = self._saving = self.runInThread(
+            resume.saveResume,
+            self.storage,
+            self.stateDir,
+            self.metainfo.infoHash,
+            self.picker.haveBitfield.toBytes(),
+            self.metainfo.pieceCount,
+        )
+
+        def saved(_):
+            self._savedCount = count
+
+        def failed(failure):
+            self.log.failure(
+                "{name}: cannot save the resume data",
+                failure=failure,
+                name=self.metainfo.name,
+            )
+
+        def done(_):
+            self._saving = None
+
+        d.addCallbacks(saved, failed)
+        d.addBoth(done)
+        return d
+
     @defer.inlineCallbacks
     def stopService(self):
         """
@@ -389,8 +440,11 @@ class Torrent(MultiService):
         wait for pending writes, save the resume data and close the files.
         """
         self._stopping = True
-        if self._progressCall is not None and self._progressCall.running:
-            self._progressCall.stop()
+        for call in (self._progressCall, self._resumeCall):
+            if call is not None and call.running:
+                call.stop()
+        if self._saving is not None:
+            yield self._saving
         if self._starting is not None:
             yield self._starting
         stopping = []
@@ -403,17 +457,7 @@ class Torrent(MultiService):
         yield defer.DeferredList(stopping, consumeErrors=True)
         if self._storageOpen:
             if self.stateDir is not None and self.downloader is not None:
-                try:
-                    yield self.runInThread(
-                        resume.saveResume,
-                        self.storage,
-                        self.stateDir,
-                        self.metainfo.infoHash,
-                        self.picker.haveBitfield.toBytes(),
-                        self.metainfo.pieceCount,
-                    )
-                except Exception:
-                    self.log.failure("cannot save the resume data")
+                yield self.saveResume(force=True)
             yield self.runInThread(self.storage.close)
             self._storageOpen = False
 

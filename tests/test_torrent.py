@@ -21,6 +21,7 @@ from btorrent.interfaces import IAnnounceTarget
 from btorrent.storage import MultiFileWriter
 from btorrent.torrent import (
     PROGRESS_INTERVAL,
+    RESUME_INTERVAL,
     STOP_ANNOUNCE_TIMEOUT,
     Torrent,
     formatRate,
@@ -228,6 +229,30 @@ class TorrentTests(SynchronousTestCase):
         # Complete at start: nothing downloaded, no completed announce.
         self.assertEqual(self.announcers[1].completedCalls, 0)
         self.assertTrue(self.logged("complete, seeding"))
+
+    def test_resumeSavedPeriodically(self):
+        """
+        While pieces arrive, the resume data is saved every minute; not when
+        nothing changed.
+        """
+        torrent = self.makeTorrent()
+        torrent.startService()
+        path = resume.resumePath(self.stateDir, self.info.infoHash)
+        self.reactor.advance(RESUME_INTERVAL)
+        self.assertFalse(os.path.exists(path))
+        self.seedAll(torrent)
+        self.reactor.advance(RESUME_INTERVAL)
+        self.assertTrue(os.path.exists(path))
+        have = resume.readResume(
+            self.stateDir,
+            self.info.infoHash,
+            self.info.pieceCount,
+            torrent.storage.fileStats(),
+        )
+        self.assertEqual(have, torrent.picker.haveBitfield.toBytes())
+        os.remove(path)
+        self.reactor.advance(RESUME_INTERVAL)
+        self.assertFalse(os.path.exists(path))
 
     def test_completeDataRechecked(self):
         """
