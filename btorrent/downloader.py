@@ -893,7 +893,8 @@ class Downloader(Service):
 
     def _ban(self, key) -> None:
         self._banned.add(key)
-        self._candidates.pop(key, None) if isinstance(key, tuple) else None
+        if isinstance(key, tuple):
+            self._candidates.pop(key, None)
         for peer, state in list(self.peers.items()):
             if state.strikeKey == key:
                 self._banned.add(peer.peerId)

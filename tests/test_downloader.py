@@ -600,6 +600,24 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         self.assertEqual(self.completed, [True])
         self.assertEqual(sorted(self.storage.writes), [0, 1, 2, 3])
 
+    def test_bannedAddressNotDialledAgain(self):
+        """
+        A peer we dialled and banned is not dialled again.
+        """
+        self.build(pieceLength=2 * BLOCK_SIZE, pieces=4, lastShort=None)
+        self.downloader.addPeers([("127.0.0.1", 7001)])
+        factory = self.reactor.tcpClients[0][2]
+        bad = self.connect(factory=factory)
+        bad.address = ("127.0.0.1", 7001)
+        bad.haveAll()
+        bad.receive(wire.Unchoke())
+        self.answer(bad, corrupt=True)
+        self.assertEqual(bad.dropped, "sent bad pieces")
+        factory.clientConnectionLost(None, Failure(ConnectionError()))
+        self.downloader.addPeers([("127.0.0.1", 7001)])
+        self.clock.advance(3600)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+
     def test_twoFailuresNoBan(self):
         """
         Two failed pieces are not enough for a ban.
