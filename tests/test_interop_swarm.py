@@ -249,8 +249,23 @@ class SwarmTestCase(TestCase):
             for peer in downloader.peers:
                 counts[peer.address] = peer.bytesDownloaded
 
-        downloader.onPieceVerified = verified
+        self.onPieceVerified(torrent, verified)
         return counts
+
+    def onPieceVerified(self, torrent, callback) -> None:
+        """
+        Call C{callback(index)} for each piece verified, after the hook the
+        downloader already had (if any).
+        """
+        downloader = torrent.downloader
+        previous = downloader.onPieceVerified
+
+        def verified(index):
+            if previous is not None:
+                previous(index)
+            callback(index)
+
+        downloader.onPieceVerified = verified
 
     def firstPieceVerified(self, torrent) -> defer.Deferred:
         """
@@ -262,7 +277,7 @@ class SwarmTestCase(TestCase):
             if not d.called:
                 d.callback(index)
 
-        torrent.downloader.onPieceVerified = verified
+        self.onPieceVerified(torrent, verified)
         return d
 
 
