@@ -436,6 +436,9 @@ class MultiFileWriter:
             entry, or an I/O failure.
         """
         slices = self.layout.slices(index, begin, length)
+        if len(slices) == 1 and not self.layout.files[slices[0][0]].padding:
+            # Most blocks lie in one file: one pread, no buffer to copy.
+            return self._readBytes(*slices[0])
         buffer = bytearray(length)
         self._readSlices(slices, memoryview(buffer))
         return bytes(buffer)
@@ -722,6 +725,27 @@ class MultiFileWriter:
             else:
                 self._read(fileIndex, fileOffset, target)
             position += length
+
+    def _readBytes(self, fileIndex: int, fileOffset: int, length: int) -> bytes:
+        """
+        Read C{length} bytes at C{fileOffset} in file C{fileIndex} with
+        C{pread}, which returns them without an intermediate buffer.
+
+        @raise StorageError: as for L{_read}.
+        """
+        try:
+            with self._descriptor(fileIndex, write=False) as fd:
+                data = os.pread(fd, length, fileOffset)
+        except (OSError, OverflowError) as e:
+            raise StorageError(f"cannot read {self.paths[fileIndex]!r}: {e}") from e
+        if len(data) == length:
+            return data
+        # A short read (the file ends early, or a signal): the slow path
+        # finishes the job or says what is wrong.
+        buffer = bytearray(length)
+        buffer[: len(data)] = data
+        self._read(fileIndex, fileOffset + len(data), memoryview(buffer)[len(data) :])
+        return bytes(buffer)
 
     def _read(self, fileIndex: int, fileOffset: int, target: memoryview) -> None:
         """

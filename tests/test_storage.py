@@ -713,6 +713,25 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         self.assertRaises(StorageError, writer.writePiece, 1, data[8:])
         writer.close()
 
+    def test_shortReads(self) -> None:
+        """
+        A read the system returns short (as it may) is finished rather
+        than padded or refused.
+        """
+        meta, data = makeMetainfo([(("a",), 64)], 32)
+        writer = MultiFileWriter(meta, self.newDir())
+        writer.open()
+        self.writeAll(writer, meta, data)
+        realPread = os.pread
+
+        def shortPread(fd, length, offset):
+            return realPread(fd, max(1, length // 3), offset)
+
+        self.patch(storageModule.os, "pread", shortPread)
+        self.assertEqual(writer.readBlock(1, 4, 20), data[36:56])
+        self.assertEqual(writer.readPiece(0), data[:32])
+        writer.close()
+
     def test_readOnlyFile(self) -> None:
         """
         A file that cannot be opened for writing can still be read (seeding
