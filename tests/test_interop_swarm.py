@@ -408,7 +408,14 @@ class LiarTests(SwarmTestCase):
         self.assertEqual(back.served, 0)
         yield self.finish(torrent, fixture, 20)
         self.assertEqual(len(factory.peers), 1)
-        self.assertTrue(self.logWatch.texts("failed its hash check"))
+        self.assertGreaterEqual(len(self.logWatch.texts("failed its hash check")), 3)
+        # Banned at its third bad piece.
+        strikes = [
+            event["strikes"]
+            for event in self.logWatch.events
+            if "strikes" in event and event.get("port") == liarAddress[1]
+        ]
+        self.assertEqual(strikes[:1], [3])
         self.assertIn(
             "sent bad pieces", self.logWatch.dropReasons(peerName(liarAddress[1]))
         )
