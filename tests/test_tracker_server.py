@@ -520,6 +520,7 @@ from twisted.python import usage  # noqa: E402
 from btorrent import bencode  # noqa: E402
 from btorrent.tracker import announce as codec  # noqa: E402
 from btorrent.tracker.server import (  # noqa: E402
+    MAX_REQUEST_BODY,
     MAX_SCRAPE_HASHES,
     StateFileError,
     SwarmService,
@@ -878,6 +879,109 @@ class HTTPOtherTests(SynchronousTestCase):
         self.assertIsNone(status)
         self.assertTrue(self.http.lastTransport.disconnecting)
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class RequestBodyTests(SynchronousTestCase):
+    """
+    Announces and scrapes have no body: whatever a client sends as one is
+    never stored (twisted.web would write it to a temporary file, without
+    limit), and a connection sending more than L{MAX_REQUEST_BODY} is
+    closed.
+    """
+
+    def setUp(self) -> None:
+        self.swarm = Swarm(Clock(), random.Random(4))
+        self.site = TrackerSite(TrackerResource(self.swarm), reactor=Clock())
+        self.requests = []
+        factory = self.site.requestFactory
+
+        def recording(*args, **kwargs):
+            request = factory(*args, **kwargs)
+            self.requests.append(request)
+            return request
+
+        self.site.requestFactory = recording
+
+    def connect(self):
+        peer = IPv4Address("TCP", "10.0.0.1", 40000)
+        protocol = self.site.buildProtocol(peer)
+        transport = StringTransport(peerAddress=peer)
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def test_smallBodyIgnored(self) -> None:
+        """
+        A request with a small body is answered as if it had none.
+        """
+        protocol, transport = self.connect()
+        protocol.dataReceived(
+            b"GET /announce?" + announceQuery() + b" HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Length: 5\r\n\r\nhello"
+        )
+        head, _, body = transport.value().partition(b"\r\n\r\n")
+        self.assertIn(b" 200 ", head)
+        self.assertIn(b"interval", body)
+        self.assertEqual(self.stored(), 0)
+
+    def test_limit(self) -> None:
+        """
+        A body of exactly L{MAX_REQUEST_BODY} bytes is still answered; one
+        more byte closes the connection unanswered.
+        """
+        for size, answered in ((MAX_REQUEST_BODY, True), (MAX_REQUEST_BODY + 1, False)):
+            protocol, transport = self.connect()
+            protocol.dataReceived(
+                b"GET /announce?" + announceQuery() + b" HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: %d\r\n\r\n" % size
+            )
+            for _ in range(size // 1000):
+                protocol.dataReceived(b"x" * 1000)
+            protocol.dataReceived(b"x" * (size % 1000))
+            self.assertEqual(b" 200 " in transport.value(), answered, size)
+            self.assertEqual(transport.disconnecting, not answered, size)
+
+    def test_declaredHugeBody(self) -> None:
+        """
+        A declared body larger than L{MAX_REQUEST_BODY} closes the
+        connection before any of it arrives.
+        """
+        protocol, transport = self.connect()
+        protocol.dataReceived(
+            b"GET /announce HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Length: 10000000000\r\n\r\n"
+        )
+        self.assertTrue(transport.disconnecting)
+        for _ in range(20):
+            protocol.dataReceived(b"x" * 1000000)
+        self.assertLessEqual(self.stored(), 0)
+
+    def test_chunkedHugeBody(self) -> None:
+        """
+        A chunked body is counted as it comes: past L{MAX_REQUEST_BODY} the
+        connection is closed, and nothing is kept.
+        """
+        protocol, transport = self.connect()
+        protocol.dataReceived(
+            b"GET /announce HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"%x\r\n" % 100000 + b"x" * 100000 + b"\r\n"
+        for _ in range(20):
+            protocol.dataReceived(chunk)
+        self.assertTrue(transport.disconnecting)
+        self.assertLessEqual(self.stored(), 0)
+
+    def stored(self) -> int:
+        """
+        The bytes of body the requests kept.
+        """
+        total = 0
+        for request in self.requests:
+            content = request.content
+            if content is not None:
+                content.seek(0, os.SEEK_END)
+                total += content.tell()
+        return total
 
 
 class FakeDatagramTransport:

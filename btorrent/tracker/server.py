@@ -37,6 +37,7 @@ Choices, in one place:
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -47,7 +48,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web import pages
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import Request, Site
 
 from btorrent import bencode
 from btorrent.storage import writeFileAtomically
@@ -61,6 +62,7 @@ from btorrent.tracker.swarm import (
 )
 
 __all__ = [
+    "MAX_REQUEST_BODY",
     "MAX_SCRAPE_HASHES",
     "AnnounceResource",
     "ScrapeResource",
@@ -79,6 +81,10 @@ __all__ = [
     "saveState",
 ]
 
+#: The most bytes of request body a connection may send (announces and
+#: scrapes have none; what comes is discarded, and past this the connection
+#: is closed).
+MAX_REQUEST_BODY = 64 * 1024
 #: The most info-hashes one HTTP scrape may ask for.
 MAX_SCRAPE_HASHES = 100
 #: The UDP error for a wrong or expired connection id.
@@ -342,12 +348,63 @@ class TrackerResource(Resource):
         return pages.notFound()
 
 
+class BodilessRequest(Request):
+    """
+    A request whose body is never stored: announce, scrape and C{/stats}
+    take none.  (A plain L{Request} writes any body to memory or, past 100
+    KB, to a temporary file, however large the client says it is.)  A
+    connection sending more than L{MAX_REQUEST_BODY} bytes of body is
+    closed.
+    """
+
+    _bodySize = 0
+    _refused = False
+
+    def gotLength(self, length: Optional[int]) -> None:
+        """
+        The headers are in: keep an empty body, and close the connection
+        at once when the declared length is over the limit.
+        """
+        self.content = io.BytesIO()
+        if length is not None and length > MAX_REQUEST_BODY:
+            self._tooLarge()
+
+    def handleContentChunk(self, data: bytes) -> None:
+        """
+        Count and discard a piece of the body.
+        """
+        self._bodySize += len(data)
+        if self._bodySize > MAX_REQUEST_BODY:
+            self._tooLarge()
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        """
+        Answer the request, unless its body was refused.
+        """
+        if not self._refused:
+            super().requestReceived(command, path, version)
+
+    def _tooLarge(self) -> None:
+        if self._refused:
+            return
+        self._refused = True
+        log.info(
+            "Closing a connection from {client}: request body over {limit} bytes",
+            client=_sourceHost(self),
+            limit=MAX_REQUEST_BODY,
+        )
+        self.channel.loseConnection()
+
+
 class TrackerSite(Site):
     """
     A L{Site} that writes no access log line per request unless asked
-    (announces are many and carry nothing worth keeping), and times idle
-    connections out after 30 s.
+    (announces are many and carry nothing worth keeping), times idle
+    connections out after 30 s, and never stores a request body
+    (L{BodilessRequest}).
     """
+
+    requestFactory = BodilessRequest
 
     def __init__(self, resource, accessLog: bool = False, **kwargs) -> None:
         kwargs.setdefault("timeout", 30)
