@@ -99,6 +99,9 @@ CONNECT_TIMEOUT = 15.0
 
 _LENGTH = struct.Struct(">I")
 _unpackLength = _LENGTH.unpack_from
+# The pieces of a partial message kept as they came before the rest is
+# gathered in one bytearray.
+_MAX_PENDING_PIECES = 64
 _EPSILON = 1e-6
 
 
@@ -445,8 +448,15 @@ class PeerProtocol(Protocol):
         """
         if self._pendingNeed:
             # Collecting a message longer than what we have: join only when
-            # all of it is here.
-            self._pending.append(data)
+            # all of it is here.  A peer dribbling bytes would make one
+            # object per byte: past a few pieces, gather them in one buffer.
+            pending = self._pending
+            if type(pending[-1]) is bytearray:
+                pending[-1] += data
+            elif len(pending) < _MAX_PENDING_PIECES:
+                pending.append(data)
+            else:
+                pending.append(bytearray(data))
             self._pendingSize += len(data)
             if self._pendingSize < self._pendingNeed:
                 return

@@ -517,6 +517,25 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
         proto.dataReceived((9 + BLOCK_MAX + 1).to_bytes(4, "big") + b"\x07")
         self.assertDropped(proto, transport)
 
+    def test_dribbledMessage(self) -> None:
+        """
+        A message of the longest size sent a byte at a time is not kept as
+        one object per byte (some 40 bytes of memory each): after a few
+        pieces the rest gathers in one buffer, and the message comes out
+        whole.
+        """
+        proto, transport = self.connected()
+        block = bytes(range(256)) * (BLOCK_MAX // 256)
+        data = frames(Piece(3, 0, block), Have(5))
+        longest = 0
+        for i in range(len(data)):
+            proto.dataReceived(data[i : i + 1])
+            longest = max(longest, len(proto._pending))
+        self.assertLessEqual(longest, 65)
+        self.assertEqual(self.owner.messages, [Piece(3, 0, block), Have(5)])
+        self.assertEqual(proto._pending, [])
+        self.assertFalse(transport.disconnecting)
+
     def test_bitfieldWrongLength(self) -> None:
         """
         A bitfield of the wrong length is refused.
