@@ -1077,6 +1077,26 @@ class UDPTests(SynchronousTestCase):
             ),
         )
 
+    def test_scrapeManyHashes(self) -> None:
+        """
+        A scrape of the most hashes BEP 15 fits in a packet (74) is
+        answered; one of 1000 (a 20 KB datagram) gets a short error and no
+        work, never a reply larger than the request.
+        """
+        cid = self.connect()
+        hashes = tuple(bytes([i % 256, i // 256]) * 10 for i in range(1000))
+        limit = codec.UDP_MAX_SCRAPE
+        reply = self.send(
+            codec.encodeUDPRequest(codec.UDPScrapeRequest(cid, 6, hashes[:limit]))
+        )
+        self.assertEqual(len(reply.stats), limit)
+        packet = struct.pack(">QII", cid, 2, 7) + b"".join(hashes)
+        before = len(self.transport.written)
+        reply = self.send(packet)
+        self.assertIsInstance(reply, codec.UDPErrorResponse)
+        self.assertEqual(reply.transactionId, 7)
+        self.assertLess(len(self.transport.written[before][0]), 100)
+
     def test_connectReplySize(self) -> None:
         """
         The connect reply is 16 bytes, as the request.
