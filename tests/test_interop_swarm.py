@@ -181,7 +181,7 @@ class SwarmTestCase(TestCase):
         globalLogPublisher.addObserver(self.logWatch)
         self.addCleanup(globalLogPublisher.removeObserver, self.logWatch)
         self.session = None
-        self._sessionStopped = None
+        self._sessionStopped = False
 
     @defer.inlineCallbacks
     def startDownload(self, fixture: Fixture):
@@ -199,8 +199,10 @@ class SwarmTestCase(TestCase):
             announcerFactory=noParts,
             chokerFactory=noParts,
         )
-        self.session.startService()
+        # Before starting: a start that fails half-way (its thread pool
+        # running) must still be stopped, or the process cannot exit.
         self.addCleanup(self.stopSession)
+        self.session.startService()
         yield withTimeout(torrent.ready, 10, "the torrent to start")
         return torrent
 
@@ -208,12 +210,10 @@ class SwarmTestCase(TestCase):
         """
         Stop the session (once).
         """
-        if self._sessionStopped is None:
-            self._sessionStopped = self.session.stopService()
-            stopped = defer.Deferred()
-            self._sessionStopped.addBoth(lambda r: (stopped.callback(None), r)[1])
-            return stopped
-        return defer.succeed(None)
+        if self._sessionStopped:
+            return defer.succeed(None)
+        self._sessionStopped = True
+        return self.session.stopService()
 
     @defer.inlineCallbacks
     def finish(self, torrent, fixture: Fixture, seconds: float = 30):
