@@ -8,8 +8,10 @@ can fix (a bad path, a bad torrent) print one line to C{err} and give a
 non-zero exit code, never a traceback.
 
 C{btorrent create} refuses to overwrite an existing output file unless
-C{--force} is given, and writes through a C{.part} file renamed into place,
-so an interrupted run never leaves a truncated torrent behind.
+C{--force} is given, and writes through a temporary file renamed into place
+(L{btorrent.storage.writeFileAtomically}), so an interrupted run never
+leaves a truncated torrent behind.  C{btorrent info} shows text from the
+torrent through L{printable}: a hostile name cannot drive the terminal.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import json
 import os
 import re
 import sys
+import unicodedata
 from typing import IO, Callable, Dict, List, Optional, Sequence
 
 from btorrent import metainfo
 from btorrent.storage import writeFileAtomically
 
-__all__ = ["COMMANDS", "main", "parseSize"]
+__all__ = ["COMMANDS", "main", "parseSize", "printable"]
 
 #: Inputs at least this big get a progress bar (when stderr is a terminal).
 PROGRESS_THRESHOLD = 64 * 1024 * 1024
@@ -58,6 +61,31 @@ def humanSize(n: int) -> str:
             return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+# Characters that would act on a terminal rather than show: controls (C0,
+# DEL, C1), format characters (bidirectional overrides, zero-width ones),
+# lone surrogates and line or paragraph separators.
+_UNPRINTABLE = frozenset(["Cc", "Cf", "Cs", "Zl", "Zp"])
+
+
+def printable(text: str) -> str:
+    """
+    C{text} with every character that would act on a terminal (escape
+    sequences, line breaks, bidirectional overrides) shown as a Python
+    escape, such as C{\\x1b} or C{\\u202e}, so that text from a torrent
+    cannot forge lines or drive the terminal.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        (
+            c.encode("unicode_escape").decode("ascii")
+            if c == "\\" or unicodedata.category(c) in _UNPRINTABLE
+            else c
+        )
+        for c in text
+    )
 
 
 class _Failure(Exception):
@@ -248,7 +276,7 @@ def _info(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         lines.extend(f"  {u}" for u in info.urlList)
     lines.append("files:")
     lines.extend("  " + line for line in _fileTree(info))
-    out.write("\n".join(lines) + "\n")
+    out.write("\n".join(printable(line) for line in lines) + "\n")
     return 0
 
 

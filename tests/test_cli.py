@@ -340,6 +340,47 @@ class InfoTests(CLITestCase):
             [f["padding"] for f in json.loads(out)["files"]], [False, True, False]
         )
 
+    def test_controlCharacters(self) -> None:
+        """
+        Text from the torrent (names, comment, trackers) cannot drive the
+        terminal: control characters, line breaks and bidirectional
+        overrides are shown escaped, one torrent line stays one line.
+        """
+        info = {
+            b"name": b"evil\x1b[2J",
+            b"piece length": 16384,
+            b"pieces": b"\x00" * 20,
+            b"files": [
+                {b"length": 1, b"path": [b"a\nname: forged"]},
+                {b"length": 1, b"path": [b"cod.\xe2\x80\xaeexe"]},
+            ],
+        }
+        self.write(
+            "evil.torrent",
+            bencode.encode(
+                {
+                    b"info": info,
+                    b"comment": b"\x1b]0;title\x07hi",
+                    b"announce": b"http://x/\r\x1b[1A",
+                }
+            ),
+        )
+        code, out, err = self.btorrent("info", "evil.torrent")
+        self.assertEqual((code, err), (0, ""))
+        for bad in ("\x1b", "\x07", "\r", "\u202e"):
+            self.assertNotIn(bad, out)
+        self.assertEqual(
+            [line for line in out.splitlines() if line.startswith("name:")],
+            ["name:         evil\\x1b[2J"],
+        )
+        self.assertIn("name:         evil\\x1b[2J\n", out)
+        self.assertIn("a\\nname: forged (1 B)", out)
+        self.assertIn("cod.\\u202eexe (1 B)", out)
+        self.assertIn("comment:      \\x1b]0;title\\x07hi\n", out)
+        # JSON escapes them by itself.
+        code, out, err = self.btorrent("info", "evil.torrent", "--json")
+        self.assertEqual(json.loads(out)["comment"], "\x1b]0;title\x07hi")
+
     def test_deepPaths(self) -> None:
         """
         The tree indents at most L{cli.TREE_DEPTH} directories; the rest of
