@@ -280,10 +280,20 @@ def _info(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     return 0
 
 
+def _download(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """
+    C{btorrent download}: the engine in the foreground (L{btorrent.foreground}).
+    """
+    from btorrent import foreground
+
+    return foreground.runDownload(args, out, err)
+
+
 #: Subcommand name → function C{(args, out, err) -> exit code}.
 COMMANDS: Dict[str, Callable[[argparse.Namespace, IO[str], IO[str]], int]] = {
     "create": _create,
     "info": _info,
+    "download": _download,
 }
 
 
@@ -292,7 +302,7 @@ def _buildParser() -> argparse.ArgumentParser:
     The argument parser: one subparser per entry of L{COMMANDS}.
     """
     parser = argparse.ArgumentParser(
-        prog="btorrent", description="Create and inspect BitTorrent files."
+        prog="btorrent", description="Create, inspect and download BitTorrent files."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -325,6 +335,10 @@ def _buildParser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe a .torrent file")
     info.add_argument("torrent", metavar="X.torrent")
     info.add_argument("--json", action="store_true", help="print one JSON object")
+
+    from btorrent.foreground import addDownloadParser
+
+    addDownloadParser(sub)
     return parser
 
 

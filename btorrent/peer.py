@@ -704,9 +704,15 @@ class PeerProtocol(Protocol):
         """
         Send a block: the 13-byte header and C{data} are written as a
         sequence, so the block is not copied into a message.
+
+        @param data: the block; C{bytes}, or a C{memoryview} (of a cached
+            piece, say), which is turned into C{bytes} here because Twisted's
+            TCP transports accept nothing else.
         """
         if not self._open:
             return
+        if type(data) is not bytes:
+            data = bytes(data)
         n = len(data)
         if self.debug:
             log.debug(

@@ -447,10 +447,50 @@ class InfoTests(CLITestCase):
         Every subcommand of the parser has a function in L{cli.COMMANDS}.
         """
         parser = cli._buildParser()
-        samples = {"create": ["create", "x", "-t", "u"], "info": ["info", "x"]}
+        samples = {
+            "create": ["create", "x", "-t", "u"],
+            "info": ["info", "x"],
+            "download": ["download", "x.torrent"],
+        }
         self.assertEqual(set(cli.COMMANDS), set(samples))
         for name, argv in samples.items():
             self.assertEqual(parser.parse_args(argv).command, name)
+
+
+class DownloadCommandTests(CLITestCase):
+    """
+    C{btorrent download} is reachable from the C{btorrent} command; its
+    engine is tested in C{tests/test_interop_download.py}.
+    """
+
+    def test_help(self) -> None:
+        """
+        C{btorrent download --help} lists the foreground engine's options.
+        """
+        code, out, err = self.btorrent("download", "--help")
+        self.assertEqual(code, 0)
+        for option in ("--output", "--port", "--piece-order", "--seed", "--state-dir"):
+            self.assertIn(option, out)
+
+    def test_missingTorrent(self) -> None:
+        """
+        A torrent that cannot be read is a one-line error and exit 1.
+        """
+        code, out, err = self.btorrent("download", "missing.torrent")
+        self.assertEqual(code, 1)
+        self.assertEqual(err.count("\n"), 1, err)
+        self.assertIn("missing.torrent", err)
+        self.assertNotIn("Traceback", err)
+
+    def test_invalidTorrent(self) -> None:
+        """
+        A file that is not a torrent is a one-line error naming it.
+        """
+        self.write("bad.torrent", b"d4:infoi1ee")
+        code, out, err = self.btorrent("download", "bad.torrent")
+        self.assertEqual(code, 1)
+        self.assertIn("invalid torrent bad.torrent", err)
+        self.assertEqual(err.count("\n"), 1, err)
 
 
 class ConsoleScriptTests(CLITestCase):

@@ -915,6 +915,20 @@ class SendTests(PeerTestsMixin, SynchronousTestCase):
         self.assertEqual(proto.bytesUploaded, len(block) + 3)
         self.assertEqual(proto.uploadRate.total, len(block) + 3)
 
+    def test_sendPieceFromMemoryview(self) -> None:
+        """
+        A block given as a C{memoryview} reaches the transport as C{bytes}:
+        Twisted's TCP transports raise C{TypeError("Data must be bytes")}
+        for anything else in C{writeSequence}.
+        """
+        proto, transport = self.connected()
+        piece = bytes(range(256)) * 128
+        proto.sendPiece(1, 16384, memoryview(piece)[16384:32768])
+        self.assertEqual(
+            [type(item) for item in transport.sequences[0]], [bytes, bytes]
+        )
+        self.assertEqual(transport.value(), frames(Piece(1, 16384, piece[16384:32768])))
+
     def test_nothingAfterClose(self) -> None:
         """
         Sending on a dropped connection does nothing.
