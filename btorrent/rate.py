@@ -93,5 +93,14 @@ class RateMeter:
         span = min(now - self._start, (self._size - 1) + (now - self._second))
         return self._sum / max(span, 1.0)
 
+    @property
+    def windowTotal(self) -> int:
+        """
+        What was counted in the last C{window} whole seconds (this one
+        included).
+        """
+        self._advance(math.floor(self._clock.seconds()))
+        return self._sum
+
     def __repr__(self) -> str:
         return f"<RateMeter {self.rate:.0f} B/s, {self.total} B>"

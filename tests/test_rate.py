@@ -117,4 +117,25 @@ class RateMeterTests(SynchronousTestCase):
             self.assertAlmostEqual(meter.rate, expected / max(span, 1.0), places=6)
         else:
             self.assertEqual(meter.rate, 0.0)
+        self.assertEqual(meter.windowTotal, expected)
         self.assertEqual(meter.total, sum(n for _, n in events))
+
+    def test_windowTotal(self) -> None:
+        """
+        L{RateMeter.windowTotal} is what was counted in the last C{window}
+        whole seconds, this one included.
+        """
+        clock = Clock()
+        meter = RateMeter(clock, window=60)
+        meter.update(30)
+        clock.advance(30)
+        meter.update(30)
+        self.assertEqual(meter.windowTotal, 60)
+        clock.advance(30)
+        self.assertEqual(meter.windowTotal, 30)
+        clock.advance(30)
+        self.assertEqual(meter.windowTotal, 0)
+        clock.advance(600)
+        meter.update(1)
+        self.assertEqual(meter.windowTotal, 1)
+        self.assertEqual(meter.total, 61)

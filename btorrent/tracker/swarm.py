@@ -37,6 +37,7 @@ import random
 import struct
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from btorrent.rate import RateMeter
 from btorrent.tracker.announce import encodeCompactPeers
 
 __all__ = [
@@ -319,39 +320,29 @@ class SwarmStats:
 
 class RateWindow:
     """
-    Events per second over a sliding window of whole seconds.
+    Events per second over a sliding window of whole seconds: a
+    L{btorrent.rate.RateMeter} counting events, averaged over the whole
+    window (not the meter's age), as C{/stats} reports it.
 
     @param clock: provides C{seconds()}.
     @param window: the window in seconds.
     """
 
     def __init__(self, clock, window: int = 60) -> None:
-        self._clock = clock
+        self._meter = RateMeter(clock, window)
         self._window = window
-        self._buckets = [0] * window
-        self._stamps = [-1] * window
 
     def add(self, count: int = 1) -> None:
         """
         Record C{count} events now.
         """
-        second = int(self._clock.seconds())
-        slot = second % self._window
-        if self._stamps[slot] != second:
-            self._stamps[slot] = second
-            self._buckets[slot] = 0
-        self._buckets[slot] += count
+        self._meter.update(count)
 
     def total(self) -> int:
         """
         Events within the last C{window} seconds (this second included).
         """
-        now = int(self._clock.seconds())
-        return sum(
-            b
-            for b, s in zip(self._buckets, self._stamps)
-            if s >= 0 and now - s < self._window
-        )
+        return self._meter.windowTotal
 
     def perSecond(self) -> float:
         """
