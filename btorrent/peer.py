@@ -360,10 +360,7 @@ class PeerProtocol(Protocol):
             self._protocolError(f"silent for {IDLE_TIMEOUT:.0f} s")
             return
         if now >= self._lastSent + KEEPALIVE_INTERVAL:
-            if self.debug:
-                log.debug("{peer} <- KeepAlive()", peer=self._peerName())
-            self.transport.write(b"\x00\x00\x00\x00")
-            self._lastSent = self.clock.seconds()
+            self._sendKeepAlive()
         self._scheduleTick()
 
     # Receiving.
