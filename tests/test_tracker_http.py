@@ -401,3 +401,72 @@ class DeadlineTests(SynchronousTestCase):
         )
         clock.advance(11)
         self.failureResultOf(d, TrackerError)
+
+
+class LiteralFirstEndpointFactoryTests(SynchronousTestCase):
+    """
+    IP literals are connected to directly, never through the resolver (whose
+    thread pool is gone while the reactor shuts down and C{stopped} is sent).
+    """
+
+    def endpoint(self, url: bytes):
+        from twisted.web.client import URI
+
+        from btorrent.tracker.http import LiteralFirstEndpointFactory
+
+        factory = LiteralFirstEndpointFactory(MemoryReactorClock(), 7.0)
+        return factory.endpointForURI(URI.fromBytes(url))
+
+    def test_ipv4Literal(self) -> None:
+        """
+        An IPv4 literal gets a plain TCP4 endpoint: a request connects at once,
+        without name resolution.
+        """
+        from twisted.internet.endpoints import TCP4ClientEndpoint
+
+        class NoResolver:
+            """
+            A name resolver that must not be used.
+            """
+
+            def resolveHostName(self, *args, **kwargs):
+                raise AssertionError("an IP literal was resolved")
+
+        reactor = MemoryReactorClock()
+        reactor.nameResolver = NoResolver()
+        client = HTTPTrackerClient("http://127.0.0.1:6969/announce", reactor)
+        client.announce(request())
+        self.assertEqual(reactor.tcpClients[0][:2], ("127.0.0.1", 6969))
+        self.assertIsInstance(
+            self.endpoint(b"http://127.0.0.1:6969/announce"), TCP4ClientEndpoint
+        )
+
+    def test_ipv6Literal(self) -> None:
+        """
+        An IPv6 literal gets a TCP6 endpoint.
+        """
+        from twisted.internet.endpoints import TCP6ClientEndpoint
+
+        self.assertIsInstance(
+            self.endpoint(b"http://[::1]:6969/announce"), TCP6ClientEndpoint
+        )
+
+    def test_hostName(self) -> None:
+        """
+        A host name goes through L{HostnameEndpoint}.
+        """
+        from twisted.internet.endpoints import HostnameEndpoint
+
+        self.assertIsInstance(
+            self.endpoint(b"http://tracker.example/announce"), HostnameEndpoint
+        )
+
+    def test_https(self) -> None:
+        """
+        HTTPS wraps the TCP endpoint in TLS.
+        """
+        from twisted.internet.endpoints import TCP4ClientEndpoint
+
+        endpoint = self.endpoint(b"https://127.0.0.1:443/announce")
+        self.assertNotIsInstance(endpoint, TCP4ClientEndpoint)
+        self.assertIsInstance(endpoint._wrappedEndpoint, TCP4ClientEndpoint)

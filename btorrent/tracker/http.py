@@ -14,12 +14,20 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from twisted.internet import defer
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    wrapClientTLS,
+)
 from twisted.internet.error import ConnectError, DNSLookupError
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import (
     Agent,
+    BrowserLikePolicyForHTTPS,
     ContentDecoderAgent,
     GzipDecoder,
     PotentialDataLoss,
@@ -28,7 +36,7 @@ from twisted.web.client import (
     ResponseFailed,
 )
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IResponse
+from twisted.web.iweb import IAgent, IAgentEndpointFactory, IResponse
 from zope.interface import implementer
 
 from btorrent import __version__
@@ -45,10 +53,54 @@ from btorrent.tracker.announce import (
     scrapeURL,
 )
 
-__all__ = ["HTTPTrackerClient", "readCappedBody", "USER_AGENT"]
+__all__ = [
+    "HTTPTrackerClient",
+    "LiteralFirstEndpointFactory",
+    "readCappedBody",
+    "USER_AGENT",
+]
 
 USER_AGENT = f"btorrent/{__version__}".encode("ascii")
 log = Logger()
+
+
+@implementer(IAgentEndpointFactory)
+class LiteralFirstEndpointFactory:
+    """
+    Endpoints for L{Agent} that connect to an IP literal directly.
+
+    Twisted's default resolves every host, IP literals included, through
+    C{getaddrinfo} in the reactor's thread pool; during shutdown that pool
+    is gone and the C{stopped} announce to C{http://127.0.0.1/...} would fail
+    with a DNS error.  Host names still go through L{HostnameEndpoint}.
+    """
+
+    def __init__(self, reactor, connectTimeout: float) -> None:
+        self.reactor = reactor
+        self.connectTimeout = connectTimeout
+        self._tls = BrowserLikePolicyForHTTPS()
+
+    def endpointForURI(self, uri):
+        """
+        The endpoint for C{uri} (a L{twisted.web.client.URI}).
+        """
+        host = uri.host.decode("ascii")
+        if isIPAddress(host):
+            endpoint = TCP4ClientEndpoint(
+                self.reactor, host, uri.port, timeout=self.connectTimeout
+            )
+        elif isIPv6Address(host):
+            endpoint = TCP6ClientEndpoint(
+                self.reactor, host, uri.port, timeout=self.connectTimeout
+            )
+        else:
+            endpoint = HostnameEndpoint(
+                self.reactor, uri.host, uri.port, timeout=self.connectTimeout
+            )
+        if uri.scheme == b"https":
+            creator = self._tls.creatorForNetloc(uri.host, uri.port)
+            endpoint = wrapClientTLS(creator, endpoint)
+        return endpoint
 
 
 class _CappedBodyReader(Protocol):
@@ -157,7 +209,9 @@ class HTTPTrackerClient:
         self.timeout = timeout
         self.maxBody = maxBody
         if agent is None:
-            agent = Agent(reactor, connectTimeout=timeout)
+            agent = Agent.usingEndpointFactory(
+                reactor, LiteralFirstEndpointFactory(reactor, timeout)
+            )
         self.agent = ContentDecoderAgent(
             RedirectAgent(agent, redirectLimit=maxRedirects),
             [(b"gzip", GzipDecoder)],
