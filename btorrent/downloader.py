@@ -956,7 +956,7 @@ class Downloader(Service):
                 return
             cache.move_to_end(index)
             state.serving.popleft()
-            peer.sendPiece(index, begin, memoryview(data)[begin : begin + length])
+            peer.sendPiece(index, begin, data[begin : begin + length])
             self.uploaded += length
             self.uploadRate.update(length)
 
