@@ -16,7 +16,7 @@ import time
 import urllib.request
 from urllib.parse import quote_from_bytes
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
 from btorrent import bencode, metainfo
@@ -467,3 +467,59 @@ class DownloadCommandTests(TestCase):
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=10)
         self.assertEqual(process.returncode, 0, stderr)
+
+
+class SeedTests(TestCase):
+    """
+    btorrent serves a complete torrent to a libtorrent leecher.
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def seed(self, files, pieceLength, dialOut):
+        from tests.realseeders import libtorrentLeecher
+
+        fixture = Fixture(self, files, pieceLength)
+        fixture.seeder.close()
+        session = Session(
+            reactor, port=0, interface="127.0.0.1", stateDir=fixture.stateDir
+        )
+        leechDir = os.path.join(fixture.base, "leech")
+        os.makedirs(leechDir)
+        leecher = libtorrentLeecher(leechDir, fixture.torrentBytes)
+        self.addCleanup(leecher.close)
+        torrent = session.addTorrent(
+            fixture.metainfo,
+            fixture.seedDir,
+            peers=[("127.0.0.1", leecher.port)] if dialOut else [],
+            announcerFactory=noParts,
+        )
+        session.startService()
+        try:
+            yield withTimeout(torrent.completed, 10)
+            self.assertEqual(torrent.downloaded, 0)
+            if not dialOut:
+                leecher.connect("127.0.0.1", session.port)
+            deadline = time.monotonic() + 20
+            while not leecher.finished:
+                self.assertLess(time.monotonic(), deadline, "leecher unfinished")
+                yield task.deferLater(reactor, 0.05, lambda: None)
+            self.assertGreaterEqual(torrent.uploaded, fixture.metainfo.totalLength)
+        finally:
+            yield session.stopService()
+        fixture.assertSame(self, leechDir)
+
+    def test_leecherConnectsIn(self):
+        """
+        A libtorrent leecher connecting to us gets every file of a
+        multi-directory torrent, byte-identical.
+        """
+        return self.seed(MULTI, 16384, dialOut=False)
+
+    def test_seederDialsOut(self):
+        """
+        Given a leecher's address, the seeder connects out to it and serves
+        a single-file torrent with a short last piece.
+        """
+        return self.seed(SINGLE, 32768, dialOut=True)
