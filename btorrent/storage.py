@@ -338,6 +338,38 @@ class MultiFileWriter:
         if not _isWithin(os.path.realpath(path), self._realBase()):
             raise StorageError(f"{path!r} leads outside {self.downloadDir!r}")
 
+    def _checkLengths(self) -> None:
+        """
+        Refuse, before anything is created, a path longer than the
+        filesystem takes or a name longer than a file name may be: a
+        hostile torrent can give a path of millions of components, and
+        creating directories until the system says no would leave a tree
+        too deep to delete easily.
+
+        @raise StorageError: naming the path (shortened).
+        """
+        nameMax = _pathconf(self.downloadDir, "PC_NAME_MAX", 255)
+        pathMax = _pathconf(self.downloadDir, "PC_PATH_MAX", 4096)
+        name = self.metainfo.name
+        for fileIndex, path in enumerate(self.paths):
+            if path is None:
+                continue
+            size = len(os.fsencode(path))
+            if size >= pathMax:
+                raise StorageError(
+                    f"file {fileIndex}: path of {size} bytes is too long for "
+                    f"the filesystem (at most {pathMax - 1}): {_shorten(path)!r}"
+                )
+            components = (name,)
+            if self.metainfo.multiFile:
+                components += tuple(self.layout.files[fileIndex].path)
+            for component in components:
+                if len(os.fsencode(component)) > nameMax:
+                    raise StorageError(
+                        f"file {fileIndex}: name too long for the filesystem "
+                        f"(at most {nameMax} bytes): {_shorten(component)!r}"
+                    )
+
     def _makeDirectories(self, directory: str, checked: Set[str]) -> None:
         """
         Create C{directory} and its missing parents below the download
@@ -378,6 +410,7 @@ class MultiFileWriter:
         try:
             os.makedirs(self.downloadDir, exist_ok=True)
             self._realDownloadDir = os.path.realpath(self.downloadDir)
+            self._checkLengths()
             checked: Set[str] = set()
             for fileIndex, path in enumerate(self.paths):
                 if path is None:
@@ -795,6 +828,28 @@ class _Lease:
 
     def __exit__(self, *exc: object) -> None:
         self.writer._release(self.fileIndex)
+
+
+def _pathconf(path: str, name: str, default: int) -> int:
+    """
+    A limit of the filesystem holding C{path}, or C{default} where the
+    platform cannot say.
+    """
+    try:
+        value = os.pathconf(path, name)
+    except (AttributeError, ValueError, OSError):  # pragma: no cover (platform)
+        return default
+    return value if value and value > 0 else default
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    """
+    C{text}, cut in the middle when longer than C{limit} characters.
+    """
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return text[:half] + "..." + text[-half:]
 
 
 def fsyncDirectory(directory: str) -> None:

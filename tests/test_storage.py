@@ -573,6 +573,23 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
             for name in os.listdir(directory):
                 self.assertLess(os.path.getsize(os.path.join(directory, name)), 2**40)
 
+    def test_namesTooLong(self) -> None:
+        """
+        A path longer than the filesystem takes (a hostile torrent can give
+        one of millions of components) or a component longer than a file
+        name may be makes L{open} raise L{StorageError} before it creates
+        anything: no tree of thousands of nested directories is left behind
+        (too deep for C{shutil.rmtree}).
+        """
+        for path in [("d",) * 3000 + ("f",), ("ok", "x" * 300)]:
+            meta, _ = makeMetainfo([(("a",), 1), (path, 1)], 8)
+            directory = self.newDir()
+            writer = MultiFileWriter(meta, directory)
+            e = self.assertRaises(StorageError, writer.open)
+            self.assertIn("too long", str(e))
+            self.assertLess(len(str(e)), 500)
+            self.assertEqual(os.listdir(directory), [])
+
     def test_sync(self) -> None:
         """
         L{MultiFileWriter.sync} fsyncs exactly the files written since the
