@@ -180,6 +180,21 @@ def displayPath(components: Sequence[str]) -> str:
     )
 
 
+def _shownPath(components: Sequence[str], limit: int = 200) -> str:
+    """
+    L{displayPath} for an error message: a path longer than C{limit}
+    characters (a hostile torrent's can be megabytes) is cut in the middle.
+    """
+    if len(components) > limit:
+        components = (
+            list(components[: limit // 2]) + ["..."] + list(components[-(limit // 2) :])
+        )
+    text = displayPath(components)
+    if len(text) > limit:
+        text = text[: limit // 2] + "..." + text[-(limit // 2) :]
+    return text
+
+
 def _isUnsafe(component: str) -> bool:
     """
     Whether C{component} is not a plain file name (fast check).
@@ -204,7 +219,7 @@ def checkComponent(component: str, where: str) -> None:
     """
     if not _isUnsafe(component):
         return
-    shown = displayPath([component])
+    shown = _shownPath([component])
     if component in ("", ".", ".."):
         raise MetainfoError(f"{where}: unsafe path component {shown!r}")
     for bad, what in (("/", "'/'"), ("\\", "'\\'"), ("\x00", "NUL")):
@@ -226,7 +241,7 @@ def safeJoin(downloadDir: str, components: Sequence[str]) -> str:
     """
     if not components:
         raise MetainfoError("empty path")
-    where = f"path {displayPath(components)!r}"
+    where = f"path {_shownPath(components)!r}"
     for c in components:
         checkComponent(c, where)
     root = os.path.abspath(downloadDir)
@@ -337,7 +352,7 @@ def _components(entry: dict, where: str) -> Tuple[str, ...]:
         out.append(_text(part))
     for c in out:
         if _isUnsafe(c):
-            checkComponent(c, f"{where}path {displayPath(out)!r}")
+            checkComponent(c, f"{where}path {_shownPath(out)!r}")
     return tuple(out)
 
 
@@ -388,7 +403,7 @@ def _files(info: dict, name: str) -> Tuple[Tuple[FileEntry, ...], bool]:
             path = tuple([p.decode("utf-8", "surrogateescape") for p in parts])
             for c in path:
                 if _isUnsafe(c):
-                    checkComponent(c, f"info.files[{i}].path {displayPath(path)!r}")
+                    checkComponent(c, f"info.files[{i}].path {_shownPath(path)!r}")
         else:
             path = _components(entry, f"info.files[{i}].")
         attr = entry.get(b"attr")
@@ -426,18 +441,18 @@ def _checkConflicts(paths: List[Tuple[Tuple[str, ...], int]]) -> None:
         if len(following) == n:
             conflict = (
                 j,
-                f"info.files[{j}].path {displayPath(path)!r}: duplicate path",
+                f"info.files[{j}].path {_shownPath(path)!r}: duplicate path",
             )
         elif i < j:
             conflict = (
                 j,
-                f"info.files[{j}].path {displayPath(following)!r}: "
-                f"{displayPath(path)!r} is also a file",
+                f"info.files[{j}].path {_shownPath(following)!r}: "
+                f"{_shownPath(path)!r} is also a file",
             )
         else:
             conflict = (
                 i,
-                f"info.files[{i}].path {displayPath(path)!r}: also a directory",
+                f"info.files[{i}].path {_shownPath(path)!r}: also a directory",
             )
         if found is None or conflict[0] < found[0]:
             found = conflict
@@ -475,7 +490,7 @@ def load(data: bytes) -> Metainfo:
     if b"name.utf-8" in info:
         rawName = _require(info, b"name.utf-8", bytes, "info.")
     name = _text(rawName)
-    checkComponent(name, f"info.name {displayPath([name])!r}")
+    checkComponent(name, f"info.name {_shownPath([name])!r}")
 
     pieceLength = _require(info, b"piece length", int, "info.")
     if pieceLength <= 0:
