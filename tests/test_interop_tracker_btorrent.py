@@ -24,22 +24,10 @@ from tests.realclients import (
     waitUntil,
     writeRandomFile,
 )
-from tests.test_interop_tracker_server import (
-    REPOSITORY,
-    TwistdTracker,
-    httpScrape,
-    udpScrape,
-)
+from tests.test_interop_tracker_server import TwistdTracker, httpScrape, udpScrape
+from tests.twistdproc import repositoryEnvironment, twistdCommand
 
 SIZE = 3 * (1 << 20) + 12345
-
-
-def _environment() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [REPOSITORY] + [p for p in [env.get("PYTHONPATH")] if p]
-    )
-    return env
 
 
 class TradeThroughOurTrackerTests(SynchronousTestCase):
@@ -93,7 +81,7 @@ class TradeThroughOurTrackerTests(SynchronousTestCase):
                 str(freePort()),
                 "--quiet",
             ],
-            env=_environment(),
+            env=repositoryEnvironment(),
             capture_output=True,
             text=True,
             timeout=60,
@@ -119,14 +107,7 @@ class TradeThroughOurTrackerTests(SynchronousTestCase):
         infoHash = infoHashOf(torrentPath)
         logPath = os.path.join(self.base, "seed.log")
         seeder = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from twisted.scripts.twistd import run; run()",
-                "-n",
-                "--pidfile=",
-                "--logfile",
-                logPath,
+            twistdCommand(
                 "btorrent",
                 "--torrent",
                 torrentPath,
@@ -136,8 +117,9 @@ class TradeThroughOurTrackerTests(SynchronousTestCase):
                 str(freePort()),
                 "--state-dir",
                 os.path.join(self.base, "state"),
-            ],
-            env=_environment(),
+                logFile=logPath,
+            ),
+            env=repositoryEnvironment(),
             cwd=self.base,
         )
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 from twisted.trial.unittest import TestCase
 
 from tests.realseeders import freePort
-from tests.test_interop_download import SINGLE, Fixture, _environment
+from tests.test_interop_download import SINGLE, Fixture
+from tests.twistdproc import repositoryEnvironment, twistdCommand
 
 
 class DaemonTests(TestCase):
@@ -34,14 +34,7 @@ class DaemonTests(TestCase):
         port = freePort()
         pidFile = os.path.join(fixture.base, "twistd.pid")
         logFile = os.path.join(fixture.base, "twistd.log")
-        command = [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "--pidfile",
-            pidFile,
-            "--logfile",
-            logFile,
+        command = twistdCommand(
             "btorrent",
             "--torrent",
             fixture.torrentPath,
@@ -51,9 +44,11 @@ class DaemonTests(TestCase):
             str(port),
             "--state-dir",
             fixture.stateDir,
-        ]
+            logFile=logFile,
+            pidFile=pidFile,
+        )
         launcher = subprocess.run(
-            command, env=_environment(), cwd=fixture.base, timeout=30
+            command, env=repositoryEnvironment(), cwd=fixture.base, timeout=30
         )
         self.assertEqual(launcher.returncode, 0)
         deadline = time.monotonic() + 10

@@ -10,19 +10,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 from twisted.trial.unittest import TestCase
 
 from tests.realseeders import freePort
-from tests.test_interop_download import (
-    MULTI,
-    Fixture,
-    _environment,
-    scrape,
-    startTracker,
-)
+from tests.test_interop_download import MULTI, Fixture, scrape, startTracker
+from tests.twistdproc import repositoryEnvironment, twistdCommand
 
 
 class TwistdUDPTrackerTests(TestCase):
@@ -42,14 +36,7 @@ class TwistdUDPTrackerTests(TestCase):
             [list(tier) for tier in fixture.metainfo.trackers], [[tracker.udpURL]]
         )
         logPath = os.path.join(fixture.base, "twistd.log")
-        command = [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "-n",
-            "--pidfile=",
-            "--logfile",
-            logPath,
+        command = twistdCommand(
             "btorrent",
             "--torrent",
             fixture.torrentPath,
@@ -59,8 +46,11 @@ class TwistdUDPTrackerTests(TestCase):
             str(freePort()),
             "--state-dir",
             fixture.stateDir,
-        ]
-        process = subprocess.Popen(command, env=_environment(), cwd=fixture.base)
+            logFile=logPath,
+        )
+        process = subprocess.Popen(
+            command, env=repositoryEnvironment(), cwd=fixture.base
+        )
 
         def cleanup():
             if process.poll() is None:

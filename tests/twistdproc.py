@@ -1,0 +1,40 @@
+"""
+Run C{twistd} plugins of this checkout as subprocesses in tests.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional
+
+#: The repository root: put on C{PYTHONPATH} so that C{twisted/plugins} of
+#: this checkout is found whatever way btorrent was installed.
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def repositoryEnvironment() -> dict:
+    """
+    The environment for a subprocess that must run this checkout's code.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [REPOSITORY] + [p for p in [env.get("PYTHONPATH")] if p]
+    )
+    return env
+
+
+def twistdCommand(
+    plugin: str, *arguments: str, logFile: str, pidFile: Optional[str] = None
+) -> List[str]:
+    """
+    The command line of C{twistd PLUGIN ARGUMENTS}: in the foreground
+    (C{-n}, no pid file) unless C{pidFile} is given, in which case twistd
+    daemonizes and writes it.
+    """
+    command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+    if pidFile is None:
+        command += ["-n", "--pidfile="]
+    else:
+        command += ["--pidfile", pidFile]
+    return command + ["--logfile", logFile, plugin, *arguments]
