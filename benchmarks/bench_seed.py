@@ -173,6 +173,7 @@ def startBtorrent(torrentPath, dataDir, stateDir, logPath, profile: bool):
         f"--download-dir={dataDir}",
         f"--state-dir={stateDir}",
         f"--port={port}",
+        *interfaceOption(),
     ]
     if profile:
         command = [
@@ -206,6 +207,16 @@ def startBtorrent(torrentPath, dataDir, stateDir, logPath, profile: bool):
             raise RuntimeError("twistd did not start seeding in 120 s")
         time.sleep(0.01)
     return process, port, time.perf_counter() - start
+
+
+def interfaceOption():
+    """
+    C{--interface=127.0.0.1} if C{twistd btorrent} has that option.
+    """
+    from btorrent import tap
+
+    names = {parameter[0] for parameter in tap.Options.optParameters}
+    return ["--interface=127.0.0.1"] if "interface" in names else []
 
 
 def timeRecheck(info, dataDir: str) -> float:

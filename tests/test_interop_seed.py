@@ -234,6 +234,7 @@ class Twistd:
             f"--download-dir={downloadDir}",
             f"--state-dir={stateDir}",
             f"--port={self.port}",
+            *interfaceOption(),
             *extra,
         ]
         self.args = args
@@ -307,6 +308,18 @@ class Twistd:
         text = self.log()
         test.assertNotIn("Traceback", text, text[-6000:])
         test.assertNotIn("Unhandled", text, text[-6000:])
+
+
+def interfaceOption() -> List[str]:
+    """
+    C{--interface=127.0.0.1} if C{twistd btorrent} has that option (its
+    L{btorrent.tap.makeService} reads it); without it the daemon listens on
+    every address.
+    """
+    from btorrent import tap
+
+    names = {parameter[0] for parameter in tap.Options.optParameters}
+    return ["--interface=127.0.0.1"] if "interface" in names else []
 
 
 def _twistd() -> str:

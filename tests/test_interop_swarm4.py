@@ -218,7 +218,7 @@ class FourLeechersTests(SynchronousTestCase):
         members = leechers + [seeder]
         self.waitFor(
             lambda: all(leecher.stats()["complete"] for leecher in leechers),
-            45,
+            30,
             "every leecher to complete",
             members,
         )
