@@ -21,7 +21,8 @@ libtorrent's time; the recheck runs at 500 MB/s or more.
 
 Run: C{python benchmarks/bench_seed.py [--size-mib 1024] [--piece-kib 256]
 [--rounds 2] [--dir PATH] [--profile]} (C{--profile} runs the btorrent
-seeder under pyinstrument and prints where its time went).
+seeder's service from a .tac under pyinstrument and prints where its
+reactor thread's time went).
 """
 
 from __future__ import annotations
@@ -157,6 +158,33 @@ def twistdPath() -> str:
     return candidate if os.path.exists(candidate) else shutil.which("twistd")
 
 
+#: C{twistd btorrent}'s service (L{btorrent.tap.makeService}) under
+#: pyinstrument, for C{--profile}.
+PROFILE_TAC = """
+from pyinstrument import Profiler
+from twisted.application import service
+from twisted.internet import reactor
+
+from btorrent import tap
+
+options = tap.Options()
+options.parseOptions({options!r})
+application = service.Application("btorrent")
+tap.makeService(options).setServiceParent(application)
+profiler = Profiler(interval=0.0005)
+profiler.start()
+
+
+def write():
+    profiler.stop()
+    with open({out!r}, "w") as f:
+        f.write(profiler.output_text(unicode=False, color=False))
+
+
+reactor.addSystemEventTrigger("after", "shutdown", write)
+"""
+
+
 def startBtorrent(torrentPath, dataDir, stateDir, logPath, profile: bool):
     """
     Start C{twistd -n btorrent} seeding C{dataDir} and wait until it seeds.
@@ -176,17 +204,14 @@ def startBtorrent(torrentPath, dataDir, stateDir, logPath, profile: bool):
         *interfaceOption(),
     ]
     if profile:
-        command = [
-            sys.executable,
-            "-m",
-            "pyinstrument",
-            "--renderer=text",
-            f"--outfile={logPath}.profile",
-            twistdPath(),
-            *args,
-        ]
-    else:
-        command = [twistdPath(), *args]
+        # twistd ends a process stopped by a signal with that signal, so a
+        # profiler wrapping it never writes: the .tac profiles the reactor
+        # thread of the same service and writes at shutdown.
+        tac = logPath + ".tac"
+        with open(tac, "w") as f:
+            f.write(PROFILE_TAC.format(options=args[4:], out=logPath + ".profile"))
+        args = args[:3] + ["-y", tac]
+    command = [twistdPath(), *args]
     start = time.perf_counter()
     process = subprocess.Popen(
         command,
@@ -318,7 +343,7 @@ def main(argv=None) -> int:
         del ltSeeder
     finally:
         if btorrent is not None and btorrent.poll() is None:
-            btorrent.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)
+            btorrent.send_signal(signal.SIGTERM)
             try:
                 btorrent.wait(30)
             except subprocess.TimeoutExpired:
