@@ -74,6 +74,23 @@ class Bitfield:
         other.count = self.count
         return other
 
+    def difference(self, other: Bitfield) -> Bitfield:
+        """
+        The pieces set here and not in C{other}, computed a machine word at
+        a time (a peer's repeated bitfields cost no loop over the pieces).
+
+        @raise ValueError: for bitfields of different lengths.
+        """
+        if other._length != self._length:
+            raise ValueError(f"bitfields of {self._length} and {other._length} pieces")
+        size = len(self._bits)
+        bits = int.from_bytes(self._bits, "big") & ~int.from_bytes(other._bits, "big")
+        result = Bitfield.__new__(Bitfield)
+        result._length = self._length
+        result._bits = bytearray(bits.to_bytes(size, "big"))
+        result.count = sum(result._bits.translate(_POPCOUNT))
+        return result
+
     def toBytes(self) -> bytes:
         """
         @return: the wire form (spare bits zero).

@@ -589,12 +589,13 @@ class PeerProtocol(Protocol):
             )
         pieces = self.peerPieces
         owner = self.context.owner
-        for index in bits:
-            if index not in pieces:
-                pieces.add(index)
-                owner.peerMessage(self, Have(index))
-                if self._closed:
-                    return
+        # Only the new pieces are looked at one by one: a peer repeating
+        # its bitfield costs a few word operations per message.
+        for index in bits.difference(pieces):
+            pieces.add(index)
+            owner.peerMessage(self, Have(index))
+            if self._closed:
+                return
 
     # Sending.
 

@@ -115,6 +115,44 @@ class BitfieldTests(SynchronousTestCase):
         bf.add(2)
         self.assertEqual(bf, other)
 
+    def test_difference(self) -> None:
+        """
+        C{a.difference(b)} holds the pieces of C{a} not in C{b}; lengths
+        must match.
+        """
+        a = Bitfield.fromBytes(b"\xf0\x80", 9)
+        b = Bitfield.fromBytes(b"\x50\x00", 9)
+        d = a.difference(b)
+        self.assertEqual(list(d), [0, 2, 8])
+        self.assertEqual(d.count, 3)
+        self.assertEqual(list(a), [0, 1, 2, 3, 8])
+        self.assertEqual(a.difference(a).count, 0)
+        self.assertEqual(Bitfield(0).difference(Bitfield(0)), Bitfield(0))
+        self.assertRaises(ValueError, a.difference, Bitfield(8))
+
+    @given(
+        st.integers(0, 100).flatmap(
+            lambda n: st.tuples(
+                st.just(n),
+                st.sets(st.integers(0, max(n - 1, 0)), max_size=n),
+                st.sets(st.integers(0, max(n - 1, 0)), max_size=n),
+            )
+        )
+    )
+    def test_differenceModel(self, case) -> None:
+        """
+        L{Bitfield.difference} is set difference.
+        """
+        length, left, right = case
+        a, b = Bitfield(length), Bitfield(length)
+        for i in left:
+            a.add(i)
+        for i in right:
+            b.add(i)
+        d = a.difference(b)
+        self.assertEqual(list(d), sorted(left - right))
+        self.assertEqual(d.count, len(left - right))
+
     def test_negativeLength(self) -> None:
         """
         A negative length is refused.

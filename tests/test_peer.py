@@ -624,6 +624,31 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
         self.assertEqual(len(self.owner.messages), 4)
         self.assertFalse(transport.disconnecting)
 
+    def test_repeatedLateBitfields(self) -> None:
+        """
+        Late bitfields sent over and over cost no loop over the pieces they
+        repeat: a peer of a torrent of a million pieces cannot make each
+        128 KB message cost a second of CPU.
+        """
+        import time
+
+        context = PeerContext(INFO_HASH, OUR_ID, 2**20, self.owner)
+        proto = PeerClientFactory(context, self.clock).buildProtocol(PEER_ADDRESS)
+        transport = SequenceTransport(peerAddress=PEER_ADDRESS)
+        proto.makeConnection(transport)
+        proto.dataReceived(theirHandshake())
+        proto.dataReceived(frames(Have(7)))
+        full = frames(BitfieldMessage(b"\xff" * (2**17)))
+        proto.dataReceived(full)
+        self.assertEqual(len(self.owner.messages), 2**20)
+        start = time.process_time()
+        for _ in range(40):
+            proto.dataReceived(full)
+        self.assertLess(time.process_time() - start, 1.0)
+        self.assertEqual(len(self.owner.messages), 2**20)
+        self.assertTrue(proto.peerPieces.complete)
+        self.assertFalse(transport.disconnecting)
+
     def test_duplicateHave(self) -> None:
         """
         A have for a piece the peer already announced is not reported again.
