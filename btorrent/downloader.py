@@ -67,8 +67,10 @@ MAX_VERIFY_JOBS = 2
 #: Bytes of piece buffers kept for reuse.
 BUFFER_POOL_BYTES = 16 * 1024 * 1024
 
-#: Requests a peer may have waiting for us to serve; more and it is dropped.
-MAX_PEER_QUEUE = 256
+#: Requests a peer may have waiting for us to serve; more and it is
+#: dropped.  Twice our own deepest queue: a btorrent (or libtorrent, 500)
+#: leecher keeping its pipeline full must never be taken for a flood.
+MAX_PEER_QUEUE = 2 * MAX_DEPTH
 
 #: Bytes of whole pieces kept in memory to serve blocks from.
 READ_CACHE_BYTES = 32 * 1024 * 1024

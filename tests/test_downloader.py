@@ -19,7 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from btorrent import wire
+from btorrent import downloader, wire
 from btorrent.bitfield import Bitfield
 from btorrent.downloader import (
     BLOCK_SIZE,
@@ -919,11 +919,14 @@ class ServingTests(DownloaderMixin, SynchronousTestCase):
 
     def test_floodDrops(self):
         """
-        More than 256 requests waiting drops the peer.
+        More than L{downloader.MAX_PEER_QUEUE} requests waiting drops the
+        peer; that bound is well above the depth our own downloader and
+        libtorrent pipeline (a seeder once dropped every fast leecher).
         """
+        self.assertGreaterEqual(downloader.MAX_PEER_QUEUE, 2 * downloader.MAX_DEPTH)
         runner = HeldRunner()
         peer = self.seeder(runner)
-        for _ in range(256):
+        for _ in range(downloader.MAX_PEER_QUEUE):
             peer.receive(wire.Request(0, 0, BLOCK_SIZE))
         self.assertIsNone(peer.dropped)
         peer.receive(wire.Request(0, 0, BLOCK_SIZE))
