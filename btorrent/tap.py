@@ -53,6 +53,12 @@ class Options(usage.Options):
     optParameters = [
         ["download-dir", "d", ".", "Directory the downloaded files go into."],
         [
+            "interface",
+            "i",
+            "",
+            "Address to listen on and send from (default: all addresses).",
+        ],
+        [
             "port",
             "p",
             6881,
