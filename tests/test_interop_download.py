@@ -221,12 +221,6 @@ class UDPTrackerTests(HTTPTrackerTests):
     udp = True
 
 
-def _optionsHaveInterface() -> bool:
-    from btorrent.tap import Options
-
-    return any(p[0] == "interface" for p in Options.optParameters)
-
-
 def downloadCommand():
     """
     C{btorrent download}, through the C{btorrent} command once it has it,
@@ -275,11 +269,11 @@ class TwistdTests(TestCase):
             fixture.downloadDir,
             "--port",
             str(port),
+            "--interface",
+            "127.0.0.1",
             "--state-dir",
             fixture.stateDir,
         ]
-        if _optionsHaveInterface():
-            command += ["--interface", "127.0.0.1"]
         process = subprocess.Popen(command, env=_environment(), cwd=fixture.base)
 
         def cleanup():
