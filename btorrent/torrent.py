@@ -285,6 +285,12 @@ class Torrent(MultiService):
         for index, had in enumerate(pieces):
             if had:
                 self.picker.have(index)
+        self.log.info(
+            "{name}: {have} of {total} pieces on disk are good",
+            name=self.metainfo.name,
+            have=sum(1 for had in pieces if had),
+            total=len(pieces),
+        )
         self._makeParts()
 
     def _recheck(self) -> defer.Deferred:
