@@ -50,19 +50,16 @@ leecher.close()
 
 def _btorrentCommand() -> list:
     """
-    C{btorrent download} if the command has it, else the module behind it.
+    C{btorrent download}, run by this interpreter.
     """
-    from btorrent import cli
-
-    if "download" in getattr(cli, "COMMANDS", {}):
-        return [sys.executable, "-m", "btorrent.cli", "download"]
-    return [sys.executable, "-m", "btorrent.foreground"]
+    return [sys.executable, "-m", "btorrent.cli", "download"]
 
 
 def runBtorrent(torrentPath, out, port, profile=False) -> float:
     command = _btorrentCommand()
     if profile:
-        command = [sys.executable, "-m", "pyinstrument", "-m", "btorrent.foreground"]
+        command = [sys.executable, "-m", "pyinstrument", "-m", "btorrent.cli"]
+        command.append("download")
     command += [
         torrentPath,
         "-o",
