@@ -11,6 +11,8 @@ import random
 from dataclasses import dataclass
 from typing import Tuple
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import defer, task
 from twisted.internet.protocol import ClientFactory
 from twisted.internet.testing import MemoryReactor
@@ -963,3 +965,64 @@ class ServingTests(DownloaderMixin, SynchronousTestCase):
         runner.runAll()
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
         self.assertIsNotNone(peer.dropped)
+
+
+class RandomSwarmTests(DownloaderMixin, SynchronousTestCase):
+    """
+    Property: whatever the order of answers (some of them corrupt), chokes,
+    unchokes, timeouts and departures, the download completes with the
+    right bytes once an honest seeder comes, and the picker's bookkeeping
+    agrees with the downloader's at every step.
+    """
+
+    @settings(max_examples=100, deadline=None)
+    @given(st.data())
+    def test_randomSwarm(self, data):
+        self.build(pieceLength=2 * BLOCK_SIZE, pieces=6, lastShort=5000)
+        peers = [self.connect() for _ in range(3)]
+        for peer in peers:
+            peer.haveAll()
+        for _ in range(data.draw(st.integers(0, 120), label="steps")):
+            live = [p for p in peers if p.dropped is None]
+            if not live:
+                break
+            peer = data.draw(st.sampled_from(live))
+            action = data.draw(
+                st.sampled_from(
+                    ["unchoke", "choke", "answer", "answer", "corrupt", "tick", "drop"]
+                )
+            )
+            if action == "unchoke":
+                peer.receive(wire.Unchoke())
+            elif action == "choke":
+                peer.receive(wire.Choke())
+            elif action == "answer":
+                self.answer(peer, limit=data.draw(st.integers(1, 8)))
+            elif action == "corrupt":
+                self.answer(peer, corrupt=True, limit=data.draw(st.integers(1, 8)))
+            elif action == "tick":
+                self.clock.advance(data.draw(st.sampled_from([1, 30, 65])))
+            elif action == "drop":
+                peer.drop("gone")
+            state = self.downloader.peers.get(peer)
+            if state is not None:
+                self.assertEqual(
+                    sorted((i, b) for i, b, _ in self.picker.requestedFrom(peer)),
+                    sorted(state.requests),
+                )
+        # Then an honest seeder finishes the job.
+        finisher = self.connect()
+        finisher.haveAll()
+        finisher.receive(wire.Unchoke())
+        for _ in range(100):
+            if self.completed:
+                break
+            self.answer(finisher)
+            self.clock.advance(65)
+        self.assertEqual(self.completed, [True])
+        for index in range(self.metainfo.pieceCount):
+            start = index * self.metainfo.pieceLength
+            self.assertEqual(
+                self.storage.pieces[index],
+                self.data[start : start + self.metainfo.pieceSize(index)],
+            )
