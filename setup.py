@@ -17,7 +17,7 @@ setup(
     + ["twisted.plugins"],
     package_data={"twisted": ["plugins/btorrent_plugin.py"]},
     install_requires=[
-        "Twisted>=22.10",
+        "Twisted[tls]>=22.10",
         "bcoding>=1.5",
         "zope.interface>=5",
         "rich>=12",
