@@ -99,6 +99,8 @@ CONNECT_TIMEOUT = 15.0
 
 _LENGTH = struct.Struct(">I")
 _unpackLength = _LENGTH.unpack_from
+# A whole request message: length prefix 13, id 6, index, begin, length.
+_packRequest = struct.Struct(">IBIII").pack
 # The pieces of a partial message kept as they came before the rest is
 # gathered in one bytearray.
 _MAX_PENDING_PIECES = 64
@@ -164,9 +166,16 @@ class PeerProtocol(Protocol):
     @ivar outgoing: C{True} if we connected to the peer.
     @ivar context: the L{PeerContext} (for incoming connections, known once
         the handshake is routed).
-    @ivar downloadRate: a L{RateMeter} of block bytes received.
+    @ivar downloadRate: a L{RateMeter} of block bytes received (see
+        C{bytesDownloaded}).
     @ivar uploadRate: a L{RateMeter} of block bytes sent.
-    @ivar bytesDownloaded: block bytes received.
+    @ivar bytesDownloaded: block bytes received in C{Piece} messages of a
+        plausible shape: a block of 1 to L{BLOCK_MAX} bytes.  Larger or
+        empty blocks (junk: nobody requests them) are passed to the owner
+        but not counted.  Whether a block was requested at all is the
+        owner's question: an unrequested block of the right size is
+        counted here, so the owner's own tally of accepted blocks is the
+        one to trust.
     @ivar bytesUploaded: block bytes sent.
     @ivar writePaused: C{True} while the transport's send buffer is full;
         an owner should hold back block reads until it turns C{False} (an
@@ -254,6 +263,10 @@ class PeerProtocol(Protocol):
         """
         if self.address is None:
             self.address = _hostPort(self.transport.getPeer())
+        # The transport's reads stay at Twisted's 64 KiB: 256 KiB reads
+        # (transport.bufferSize) cost a little less CPU but made a 1 GiB
+        # download from libtorrent about 1 s slower (median of 5 alternating
+        # runs, 4.5 s against 3.5 s).
         try:
             self.transport.registerProducer(self, True)
         except RuntimeError:
@@ -537,8 +550,9 @@ class PeerProtocol(Protocol):
                 self._protocolError(f"piece {message.index} out of range")
                 return
             n = len(message.block)
-            self.bytesDownloaded += n
-            self.downloadRate.update(n)
+            if 0 < n <= BLOCK_MAX:
+                self.bytesDownloaded += n
+                self.downloadRate.update(n)
         elif kind is Have:
             index = message.index
             if index >= self._pieceCount:
@@ -575,8 +589,27 @@ class PeerProtocol(Protocol):
             self.peerInterested = False
         self._gotMessage = True
         if self.debug:
-            log.debug("{peer} -> {message}", peer=self._peerName(), message=message)
+            self._logReceived(message)
         self.context.owner.peerMessage(self, message)
+
+    def _logReceived(self, message) -> None:
+        """
+        Log a message received, in debug mode.  A piece is logged by its
+        block's length: the event must not hold the block (a download would
+        log all of its bytes).
+        """
+        if type(message) is Piece:
+            log.debug(
+                "{peer} -> Piece({index}, {begin}, <{length} bytes>)",
+                peer=self._peerName(),
+                index=message.index,
+                begin=message.begin,
+                length=len(message.block),
+            )
+        else:
+            log.debug(
+                "{peer} -> {wireMessage}", peer=self._peerName(), wireMessage=message
+            )
 
     def _lateBitfield(self, bits: Bitfield) -> None:
         """
@@ -601,7 +634,9 @@ class PeerProtocol(Protocol):
 
     def _send(self, message, data: bytes) -> None:
         if self.debug:
-            log.debug("{peer} <- {message}", peer=self._peerName(), message=message)
+            log.debug(
+                "{peer} <- {wireMessage}", peer=self._peerName(), wireMessage=message
+            )
         self._sentMessage = True
         self.transport.write(data)
         self._lastSent = self.clock.seconds()
@@ -689,6 +724,32 @@ class PeerProtocol(Protocol):
         if self._open:
             message = Request(index, begin, length)
             self._send(message, encodeMessage(message))
+
+    def sendRequests(self, blocks) -> None:
+        """
+        Ask the peer for several blocks in one write.
+
+        @param blocks: a sequence of C{(index, begin, length)}.
+        """
+        if not self._open or not blocks:
+            return
+        data = b"".join(
+            [
+                _packRequest(13, 6, index, begin, length)
+                for index, begin, length in blocks
+            ]
+        )
+        if self.debug:
+            peer = self._peerName()
+            for index, begin, length in blocks:
+                log.debug(
+                    "{peer} <- {wireMessage}",
+                    peer=peer,
+                    wireMessage=Request(index, begin, length),
+                )
+        self._sentMessage = True
+        self.transport.write(data)
+        self._lastSent = self.clock.seconds()
 
     def sendCancel(self, index: int, begin: int, length: int) -> None:
         """

@@ -383,12 +383,20 @@ class Torrent(MultiService):
 
     def logProgress(self) -> None:
         """
-        Log one line: percent, rates, peers and time left.
+        Log one line: percent, rates, peers, time left, and the session's
+        totals (L{downloaded}, L{uploaded}), in the text both for people and
+        in exact bytes, so that the totals can be read from a process's
+        log: C{"...; totals down 43.2 MiB (45298483 B) up 12.3 MiB
+        (12897485 B)"}.  Also logged once when the torrent stops.
         """
         p = self.progress()
         eta = "-" if p.eta is None else f"{p.eta:.0f} s"
+        downloaded = self.downloaded
+        uploaded = self.uploaded
         self.log.info(
-            "{name}: {percent:.1f}% down {down} up {up} peers {peers} eta {eta}",
+            "{name}: {percent:.1f}% down {down} up {up} peers {peers} eta {eta}; "
+            "totals down {downloadedText} ({downloaded} B) "
+            "up {uploadedText} ({uploaded} B)",
             name=self.metainfo.name,
             percent=p.percent,
             down=formatRate(p.downloadRate),
@@ -398,6 +406,10 @@ class Torrent(MultiService):
             peers=p.peers,
             eta=eta,
             etaSeconds=p.eta,
+            downloaded=downloaded,
+            uploaded=uploaded,
+            downloadedText=formatSize(downloaded),
+            uploadedText=formatSize(uploaded),
         )
 
     def saveResume(self, force: bool = False) -> defer.Deferred:
@@ -461,6 +473,9 @@ class Torrent(MultiService):
             stopping.append(d)
         self.running = 0
         yield defer.DeferredList(stopping, consumeErrors=True)
+        if self.downloader is not None:
+            # The final totals, every peer gone.
+            self.logProgress()
         if self._storageOpen:
             if self.stateDir is not None and self.downloader is not None:
                 yield self.saveResume(force=True)

@@ -115,8 +115,17 @@ class SequenceTransport(StringTransport):
     """
 
     def __init__(self, *a, **kw) -> None:
+        self.writes: list = []
         super().__init__(*a, **kw)
         self.sequences: list = []
+
+    def write(self, data):
+        self.writes.append(data)
+        super().write(data)
+
+    def clear(self):
+        self.writes.clear()
+        super().clear()
 
     def writeSequence(self, seq):
         seq = list(seq)
@@ -572,6 +581,39 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
         self.assertDropped(proto, transport)
         self.assertEqual(proto.bytesDownloaded, 0)
 
+    def test_onlyPlausibleBlocksCounted(self) -> None:
+        """
+        C{bytesDownloaded} and C{downloadRate} count blocks of 1 to 128 KiB;
+        an empty block, or one larger than anybody requests (possible when
+        the torrent's bitfield makes long messages legal), reaches the owner
+        (who judges every block) but is not counted.
+        """
+        pieceCount = 8 * (BLOCK_MAX + 64)
+        self.context = PeerContext(INFO_HASH, OUR_ID, pieceCount, self.owner)
+        self.assertGreater(maxMessageLength(pieceCount), 9 + BLOCK_MAX + 1)
+        proto, transport = self.connected()
+        big = b"j" * (BLOCK_MAX + 1)
+        proto.dataReceived(
+            frames(
+                Piece(0, 0, b""),
+                Piece(1, 0, big),
+                Piece(2, 0, b"k" * BLOCK_MAX),
+                Piece(3, 0, b"abc"),
+            )
+        )
+        self.assertEqual(
+            self.owner.messages,
+            [
+                Piece(0, 0, b""),
+                Piece(1, 0, big),
+                Piece(2, 0, b"k" * BLOCK_MAX),
+                Piece(3, 0, b"abc"),
+            ],
+        )
+        self.assertEqual(proto.bytesDownloaded, BLOCK_MAX + 3)
+        self.assertEqual(proto.downloadRate.total, BLOCK_MAX + 3)
+        self.assertFalse(transport.disconnecting)
+
     def test_requestLimits(self) -> None:
         """
         Requests and cancels for a block of 0 bytes, more than 128 KiB, or
@@ -878,6 +920,83 @@ class SendTests(PeerTestsMixin, SynchronousTestCase):
             ),
         )
 
+    def test_sendRequestsOneWrite(self) -> None:
+        """
+        C{sendRequests} writes every request, in order, in one write.
+        """
+        proto, transport = self.connected()
+        blocks = [(1, 0, 16384), (1, 16384, 16384), (19, 2**32 - 1, BLOCK_MAX)]
+        proto.sendRequests(blocks)
+        self.assertEqual(
+            transport.writes,
+            [
+                b"\x00\x00\x00\x0d\x06\x00\x00\x00\x01\x00\x00\x00\x00"
+                b"\x00\x00\x40\x00"
+                b"\x00\x00\x00\x0d\x06\x00\x00\x00\x01\x00\x00\x40\x00"
+                b"\x00\x00\x40\x00"
+                b"\x00\x00\x00\x0d\x06\x00\x00\x00\x13\xff\xff\xff\xff"
+                b"\x00\x02\x00\x00"
+            ],
+        )
+        self.assertEqual(transport.value(), frames(*(Request(*b) for b in blocks)))
+
+    def test_sendRequestsCountsAsSent(self) -> None:
+        """
+        Requests sent with C{sendRequests} are messages: no bitfield may
+        follow them, and they put off the keep-alive.
+        """
+        proto, transport = self.connected()
+        self.clock.advance(KEEPALIVE_INTERVAL - 1)
+        proto.dataReceived(KEEP_ALIVE_BYTES)
+        proto.sendRequests([(0, 0, 16384)])
+        self.assertFalse(proto.sendBitfield(Bitfield(20)))
+        transport.clear()
+        self.clock.advance(KEEPALIVE_INTERVAL - 1)
+        self.assertEqual(transport.value(), b"")
+        self.clock.advance(1)
+        self.assertEqual(transport.value(), KEEP_ALIVE_BYTES)
+
+    def test_sendRequestsNothing(self) -> None:
+        """
+        An empty list writes nothing; neither does a connection before its
+        handshake, nor a closed one.
+        """
+        proto, transport = self.connected()
+        proto.sendRequests([])
+        self.assertEqual(transport.writes, [])
+        proto.drop("bye")
+        proto.sendRequests([(0, 0, 16384)])
+        self.assertEqual(transport.writes, [])
+        early, earlyTransport = self.outgoing()
+        earlyTransport.clear()
+        early.sendRequests([(0, 0, 16384)])
+        self.assertEqual(earlyTransport.value(), b"")
+
+    @given(
+        st.lists(
+            st.tuples(
+                st.integers(0, 2**32 - 1),
+                st.integers(0, 2**32 - 1),
+                st.integers(0, 2**32 - 1),
+            ),
+            max_size=300,
+        )
+    )
+    @settings(max_examples=50, deadline=None)
+    def test_sendRequestsSameAsSendRequest(self, blocks) -> None:
+        """
+        C{sendRequests} writes exactly what one C{sendRequest} per block
+        writes.
+        """
+        self.setUp()
+        one, oneTransport = self.connected()
+        many, manyTransport = self.connected()
+        for block in blocks:
+            one.sendRequest(*block)
+        many.sendRequests(blocks)
+        self.assertEqual(manyTransport.value(), oneTransport.value())
+        self.assertEqual(len(manyTransport.writes), 1 if blocks else 0)
+
     def test_flagsIdempotent(self) -> None:
         """
         C{choke}, C{unchoke} and C{setInterested} send only changes, and
@@ -1007,10 +1126,50 @@ class DebugTests(PeerTestsMixin, SynchronousTestCase):
         self.assertEqual(
             [e["log_format"] for e in self.messageEvents()],
             [
-                "{peer} -> {message}",
+                "{peer} -> {wireMessage}",
                 "{peer} -> KeepAlive()",
-                "{peer} <- {message}",
+                "{peer} <- {wireMessage}",
                 "{peer} <- Piece({index}, {begin}, <{length} bytes>)",
+            ],
+        )
+
+    def test_debugPieceLogsLengthNotBlock(self) -> None:
+        """
+        A piece received is logged with its block's length, never with the
+        block: a download in debug mode would log every byte it got.
+        """
+        proto, transport = self.connected(debug=True)
+        block = b"SECRET-BLOCK-BYTES" * 910
+        self.log.events.clear()
+        proto.dataReceived(frames(Piece(3, 16384, block)))
+        self.assertEqual(self.owner.messages, [Piece(3, 16384, block)])
+        [event] = self.messageEvents()
+        self.assertEqual(
+            event["log_format"], "{peer} -> Piece({index}, {begin}, <{length} bytes>)"
+        )
+        self.assertEqual(
+            (event["index"], event["begin"], event["length"]), (3, 16384, len(block))
+        )
+        for key, value in event.items():
+            self.assertFalse(
+                isinstance(value, (Piece, bytes, bytearray, memoryview)), key
+            )
+        self.assertNotIn(b"SECRET".hex(), repr(event))
+        self.assertNotIn("SECRET", repr(event))
+
+    def test_debugSendRequests(self) -> None:
+        """
+        With C{debug}, C{sendRequests} logs each request.
+        """
+        proto, transport = self.connected(debug=True)
+        self.log.events.clear()
+        proto.sendRequests([(1, 0, 16384), (2, 16384, 100)])
+        events = self.messageEvents()
+        self.assertEqual(
+            [(e["log_format"], e["wireMessage"]) for e in events],
+            [
+                ("{peer} <- {wireMessage}", Request(1, 0, 16384)),
+                ("{peer} <- {wireMessage}", Request(2, 16384, 100)),
             ],
         )
 
@@ -1020,9 +1179,10 @@ class DebugTests(PeerTestsMixin, SynchronousTestCase):
         """
         proto, transport = self.connected()
         self.log.events.clear()
-        proto.dataReceived(frames(Have(1), KeepAlive()))
+        proto.dataReceived(frames(Have(1), KeepAlive(), Piece(0, 0, b"y")))
         proto.sendHave(2)
         proto.sendPiece(0, 0, b"x")
+        proto.sendRequests([(1, 0, 16384)])
         self.assertEqual(self.log.events, [])
 
 

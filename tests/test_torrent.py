@@ -12,7 +12,7 @@ import random
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import globalLogPublisher
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -327,8 +327,47 @@ class TorrentTests(SynchronousTestCase):
         for key in ("percent", "downloadRate", "uploadRate", "peers", "etaSeconds"):
             self.assertIn(key, event)
         self.assertEqual(event["percent"], 0.0)
+        self.assertEqual((event["downloaded"], event["uploaded"]), (0, 0))
+        self.assertIn("; totals down 0 B (0 B) up 0 B (0 B)", formatEvent(event))
         self.reactor.advance(PROGRESS_INTERVAL)
         self.assertEqual(len(self.logged("{percent")), 2)
+
+    def test_progressTotals(self):
+        """
+        The progress line carries the session's totals, downloaded and
+        uploaded, as named fields (bytes) and in its text, for people and
+        in exact bytes; one more line is logged when the torrent stops, so
+        a process's log ends with its final totals.
+        """
+        torrent = self.makeTorrent()
+        torrent.startService()
+        self.seedAll(torrent)
+        torrent.downloader.uploaded = 12897485
+        self.reactor.advance(PROGRESS_INTERVAL)
+        [event] = self.logged("{percent")
+        self.assertEqual(event["downloaded"], self.info.totalLength)
+        self.assertEqual(event["uploaded"], 12897485)
+        text = formatEvent(event)
+        self.assertIn(
+            f"; totals down 68.4 KiB ({self.info.totalLength} B) "
+            "up 12.3 MiB (12897485 B)",
+            text,
+        )
+        self.assertEqual(self.info.totalLength, 70000)
+        torrent.downloader.uploaded += 1
+        self.successResultOf(torrent.stopService())
+        lines = self.logged("{percent")
+        self.assertEqual(len(lines), 2)
+        self.assertEqual(lines[-1]["uploaded"], 12897486)
+        self.assertIn("up 12.3 MiB (12897486 B)", formatEvent(lines[-1]))
+
+    def test_noTotalsLineWhenStoppedBeforeReady(self):
+        """
+        A torrent stopped before it started logs no progress line.
+        """
+        torrent = self.makeTorrent()
+        self.successResultOf(torrent.stopService())
+        self.assertEqual(self.logged("{percent"), [])
 
 
 class FormatTests(SynchronousTestCase):
