@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,71 +43,10 @@ import libtorrent as lt  # noqa: E402
 from btorrent import metainfo  # noqa: E402
 from btorrent.resume import recheck  # noqa: E402
 from btorrent.storage import MultiFileWriter  # noqa: E402
-
-
-def freePort() -> int:
-    """
-    A TCP port free on 127.0.0.1.
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def writeLargeFile(path: str, size: int) -> None:
-    """
-    Pseudo-random bytes, fast: a random 1 MiB block with a counter prefix.
-    """
-    block = bytearray(os.urandom(1 << 20))
-    with open(path, "wb") as f:
-        written = 0
-        counter = 0
-        while written < size:
-            block[:8] = counter.to_bytes(8, "big")
-            chunk = memoryview(block)[: min(len(block), size - written)]
-            f.write(chunk)
-            written += len(chunk)
-            counter += 1
-
-
-def makeTorrent(directory: str, name: str, size: int, pieceLength: int) -> bytes:
-    """
-    A v1 torrent of C{directory/name}, made by libtorrent.
-    """
-    entries = [lt.create_file_entry(name, size)]
-    ct = lt.create_torrent(entries, pieceLength, flags=lt.create_torrent.v1_only)
-    lt.set_piece_hashes(ct, directory)
-    return lt.bencode(ct.generate())
-
-
-def session(port: int, encryption: bool = True) -> lt.session:
-    """
-    A libtorrent session on 127.0.0.1 only, no DHT, LSD, UPnP, NAT-PMP,
-    uTP.
-    """
-    settings = {
-        "listen_interfaces": f"127.0.0.1:{port}",
-        "outgoing_interfaces": "127.0.0.1",
-        "enable_dht": False,
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "enable_outgoing_utp": False,
-        "enable_incoming_utp": False,
-        "allow_multiple_connections_per_ip": True,
-        "alert_mask": 0,
-    }
-    if not encryption:
-        settings["out_enc_policy"] = int(lt.enc_policy.disabled)
-        settings["in_enc_policy"] = int(lt.enc_policy.disabled)
-    return lt.session(settings)
-
-
-FLAGS = (
-    lt.torrent_flags.disable_dht
-    | lt.torrent_flags.disable_lsd
-    | lt.torrent_flags.disable_pex
-)
+from tests.realclients import loopbackSession, torrentFlags  # noqa: E402
+from tests.realpeers import freePort, stopProcess  # noqa: E402
+from tests.realseeders import makeTorrent, writeLargeFile  # noqa: E402
+from tests.twistdproc import repositoryEnvironment, twistdCommand  # noqa: E402
 
 
 def addTorrent(s: lt.session, torrentBytes: bytes, savePath: str, seed: bool):
@@ -119,7 +56,7 @@ def addTorrent(s: lt.session, torrentBytes: bytes, savePath: str, seed: bool):
     params = lt.add_torrent_params()
     params.ti = lt.torrent_info(lt.bdecode(torrentBytes))
     params.save_path = savePath
-    params.flags = FLAGS | (lt.torrent_flags.seed_mode if seed else 0)
+    params.flags = torrentFlags(seed)
     return s.add_torrent(params)
 
 
@@ -131,7 +68,11 @@ def leech(torrentBytes: bytes, outDir: str, seederPort: int, timeout: float):
     @return: the wall time from adding the torrent to having every piece.
     """
     os.makedirs(outDir, exist_ok=True)
-    s = session(freePort(), encryption=False)
+    s = loopbackSession(
+        freePort(),
+        out_enc_policy=int(lt.enc_policy.disabled),
+        in_enc_policy=int(lt.enc_policy.disabled),
+    )
     start = time.perf_counter()
     handle = addTorrent(s, torrentBytes, outDir, seed=False)
     handle.connect_peer(("127.0.0.1", seederPort))
@@ -148,14 +89,6 @@ def leech(torrentBytes: bytes, outDir: str, seederPort: int, timeout: float):
     s.remove_torrent(handle)
     del s
     return elapsed
-
-
-def twistdPath() -> str:
-    """
-    The twistd of this Python.
-    """
-    candidate = os.path.join(os.path.dirname(sys.executable), "twistd")
-    return candidate if os.path.exists(candidate) else shutil.which("twistd")
 
 
 #: C{twistd btorrent}'s service (L{btorrent.tap.makeService}) under
@@ -192,16 +125,12 @@ def startBtorrent(torrentPath, dataDir, stateDir, logPath, profile: bool):
     @return: C{(process, port, seconds from start to seeding)}.
     """
     port = freePort()
-    args = [
-        "-n",
-        "--pidfile=",
-        f"--logfile={logPath}",
-        "btorrent",
+    options = [
         f"--torrent={torrentPath}",
         f"--download-dir={dataDir}",
         f"--state-dir={stateDir}",
         f"--port={port}",
-        *interfaceOption(),
+        "--interface=127.0.0.1",
     ]
     if profile:
         # twistd ends a process stopped by a signal with that signal, so a
@@ -209,12 +138,14 @@ def startBtorrent(torrentPath, dataDir, stateDir, logPath, profile: bool):
         # thread of the same service and writes at shutdown.
         tac = logPath + ".tac"
         with open(tac, "w") as f:
-            f.write(PROFILE_TAC.format(options=args[4:], out=logPath + ".profile"))
-        args = args[:3] + ["-y", tac]
-    command = [twistdPath(), *args]
+            f.write(PROFILE_TAC.format(options=options, out=logPath + ".profile"))
+        command = twistdCommand("-y", tac, logFile=logPath)
+    else:
+        command = twistdCommand("btorrent", *options, logFile=logPath)
     start = time.perf_counter()
     process = subprocess.Popen(
         command,
+        env=repositoryEnvironment(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=open(logPath + ".stderr", "wb"),
@@ -232,16 +163,6 @@ def startBtorrent(torrentPath, dataDir, stateDir, logPath, profile: bool):
             raise RuntimeError("twistd did not start seeding in 120 s")
         time.sleep(0.01)
     return process, port, time.perf_counter() - start
-
-
-def interfaceOption():
-    """
-    C{--interface=127.0.0.1} if C{twistd btorrent} has that option.
-    """
-    from btorrent import tap
-
-    names = {parameter[0] for parameter in tap.Options.optParameters}
-    return ["--interface=127.0.0.1"] if "interface" in names else []
 
 
 def timeRecheck(info, dataDir: str) -> float:
@@ -284,7 +205,7 @@ def main(argv=None) -> int:
         name = "seed.bin"
         print(f"writing {args.size_mib} MiB ...", flush=True)
         writeLargeFile(os.path.join(seedDir, name), size)
-        torrentBytes = makeTorrent(seedDir, name, size, args.piece_kib << 10)
+        torrentBytes = makeTorrent(seedDir, [(name, size)], args.piece_kib << 10)
         torrentPath = os.path.join(base, "seed.torrent")
         with open(torrentPath, "wb") as f:
             f.write(torrentBytes)
@@ -312,7 +233,7 @@ def main(argv=None) -> int:
             f"{startup:.2f} s",
             flush=True,
         )
-        ltSeeder = session(freePort())
+        ltSeeder = loopbackSession(freePort())
         addTorrent(ltSeeder, torrentBytes, seedDir, seed=True)
         ltPort = ltSeeder.listen_port()
 
@@ -343,12 +264,7 @@ def main(argv=None) -> int:
         del ltSeeder
     finally:
         if btorrent is not None and btorrent.poll() is None:
-            btorrent.send_signal(signal.SIGTERM)
-            try:
-                btorrent.wait(30)
-            except subprocess.TimeoutExpired:
-                btorrent.kill()
-                btorrent.wait()
+            stopProcess(btorrent, 30)
             if args.profile:
                 profile = os.path.join(base, "twistd.log.profile")
                 if os.path.exists(profile):

@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import signal
 import socket
 import struct
@@ -44,22 +43,8 @@ REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPOSITORY)
 
 from btorrent.tracker import announce as codec  # noqa: E402
-
-
-def freePort() -> int:
-    """
-    A port free for TCP and UDP on 127.0.0.1.
-    """
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return port
+from tests.realpeers import freePort  # noqa: E402
+from tests.twistdproc import repositoryEnvironment, twistdCommand  # noqa: E402
 
 
 def rss(pid: int) -> str:
@@ -95,14 +80,17 @@ def startTracker(port: int, *extra: str) -> subprocess.Popen:
     """
     Start C{twistd -n btorrent-tracker} and wait until it answers.
     """
-    twistd = shutil.which("twistd")
-    if twistd is None:
-        raise SystemExit("twistd not found")
-    env = dict(os.environ, PYTHONPATH=REPOSITORY)
     process = subprocess.Popen(
-        [twistd, "-n", "--pidfile=", "btorrent-tracker", "--port", str(port)]
-        + ["--interface", "127.0.0.1", *extra],
-        env=env,
+        twistdCommand(
+            "btorrent-tracker",
+            "--port",
+            str(port),
+            "--interface",
+            "127.0.0.1",
+            *extra,
+            logFile="-",
+        ),
+        env=repositoryEnvironment(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

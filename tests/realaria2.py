@@ -11,12 +11,11 @@ skips).
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from typing import Optional, Sequence
 
-from tests.realclients import aria2Binary, freePort
-from tests.realpeers import waitForTCP
+from tests.realclients import aria2Binary, aria2NetworkFlags
+from tests.realpeers import freePort, stopProcess, waitForTCP
 
 __all__ = ["Aria2Seeder", "seederFor"]
 
@@ -56,17 +55,8 @@ class Aria2Seeder:
             f"--dir={dataDir}",
             "--bt-seed-unverified=true",
             "--seed-ratio=0.0",
-            f"--listen-port={self.port}",
-            "--interface=127.0.0.1",
-            "--disable-ipv6=true",
-            "--enable-dht=false",
-            "--enable-dht6=false",
-            "--bt-enable-lpd=false",
-            "--enable-peer-exchange=false",
-            "--file-allocation=none",
             "--check-integrity=false",
-            "--console-log-level=warn",
-            "--summary-interval=0",
+            *aria2NetworkFlags(self.port),
             *extra,
             torrentPath,
         ]
@@ -97,13 +87,7 @@ class Aria2Seeder:
         """
         Stop aria2 (SIGTERM, then SIGKILL after 5 s).
         """
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stopProcess(self.process)
 
 
 def seederFor(test, torrentBytes: bytes, dataDir: str, **kwargs) -> Aria2Seeder:

@@ -21,27 +21,36 @@ import hashlib
 import os
 import random
 import shutil
-import socket
 import subprocess
 import time
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
+
+from tests.realpeers import freePort
 
 
-def freePort() -> int:
+def writeFiles(
+    parent: str, files: Sequence[Tuple[str, int]], seed: int = 0
+) -> List[str]:
     """
-    A port free for both TCP and UDP on 127.0.0.1 (a tracker uses both).
+    Create files of random bytes.
+
+    @param parent: the directory the relative paths start from.
+    @param files: C{(relative path with /, size)} pairs.
+    @return: the absolute paths.
     """
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no port free for both TCP and UDP on 127.0.0.1")
+    rng = random.Random(seed)
+    paths = []
+    for relative, size in files:
+        path = os.path.join(parent, *relative.split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            remaining = size
+            while remaining:
+                chunk = min(remaining, 1 << 20)
+                f.write(rng.randbytes(chunk))
+                remaining -= chunk
+        paths.append(path)
+    return paths
 
 
 def writeRandomFile(path: str, size: int, seed: int = 0) -> str:
@@ -50,14 +59,7 @@ def writeRandomFile(path: str, size: int, seed: int = 0) -> str:
 
     @return: C{path}.
     """
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    rng = random.Random(seed)
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            n = min(left, 1 << 20)
-            f.write(rng.randbytes(n))
-            left -= n
+    writeFiles(os.path.dirname(path) or ".", [(os.path.basename(path), size)], seed)
     return path
 
 
@@ -118,30 +120,64 @@ def infoHashOf(torrentPath: str) -> bytes:
     return bytes.fromhex(str(info.info_hashes().v1))
 
 
+def loopbackSettings(port: int) -> dict:
+    """
+    libtorrent session settings for a peer on 127.0.0.1 only
+    (C{shared/peers.md}): it listens on C{port} and dials out from
+    127.0.0.1; no DHT, LSD, UPnP, NAT-PMP or uTP; several peers of one
+    address (every peer here is 127.0.0.1); no alerts.
+    """
+    return {
+        "listen_interfaces": f"127.0.0.1:{port}",
+        "outgoing_interfaces": "127.0.0.1",
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+        "allow_multiple_connections_per_ip": True,
+        "alert_mask": 0,
+    }
+
+
+def loopbackSession(port: int, **overrides):
+    """
+    A libtorrent session with L{loopbackSettings}, updated by C{overrides}.
+    """
+    settings = loopbackSettings(port)
+    settings.update(overrides)
+    return _lt().session(settings)
+
+
+def torrentFlags(seed: bool = False):
+    """
+    libtorrent torrent flags that keep a torrent off DHT, LSD and PEX; with
+    C{seed}, also C{seed_mode} (trust the data, no up-front hash check).
+    """
+    lt = _lt()
+    flags = (
+        lt.torrent_flags.disable_dht
+        | lt.torrent_flags.disable_lsd
+        | lt.torrent_flags.disable_pex
+    )
+    if seed:
+        flags |= lt.torrent_flags.seed_mode
+    return flags
+
+
 class LibtorrentSession:
     """
-    One libtorrent session listening on 127.0.0.1 only.
+    One libtorrent session listening on 127.0.0.1 only
+    (L{loopbackSettings}).
 
     @ivar port: its listening port.
     """
 
     def __init__(self, port: Optional[int] = None) -> None:
-        lt = self.lt = _lt()
+        self.lt = _lt()
         self.port = port or freePort()
-        self.session = lt.session(
-            {
-                "listen_interfaces": f"127.0.0.1:{self.port}",
-                "outgoing_interfaces": "127.0.0.1",
-                "enable_dht": False,
-                "enable_lsd": False,
-                "enable_upnp": False,
-                "enable_natpmp": False,
-                "enable_outgoing_utp": False,
-                "enable_incoming_utp": False,
-                "allow_multiple_connections_per_ip": True,
-                "alert_mask": 0,
-            }
-        )
+        self.session = loopbackSession(self.port)
         self.handles: List = []
 
     def add(self, torrentPath: str, saveDir: str, seed: bool = False):
@@ -154,14 +190,7 @@ class LibtorrentSession:
         params = lt.add_torrent_params()
         params.ti = lt.torrent_info(torrentPath)
         params.save_path = saveDir
-        flags = (
-            lt.torrent_flags.disable_dht
-            | lt.torrent_flags.disable_lsd
-            | lt.torrent_flags.disable_pex
-        )
-        if seed:
-            flags |= lt.torrent_flags.seed_mode
-        params.flags |= flags
+        params.flags |= torrentFlags(seed)
         handle = self.session.add_torrent(params)
         self.handles.append(handle)
         return handle
@@ -210,6 +239,29 @@ def aria2Binary() -> str:
     return binary
 
 
+#: aria2's options for a peer on 127.0.0.1 only (C{shared/peers.md}): no
+#: IPv6, DHT, LSD or PEX; no preallocation; quiet console.
+ARIA2_NETWORK_FLAGS = (
+    "--interface=127.0.0.1",
+    "--disable-ipv6=true",
+    "--enable-dht=false",
+    "--enable-dht6=false",
+    "--bt-enable-lpd=false",
+    "--enable-peer-exchange=false",
+    "--file-allocation=none",
+    "--console-log-level=warn",
+    "--summary-interval=0",
+)
+
+
+def aria2NetworkFlags(port: int) -> List[str]:
+    """
+    aria2's options to listen for peers on 127.0.0.1:C{port} and nowhere
+    else (L{ARIA2_NETWORK_FLAGS}).
+    """
+    return [f"--listen-port={port}", *ARIA2_NETWORK_FLAGS]
+
+
 def aria2Leecher(
     torrentPath: str,
     outDir: str,
@@ -227,16 +279,7 @@ def aria2Leecher(
         aria2Binary(),
         f"--dir={outDir}",
         "--seed-time=0",
-        f"--listen-port={port or freePort()}",
-        "--interface=127.0.0.1",
-        "--disable-ipv6=true",
-        "--enable-dht=false",
-        "--enable-dht6=false",
-        "--bt-enable-lpd=false",
-        "--enable-peer-exchange=false",
-        "--file-allocation=none",
-        "--console-log-level=warn",
-        "--summary-interval=0",
+        *aria2NetworkFlags(port or freePort()),
         *extra,
         torrentPath,
     ]

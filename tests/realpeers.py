@@ -22,7 +22,14 @@ import time
 import urllib.request
 from typing import Iterable, Optional
 
-__all__ = ["MissingSoftware", "freePort", "freeUDPPort", "Opentracker"]
+__all__ = [
+    "MissingSoftware",
+    "freePort",
+    "freeUDPPort",
+    "waitForTCP",
+    "stopProcess",
+    "Opentracker",
+]
 
 
 class MissingSoftware(RuntimeError):
@@ -40,11 +47,20 @@ def _require(name: str, install: str) -> str:
 
 def freePort() -> int:
     """
-    A TCP port free on 127.0.0.1 right now.
+    A port free for both TCP and UDP on 127.0.0.1 right now (a tracker, or
+    a peer that also takes UDP, uses both).
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no port free for both TCP and UDP on 127.0.0.1")
 
 
 def freeUDPPort() -> int:
@@ -74,6 +90,23 @@ def waitForTCP(port: int, timeout: float = 10.0, process=None) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
         time.sleep(0.02)
+
+
+def stopProcess(process: subprocess.Popen, timeout: float = 5.0) -> Optional[int]:
+    """
+    Stop a subprocess: SIGTERM, then SIGKILL if it is still running after
+    C{timeout} seconds; reap it either way.
+
+    @return: its exit status.
+    """
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 class Opentracker:
@@ -219,13 +252,7 @@ class Opentracker:
     def _kill(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stopProcess(self.process)
         self.process = None
 
     def stop(self) -> None:

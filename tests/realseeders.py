@@ -9,10 +9,8 @@ off.  A missing libtorrent raises (tests fail, never skip).
 from __future__ import annotations
 
 import os
-import random
-import socket
 import time
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, Optional, Sequence, Tuple
 
 try:
     import libtorrent as lt
@@ -21,39 +19,18 @@ except ImportError as e:  # pragma: no cover
         "the libtorrent Python bindings are missing (pip install libtorrent)"
     ) from e
 
+from tests.realclients import loopbackSession, torrentFlags, writeFiles
+from tests.realpeers import freePort
 
-def freePort() -> int:
-    """
-    A TCP port free on 127.0.0.1 right now.
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def writeFiles(
-    parent: str, files: Sequence[Tuple[str, int]], seed: int = 0
-) -> List[str]:
-    """
-    Create files of random bytes.
-
-    @param parent: the directory the relative paths start from.
-    @param files: C{(relative path with /, size)} pairs.
-    @return: the absolute paths.
-    """
-    rng = random.Random(seed)
-    paths = []
-    for relative, size in files:
-        path = os.path.join(parent, *relative.split("/"))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            remaining = size
-            while remaining:
-                chunk = min(remaining, 1 << 20)
-                f.write(rng.randbytes(chunk))
-                remaining -= chunk
-        paths.append(path)
-    return paths
+__all__ = [
+    "freePort",
+    "writeFiles",
+    "writeLargeFile",
+    "makeTorrent",
+    "LibtorrentPeer",
+    "libtorrentSeeder",
+    "libtorrentLeecher",
+]
 
 
 def writeLargeFile(path: str, size: int) -> None:
@@ -95,32 +72,10 @@ def makeTorrent(
     return lt.bencode(ct.generate())
 
 
-def _session(port: int) -> lt.session:
-    settings = {
-        "listen_interfaces": f"127.0.0.1:{port}",
-        "outgoing_interfaces": "127.0.0.1",
-        "enable_dht": False,
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "enable_outgoing_utp": False,
-        "enable_incoming_utp": False,
-        "allow_multiple_connections_per_ip": True,
-        "alert_mask": 0,
-    }
-    return lt.session(settings)
-
-
-_FLAGS = (
-    lt.torrent_flags.disable_dht
-    | lt.torrent_flags.disable_lsd
-    | (lt.torrent_flags.disable_pex)
-)
-
-
 class LibtorrentPeer:
     """
-    A libtorrent session with one torrent, seeding or leeching.
+    A libtorrent session with one torrent, seeding or leeching (the
+    settings of L{tests.realclients.loopbackSettings}).
 
     @ivar port: its listening port on 127.0.0.1.
     """
@@ -133,11 +88,13 @@ class LibtorrentPeer:
         port: Optional[int] = None,
     ) -> None:
         self.port = port or freePort()
-        self.session = _session(self.port)
+        self.session = loopbackSession(self.port)
         params = lt.add_torrent_params()
         params.ti = lt.torrent_info(lt.bdecode(torrent))
         params.save_path = savePath
-        params.flags = _FLAGS | (lt.torrent_flags.seed_mode if seed else 0)
+        # Replaces the default flags: the torrent starts at once, not
+        # paused or auto-managed (LibtorrentSession.add keeps them).
+        params.flags = torrentFlags(seed)
         self.handle = self.session.add_torrent(params)
         self._waitListening()
 

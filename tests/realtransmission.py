@@ -13,19 +13,12 @@ import base64
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
 import urllib.request
 
-
-def _freePort() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.realpeers import freePort, stopProcess
 
 
 class Transmission:
@@ -45,8 +38,8 @@ class Transmission:
         self.directory = directory
         self.configDir = os.path.join(directory, "config")
         os.makedirs(self.configDir, exist_ok=True)
-        self.peerPort = _freePort()
-        self.rpcPort = _freePort()
+        self.peerPort = freePort()
+        self.rpcPort = freePort()
         settings = {
             "dht-enabled": False,
             "lpd-enabled": False,
@@ -184,10 +177,4 @@ class Transmission:
         """
         Stop the daemon.
         """
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stopProcess(self.process, 10)
