@@ -11,7 +11,6 @@ btorrent downloaded, counted by someone else.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import time
@@ -21,6 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from btorrent import metainfo, resume
 from btorrent.session import Session
+from tests.realclients import sha1File
 from tests.realpeers import Opentracker, freePort
 from tests.realseeders import (
     libtorrentSeeder,
@@ -50,17 +50,6 @@ def payloadUploaded(seeder) -> int:
     Block bytes a libtorrent seeder sent, over its whole session.
     """
     return seeder.handle.status().total_payload_upload
-
-
-def sha1File(path: str) -> bytes:
-    """
-    The SHA-1 of a file's contents.
-    """
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.digest()
 
 
 def stopSession(session):

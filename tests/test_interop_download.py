@@ -21,24 +21,10 @@ from twisted.trial.unittest import TestCase
 
 from btorrent import bencode, metainfo
 from btorrent.session import Session
-from tests.realpeers import Opentracker
-from tests.realseeders import freePort, libtorrentSeeder, makeTorrent, writeFiles
-
-#: A multi-directory torrent: 0-byte files, pieces straddling files.
-MULTI = [
-    ("multi/a.bin", 70000),
-    ("multi/empty", 0),
-    ("multi/sub/b.bin", 12345),
-    ("multi/sub/deeper/zero", 0),
-    ("multi/sub/deeper/c.bin", 40000),
-    ("multi/z/last.bin", 1),
-]
-#: A single file with a short last piece.
-SINGLE = [("single.bin", 5 * 32768 + 1234)]
-
-
-def noParts(torrent):
-    return None
+from tests.realpeers import Opentracker, freePort
+from tests.realseeders import libtorrentSeeder, makeTorrent, writeFiles
+from tests.test_interop_seed import MULTI, SINGLE, assertSameFiles, noParts
+from tests.twistdproc import repositoryEnvironment, twistdCommand
 
 
 class Fixture:
@@ -79,16 +65,7 @@ class Fixture:
             waitForSeeds(tracker, self.metainfo.infoHash, 1, self.seeder)
 
     def assertSame(self, test, downloadDir=None):
-        downloadDir = downloadDir or self.downloadDir
-        for relative, size in self.files:
-            parts = relative.split("/")
-            got = os.path.join(downloadDir, *parts)
-            test.assertTrue(os.path.isfile(got), got)
-            test.assertEqual(os.path.getsize(got), size, got)
-            test.assertTrue(
-                filecmp.cmp(os.path.join(self.seedDir, *parts), got, shallow=False),
-                got,
-            )
+        assertSameFiles(test, self.files, self.seedDir, downloadDir or self.downloadDir)
 
 
 def startTracker(test):
@@ -229,11 +206,80 @@ def downloadCommand():
     return [sys.executable, "-m", "btorrent.cli", "download"]
 
 
-def _environment():
-    env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+def twistdBtorrentCommand(fixture, port, logFile, pidFile=None):
+    """
+    The command line of C{twistd btorrent} downloading C{fixture}'s torrent
+    on 127.0.0.1:C{port} (in the foreground unless C{pidFile} is given).
+    """
+    return twistdCommand(
+        "btorrent",
+        "--torrent",
+        fixture.torrentPath,
+        "--download-dir",
+        fixture.downloadDir,
+        "--port",
+        str(port),
+        "--interface",
+        "127.0.0.1",
+        "--state-dir",
+        fixture.stateDir,
+        logFile=logFile,
+        pidFile=pidFile,
+    )
+
+
+def startTwistd(test, fixture, port):
+    """
+    Start C{twistd -n btorrent} on C{fixture} (logging to
+    C{fixture.base/twistd.log}), killed when C{test} ends if still running.
+
+    @return: C{(process, log)}: the C{subprocess.Popen} and a function
+        returning the log so far.
+    """
+    logFile = os.path.join(fixture.base, "twistd.log")
+    process = subprocess.Popen(
+        twistdBtorrentCommand(fixture, port, logFile),
+        env=repositoryEnvironment(),
+        cwd=fixture.base,
+    )
+
+    def cleanup():
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    test.addCleanup(cleanup)
+
+    def log():
+        with open(logFile) as f:
+            return f.read()
+
+    return process, log
+
+
+def waitForScrape(test, tracker, fixture, expected, seconds, process, log, what):
+    """
+    Block until the tracker's scrape of C{fixture}'s torrent is C{expected};
+    fail C{test} (with C{what} and the log) if C{process} exits first or
+    after C{seconds}.
+    """
+    deadline = time.monotonic() + seconds
+    while scrape(tracker, fixture.metainfo.infoHash) != expected:
+        if process.poll() is not None or time.monotonic() > deadline:
+            test.fail(f"twistd did not {what}:\n{log()}")
+        time.sleep(0.1)
+
+
+def assertStopsOnSIGTERM(test, process, log):
+    """
+    SIGTERM C{process}: it exits within 5 s, cleanly (twistd ends a
+    shutdown on a signal by re-raising it: C{-SIGTERM}).
+    """
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(10)
+    test.assertLess(time.monotonic() - started, 5.0)
+    test.assertIn(code, (0, -signal.SIGTERM), log())
 
 
 class TwistdTests(TestCase):
@@ -249,53 +295,13 @@ class TwistdTests(TestCase):
         """
         tracker = startTracker(self)
         fixture = Fixture(self, MULTI, 16384, tracker=tracker)
-        port = freePort()
-        command = [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "-n",
-            "--pidfile=",
-            "--logfile",
-            os.path.join(fixture.base, "twistd.log"),
-            "btorrent",
-            "--torrent",
-            fixture.torrentPath,
-            "--download-dir",
-            fixture.downloadDir,
-            "--port",
-            str(port),
-            "--interface",
-            "127.0.0.1",
-            "--state-dir",
-            fixture.stateDir,
-        ]
-        process = subprocess.Popen(command, env=_environment(), cwd=fixture.base)
-
-        def cleanup():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-
-        self.addCleanup(cleanup)
-
-        def log():
-            with open(os.path.join(fixture.base, "twistd.log")) as f:
-                return f.read()
-
-        deadline = time.monotonic() + 20
-        while scrape(tracker, fixture.metainfo.infoHash) != (2, 0):
-            if process.poll() is not None or time.monotonic() > deadline:
-                self.fail(f"twistd did not complete and announce:\n{log()}")
-            time.sleep(0.1)
+        process, log = startTwistd(self, fixture, freePort())
+        waitForScrape(
+            self, tracker, fixture, (2, 0), 20, process, log, "complete and announce"
+        )
         fixture.assertSame(self)
         self.assertIn("download complete", log())
-        started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(10)
-        self.assertLess(time.monotonic() - started, 5.0)
-        # twistd ends a shutdown on a signal by re-raising it: -SIGTERM.
-        self.assertIn(code, (0, -signal.SIGTERM), log())
+        assertStopsOnSIGTERM(self, process, log)
         self.assertIn("Server Shut Down.", log())
         self.assertEqual(scrape(tracker, fixture.metainfo.infoHash), (1, 0))
         self.assertTrue(
@@ -315,19 +321,18 @@ class DownloadCommandTests(TestCase):
     def runCommand(self, *args, timeout=30):
         return subprocess.run(
             downloadCommand() + list(args),
-            env=_environment(),
+            env=repositoryEnvironment(),
             capture_output=True,
             text=True,
             timeout=timeout,
         )
 
-    def test_complete(self):
+    def fixtureArguments(self, fixture, *args):
         """
-        Exit 0 once every file is complete, after a stopped announce.
+        The arguments of C{btorrent download} for C{fixture}'s torrent into
+        its download directory, on 127.0.0.1 and any port, then C{args}.
         """
-        tracker = startTracker(self)
-        fixture = Fixture(self, SINGLE, 32768, tracker=tracker)
-        result = self.runCommand(
+        return [
             fixture.torrentPath,
             "-o",
             fixture.downloadDir,
@@ -335,7 +340,32 @@ class DownloadCommandTests(TestCase):
             "0",
             "--interface",
             "127.0.0.1",
+            *args,
+        ]
+
+    def startCommand(self, fixture, *args):
+        """
+        Start C{btorrent download} of C{fixture}'s torrent on 127.0.0.1
+        (quiet; C{args} added), killed when the test ends if still running.
+
+        @return: the C{subprocess.Popen}, its stderr a text pipe.
+        """
+        process = subprocess.Popen(
+            downloadCommand() + self.fixtureArguments(fixture, *args, "--quiet"),
+            env=repositoryEnvironment(),
+            stderr=subprocess.PIPE,
+            text=True,
         )
+        self.addCleanup(lambda: process.poll() is None and process.kill())
+        return process
+
+    def test_complete(self):
+        """
+        Exit 0 once every file is complete, after a stopped announce.
+        """
+        tracker = startTracker(self)
+        fixture = Fixture(self, SINGLE, 32768, tracker=tracker)
+        result = self.runCommand(*self.fixtureArguments(fixture))
         self.assertEqual(result.returncode, 0, result.stderr)
         fixture.assertSame(self)
         self.assertIn("download complete", result.stderr)
@@ -347,16 +377,9 @@ class DownloadCommandTests(TestCase):
         """
         fixture = Fixture(self, MULTI, 16384)
         result = self.runCommand(
-            fixture.torrentPath,
-            "-o",
-            fixture.downloadDir,
-            "--port",
-            "0",
-            "--interface",
-            "127.0.0.1",
-            "--peer",
-            f"127.0.0.1:{fixture.seeder.port}",
-            "--quiet",
+            *self.fixtureArguments(
+                fixture, "--peer", f"127.0.0.1:{fixture.seeder.port}", "--quiet"
+            )
         )
         self.assertEqual(result.returncode, 0, result.stderr)
         fixture.assertSame(self)
@@ -384,23 +407,7 @@ class DownloadCommandTests(TestCase):
         SIGINT before the download completes: a non-zero exit, one line.
         """
         fixture = Fixture(self, SINGLE, 32768)
-        process = subprocess.Popen(
-            downloadCommand()
-            + [
-                fixture.torrentPath,
-                "-o",
-                fixture.downloadDir,
-                "--port",
-                "0",
-                "--interface",
-                "127.0.0.1",
-                "--quiet",
-            ],
-            env=_environment(),
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.addCleanup(lambda: process.poll() is None and process.kill())
+        process = self.startCommand(fixture)
         # No peer at all: it waits for one until interrupted.  Once its
         # files exist, the reactor runs and handles the signal.
         target = os.path.join(fixture.downloadDir, "single.bin")
@@ -421,26 +428,9 @@ class DownloadCommandTests(TestCase):
         SIGINT.
         """
         fixture = Fixture(self, SINGLE, 32768)
-        process = subprocess.Popen(
-            downloadCommand()
-            + [
-                fixture.torrentPath,
-                "-o",
-                fixture.downloadDir,
-                "--port",
-                "0",
-                "--interface",
-                "127.0.0.1",
-                "--peer",
-                f"127.0.0.1:{fixture.seeder.port}",
-                "--seed",
-                "--quiet",
-            ],
-            env=_environment(),
-            stderr=subprocess.PIPE,
-            text=True,
+        process = self.startCommand(
+            fixture, "--peer", f"127.0.0.1:{fixture.seeder.port}", "--seed"
         )
-        self.addCleanup(lambda: process.poll() is None and process.kill())
         target = os.path.join(fixture.downloadDir, "single.bin")
         deadline = time.monotonic() + 20
         while True:

@@ -21,7 +21,6 @@ import filecmp
 import os
 import signal
 import subprocess
-import sys
 import time
 from typing import List, Optional, Sequence, Tuple
 
@@ -32,9 +31,10 @@ from twisted.trial.unittest import TestCase
 from btorrent import metainfo
 from btorrent.session import Session
 from tests.realclients import aria2Leecher
-from tests.realpeers import freePort, waitForTCP
+from tests.realpeers import freePort, stopProcess, waitForTCP
 from tests.realseeders import libtorrentLeecher, makeTorrent, writeFiles
 from tests.realtransmission import Transmission
+from tests.twistdproc import repositoryEnvironment, twistdCommand
 
 #: A multi-directory torrent: 0-byte files (first, inside, last in a
 #: directory), pieces of 16 KiB straddling files.
@@ -58,6 +58,33 @@ def noParts(torrent):
     No announcer: peers are given directly.
     """
     return None
+
+
+def assertSameFiles(
+    test,
+    files: Sequence[Tuple[str, int]],
+    seedDir: str,
+    outDir: str,
+    emptyFiles: bool = True,
+) -> None:
+    """
+    Every file of C{files} (C{(relative path, size)}) is in C{outDir},
+    byte-identical to the one in C{seedDir}.
+
+    @param emptyFiles: also require the 0-byte files (Transmission does
+        not create them).
+    """
+    for relative, size in files:
+        parts = relative.split("/")
+        got = os.path.join(outDir, *parts)
+        if size == 0 and not emptyFiles:
+            continue
+        test.assertTrue(os.path.isfile(got), f"{got} is missing")
+        test.assertEqual(os.path.getsize(got), size, got)
+        test.assertTrue(
+            filecmp.cmp(os.path.join(seedDir, *parts), got, shallow=False),
+            f"{got} differs",
+        )
 
 
 class Data:
@@ -101,17 +128,7 @@ class Data:
         @param emptyFiles: also require the 0-byte files (Transmission does
             not create them).
         """
-        for relative, size in self.files:
-            parts = relative.split("/")
-            got = os.path.join(outDir, *parts)
-            if size == 0 and not emptyFiles:
-                continue
-            test.assertTrue(os.path.isfile(got), f"{got} is missing")
-            test.assertEqual(os.path.getsize(got), size, got)
-            test.assertTrue(
-                filecmp.cmp(os.path.join(self.seedDir, *parts), got, shallow=False),
-                f"{got} differs",
-            )
+        assertSameFiles(test, self.files, self.seedDir, outDir, emptyFiles)
 
 
 class LogWatch:
@@ -224,23 +241,20 @@ class Twistd:
     ) -> None:
         self.port = port or freePort()
         self.logPath = logPath
-        args = [
-            _twistd(),
-            "-n",
-            "--pidfile=",
-            f"--logfile={logPath}",
+        self.args = twistdCommand(
             "btorrent",
             *(f"--torrent={path}" for path in torrentPaths),
             f"--download-dir={downloadDir}",
             f"--state-dir={stateDir}",
             f"--port={self.port}",
-            *interfaceOption(),
+            "--interface=127.0.0.1",
             *extra,
-        ]
-        self.args = args
+            logFile=logPath,
+        )
         with open(logPath + ".stderr", "wb") as stderr:
             self.process = subprocess.Popen(
-                args,
+                self.args,
+                env=repositoryEnvironment(),
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=subprocess.STDOUT,
@@ -284,14 +298,7 @@ class Twistd:
         @return: the exit status (twistd stopped by a signal exits by that
             signal once shut down: C{-SIGTERM} is a clean stop).
         """
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stopProcess(self.process, 10)
 
     def kill(self) -> None:
         """
@@ -310,57 +317,28 @@ class Twistd:
         test.assertNotIn("Unhandled", text, text[-6000:])
 
 
-def interfaceOption() -> List[str]:
+class BothTorrentsMixin:
     """
-    C{--interface=127.0.0.1} if C{twistd btorrent} has that option (its
-    L{btorrent.tap.makeService} reads it); without it the daemon listens on
-    every address.
+    The tests of a leecher class: its C{leech(files, pieceLength)} run on
+    L{MULTI} and on L{SINGLE}.
     """
-    from btorrent import tap
-
-    names = {parameter[0] for parameter in tap.Options.optParameters}
-    return ["--interface=127.0.0.1"] if "interface" in names else []
-
-
-def _twistd() -> str:
-    """
-    The twistd script of this Python.
-    """
-    candidate = os.path.join(os.path.dirname(sys.executable), "twistd")
-    if os.path.exists(candidate):
-        return candidate
-    import shutil
-
-    found = shutil.which("twistd")
-    if found is None:
-        raise RuntimeError("twistd is not installed (pip install twisted)")
-    return found
-
-
-class LibtorrentLeecherTests(TestCase):
-    """
-    A libtorrent leecher connects to the btorrent seeder.
-    """
-
-    timeout = 30
 
     @defer.inlineCallbacks
-    def leech(self, files, pieceLength):
+    def startSeeding(self, files, pieceLength):
+        """
+        Generate L{Data} under a fresh directory and start a btorrent seeder
+        of it, the log watched.
+
+        @return: a L{Deferred} firing with C{(base directory, data, log
+            watch, session, torrent)}.
+        """
         base = os.path.abspath(self.mktemp())
         data = Data(base, files, pieceLength)
         watch = LogWatch.install(self)
         session, [torrent] = yield startSeeder(
             self, [data], os.path.join(base, "state")
         )
-        outDir = os.path.join(base, "out")
-        leecher = libtorrentLeecher(outDir, data.torrentBytes)
-        self.addCleanup(leecher.close)
-        leecher.connect("127.0.0.1", session.port)
-        yield pollUntil(lambda: leecher.finished, 20, "the libtorrent leecher")
-        data.assertSame(self, outDir)
-        self.assertGreaterEqual(torrent.uploaded, data.metainfo.totalLength)
-        self.assertEqual(torrent.downloaded, 0)
-        self.assertEqual(watch.tracebacks(), [])
+        return base, data, watch, session, torrent
 
     def test_multiDirectory(self):
         """
@@ -376,7 +354,30 @@ class LibtorrentLeecherTests(TestCase):
         return self.leech(SINGLE, SINGLE_PIECE)
 
 
-class Aria2LeecherTests(TestCase):
+class LibtorrentLeecherTests(BothTorrentsMixin, TestCase):
+    """
+    A libtorrent leecher connects to the btorrent seeder.
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def leech(self, files, pieceLength):
+        base, data, watch, session, torrent = yield self.startSeeding(
+            files, pieceLength
+        )
+        outDir = os.path.join(base, "out")
+        leecher = libtorrentLeecher(outDir, data.torrentBytes)
+        self.addCleanup(leecher.close)
+        leecher.connect("127.0.0.1", session.port)
+        yield pollUntil(lambda: leecher.finished, 20, "the libtorrent leecher")
+        data.assertSame(self, outDir)
+        self.assertGreaterEqual(torrent.uploaded, data.metainfo.totalLength)
+        self.assertEqual(torrent.downloaded, 0)
+        self.assertEqual(watch.tracebacks(), [])
+
+
+class Aria2LeecherTests(BothTorrentsMixin, TestCase):
     """
     The btorrent seeder connects out to an aria2 leecher, which exits 0
     once it has everything.
@@ -386,11 +387,8 @@ class Aria2LeecherTests(TestCase):
 
     @defer.inlineCallbacks
     def leech(self, files, pieceLength):
-        base = os.path.abspath(self.mktemp())
-        data = Data(base, files, pieceLength)
-        watch = LogWatch.install(self)
-        session, [torrent] = yield startSeeder(
-            self, [data], os.path.join(base, "state")
+        base, data, watch, session, torrent = yield self.startSeeding(
+            files, pieceLength
         )
         outDir = os.path.join(base, "out")
         port = freePort()
@@ -416,19 +414,6 @@ class Aria2LeecherTests(TestCase):
         data.assertSame(self, outDir)
         self.assertGreaterEqual(torrent.uploaded, data.metainfo.totalLength)
         self.assertEqual(watch.tracebacks(), [])
-
-    def test_multiDirectory(self):
-        """
-        A multi-directory torrent with 0-byte files and pieces straddling
-        files arrives byte-identical.
-        """
-        return self.leech(MULTI, MULTI_PIECE)
-
-    def test_singleFile(self):
-        """
-        A single file with a short last piece arrives byte-identical.
-        """
-        return self.leech(SINGLE, SINGLE_PIECE)
 
 
 class TransmissionLeecherTests(TestCase):

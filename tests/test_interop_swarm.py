@@ -10,19 +10,18 @@ logged as a traceback.  Data and torrents are made at run time.
 
 from __future__ import annotations
 
-import filecmp
 import hashlib
 import os
 import struct
 
 from twisted.internet import defer, reactor, threads
-from twisted.logger import eventAsText, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from btorrent import metainfo, wire
 from btorrent.peer import maxMessageLength
 from btorrent.session import Session
 from tests import hostilepeers
+from tests import test_interop_seed as seedtests
 from tests.realaria2 import seederFor
 from tests.realseeders import (
     libtorrentSeeder,
@@ -31,6 +30,7 @@ from tests.realseeders import (
     writeLargeFile,
 )
 from tests.realtransmission import Transmission
+from tests.test_interop_seed import noParts
 
 #: A multi-directory torrent: 0-byte files, pieces straddling files.
 TREE = [
@@ -51,13 +51,6 @@ HOSTILE_PIECE = 16384
 #: Upload rate of the honest libtorrent seeder in the hostile tests: the
 #: download lasts about a second, so the hostile peer acts in the middle.
 HONEST_RATE = 2 << 20
-
-
-def noParts(torrent):
-    """
-    No announcer, no choker: peers are given directly.
-    """
-    return None
 
 
 def withTimeout(d: defer.Deferred, seconds: float, what: str) -> defer.Deferred:
@@ -90,27 +83,10 @@ def limitLibtorrentUpload(seeder, rate: int) -> None:
     session.set_peer_class(session.local_peer_class_id, {"upload_limit": rate})
 
 
-class LogWatch:
+class LogWatch(seedtests.LogWatch):
     """
-    Every log event while a test runs.
+    Every log event while a test runs, and why peers were dropped.
     """
-
-    def __init__(self) -> None:
-        self.events = []
-
-    def __call__(self, event) -> None:
-        self.events.append(event)
-
-    def tracebacks(self):
-        """
-        The events that carry a failure or a traceback.
-        """
-        found = []
-        for event in self.events:
-            text = eventAsText(event, includeTraceback=True) or ""
-            if "log_failure" in event or "Traceback" in text:
-                found.append(text)
-        return found
 
     def dropReasons(self, name: str):
         """
@@ -121,17 +97,6 @@ class LogWatch:
             for event in self.events
             if event.get("peer") == name and isinstance(event.get("reason"), str)
         ]
-
-    def texts(self, needle: str):
-        """
-        The log lines that contain C{needle}.
-        """
-        found = []
-        for event in self.events:
-            text = eventAsText(event) or ""
-            if needle in text:
-                found.append(text)
-        return found
 
 
 class Fixture:
@@ -158,15 +123,7 @@ class Fixture:
         """
         Every file is in the download directory, byte-identical.
         """
-        for relative, size in self.files:
-            parts = relative.split("/")
-            got = os.path.join(self.downloadDir, *parts)
-            test.assertTrue(os.path.isfile(got), f"{got} is missing")
-            test.assertEqual(os.path.getsize(got), size, got)
-            test.assertTrue(
-                filecmp.cmp(os.path.join(self.seedDir, *parts), got, shallow=False),
-                f"{got} differs",
-            )
+        seedtests.assertSameFiles(test, self.files, self.seedDir, self.downloadDir)
 
 
 class SwarmTestCase(TestCase):
@@ -177,9 +134,7 @@ class SwarmTestCase(TestCase):
     timeout = 60
 
     def setUp(self) -> None:
-        self.logWatch = LogWatch()
-        globalLogPublisher.addObserver(self.logWatch)
-        self.addCleanup(globalLogPublisher.removeObserver, self.logWatch)
+        self.logWatch = LogWatch.install(self)
         self.session = None
         self._sessionStopped = False
 

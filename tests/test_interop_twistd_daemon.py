@@ -13,9 +13,9 @@ import time
 
 from twisted.trial.unittest import TestCase
 
-from tests.realseeders import freePort
-from tests.test_interop_download import SINGLE, Fixture
-from tests.twistdproc import repositoryEnvironment, twistdCommand
+from tests.realpeers import freePort
+from tests.test_interop_download import SINGLE, Fixture, twistdBtorrentCommand
+from tests.twistdproc import repositoryEnvironment
 
 
 class DaemonTests(TestCase):
@@ -34,19 +34,7 @@ class DaemonTests(TestCase):
         port = freePort()
         pidFile = os.path.join(fixture.base, "twistd.pid")
         logFile = os.path.join(fixture.base, "twistd.log")
-        command = twistdCommand(
-            "btorrent",
-            "--torrent",
-            fixture.torrentPath,
-            "--download-dir",
-            fixture.downloadDir,
-            "--port",
-            str(port),
-            "--state-dir",
-            fixture.stateDir,
-            logFile=logFile,
-            pidFile=pidFile,
-        )
+        command = twistdBtorrentCommand(fixture, port, logFile, pidFile=pidFile)
         launcher = subprocess.run(
             command, env=repositoryEnvironment(), cwd=fixture.base, timeout=30
         )

@@ -7,16 +7,18 @@ C{tests.test_interop_download.TwistdTests}.)
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
-
 from twisted.trial.unittest import TestCase
 
-from tests.realseeders import freePort
-from tests.test_interop_download import MULTI, Fixture, scrape, startTracker
-from tests.twistdproc import repositoryEnvironment, twistdCommand
+from tests.realpeers import freePort
+from tests.test_interop_download import (
+    MULTI,
+    Fixture,
+    assertStopsOnSIGTERM,
+    scrape,
+    startTracker,
+    startTwistd,
+    waitForScrape,
+)
 
 
 class TwistdUDPTrackerTests(TestCase):
@@ -35,46 +37,20 @@ class TwistdUDPTrackerTests(TestCase):
         self.assertEqual(
             [list(tier) for tier in fixture.metainfo.trackers], [[tracker.udpURL]]
         )
-        logPath = os.path.join(fixture.base, "twistd.log")
-        command = twistdCommand(
-            "btorrent",
-            "--torrent",
-            fixture.torrentPath,
-            "--download-dir",
-            fixture.downloadDir,
-            "--port",
-            str(freePort()),
-            "--state-dir",
-            fixture.stateDir,
-            logFile=logPath,
-        )
-        process = subprocess.Popen(
-            command, env=repositoryEnvironment(), cwd=fixture.base
-        )
-
-        def cleanup():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-
-        self.addCleanup(cleanup)
-
-        def log():
-            with open(logPath) as f:
-                return f.read()
-
         infoHash = fixture.metainfo.infoHash
-        deadline = time.monotonic() + 30
-        while scrape(tracker, infoHash) != (2, 0):
-            if process.poll() is not None or time.monotonic() > deadline:
-                self.fail(f"twistd did not complete and announce over UDP:\n{log()}")
-            time.sleep(0.1)
+        process, log = startTwistd(self, fixture, freePort())
+        waitForScrape(
+            self,
+            tracker,
+            fixture,
+            (2, 0),
+            30,
+            process,
+            log,
+            "complete and announce over UDP",
+        )
         fixture.assertSame(self)
         self.assertIn("download complete", log())
-        started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(10)
-        self.assertLess(time.monotonic() - started, 5.0)
-        self.assertIn(code, (0, -signal.SIGTERM), log())
+        assertStopsOnSIGTERM(self, process, log)
         self.assertEqual(scrape(tracker, infoHash), (1, 0), log())
         self.assertNotIn("Traceback", log())
