@@ -1,12 +1,11 @@
 """
 A swarm of btorrent processes through a real opentracker on 127.0.0.1:
-one seeder and four leechers, each a separate C{twistd -n} process running
-the service of C{twistd btorrent} (L{btorrent.tap.makeService}).
+one seeder and four leechers, each a plain C{twistd -n btorrent} process.
 
-Every process also runs a small reporter service that writes its
-torrent's byte counters to a JSON file: nothing in C{twistd btorrent}
-exposes a process's uploaded total to the outside (the progress line
-gives rates only), and the leechers must be seen uploading to each other.
+Each process's totals are read from its log: the progress line carries the
+session's downloaded and uploaded bytes, and the torrent logs it once more
+when it stops, so the last such line of a stopped process holds its final
+totals.  The leechers must be seen uploading to each other.
 
 The leechers start first, one after the other, so that each finds the
 earlier ones through the tracker; the seeder starts last, finds all four
@@ -17,125 +16,66 @@ trade the pieces they got.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import re
 import signal
-import subprocess
 import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from btorrent import metainfo
-from tests.realpeers import Opentracker, freePort
+from tests.realpeers import Opentracker
 from tests.realseeders import makeTorrent, writeLargeFile
-from tests.test_interop_seed import Twistd, _twistd
+from tests.test_interop_seed import Twistd
 
 #: The torrent: one file of 96 MiB in 256 KiB pieces.
 SIZE = 96 << 20
 PIECE = 256 << 10
 
-#: The .tac every process runs: C{twistd btorrent}'s own service built by
-#: L{btorrent.tap.makeService} from the options in C{$BTORRENT_ARGS} (bound
-#: to 127.0.0.1), and a timer writing every torrent's counters to
-#: C{$BTORRENT_STATS} (also once more when stopping).
-TAC = """
-import json, os
-
-from twisted.application import service
-from twisted.application.internet import TimerService
-
-from btorrent import tap
-
-options = tap.Options()
-options.parseOptions(json.loads(os.environ["BTORRENT_ARGS"]))
-options["interface"] = "127.0.0.1"
-application = service.Application("btorrent")
-session = tap.makeService(options)
-session.setServiceParent(application)
-statsPath = os.environ["BTORRENT_STATS"]
-
-
-def report():
-    stats = {
-        infoHash.hex(): {
-            "uploaded": torrent.uploaded,
-            "downloaded": torrent.downloaded,
-            "left": torrent.left,
-            "complete": torrent.completed.called,
-        }
-        for infoHash, torrent in session.torrents.items()
-    }
-    with open(statsPath + ".new", "w") as f:
-        json.dump(stats, f)
-    os.replace(statsPath + ".new", statsPath)
-
-
-class Reporter(TimerService):
-    def stopService(self):
-        report()
-        return TimerService.stopService(self)
-
-
-# A child of the session: it stops before the torrents do, while their
-# counters are still there.
-Reporter(0.1, report).setServiceParent(session)
-"""
+#: The totals at the end of a progress line (see L{Torrent.logProgress}).
+TOTALS = re.compile(
+    r" (\d+\.\d)% down .*; totals down .* \((\d+) B\) up .* \((\d+) B\)$",
+    re.MULTILINE,
+)
 
 
 class Member(Twistd):
     """
-    One process of the swarm: C{twistd -n --pidfile= -y swarm.tac}.
-
-    @ivar statsPath: the JSON file of its counters.
+    One process of the swarm: C{twistd -n --pidfile= btorrent ...}.
     """
 
     def __init__(self, base: str, name: str, torrentPath: str, downloadDir: str):
-        self.port = freePort()
-        self.logPath = os.path.join(base, name + ".log")
-        self.statsPath = os.path.join(base, name + ".json")
-        tac = os.path.join(base, "swarm.tac")
-        if not os.path.exists(tac):
-            with open(tac, "w") as f:
-                f.write(TAC)
-        env = dict(os.environ)
-        env["BTORRENT_ARGS"] = json.dumps(
-            [
-                f"--torrent={torrentPath}",
-                f"--download-dir={downloadDir}",
-                f"--state-dir={os.path.join(base, name + '-state')}",
-                f"--port={self.port}",
-            ]
+        super().__init__(
+            [torrentPath],
+            downloadDir,
+            os.path.join(base, name + "-state"),
+            os.path.join(base, name + ".log"),
         )
-        env["BTORRENT_STATS"] = self.statsPath
-        self.args = [
-            _twistd(),
-            "-n",
-            "--pidfile=",
-            f"--logfile={self.logPath}",
-            "-y",
-            tac,
-        ]
-        with open(self.logPath + ".stderr", "wb") as stderr:
-            self.process = subprocess.Popen(
-                self.args,
-                stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=subprocess.STDOUT,
-                cwd=base,
-                env=env,
-            )
 
-    def stats(self) -> dict:
+    def totals(self, final: bool = False) -> dict:
         """
-        Its counters for the torrent (zeros before the first report).
+        Its last logged totals: C{percent}, C{downloaded}, C{uploaded}
+        (C{None} before the first progress line).
+
+        @param final: only the line logged after the SIGTERM (the torrent's
+            line at its stop); there must be exactly one.
         """
-        try:
-            with open(self.statsPath) as f:
-                stats = json.load(f)
-        except (OSError, ValueError):
-            return {"uploaded": 0, "downloaded": 0, "left": None, "complete": False}
-        [only] = stats.values()
-        return only
+        text = self.log()
+        if final:
+            stopped = text.index("Received SIGTERM")
+            found = TOTALS.findall(text, stopped)
+            if len(found) != 1:
+                raise AssertionError(f"no final totals line:\n{text[stopped:]}")
+        else:
+            found = TOTALS.findall(text)
+        if not found:
+            return {"percent": None, "downloaded": None, "uploaded": None}
+        percent, downloaded, uploaded = found[-1]
+        return {
+            "percent": float(percent),
+            "downloaded": int(downloaded),
+            "uploaded": int(uploaded),
+        }
 
 
 def sha1File(path: str) -> bytes:
@@ -165,8 +105,8 @@ class FourLeechersTests(SynchronousTestCase):
                     self.fail(f"{member.logPath} exited:\n{member.log()}")
             if time.monotonic() > deadline:
                 logs = "\n".join(member.log()[-3000:] for member in members)
-                stats = [member.stats() for member in members]
-                self.fail(f"timed out waiting for {what}: counters {stats}\n{logs}")
+                totals = [member.totals() for member in members]
+                self.fail(f"timed out waiting for {what}: totals {totals}\n{logs}")
             time.sleep(0.02)
 
     def test_leechersTrade(self):
@@ -217,7 +157,7 @@ class FourLeechersTests(SynchronousTestCase):
         self.addCleanup(seeder.kill)
         members = leechers + [seeder]
         self.waitFor(
-            lambda: all(leecher.stats()["complete"] for leecher in leechers),
+            lambda: all("download complete" in leecher.log() for leecher in leechers),
             30,
             "every leecher to complete",
             members,
@@ -233,12 +173,14 @@ class FourLeechersTests(SynchronousTestCase):
                 expected,
                 f"leecher {number}",
             )
-        stats = [leecher.stats() for leecher in leechers]
-        seederStats = seeder.stats()
+        # The final totals, logged by each torrent as it stopped.
+        stats = [leecher.totals(final=True) for leecher in leechers]
+        seederStats = seeder.totals(final=True)
         for each in stats:
             self.assertEqual(each["downloaded"], SIZE, stats)
-            self.assertEqual(each["left"], 0, stats)
+            self.assertEqual(each["percent"], 100.0, stats)
         self.assertEqual(seederStats["downloaded"], 0)
+        self.assertEqual(seederStats["percent"], 100.0)
         fromLeechers = sum(each["uploaded"] for each in stats)
         figures = f"seeder {seederStats}, leechers {stats}"
         # Every leecher uploaded to the others...

@@ -210,17 +210,27 @@ class InProcessUDPTests(TestCase):
 
     timeout = 90
 
-    def poll(self, predicate, timeout: float, what: str) -> defer.Deferred:
+    def poll(self, predicate, timeout: float, what: str, nudge=None) -> defer.Deferred:
         """
         Fire when C{predicate()} is true, polling on the reactor.
+
+        @param nudge: if given, called every second while waiting: used to
+            make libtorrent announce now, since its UDP announces are
+            sometimes more than 10 s late (the tracker is still the only
+            way the peers find each other).
         """
         deadline = reactor.seconds() + timeout
 
         @defer.inlineCallbacks
         def loop():
+            nextNudge = reactor.seconds() + 1
             while not predicate():
-                if reactor.seconds() > deadline:
+                now = reactor.seconds()
+                if now > deadline:
                     raise AssertionError(f"timed out waiting for {what}")
+                if nudge is not None and now >= nextNudge:
+                    nextNudge = now + 1
+                    nudge()
                 yield task.deferLater(reactor, 0.05, lambda: None)
 
         return loop()
@@ -253,8 +263,13 @@ class InProcessUDPTests(TestCase):
 
         seeder = LibtorrentSession()
         self.addCleanup(seeder.close)
-        seeder.add(torrent, seedDir, seed=True)
-        yield self.poll(lambda: swarm.scrape(infoHash)[0] == 1, 15, "the seed")
+        seedHandle = seeder.add(torrent, seedDir, seed=True)
+        yield self.poll(
+            lambda: swarm.scrape(infoHash)[0] == 1,
+            15,
+            "the seed",
+            nudge=lambda: seeder.reannounce(seedHandle),
+        )
 
         leechers = []
         for i in range(2):
@@ -262,14 +277,27 @@ class InProcessUDPTests(TestCase):
             self.addCleanup(session.close)
             handle = session.add(torrent, os.path.join(directory, f"lt-{i}"))
             leechers.append((session, handle))
+
+        def nudgeLeechers():
+            for session, handle in leechers:
+                session.reannounce(handle)
+
         yield self.poll(
-            lambda: all(s.finished(h) for s, h in leechers), 30, "both leechers"
+            lambda: all(s.finished(h) for s, h in leechers),
+            30,
+            "both leechers",
+            nudge=nudgeLeechers,
         )
         for i in range(2):
             self.assertEqual(
                 sha1File(os.path.join(directory, f"lt-{i}", "blob.bin")), sha1File(data)
             )
-        yield self.poll(lambda: swarm.scrape(infoHash) == (3, 2, 0), 15, "completed")
+        yield self.poll(
+            lambda: swarm.scrape(infoHash) == (3, 2, 0),
+            15,
+            "completed",
+            nudge=nudgeLeechers,
+        )
         stats = yield threads.deferToThread(udpScrape, port, infoHash)
         self.assertEqual(stats, (3, 2, 0))
 
