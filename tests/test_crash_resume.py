@@ -28,7 +28,13 @@ from tests.realseeders import (
     writeFiles,
     writeLargeFile,
 )
-from tests.test_interop_seed import LogWatch, Twistd, noParts, pollUntil
+from tests.test_interop_seed import (
+    LogWatch,
+    Twistd,
+    WorkDirectories,
+    noParts,
+    pollUntil,
+)
 
 #: A multi-directory torrent of 64 KiB pieces, many straddling files.
 TREE = [
@@ -60,17 +66,14 @@ def stopSession(session):
         return session.stopService()
 
 
-class CorruptTree:
+class CorruptTree(WorkDirectories):
     """
     The L{TREE} torrent complete in a download directory (a copy of the
     seeder's data), then with some pieces corrupted on disk.
     """
 
     def __init__(self, test) -> None:
-        self.base = os.path.abspath(test.mktemp())
-        self.seedDir = os.path.join(self.base, "seed")
-        self.downloadDir = os.path.join(self.base, "download")
-        self.stateDir = os.path.join(self.base, "state")
+        super().__init__(test)
         writeFiles(self.seedDir, TREE, seed=7)
         writeFiles(self.downloadDir, TREE, seed=7)
         self.torrentBytes = makeTorrent(self.seedDir, TREE, TREE_PIECE)
@@ -231,11 +234,9 @@ class KillAndResumeTests(SynchronousTestCase):
         sent less than 1.1 times the torrent's size over the four runs.
         """
         started = time.monotonic()
-        base = os.path.abspath(self.mktemp())
-        seedDir = os.path.join(base, "seed")
-        outDir = os.path.join(base, "out")
-        stateDir = os.path.join(base, "state")
-        os.makedirs(seedDir)
+        dirs = WorkDirectories(self)
+        base, seedDir, stateDir = dirs.base, dirs.seedDir, dirs.stateDir
+        outDir = dirs.downloadDir
         os.makedirs(outDir)
         writeLargeFile(os.path.join(seedDir, "big.bin"), BIG)
         tracker = Opentracker().start()

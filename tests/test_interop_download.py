@@ -23,21 +23,23 @@ from btorrent import bencode, metainfo
 from btorrent.session import Session
 from tests.realpeers import Opentracker, freePort
 from tests.realseeders import libtorrentSeeder, makeTorrent, writeFiles
-from tests.test_interop_seed import MULTI, SINGLE, assertSameFiles, noParts
+from tests.test_interop_seed import (
+    MULTI,
+    SINGLE,
+    WorkDirectories,
+    assertSameFiles,
+    noParts,
+)
 from tests.twistdproc import repositoryEnvironment, twistdCommand
 
 
-class Fixture:
+class Fixture(WorkDirectories):
     """
     Data, a torrent and a libtorrent seeder for one test.
     """
 
     def __init__(self, test, files, pieceLength, tracker=None, udp=False):
-        self.base = os.path.abspath(test.mktemp())
-        self.seedDir = os.path.join(self.base, "seed")
-        self.downloadDir = os.path.join(self.base, "download")
-        self.stateDir = os.path.join(self.base, "state")
-        os.makedirs(self.seedDir)
+        super().__init__(test)
         self.files = files
         writeFiles(self.seedDir, files, seed=len(files))
         trackers = []

@@ -87,6 +87,24 @@ def assertSameFiles(
         )
 
 
+class WorkDirectories:
+    """
+    A fresh directory for one test and its parts.
+
+    @ivar base: the directory (under the test's C{mktemp}).
+    @ivar seedDir: C{base/seed}, created: the seeder's complete data.
+    @ivar downloadDir: C{base/download}: where the download goes.
+    @ivar stateDir: C{base/state}: btorrent's state directory.
+    """
+
+    def __init__(self, test) -> None:
+        self.base = os.path.abspath(test.mktemp())
+        self.seedDir = os.path.join(self.base, "seed")
+        self.downloadDir = os.path.join(self.base, "download")
+        self.stateDir = os.path.join(self.base, "state")
+        os.makedirs(self.seedDir)
+
+
 class Data:
     """
     Generated files under C{seedDir} and their torrent (made by libtorrent).

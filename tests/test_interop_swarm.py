@@ -99,17 +99,13 @@ class LogWatch(seedtests.LogWatch):
         ]
 
 
-class Fixture:
+class Fixture(seedtests.WorkDirectories):
     """
     Data on disk and its torrent.
     """
 
     def __init__(self, test, files, pieceLength: int, large: bool = False) -> None:
-        self.base = os.path.abspath(test.mktemp())
-        self.seedDir = os.path.join(self.base, "seed")
-        self.downloadDir = os.path.join(self.base, "download")
-        self.stateDir = os.path.join(self.base, "state")
-        os.makedirs(self.seedDir)
+        super().__init__(test)
         self.files = files
         if large:
             for relative, size in files:

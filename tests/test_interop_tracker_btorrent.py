@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -24,6 +23,7 @@ from tests.realclients import (
     waitUntil,
     writeRandomFile,
 )
+from tests.test_interop_download import downloadCommand
 from tests.test_interop_tracker_server import TwistdTracker, httpScrape, udpScrape
 from tests.twistdproc import repositoryEnvironment, twistdCommand
 
@@ -69,16 +69,15 @@ class TradeThroughOurTrackerTests(SynchronousTestCase):
         )
         out = os.path.join(self.base, "leech")
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "btorrent.cli",
-                "download",
+            downloadCommand()
+            + [
                 torrentPath,
                 "-o",
                 out,
                 "--port",
                 str(freePort()),
+                "--interface",
+                "127.0.0.1",
                 "--quiet",
             ],
             env=repositoryEnvironment(),
