@@ -32,20 +32,9 @@ from typing import Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from btorrent.metainfo import FileEntry  # noqa: E402
 from btorrent.resume import recheck  # noqa: E402
 from btorrent.storage import MultiFileWriter  # noqa: E402
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """
-    The shape of C{btorrent.metainfo.FileEntry}.
-    """
-
-    path: Tuple[str, ...]
-    length: int
-    offset: int
-    padding: bool = False
 
 
 @dataclass(frozen=True)
