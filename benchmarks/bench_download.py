@@ -32,6 +32,7 @@ from tests.realseeders import (  # noqa: E402
     makeTorrent,
     writeLargeFile,
 )
+from tests.twistdproc import downloadCommand  # noqa: E402
 
 PIECE_LENGTH = 256 * 1024
 
@@ -48,15 +49,8 @@ leecher.close()
 """
 
 
-def _btorrentCommand() -> list:
-    """
-    C{btorrent download}, run by this interpreter.
-    """
-    return [sys.executable, "-m", "btorrent.cli", "download"]
-
-
 def runBtorrent(torrentPath, out, port, profile=False) -> float:
-    command = _btorrentCommand()
+    command = downloadCommand()
     if profile:
         command = [sys.executable, "-m", "pyinstrument", "-m", "btorrent.cli"]
         command.append("download")

@@ -11,7 +11,6 @@ import filecmp
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from urllib.parse import quote_from_bytes
@@ -30,7 +29,7 @@ from tests.test_interop_seed import (
     assertSameFiles,
     noParts,
 )
-from tests.twistdproc import repositoryEnvironment, twistdCommand
+from tests.twistdproc import downloadCommand, repositoryEnvironment, twistdCommand
 
 
 class Fixture(WorkDirectories):
@@ -198,14 +197,6 @@ class UDPTrackerTests(HTTPTrackerTests):
     """
 
     udp = True
-
-
-def downloadCommand():
-    """
-    C{btorrent download}, run as C{python -m btorrent.cli download} so that
-    the interpreter running the tests runs it.
-    """
-    return [sys.executable, "-m", "btorrent.cli", "download"]
 
 
 def twistdBtorrentCommand(fixture, port, logFile, pidFile=None):

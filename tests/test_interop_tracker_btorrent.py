@@ -23,9 +23,8 @@ from tests.realclients import (
     waitUntil,
     writeRandomFile,
 )
-from tests.test_interop_download import downloadCommand
 from tests.test_interop_tracker_server import TwistdTracker, httpScrape, udpScrape
-from tests.twistdproc import repositoryEnvironment, twistdCommand
+from tests.twistdproc import downloadCommand, repositoryEnvironment, twistdCommand
 
 SIZE = 3 * (1 << 20) + 12345
 

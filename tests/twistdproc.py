@@ -1,5 +1,6 @@
 """
-Run C{twistd} plugins of this checkout as subprocesses in tests.
+Run C{twistd} plugins and the C{btorrent} command of this checkout as
+subprocesses in tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -38,3 +39,12 @@ def twistdCommand(
     else:
         command += ["--pidfile", pidFile]
     return command + ["--logfile", logFile, plugin, *arguments]
+
+
+def downloadCommand() -> List[str]:
+    """
+    C{btorrent download}, run as C{python -m btorrent.cli download} so that
+    the interpreter running the tests runs it (with
+    L{repositoryEnvironment}, this checkout's code).
+    """
+    return [sys.executable, "-m", "btorrent.cli", "download"]
