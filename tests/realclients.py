@@ -126,6 +126,14 @@ def loopbackSettings(port: int) -> dict:
     (C{shared/peers.md}): it listens on C{port} and dials out from
     127.0.0.1; no DHT, LSD, UPnP, NAT-PMP or uTP; several peers of one
     address (every peer here is 127.0.0.1); no alerts.
+
+    C{udp_tracker_token_expiry} is 0: libtorrent keeps UDP tracker
+    connection ids in one cache for the whole process, keyed by the
+    tracker's IP address alone (not its port), and after an error reply it
+    keeps using the cached id until it expires (60 s by default).  Every
+    tracker in these tests is on 127.0.0.1, each with its own secret, so an
+    id from one test's tracker made the next test's tracker refuse every
+    announce for a minute.  With 0, every announce connects first.
     """
     return {
         "listen_interfaces": f"127.0.0.1:{port}",
@@ -138,6 +146,7 @@ def loopbackSettings(port: int) -> dict:
         "enable_incoming_utp": False,
         "allow_multiple_connections_per_ip": True,
         "alert_mask": 0,
+        "udp_tracker_token_expiry": 0,
     }
 
 

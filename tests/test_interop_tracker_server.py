@@ -210,27 +210,17 @@ class InProcessUDPTests(TestCase):
 
     timeout = 90
 
-    def poll(self, predicate, timeout: float, what: str, nudge=None) -> defer.Deferred:
+    def poll(self, predicate, timeout: float, what: str) -> defer.Deferred:
         """
         Fire when C{predicate()} is true, polling on the reactor.
-
-        @param nudge: if given, called every second while waiting: used to
-            make libtorrent announce now, since its UDP announces are
-            sometimes more than 10 s late (the tracker is still the only
-            way the peers find each other).
         """
         deadline = reactor.seconds() + timeout
 
         @defer.inlineCallbacks
         def loop():
-            nextNudge = reactor.seconds() + 1
             while not predicate():
-                now = reactor.seconds()
-                if now > deadline:
+                if reactor.seconds() > deadline:
                     raise AssertionError(f"timed out waiting for {what}")
-                if nudge is not None and now >= nextNudge:
-                    nextNudge = now + 1
-                    nudge()
                 yield task.deferLater(reactor, 0.05, lambda: None)
 
         return loop()
@@ -263,13 +253,8 @@ class InProcessUDPTests(TestCase):
 
         seeder = LibtorrentSession()
         self.addCleanup(seeder.close)
-        seedHandle = seeder.add(torrent, seedDir, seed=True)
-        yield self.poll(
-            lambda: swarm.scrape(infoHash)[0] == 1,
-            15,
-            "the seed",
-            nudge=lambda: seeder.reannounce(seedHandle),
-        )
+        seeder.add(torrent, seedDir, seed=True)
+        yield self.poll(lambda: swarm.scrape(infoHash)[0] == 1, 15, "the seed")
 
         leechers = []
         for i in range(2):
@@ -278,15 +263,10 @@ class InProcessUDPTests(TestCase):
             handle = session.add(torrent, os.path.join(directory, f"lt-{i}"))
             leechers.append((session, handle))
 
-        def nudgeLeechers():
-            for session, handle in leechers:
-                session.reannounce(handle)
-
         yield self.poll(
             lambda: all(s.finished(h) for s, h in leechers),
             30,
             "both leechers",
-            nudge=nudgeLeechers,
         )
         for i in range(2):
             self.assertEqual(
@@ -296,7 +276,6 @@ class InProcessUDPTests(TestCase):
             lambda: swarm.scrape(infoHash) == (3, 2, 0),
             15,
             "completed",
-            nudge=nudgeLeechers,
         )
         stats = yield threads.deferToThread(udpScrape, port, infoHash)
         self.assertEqual(stats, (3, 2, 0))
