@@ -51,8 +51,18 @@ DEPTH_REFRESH = 0.25
 #: Seconds without a block before a peer's requests go to other peers.
 REQUEST_TIMEOUT = 60.0
 
-#: Failed pieces a peer may take part in before it is banned.
+#: Bad pieces a peer may be proven to have sent before it is banned.  A
+#: failed piece that came from one peer alone proves it.  One that several
+#: peers sent proves nothing yet (blaming all of them banned honest peers
+#: that had shared pieces with a liar): each sender's blocks are
+#: fingerprinted, and once the piece passes, whoever sent a block that
+#: differs from the good one is proven (libtorrent calls this smart ban).
 MAX_STRIKES = 3
+
+#: Failed pieces of several senders remembered until they pass, and
+#: failed attempts remembered per piece.
+MAX_SUSPECT_PIECES = 64
+MAX_SUSPECT_ATTEMPTS = 4
 
 #: Bytes of complete pieces waiting for their hash check and write, above
 #: which we stop requesting (at least four pieces' worth).  Small: what is
@@ -145,7 +155,7 @@ class Progress:
 class _Piece:
     """
     A piece being assembled: a preallocated buffer, which blocks arrived,
-    and who sent them.
+    and who sent each (its peer's strike key, C{None} until it arrives).
     """
 
     __slots__ = ("buffer", "view", "got", "missing", "senders")
@@ -157,7 +167,19 @@ class _Piece:
         blocks = (size + BLOCK_SIZE - 1) // BLOCK_SIZE
         self.got = bytearray(blocks)
         self.missing = blocks
-        self.senders: Set[Any] = set()
+        self.senders: list = [None] * blocks
+
+
+def blockDigests(data) -> list:
+    """
+    The SHA-1 of each 16 KiB block of a piece: what a peer sent, told
+    apart without keeping its bytes.
+    """
+    view = memoryview(data)
+    sha1 = hashlib.sha1
+    return [
+        sha1(view[i : i + BLOCK_SIZE]).digest() for i in range(0, len(view), BLOCK_SIZE)
+    ]
 
 
 class _PeerState:
@@ -326,6 +348,7 @@ class Downloader(Service):
         self._pendingBytes = 0
         self._pending: Set[Deferred] = set()
         self._strikes: Dict[Any, int] = {}
+        self._suspects: OrderedDict[int, list] = OrderedDict()
         self._banned: Set[Any] = set()
         self._candidates: OrderedDict[Tuple[str, int], _Candidate] = OrderedDict()
         self._connecting: Dict[Tuple[str, int], Any] = {}
@@ -770,7 +793,7 @@ class Downloader(Service):
             piece.got[blockIndex] = 1
             piece.missing -= 1
             piece.view[begin : begin + length] = block
-            piece.senders.add(state.strikeKey)
+            piece.senders[blockIndex] = state.strikeKey
             if piece.missing == 0:
                 del self._pieces[index]
                 self._pieceComplete(index, piece)
@@ -794,7 +817,15 @@ class Downloader(Service):
     def _startVerifyJob(self) -> None:
         batch, self._verifyQueue = self._verifyQueue, []
         hashes = self.metainfo.pieceHashes
-        work = [(index, piece.buffer, hashes[index]) for index, piece in batch]
+        work = [
+            (
+                index,
+                piece.buffer,
+                hashes[index],
+                index in self._suspects or len(set(piece.senders)) > 1,
+            )
+            for index, piece in batch
+        ]
         self._verifyJobs += 1
         d = self.runInThread(self._verifyAndWrite, work)
         self._pending.add(d)
@@ -805,16 +836,19 @@ class Downloader(Service):
             for (index, piece), result in zip(batch, results):
                 size = len(piece.buffer)
                 self._pendingBytes -= size
-                if result is True:
-                    self._recycle(piece.buffer)
-                    self._pieceVerified(index, size)
-                elif result is False:
-                    self._pieceFailed(index, piece.senders)
-                else:
+                if isinstance(result, Failure):
                     self.log.failure(
                         "cannot write piece {index}", failure=result, index=index
                     )
                     self.picker.pieceFailed(index)
+                    continue
+                good, digests = result
+                if good:
+                    self._recycle(piece.buffer)
+                    self._judgeSuspects(index, digests)
+                    self._pieceVerified(index, size)
+                else:
+                    self._pieceFailed(index, piece.senders, digests)
             if self._verifyQueue and self._verifyJobs < MAX_VERIFY_JOBS:
                 self._startVerifyJob()
             if self.running:
@@ -838,23 +872,26 @@ class Downloader(Service):
         Off the reactor thread: check each piece's SHA-1 and write the good
         ones.
 
-        @param work: a list of C{(index, data, expected SHA-1)}.
-        @return: per piece, C{True} (written), C{False} (bad hash) or the
-            L{Failure} of its write.
+        @param work: a list of C{(index, data, expected SHA-1, fingerprint)};
+            with C{fingerprint}, the piece's L{blockDigests} come back too.
+        @return: per piece, C{(True, digests)} (written), C{(False,
+            digests)} (bad hash; nothing written) or the L{Failure} of its
+            write; C{digests} is C{None} unless asked for.
         """
         results = []
         sha1 = hashlib.sha1
         write = self.storage.writePiece
-        for index, data, expected in work:
+        for index, data, expected, fingerprint in work:
+            digests = blockDigests(data) if fingerprint else None
             if sha1(data).digest() != expected:
-                results.append(False)
+                results.append((False, digests))
                 continue
             try:
                 write(index, data)
             except Exception:
                 results.append(Failure())
             else:
-                results.append(True)
+                results.append((True, digests))
         return results
 
     def _newBuffer(self, size: int) -> bytearray:
@@ -884,18 +921,53 @@ class Downloader(Service):
             self.onPieceVerified(index)
         self._checkComplete()
 
-    def _pieceFailed(self, index: int, senders: Set[Any]) -> None:
+    def _pieceFailed(self, index: int, senders: list, digests) -> None:
+        """
+        A piece failed its hash check: fetch it again.  If one peer sent
+        all of it, that peer is proven to lie; if several did, remember
+        who sent which block (L{MAX_STRIKES}).
+        """
+        keys = set(senders)
         self.log.warn(
             "piece {index} failed its hash check ({senders} peers took part)",
             index=index,
-            senders=len(senders),
+            senders=len(keys),
         )
         self.picker.pieceFailed(index)
-        for key in senders:
-            strikes = self._strikes.get(key, 0) + 1
-            self._strikes[key] = strikes
-            if strikes >= MAX_STRIKES:
-                self._ban(key)
+        if len(keys) == 1:
+            self._strike(senders[0])
+        elif digests is not None:
+            attempts = self._suspects.pop(index, [])
+            attempts.append(list(zip(senders, digests)))
+            self._suspects[index] = attempts[-MAX_SUSPECT_ATTEMPTS:]
+            while len(self._suspects) > MAX_SUSPECT_PIECES:
+                self._suspects.popitem(last=False)
+
+    def _judgeSuspects(self, index: int, digests) -> None:
+        """
+        A piece that had failed with several senders passed: each peer
+        that had sent a block different from the good one gets a strike
+        (once per failed attempt); the others are cleared.
+        """
+        attempts = self._suspects.pop(index, None)
+        if not attempts or digests is None:
+            return
+        for attempt in attempts:
+            culprits = {
+                key for (key, sent), good in zip(attempt, digests) if sent != good
+            }
+            for key in culprits:
+                self._strike(key)
+
+    def _strike(self, key) -> None:
+        """
+        One more bad piece proven against the peer with strike key C{key};
+        ban it at L{MAX_STRIKES}.
+        """
+        strikes = self._strikes.get(key, 0) + 1
+        self._strikes[key] = strikes
+        if strikes >= MAX_STRIKES:
+            self._ban(key)
 
     def _ban(self, key) -> None:
         self._banned.add(key)

@@ -29,6 +29,7 @@ from btorrent.downloader import (
     MAX_DEPTH,
     MIN_DEPTH,
     Downloader,
+    blockDigests,
     isLocalAddress,
     requestDepth,
 )
@@ -601,6 +602,42 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         self.answer(good)
         self.assertEqual(self.completed, [True])
         self.assertEqual(sorted(self.storage.writes), [0, 1, 2, 3])
+
+    def test_sharedFailureBlamesTheLiarOnly(self):
+        """
+        Pieces that fail with blocks from a liar and an honest peer strike
+        nobody at first; once they pass, the blocks that differ prove the
+        liar, who is banned, and the honest peer stays.
+        """
+        self.build(pieceLength=2 * BLOCK_SIZE, pieces=4, lastShort=None)
+        liar = self.connect()
+        liar.haveAll()
+        liar.receive(wire.Unchoke())
+        honest = self.connect()
+        honest.haveAll()
+        first = [m for m in liar.of(wire.Request) if m.begin == 0]
+        self.assertEqual(len(first), 4)
+        for request in first:
+            liar.receive(self.block(request.index, 0, corrupt=True))
+        liar.receive(wire.Choke())
+        honest.receive(wire.Unchoke())
+        self.assertEqual(self.answer(honest, limit=4), 4)
+        # Four pieces failed, each with two senders: no proof yet.
+        self.assertEqual(self.storage.writes, [])
+        self.assertIsNone(liar.dropped)
+        self.assertIsNone(honest.dropped)
+        self.answer(honest)
+        self.assertEqual(self.completed, [True])
+        self.assertEqual(liar.dropped, "sent bad pieces")
+        # Closed as two seeds, not banned.
+        self.assertEqual(honest.dropped, "both complete")
+        self.assertIsNone(self.connect(peerId=liar.peerId))
+
+    def test_blockDigests(self):
+        data = bytes(range(256)) * 200
+        digests = blockDigests(data)
+        self.assertEqual(len(digests), 4)
+        self.assertEqual(digests[3], hashlib.sha1(data[3 * BLOCK_SIZE :]).digest())
 
     def test_bannedAddressNotDialledAgain(self):
         """
