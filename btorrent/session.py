@@ -5,6 +5,7 @@ id, the thread pool for disk work, and one L{Torrent} per info-hash.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import partial
 from typing import Dict, Iterable, Optional, Tuple
@@ -57,6 +58,7 @@ class Session(MultiService):
         maxThreads: int = 4,
         peerId: Optional[bytes] = None,
         runInThread=None,
+        trackerOptions: Optional[dict] = None,
     ) -> None:
         """
         @param reactor: the reactor (C{IReactorTCP}, C{IReactorTime},
@@ -70,12 +72,16 @@ class Session(MultiService):
         @param peerId: our peer id (a fresh random one by default).
         @param runInThread: C{runInThread(f, *args) -> Deferred} for disk
             work; by default, our thread pool.
+        @param trackerOptions: passed to every torrent's announcer
+            (L{btorrent.tracker.announcer.makeAnnouncer}), e.g.
+            C{udpRetransmitBase} and C{udpMaxRetries}.
         """
         super().__init__()
         self.reactor = reactor
         self.requestedPort = port
         self.port = port
         self.interface = interface
+        self.trackerOptions = dict(trackerOptions or {})
         self.stateDir = stateDir
         self.debug = debug
         self.peerId = peerId or makePeerId()
@@ -87,7 +93,7 @@ class Session(MultiService):
             runInThread = partial(deferToThreadPool, reactor, self.threadPool)
         self.runInThread = runInThread
         self.listeningPort = None
-        self._udpProtocol = None
+        self._udpProtocols: Dict[bool, object] = {}
 
     def addTorrent(
         self,
@@ -141,23 +147,64 @@ class Session(MultiService):
         trackers = torrent.metainfo.trackers
         if not any(trackers):
             return None
-        udp = None
-        if any(url.lower().startswith("udp:") for tier in trackers for url in tier):
-            udp = self.udpProtocol()
-        return makeAnnouncer(torrent, trackers, self.reactor, udpProtocol=udp)
+        return makeAnnouncer(
+            torrent,
+            trackers,
+            self.reactor,
+            udpProtocol=self.udpProtocol,
+            ourAddresses=self._ourAddresses(),
+            **self.trackerOptions,
+        )
 
-    def udpProtocol(self):
+    def _ourAddresses(self):
         """
-        The UDP tracker protocol of this session, listening on an ephemeral
-        port of our interface once first asked for.
+        Our own IP addresses besides loopback, at which a tracker may list
+        us: the interface we are bound to, if any.
         """
+        try:
+            return (str(ipaddress.ip_address(self.interface)),)
+        except ValueError:
+            return ()
+
+    def udpProtocol(self, v6: bool = False):
+        """
+        The UDP tracker protocol of this session for IPv4 (or, with C{v6},
+        IPv6) trackers, listening on an ephemeral port of our interface
+        once first asked for: one socket per address family, every UDP
+        tracker shares it.
+
+        @raise TrackerError: if our interface cannot reach that family
+            (bound to an IPv4 address, an IPv6 tracker) or the socket
+            cannot be opened.
+        """
+        from btorrent.tracker.announce import TrackerError
         from btorrent.tracker.udp import UDPTrackerProtocol
 
-        if self._udpProtocol is None:
-            protocol = UDPTrackerProtocol(self.reactor)
-            self.reactor.listenUDP(0, protocol, interface=self.interface)
-            self._udpProtocol = protocol
-        return self._udpProtocol
+        protocol = self._udpProtocols.get(v6)
+        if protocol is not None:
+            return protocol
+        family = "IPv6" if v6 else "IPv4"
+        if not self.interface:
+            interface = "::" if v6 else ""
+        else:
+            try:
+                version = ipaddress.ip_address(self.interface).version
+            except ValueError:
+                version = 4
+            if version != (6 if v6 else 4):
+                raise TrackerError(
+                    f"cannot reach an {family} tracker from interface {self.interface}"
+                )
+            interface = self.interface
+        protocol = UDPTrackerProtocol(self.reactor)
+        try:
+            self.reactor.listenUDP(0, protocol, interface=interface)
+        except CannotListenError as e:
+            raise TrackerError(
+                f"cannot open a UDP socket for {family} trackers: {e}"
+            ) from e
+        self._udpProtocols[v6] = protocol
+        return protocol
 
     # IPeerRouter
 
@@ -231,8 +278,8 @@ class Session(MultiService):
             if self.listeningPort is not None:
                 listening, self.listeningPort = self.listeningPort, None
                 ds.append(defer.maybeDeferred(listening.stopListening))
-            if self._udpProtocol is not None:
-                udp, self._udpProtocol = self._udpProtocol, None
+            protocols, self._udpProtocols = self._udpProtocols, {}
+            for udp in protocols.values():
                 ds.append(udp.stop())
             return defer.gatherResults(ds)
 

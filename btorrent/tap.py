@@ -24,6 +24,21 @@ def defaultStateDir() -> str:
     return os.path.join(base, "btorrent")
 
 
+def _number(option: str):
+    """
+    A coercer for a number option whose error names the option.
+    """
+
+    def coerce(value: str) -> float:
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{option} must be a number, not {value!r}") from None
+
+    coerce.coerceDoc = ""  # type: ignore[attr-defined]
+    return coerce
+
+
 def _integer(option: str):
     """
     A coercer for an integer option whose error names the option.
@@ -68,6 +83,22 @@ class Options(usage.Options):
         ["state-dir", "s", None, "Directory for fast-resume data."],
         ["max-peers", None, 50, "Peers per torrent.", _integer("--max-peers")],
         ["piece-order", None, "random", "Piece selection: random or rarest."],
+        [
+            "udp-tracker-timeout",
+            None,
+            15.0,
+            "Seconds before the first retransmission to a UDP tracker; the "
+            "n-th waits this times 2**n (BEP 15).",
+            _number("--udp-tracker-timeout"),
+        ],
+        [
+            "udp-tracker-retries",
+            None,
+            2,
+            "Retransmissions to a UDP tracker before trying the next one, "
+            "0..8 (BEP 15 allows 8: over two hours for a dead tracker).",
+            _integer("--udp-tracker-retries"),
+        ],
     ]
     optFlags = [
         ["debug", None, "Log every peer message."],
@@ -110,6 +141,10 @@ class Options(usage.Options):
             raise usage.UsageError("--max-peers must be at least 1")
         if self["piece-order"] not in ("random", "rarest"):
             raise usage.UsageError("--piece-order must be random or rarest")
+        if not (0.1 <= self["udp-tracker-timeout"] <= 600):
+            raise usage.UsageError("--udp-tracker-timeout must be 0.1..600 seconds")
+        if not (0 <= self["udp-tracker-retries"] <= 8):
+            raise usage.UsageError("--udp-tracker-retries must be 0..8")
         if self["state-dir"] is None:
             self["state-dir"] = defaultStateDir()
         self["download-dir"] = os.path.abspath(self["download-dir"])
@@ -134,6 +169,10 @@ def makeService(options: Options):
         interface=options.get("interface") or "",
         stateDir=options["state-dir"],
         debug=bool(options["debug"]),
+        trackerOptions={
+            "udpRetransmitBase": options["udp-tracker-timeout"],
+            "udpMaxRetries": options["udp-tracker-retries"],
+        },
     )
     for info in options["metainfos"]:
         session.addTorrent(

@@ -20,6 +20,7 @@ from btorrent.interfaces import IPeerRouter
 from btorrent.peer import PeerContext
 from btorrent.session import PORT_TRIES, Session, makePeerId
 from btorrent.tap import Options, makeService
+from btorrent.tracker.announce import TrackerError
 
 
 class Reactor(MemoryReactorClock):
@@ -43,6 +44,7 @@ class Reactor(MemoryReactorClock):
 
     def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
         udp = FakeUDPPort(IPv4Address("UDP", interface or "0.0.0.0", 40000), protocol)
+        udp.interface = interface
         self.udpPorts.append(udp)
         protocol.makeConnection(udp)
         return udp
@@ -96,13 +98,14 @@ class SessionTests(SynchronousTestCase):
         globalLogPublisher.addObserver(self.events.append)
         self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
 
-    def session(self, reactor=None, port=6881):
+    def session(self, reactor=None, port=6881, **kwargs):
         session = Session(
             reactor or Reactor(),
             port=port,
             interface="127.0.0.1",
             stateDir=os.path.join(self.base, "state"),
             runInThread=syncRunner,
+            **kwargs,
         )
         self.addCleanup(lambda: session.running and session.stopService())
         return session
@@ -212,7 +215,9 @@ class SessionTests(SynchronousTestCase):
         the session's own socket, bound to its interface.
         """
         reactor = Reactor()
-        session = self.session(reactor)
+        session = self.session(
+            reactor, trackerOptions={"udpRetransmitBase": 3.0, "udpMaxRetries": 5}
+        )
         root = os.path.join(self.base, "u")
         os.makedirs(root)
         with open(os.path.join(root, "f"), "wb") as f:
@@ -229,11 +234,37 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(
             urls, [["udp://127.0.0.1:1/announce"], ["http://127.0.0.1:2/announce"]]
         )
+        # The client asks the session for the socket of the tracker's
+        # address family when it announces: the start announce opened it.
+        self.assertEqual(torrent.announcer.tiers[0][0]._protocol, session.udpProtocol)
+        self.assertEqual(len(reactor.udpPorts), 1)
         udp = session.udpProtocol()
-        self.assertIs(torrent.announcer.tiers[0][0]._protocol, udp)
         self.assertEqual(udp.transport.getHost().host, "127.0.0.1")
+        self.assertEqual(torrent.announcer.ourAddresses, {"127.0.0.1"})
+        client = torrent.announcer.tiers[0][0]
+        self.assertEqual((client.retransmitBase, client.maxRetries), (3.0, 5))
         self.successResultOf(session.stopService())
         self.assertIsNone(udp.transport)
+
+    def test_udpSocketPerFamily(self):
+        """
+        One UDP tracker socket per address family, bound to the interface;
+        a family the interface cannot reach is a L{TrackerError}, not a
+        socket that would refuse every datagram.
+        """
+        reactor = Reactor()
+        session = Session(reactor, port=0, runInThread=syncRunner)
+        v4 = session.udpProtocol(False)
+        v6 = session.udpProtocol(True)
+        self.assertIsNot(v4, v6)
+        self.assertIs(session.udpProtocol(False), v4)
+        self.assertEqual([p.interface for p in reactor.udpPorts], ["", "::"])
+        bound = Session(Reactor(), port=0, interface="127.0.0.1")
+        e = self.assertRaises(TrackerError, bound.udpProtocol, True)
+        self.assertIn("IPv6 tracker from interface 127.0.0.1", str(e))
+        bound6 = Session(Reactor(), port=0, interface="::1")
+        self.assertRaises(TrackerError, bound6.udpProtocol, False)
+        self.assertIsNotNone(bound6.udpProtocol(True))
 
 
 class MakeServiceTests(SynchronousTestCase):
@@ -263,9 +294,16 @@ class MakeServiceTests(SynchronousTestCase):
                 "7",
                 "--piece-order",
                 "rarest",
+                "--udp-tracker-timeout",
+                "2.5",
+                "--udp-tracker-retries",
+                "8",
             ]
         )
         session = makeService(options)
+        self.assertEqual(
+            session.trackerOptions, {"udpRetransmitBase": 2.5, "udpMaxRetries": 8}
+        )
         self.assertIsInstance(session, Session)
         self.assertEqual(session.requestedPort, 7000)
         self.assertEqual(session.stateDir, os.path.join(base, "state"))

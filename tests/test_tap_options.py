@@ -101,6 +101,9 @@ class OptionsTests(SynchronousTestCase):
             (["--port", "x"], "port"),
             (["--max-peers", "0"], "--max-peers"),
             (["--piece-order", "sequential"], "--piece-order"),
+            (["--udp-tracker-retries", "9"], "--udp-tracker-retries"),
+            (["--udp-tracker-timeout", "0"], "--udp-tracker-timeout"),
+            (["--udp-tracker-timeout", "soon"], "--udp-tracker-timeout"),
         ]:
             e = self.assertRaises(
                 usage.UsageError,

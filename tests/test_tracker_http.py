@@ -25,7 +25,7 @@ from btorrent.tracker.announce import (
     TrackerError,
     TrackerFailure,
 )
-from btorrent.tracker.http import HTTPTrackerClient
+from btorrent.tracker.http import HTTPTrackerClient, _CappedBodyReader
 
 HASH = bytes(range(20))
 PEER_ID = b"-BT0100-" + bytes(range(240, 252))
@@ -343,6 +343,74 @@ class ScrapeTests(LoopbackTestCase):
             self.client(base + "/announce").scrape([HASH]), TrackerFailure
         )
         self.assertEqual(e.reason, "no scrape here")
+
+
+class CappedBodyTests(SynchronousTestCase):
+    """
+    The body reader caps what it keeps, inflated bytes included.
+    """
+
+    def reader(self, limit: int, gzipped: bool = True):
+        d = defer.Deferred()
+        reader = _CappedBodyReader(d, limit, gzipped)
+        transport = StringTransport()
+        reader.makeConnection(transport)
+        return d, reader, transport
+
+    def test_gzipBombInOneChunk(self):
+        """
+        One 64 KiB chunk that inflates to 64 MiB: the reader stops at the
+        cap and keeps nothing (Twisted's decoder would inflate it whole).
+        """
+        bomb = gzip.compress(bytes(64 << 20))
+        self.assertLess(len(bomb), 100 << 10)
+        d, reader, transport = self.reader(1 << 20)
+        reader.dataReceived(bomb)
+        e = self.failureResultOf(d, TrackerError)
+        self.assertIn("larger than 1048576", e.getErrorMessage())
+        self.assertEqual(reader.chunks, [])
+        self.assertLessEqual(reader.size, (1 << 20) + 1)
+        self.assertEqual(transport.producerState, "stopped")
+
+    def test_gzipByteByByte(self):
+        """
+        A gzip body fed one byte at a time inflates to the same bytes.
+        """
+        body = bytes(range(256)) * 40
+        d, reader, _ = self.reader(len(body))
+        for byte in gzip.compress(body):
+            reader.dataReceived(bytes([byte]))
+        reader.connectionLost(None)
+        self.assertEqual(self.successResultOf(d), body)
+
+    def test_badGzip(self):
+        """
+        Garbage or a truncated gzip body is a L{TrackerError}.
+        """
+        d, reader, _ = self.reader(1000)
+        reader.dataReceived(b"not gzip at all")
+        self.assertIn(
+            "bad gzip", self.failureResultOf(d, TrackerError).getErrorMessage()
+        )
+        d, reader, _ = self.reader(1000)
+        reader.dataReceived(gzip.compress(b"x" * 500)[:-10])
+        reader.connectionLost(None)
+        self.assertIn(
+            "truncated", self.failureResultOf(d, TrackerError).getErrorMessage()
+        )
+
+    def test_identity(self):
+        """
+        Without gzip the bytes are kept as they come, up to the cap.
+        """
+        d, reader, _ = self.reader(10, gzipped=False)
+        reader.dataReceived(b"12345")
+        reader.dataReceived(b"67890")
+        reader.connectionLost(None)
+        self.assertEqual(self.successResultOf(d), b"1234567890")
+        d, reader, _ = self.reader(10, gzipped=False)
+        reader.dataReceived(b"12345678901")
+        self.failureResultOf(d, TrackerError)
 
 
 class DeadlineTests(SynchronousTestCase):

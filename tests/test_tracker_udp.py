@@ -164,13 +164,17 @@ class AnnounceTests(UDPTestCase):
 
     def test_randomTransactionIds(self) -> None:
         """
-        Each request gets its own random transaction id.
+        Each request gets its own transaction id, drawn from the protocol's
+        random source (C{SystemRandom} unless one is given).
         """
         self.client.announce(request())
         self.client.announce(request())
         ids = [self.sent(i).transactionId for i in range(2)]
         self.assertNotEqual(ids[0], ids[1])
         self.assertEqual(set(self.protocol.transactions), set(ids))
+        expected = random.Random(4)
+        self.assertEqual(ids, [expected.getrandbits(32), expected.getrandbits(32)])
+        self.assertIsInstance(UDPTrackerProtocol(self.clock).rng, random.SystemRandom)
 
     def test_connectionIdReused(self) -> None:
         """
@@ -352,6 +356,92 @@ class AnnounceTests(UDPTestCase):
         self.assertEqual(e.value.reason, "torrent not registered")
         self.assertEqual(self.protocol.connections, {})
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_errorToKeptConnectionId(self) -> None:
+        """
+        An error answer to a connection id kept from an earlier exchange
+        (the tracker restarted and forgot it) makes the client connect
+        again and ask once more; the second answer counts.
+        """
+        first = self.client.announce(request())
+        self.connect()
+        self.reply(
+            a.UDPAnnounceResponse(self.sent().transactionId, AnnounceResponse(60))
+        )
+        self.successResultOf(first)
+        self.clock.advance(30)
+        d = self.client.announce(request(event=""))
+        self.assertEqual(self.sent().connectionId, CID)
+        self.reply(a.UDPErrorResponse(self.sent().transactionId, "bad connection id"))
+        self.assertNoResult(d)
+        self.connect(cid=5)
+        self.assertEqual(self.sent().connectionId, 5)
+        response = AnnounceResponse(
+            60, peers=(("10.0.0.1", 1),), complete=0, incomplete=1
+        )
+        self.reply(a.UDPAnnounceResponse(self.sent().transactionId, response))
+        self.assertEqual(self.successResultOf(d), response)
+        self.assertEqual(len(self.transport.written), 5)
+
+    def test_errorToKeptConnectionIdTwice(self) -> None:
+        """
+        If the tracker refuses the fresh connection id too, its error is
+        final: one reconnect, no loop.
+        """
+        self.protocol.connections[TRACKER] = (CID, self.clock.seconds())
+        d = self.client.announce(request())
+        self.reply(a.UDPErrorResponse(self.sent().transactionId, "go away"))
+        self.connect(cid=6)
+        self.reply(a.UDPErrorResponse(self.sent().transactionId, "go away"))
+        self.assertEqual(
+            self.failureResultOf(d, TrackerFailure).value.reason, "go away"
+        )
+        self.assertEqual(len(self.transport.written), 3)
+        self.assertEqual(self.protocol.connections, {})
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_unreachableFamily(self) -> None:
+        """
+        A write the socket refuses (Twisted raises C{InvalidAddressError},
+        a C{ValueError}, for an IPv6 address on an IPv4 socket) fails the
+        announce at once instead of leaving it waiting for ever.
+        """
+
+        class IPv4Only(FakeDatagramTransport):
+            def write(self, data: bytes, addr) -> None:
+                if ":" in addr[0]:
+                    raise ValueError(f"{addr[0]} is not an IPv4 address")
+                super().write(data, addr)
+
+        protocol = UDPTrackerProtocol(self.clock)
+        protocol.makeConnection(IPv4Only())
+        client = UDPTrackerClient("udp://[::1]:6969", self.clock, protocol=protocol)
+        e = self.failureResultOf(client.announce(request()), TrackerError)
+        self.assertIn("cannot send to", e.getErrorMessage())
+        self.assertEqual(protocol.transactions, {})
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_protocolPerFamily(self) -> None:
+        """
+        Given a function of the address family, the client asks it for the
+        socket of the tracker's family; a L{TrackerError} it raises fails
+        the announce.
+        """
+        asked = []
+
+        def protocolFor(v6: bool):
+            asked.append(v6)
+            if v6:
+                raise TrackerError("no IPv6 socket: bound to 127.0.0.1")
+            return self.protocol
+
+        client = UDPTrackerClient(URL, self.clock, protocol=protocolFor)
+        client.announce(request())
+        self.assertIsInstance(self.sent(), a.UDPConnectRequest)
+        v6 = UDPTrackerClient("udp://[::1]:6969", self.clock, protocol=protocolFor)
+        e = self.failureResultOf(v6.announce(request()), TrackerError)
+        self.assertIn("no IPv6 socket", e.getErrorMessage())
+        self.assertEqual(asked, [False, True])
 
     def test_errorOnConnect(self) -> None:
         """

@@ -3,7 +3,8 @@ The HTTP tracker client (BEP 3, BEP 23, BEP 48 scrape) on Twisted's web
 client L{Agent}.
 
 Redirects are followed a bounded number of times, gzip bodies are
-decompressed, the whole request (connect, headers, body) has a deadline and
+decompressed (never past the cap: Twisted's own decoder inflates a whole
+chunk at once, up to a thousand times its size), the whole request (connect, headers, body) has a deadline and
 the body is capped: a tracker that answers with megabytes, or never answers,
 costs a bounded amount of memory and time.  Every failure reaches the caller
 as a L{TrackerError} naming what went wrong.
@@ -11,6 +12,7 @@ as a L{TrackerError} naming what went wrong.
 
 from __future__ import annotations
 
+import zlib
 from typing import Optional, Sequence
 
 from twisted.internet import defer
@@ -28,8 +30,6 @@ from twisted.python.failure import Failure
 from twisted.web.client import (
     Agent,
     BrowserLikePolicyForHTTPS,
-    ContentDecoderAgent,
-    GzipDecoder,
     PotentialDataLoss,
     RedirectAgent,
     ResponseDone,
@@ -105,44 +105,77 @@ class LiteralFirstEndpointFactory:
 
 class _CappedBodyReader(Protocol):
     """
-    Collect a response body, giving up once it grows past C{limit} bytes.
+    Collect a response body, giving up once it grows past C{limit} bytes;
+    with C{gzip}, inflate it as it comes, at most C{limit} bytes of output.
     """
 
-    def __init__(self, deferred: defer.Deferred, limit: int) -> None:
+    def __init__(self, deferred: defer.Deferred, limit: int, gzip: bool = False):
         self.deferred = deferred
         self.limit = limit
         self.chunks: list = []
         self.size = 0
+        self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None
+
+    def _fail(self, reason: str) -> None:
+        self.chunks = []
+        self.transport.stopProducing()
+        self.deferred.errback(TrackerError(reason))
+
+    def _add(self, data: bytes) -> bool:
+        self.size += len(data)
+        if self.size > self.limit:
+            self._fail(f"response body larger than {self.limit} bytes")
+            return False
+        self.chunks.append(data)
+        return True
 
     def dataReceived(self, data: bytes) -> None:
         if self.deferred.called:
             return
-        self.size += len(data)
-        if self.size > self.limit:
-            self.chunks = []
-            self.transport.stopProducing()
-            self.deferred.errback(
-                TrackerError(f"response body larger than {self.limit} bytes")
-            )
-            return
-        self.chunks.append(data)
+        if self._inflater is not None:
+            try:
+                # One byte more than the room left: getting it means the
+                # body is too large, whatever input is still unconsumed.
+                data = self._inflater.decompress(data, self.limit - self.size + 1)
+            except zlib.error as e:
+                self._fail(f"bad gzip body: {e}")
+                return
+        self._add(data)
 
     def connectionLost(self, reason: Failure = None) -> None:
         if self.deferred.called:
             return
-        if reason is None or reason.check(ResponseDone, PotentialDataLoss):
-            self.deferred.callback(b"".join(self.chunks))
-        else:
+        if not (reason is None or reason.check(ResponseDone, PotentialDataLoss)):
             self.deferred.errback(reason)
+            return
+        if self._inflater is not None:
+            try:
+                rest = self._inflater.flush()
+            except zlib.error as e:
+                self.deferred.errback(TrackerError(f"bad gzip body: {e}"))
+                return
+            if not self._inflater.eof:
+                self.deferred.errback(TrackerError("truncated gzip body"))
+                return
+            self.size += len(rest)
+            if self.size > self.limit:
+                self.deferred.errback(
+                    TrackerError(f"response body larger than {self.limit} bytes")
+                )
+                return
+            self.chunks.append(rest)
+        self.deferred.callback(b"".join(self.chunks))
 
 
 def readCappedBody(response: IResponse, limit: int) -> defer.Deferred:
     """
-    Read a response body of at most C{limit} bytes.
+    Read a response body of at most C{limit} bytes, inflated if its
+    C{Content-Encoding} is gzip.
 
     @return: a L{Deferred} firing with the body, or failing with
         L{TrackerError} once the body exceeds C{limit} (the connection is
-        then dropped).  Cancelling it drops the connection.
+        then dropped) or is not valid gzip.  Cancelling it drops the
+        connection.
     """
     protocol: Optional[_CappedBodyReader] = None
 
@@ -150,8 +183,12 @@ def readCappedBody(response: IResponse, limit: int) -> defer.Deferred:
         if protocol is not None and protocol.transport is not None:
             protocol.transport.stopProducing()
 
+    encodings = b",".join(
+        response.headers.getRawHeaders(b"content-encoding", [])
+    ).lower()
+    gzip = any(e.strip() in (b"gzip", b"x-gzip") for e in encodings.split(b","))
     d = defer.Deferred(cancel)
-    protocol = _CappedBodyReader(d, limit)
+    protocol = _CappedBodyReader(d, limit, gzip)
     response.deliverBody(protocol)
     return d
 
@@ -198,7 +235,8 @@ class HTTPTrackerClient:
         @param reactor: provides C{IReactorTCP} and C{IReactorTime} (and
             C{IReactorSSL} for HTTPS).
         @param agent: the L{IAgent} to send requests through; redirect and
-            gzip handling are added around it.  By default an L{Agent} on
+            gzip handling are added (redirects around it, gzip in
+            L{readCappedBody}).  By default an L{Agent} on
             C{reactor} with C{timeout} as its connect timeout.
         @raise TrackerError: if C{url} is not an HTTP(S) URL.
         """
@@ -212,10 +250,7 @@ class HTTPTrackerClient:
             agent = Agent.usingEndpointFactory(
                 reactor, LiteralFirstEndpointFactory(reactor, timeout)
             )
-        self.agent = ContentDecoderAgent(
-            RedirectAgent(agent, redirectLimit=maxRedirects),
-            [(b"gzip", GzipDecoder)],
-        )
+        self.agent = RedirectAgent(agent, redirectLimit=maxRedirects)
 
     def __repr__(self) -> str:
         return f"<HTTPTrackerClient {self.url}>"
@@ -224,9 +259,8 @@ class HTTPTrackerClient:
         """
         GET C{url}; fire with C{(status code, body)}.
         """
-        d = self.agent.request(
-            b"GET", url, Headers({b"User-Agent": [USER_AGENT]}), None
-        )
+        headers = Headers({b"User-Agent": [USER_AGENT], b"Accept-Encoding": [b"gzip"]})
+        d = self.agent.request(b"GET", url, headers, None)
 
         def gotResponse(response: IResponse) -> defer.Deferred:
             return readCappedBody(response, self.maxBody).addCallback(

@@ -199,7 +199,9 @@ class UDPTrackerProtocol(DatagramProtocol):
             return defer.fail(TrackerError("the UDP tracker port is not listening"))
         try:
             self.transport.write(packet, address)
-        except OSError as e:
+        except (OSError, ValueError) as e:
+            # ValueError: Twisted's InvalidAddressError, e.g. an IPv6 address
+            # given to an IPv4 socket.
             self._forget(transactionId)
             return defer.fail(TrackerError(f"cannot send to {address}: {e}"))
         return d
@@ -344,15 +346,17 @@ class UDPTrackerClient:
         reactor,
         retransmitBase: float = 15.0,
         maxRetries: int = 8,
-        protocol: Optional[UDPTrackerProtocol] = None,
+        protocol=None,
     ) -> None:
         """
         @param url: a C{udp://host:port[/path]} URL.
         @param reactor: provides C{IReactorTime}, and C{IReactorUDP} and
             C{IReactorCore} (C{resolve}) when C{protocol} is not given or
             the host is a name.
-        @param protocol: the L{UDPTrackerProtocol} to send through; by
-            default the process-wide one (L{sharedProtocol}).
+        @param protocol: the L{UDPTrackerProtocol} to send through, or a
+            function of C{v6} (whether the tracker's address is IPv6)
+            returning one or raising L{TrackerError}; by default the
+            process-wide one of the address family (L{sharedProtocol}).
         @raise TrackerError: if C{url} is not a usable UDP tracker URL.
         """
         parts = urlsplit(url)
@@ -369,7 +373,7 @@ class UDPTrackerClient:
         self.retransmitBase = retransmitBase
         self.maxRetries = maxRetries
         self._protocol = protocol
-        if protocol is not None:
+        if isinstance(protocol, UDPTrackerProtocol):
             protocol.clients.setdefault(url, self)
 
     def __repr__(self) -> str:
@@ -390,6 +394,8 @@ class UDPTrackerClient:
             protocol = self._protocol
             if protocol is None:
                 protocol = sharedProtocol(self.reactor, v6)
+            elif not isinstance(protocol, UDPTrackerProtocol):
+                protocol = protocol(v6)
             return protocol, _normaliseAddress((ip, self.port)), v6
 
         def failed(f: Failure):
@@ -408,8 +414,14 @@ class UDPTrackerClient:
         """
         Connect if needed, then send the packet C{build(connectionId,
         transactionId)} until an answer comes or the retries run out.
+
+        An error answer to a request sent with a connection id we had
+        before this exchange began (kept from an earlier one) may mean the
+        tracker no longer knows that id (it restarted, or its ids expire
+        sooner than 60 s): the id is dropped and the exchange starts once
+        more with a connect.  An error answer to a fresh id is final.
         """
-        state = {"current": None, "cancelled": False}
+        state = {"current": None, "cancelled": False, "fresh": False}
 
         def cancel(d: defer.Deferred) -> None:
             state["cancelled"] = True
@@ -458,6 +470,7 @@ class UDPTrackerClient:
                         message.connectionId,
                         protocol.clock.seconds(),
                     )
+                    state["fresh"] = True
                     attempt(protocol, address, v6, n)
 
                 d.addCallback(connected)
@@ -482,9 +495,21 @@ class UDPTrackerClient:
                 elif f.check(defer.CancelledError):
                     pass
                 else:
-                    if f.check(TrackerFailure):
-                        # The connection id may be the problem: start afresh.
-                        protocol.connections.pop(address, None)
+                    if f.check(TrackerFailure) and cid is not None:
+                        # The connection id may be the problem: forget it,
+                        # and if it was not fresh, connect and ask again.
+                        if protocol.connections.get(address, (None,))[0] == cid:
+                            del protocol.connections[address]
+                        if not state["fresh"]:
+                            state["fresh"] = True
+                            log.info(
+                                "{url} refused a kept connection id ({reason});"
+                                " connecting again",
+                                url=self.url,
+                                reason=f.getErrorMessage(),
+                            )
+                            attempt(protocol, address, v6, n)
+                            return
                     fail(f)
 
             d.addErrback(retry)
