@@ -822,7 +822,8 @@ class Downloader(Service):
                 index,
                 piece.buffer,
                 hashes[index],
-                index in self._suspects or len(set(piece.senders)) > 1,
+                len(set(piece.senders)) > 1,
+                index in self._suspects,
             )
             for index, piece in batch
         ]
@@ -872,20 +873,23 @@ class Downloader(Service):
         Off the reactor thread: check each piece's SHA-1 and write the good
         ones.
 
-        @param work: a list of C{(index, data, expected SHA-1, fingerprint)};
-            with C{fingerprint}, the piece's L{blockDigests} come back too.
+        @param work: a list of C{(index, data, expected SHA-1, shared,
+            suspect)}: C{shared} if several peers sent the piece, C{suspect}
+            if it failed before with several senders.
         @return: per piece, C{(True, digests)} (written), C{(False,
             digests)} (bad hash; nothing written) or the L{Failure} of its
-            write; C{digests} is C{None} unless asked for.
+            write.  C{digests} are the piece's L{blockDigests} for a shared
+            piece that failed or a suspect piece that passed, else C{None}:
+            a good piece is hashed once.
         """
         results = []
         sha1 = hashlib.sha1
         write = self.storage.writePiece
-        for index, data, expected, fingerprint in work:
-            digests = blockDigests(data) if fingerprint else None
+        for index, data, expected, shared, suspect in work:
             if sha1(data).digest() != expected:
-                results.append((False, digests))
+                results.append((False, blockDigests(data) if shared else None))
                 continue
+            digests = blockDigests(data) if suspect else None
             try:
                 write(index, data)
             except Exception:

@@ -585,8 +585,9 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
 
     def test_hashFailureRefetchesAndBans(self):
         """
-        A piece failing its hash is fetched again; a peer involved in three
-        failed pieces is dropped, banned, and refused when it comes back.
+        A piece failing its hash is fetched again; a peer that alone sent
+        three failed pieces is dropped, banned, and refused when it comes
+        back.
         """
         self.build(pieceLength=2 * BLOCK_SIZE, pieces=4, lastShort=None)
         bad = self.connect()
@@ -632,6 +633,33 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         # Closed as two seeds, not banned.
         self.assertEqual(honest.dropped, "both complete")
         self.assertIsNone(self.connect(peerId=liar.peerId))
+
+    def test_fingerprintsOnlyWhenNeeded(self):
+        """
+        Block digests are taken of a shared piece that failed and of a
+        suspect piece that passed; a good piece is hashed once.
+        """
+        self.build(pieceLength=2 * BLOCK_SIZE, pieces=4, lastShort=None)
+        good = self.data[: 2 * BLOCK_SIZE]
+        bad = bytes(2 * BLOCK_SIZE)
+        digest = self.metainfo.pieceHashes[0]
+        results = self.downloader._verifyAndWrite(
+            [
+                (0, good, digest, True, False),
+                (0, bad, digest, True, False),
+                (0, bad, digest, False, False),
+                (0, good, digest, False, True),
+            ]
+        )
+        self.assertEqual(
+            results,
+            [
+                (True, None),
+                (False, blockDigests(bad)),
+                (False, None),
+                (True, blockDigests(good)),
+            ],
+        )
 
     def test_blockDigests(self):
         data = bytes(range(256)) * 200
