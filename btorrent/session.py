@@ -55,7 +55,7 @@ class Session(MultiService):
         interface: str = "",
         stateDir: Optional[str] = None,
         debug: bool = False,
-        maxThreads: int = 4,
+        maxThreads: int = 8,
         peerId: Optional[bytes] = None,
         runInThread=None,
         trackerOptions: Optional[dict] = None,

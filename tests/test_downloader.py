@@ -718,14 +718,35 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         self.answer(peer)
         self.assertEqual(peer.requests(), [])
         self.assertEqual(self.downloader.pendingBytes, 6 * 4 * BLOCK_SIZE)
-        # At most two jobs at once; each takes every piece queued.
-        self.assertEqual(len(runner.calls), 2)
+        # One job per piece here (each takes every piece queued when it
+        # starts), at most MAX_VERIFY_JOBS at once.
+        self.assertEqual(len(runner.calls), min(6, downloader.MAX_VERIFY_JOBS))
         while runner.calls:
             runner.runAll()
         self.assertEqual(self.downloader.pendingBytes, 0)
         self.assertEqual(sorted(self.storage.writes), sorted(set(self.storage.writes)))
         self.assertEqual(len(self.storage.writes), 6)
         self.assertEqual(len(peer.requests()), MIN_DEPTH)
+
+    def test_verifyJobsBounded(self):
+        """
+        At most L{downloader.MAX_VERIFY_JOBS} check-and-write jobs run at
+        once; pieces completed meanwhile wait and go in one batch.
+        """
+        runner = HeldRunner()
+        pieces = downloader.MAX_VERIFY_JOBS + 4
+        self.build(pieceLength=BLOCK_SIZE, pieces=pieces, lastShort=None, runner=runner)
+        peer = self.connect()
+        peer.haveAll()
+        peer.receive(wire.Unchoke())
+        self.answer(peer)
+        self.assertEqual(len(runner.calls), downloader.MAX_VERIFY_JOBS)
+        runner.runAll()
+        # The first job's end started one job for the four waiting pieces.
+        self.assertEqual(len(runner.calls), 1)
+        runner.runAll()
+        self.assertEqual(self.completed, [True])
+        self.assertEqual(len(self.storage.writes), pieces)
 
     def test_endgameCancels(self):
         """
