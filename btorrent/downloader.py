@@ -25,6 +25,7 @@ from zope.interface import implementer
 from btorrent import wire
 from btorrent.bitfield import Bitfield
 from btorrent.interfaces import IPeerOwner
+from btorrent.peer import CONNECT_TIMEOUT
 from btorrent.rate import RateMeter
 
 __all__ = [
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 #: The size of the blocks we request.
-BLOCK_SIZE = 16384
+BLOCK_SIZE = wire.BLOCK_SIZE
 
 #: The largest block we serve; a peer asking for more is dropped.
 MAX_REQUEST_LENGTH = 131072
@@ -99,9 +100,6 @@ MAX_FAILURES = 5
 
 #: Seconds between two housekeeping passes (timeouts, new connections).
 TICK = 5.0
-
-#: Seconds an outgoing connection attempt may take.
-CONNECT_TIMEOUT = 10
 
 
 def requestDepth(rate: float) -> int:
@@ -239,14 +237,16 @@ class _PeerState:
 
 class _Candidate:
     """
-    An address to connect to, with its failures.
+    An address to connect to, with its failures, and whether it was a
+    seed when we last saw it (not dialled while we are complete).
     """
 
-    __slots__ = ("failures", "notBefore")
+    __slots__ = ("failures", "notBefore", "seed")
 
     def __init__(self) -> None:
         self.failures = 0
         self.notBefore = 0.0
+        self.seed = False
 
 
 def _makeClientFactory(factoryClass, context, clock, debug, onEnd):
@@ -298,6 +298,7 @@ class Downloader(Service):
         debug: bool = False,
         contextFactory: Optional[Callable[..., Any]] = None,
         clientFactoryClass: Optional[type] = None,
+        bindAddress: Optional[str] = None,
     ) -> None:
         """
         @param metainfo: the torrent's L{btorrent.metainfo.Metainfo}.
@@ -316,6 +317,8 @@ class Downloader(Service):
             L{btorrent.peer.PeerContext}).
         @param clientFactoryClass: the outgoing factory class (defaults to
             L{btorrent.peer.PeerClientFactory}).
+        @param bindAddress: the local address outgoing connections are made
+            from (the daemon's C{--interface}); any by default.
         """
         self.metainfo = metainfo
         self.picker = picker
@@ -326,6 +329,7 @@ class Downloader(Service):
         self.peerId = peerId
         self.listenPort = listenPort
         self.maxPeers = maxPeers
+        self.bindAddress = bindAddress or None
         self.debug = debug
         if contextFactory is None or clientFactoryClass is None:
             from btorrent import peer as _peer
@@ -356,6 +360,7 @@ class Downloader(Service):
         self._banned: Set[Any] = set()
         self._candidates: OrderedDict[Tuple[str, int], _Candidate] = OrderedDict()
         self._connecting: Dict[Tuple[str, int], Any] = {}
+        self._handshaken: Set[Tuple[str, int]] = set()
         self._completeFired = False
         self._tick = None
         self._readCache: OrderedDict[int, bytes] = OrderedDict()
@@ -386,6 +391,7 @@ class Downloader(Service):
         for connector in list(self._connecting.values()):
             connector.disconnect()
         self._connecting.clear()
+        self._handshaken.clear()
         self._candidates.clear()
         for peer in list(self.peers):
             peer.drop("shutting down")
@@ -486,22 +492,19 @@ class Downloader(Service):
             return
         now = self.clock.seconds()
         connected = self._connectedAddresses()
+        # Connected peers, and dials that have not completed a handshake.
+        used = len(self.peers) + len(self._connecting) - len(self._handshaken)
         for address, candidate in list(self._candidates.items()):
-            if len(self.peers) + len(self._connecting) >= self.maxPeers:
+            if used >= self.maxPeers:
                 return
             if address in self._connecting or address in connected:
                 continue
             if candidate.notBefore > now:
                 continue
-            if self._completeFired and self._isSeedAddress(address):
+            if self._completeFired and candidate.seed:
                 continue
             self._connect(address)
-
-    def _isSeedAddress(self, address) -> bool:
-        for peer, state in self.peers.items():
-            if peer.address == address and state.known.complete:
-                return True
-        return False
+            used += 1
 
     def _connect(self, address: Tuple[str, int]) -> None:
         host, port = address
@@ -519,12 +522,16 @@ class Downloader(Service):
         factory.address = factory.outgoingAddress = address
         factory.handshaken = handshaken
         self.log.debug("connecting to {host}:{port}", host=host, port=port)
+        kwargs = {}
+        if self.bindAddress is not None:
+            kwargs["bindAddress"] = (self.bindAddress, 0)
         self._connecting[address] = self.connector.connectTCP(
-            host, port, factory, timeout=CONNECT_TIMEOUT
+            host, port, factory, timeout=CONNECT_TIMEOUT, **kwargs
         )
 
     def _connectionEnded(self, address, handshaken: bool) -> None:
         self._connecting.pop(address, None)
+        self._handshaken.discard(address)
         candidate = self._candidates.get(address)
         if candidate is None:
             return
@@ -551,8 +558,9 @@ class Downloader(Service):
 
     def peerConnected(self, peer) -> bool:
         """
-        Accept a peer unless we are full, it is us, a duplicate or banned;
-        send it our bitfield.
+        Accept a peer unless we are full (L{maxPeers} connected, whichever
+        side dialled), it is us, a duplicate or banned; send it our
+        bitfield.
         """
         if not self.running:
             return False
@@ -563,13 +571,15 @@ class Downloader(Service):
             return False
         factory = getattr(peer, "factory", None)
         outgoingAddress = getattr(factory, "outgoingAddress", None)
-        if outgoingAddress is None and len(self.peers) >= self.maxPeers:
+        if len(self.peers) >= self.maxPeers:
             return False
         for other in self.peers:
             if other.peerId == peer.peerId or other.address == peer.address:
                 return False
         if outgoingAddress is not None:
             factory.handshaken.append(True)
+            # Counted in self.peers now, no longer as a dial in progress.
+            self._handshaken.add(outgoingAddress)
         strikeKey = outgoingAddress or peer.peerId
         state = _PeerState(self.pieceCount, self.clock.seconds(), strikeKey)
         self.peers[peer] = state
@@ -597,6 +607,9 @@ class Downloader(Service):
         state = self.peers.pop(peer, None)
         if state is None:
             return
+        candidate = self._candidates.get(peer.address)
+        if candidate is not None:
+            candidate.seed = state.known.complete
         self.picker.removePeer(state.known)
         self.picker.abortPeer(peer)
         state.requests.clear()

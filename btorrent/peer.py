@@ -47,6 +47,7 @@ from btorrent.bitfield import Bitfield
 from btorrent.rate import RateMeter
 from btorrent.wire import (
     BLOCK_MAX,
+    BLOCK_SIZE,
     HANDSHAKE_LENGTH,
     HANDSHAKE_PREFIX,
     KEEP_ALIVE,
@@ -110,9 +111,11 @@ _EPSILON = 1e-6
 def maxMessageLength(pieceCount: int) -> int:
     """
     The longest message a peer of a torrent of C{pieceCount} pieces may
-    send: a bitfield, or a piece message with the largest block we accept.
+    send: its bitfield, or a piece message with a block of the size we
+    request (L{BLOCK_SIZE}); a longer length prefix closes the connection
+    before anything is buffered.
     """
-    return max(1 + (pieceCount + 7) // 8, 9 + BLOCK_MAX, 13)
+    return max(1 + (pieceCount + 7) // 8, 9 + BLOCK_SIZE, 13)
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,7 @@ class PeerProtocol(Protocol):
         C{bytesDownloaded}).
     @ivar uploadRate: a L{RateMeter} of block bytes sent.
     @ivar bytesDownloaded: block bytes received in C{Piece} messages of a
-        plausible shape: a block of 1 to L{BLOCK_MAX} bytes.  Larger or
+        plausible shape: a block of 1 to L{BLOCK_SIZE} bytes.  Larger or
         empty blocks (junk: nobody requests them) are passed to the owner
         but not counted.  Whether a block was requested at all is the
         owner's question: an unrequested block of the right size is
@@ -550,7 +553,7 @@ class PeerProtocol(Protocol):
                 self._protocolError(f"piece {message.index} out of range")
                 return
             n = len(message.block)
-            if 0 < n <= BLOCK_MAX:
+            if 0 < n <= BLOCK_SIZE:
                 self.bytesDownloaded += n
                 self.downloadRate.update(n)
         elif kind is Have:

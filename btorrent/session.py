@@ -132,6 +132,7 @@ class Session(MultiService):
             announcerFactory=announcerFactory,
             chokerFactory=chokerFactory,
             peers=peers,
+            interface=self.interface,
         )
         self.torrents[metainfo.infoHash] = torrent
         torrent.setServiceParent(self)

@@ -112,6 +112,7 @@ class Torrent(MultiService):
         chokerFactory: Optional[Callable[[Any], Any]] = None,
         rng: Optional[random.Random] = None,
         peers: Iterable[Tuple[str, int]] = (),
+        interface: str = "",
     ) -> None:
         """
         @param metainfo: the torrent.
@@ -134,6 +135,8 @@ class Torrent(MultiService):
         @param rng: the source of randomness for the picker.
         @param peers: addresses to connect to at start, besides the
             trackers' peers.
+        @param interface: the local address to dial peers from (any by
+            default).
         """
         super().__init__()
         self.metainfo = metainfo
@@ -148,6 +151,7 @@ class Torrent(MultiService):
         self.announcerFactory = announcerFactory or _defaultAnnouncer
         self.chokerFactory = chokerFactory or _defaultChoker
         self.initialPeers = list(peers)
+        self.interface = interface
         self.picker = PiecePicker(
             metainfo.pieceCount,
             metainfo.pieceLength,
@@ -333,6 +337,7 @@ class Torrent(MultiService):
             listenPort=self._port,
             maxPeers=self.maxPeers,
             debug=self.debug,
+            bindAddress=self.interface or None,
         )
         downloader.onComplete = self._complete
         self.downloader = downloader

@@ -51,6 +51,9 @@ HANDSHAKE_PREFIX = bytes([len(PROTOCOL_NAME)]) + PROTOCOL_NAME
 HANDSHAKE_LENGTH = 68
 #: The largest block a C{request} or C{piece} may carry (128 KiB).
 BLOCK_MAX = 128 * 1024
+#: The block size every client requests (16 KiB): the largest block we ask
+#: for, so the largest C{piece} message we take in.
+BLOCK_SIZE = 16 * 1024
 
 # Message ids.
 CHOKE = 0

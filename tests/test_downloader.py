@@ -261,6 +261,7 @@ class DownloaderMixin:
         have=(),
         maxPeers=50,
         order="random",
+        **kwargs,
     ):
         self.metainfo, self.data = makeTorrent(pieceLength, pieces, lastShort)
         self.clock = task.Clock()
@@ -291,6 +292,7 @@ class DownloaderMixin:
             maxPeers=maxPeers,
             contextFactory=lambda *a: a,
             clientFactoryClass=RecordingClientFactory,
+            **kwargs,
         )
         self.completed = []
         self.downloader.onComplete = lambda: self.completed.append(True)
@@ -903,6 +905,65 @@ class ConnectionTests(DownloaderMixin, SynchronousTestCase):
         factory.clientConnectionLost(None, Failure(ConnectionError()))
         self.clock.advance(30)
         self.assertEqual(len(self.reactor.tcpClients), 2)
+
+    def test_maxPeersWhoeverDials(self):
+        """
+        Incoming peers and our own dials share C{maxPeers}: dials that
+        complete after incoming peers took the slots are refused.
+        """
+        self.build(maxPeers=2)
+        self.downloader.addPeers([("127.0.0.1", 7001), ("127.0.0.1", 7002)])
+        factories = [c[2] for c in self.reactor.tcpClients]
+        self.assertEqual(len(factories), 2)
+        self.assertIsNotNone(self.connect())
+        self.assertIsNotNone(self.connect())
+        for factory in factories:
+            self.assertIsNone(self.connect(factory=factory))
+        self.assertEqual(len(self.downloader.peers), 2)
+
+    def test_connectedDialsCountOnce(self):
+        """
+        A dialled peer that is connected takes one slot, not two: with 4
+        slots and 2 dialled peers connected, 2 more are dialled.
+        """
+        self.build(maxPeers=4)
+        self.downloader.addPeers([("127.0.0.1", 7001), ("127.0.0.1", 7002)])
+        for client in list(self.reactor.tcpClients):
+            self.assertIsNotNone(self.connect(factory=client[2]))
+        self.downloader.addPeers([("127.0.0.1", 7003), ("127.0.0.1", 7004)])
+        self.downloader.addPeers([("127.0.0.1", 7005)])
+        dialled = [(c[0], c[1]) for c in self.reactor.tcpClients]
+        self.assertEqual([port for _, port in dialled], [7001, 7002, 7003, 7004])
+
+    def test_seedNotRedialledWhenComplete(self):
+        """
+        Once we are complete, a seed we dialled is dropped and not dialled
+        again (two seeds have nothing to trade).
+        """
+        self.build(pieceLength=2 * BLOCK_SIZE, pieces=2, lastShort=None)
+        self.downloader.addPeers([("127.0.0.1", 7001)])
+        factory = self.reactor.tcpClients[0][2]
+        seed = self.connect(factory=factory)
+        seed.address = ("127.0.0.1", 7001)
+        seed.haveAll()
+        seed.receive(wire.Unchoke())
+        self.answer(seed)
+        self.assertEqual(self.completed, [True])
+        self.assertEqual(seed.dropped, "both complete")
+        factory.clientConnectionLost(None, Failure(ConnectionError()))
+        self.clock.advance(3600)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+
+    def test_bindAddress(self):
+        """
+        Outgoing connections are made from the daemon's interface.
+        """
+        self.build(bindAddress="127.0.0.1")
+        self.downloader.addPeers([("127.0.0.1", 7001)])
+        self.assertEqual(self.reactor.tcpClients[0][4], ("127.0.0.1", 0))
+        self.build()
+        self.downloader.addPeers([("127.0.0.1", 7001)])
+        self.assertIsNone(self.reactor.tcpClients[0][4])
 
     def test_stopDisconnects(self):
         """

@@ -34,6 +34,7 @@ from btorrent.peer import (
 )
 from btorrent.wire import (
     BLOCK_MAX,
+    BLOCK_SIZE,
     BitfieldMessage,
     Cancel,
     Choke,
@@ -514,16 +515,17 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
 
     def test_lengthLimit(self) -> None:
         """
-        The longest message allowed is a piece with a 128 KiB block (or a
-        bitfield of the torrent, if longer); one byte more is refused.
+        The longest message allowed is a piece with a 16 KiB block, the
+        size we request (or a bitfield of the torrent, if longer); one byte
+        more is refused on the length prefix.
         """
-        self.assertEqual(maxMessageLength(20), 9 + BLOCK_MAX)
+        self.assertEqual(maxMessageLength(20), 9 + BLOCK_SIZE)
         self.assertEqual(maxMessageLength(8 * 200000), 1 + 200000)
         proto, transport = self.connected()
-        block = b"b" * BLOCK_MAX
+        block = b"b" * BLOCK_SIZE
         proto.dataReceived(frames(Piece(1, 0, block)))
         self.assertEqual(self.owner.messages, [Piece(1, 0, block)])
-        proto.dataReceived((9 + BLOCK_MAX + 1).to_bytes(4, "big") + b"\x07")
+        proto.dataReceived((9 + BLOCK_SIZE + 1).to_bytes(4, "big") + b"\x07")
         self.assertDropped(proto, transport)
 
     def test_dribbledMessage(self) -> None:
@@ -534,7 +536,7 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
         whole.
         """
         proto, transport = self.connected()
-        block = bytes(range(256)) * (BLOCK_MAX // 256)
+        block = bytes(range(256)) * (BLOCK_SIZE // 256)
         data = frames(Piece(3, 0, block), Have(5))
         longest = 0
         for i in range(len(data)):
@@ -583,21 +585,21 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
 
     def test_onlyPlausibleBlocksCounted(self) -> None:
         """
-        C{bytesDownloaded} and C{downloadRate} count blocks of 1 to 128 KiB;
-        an empty block, or one larger than anybody requests (possible when
-        the torrent's bitfield makes long messages legal), reaches the owner
+        C{bytesDownloaded} and C{downloadRate} count blocks of 1 to 16 KiB;
+        an empty block, or one larger than we request (possible when the
+        torrent's bitfield makes long messages legal), reaches the owner
         (who judges every block) but is not counted.
         """
-        pieceCount = 8 * (BLOCK_MAX + 64)
+        pieceCount = 8 * (BLOCK_SIZE + 64)
         self.context = PeerContext(INFO_HASH, OUR_ID, pieceCount, self.owner)
-        self.assertGreater(maxMessageLength(pieceCount), 9 + BLOCK_MAX + 1)
+        self.assertGreater(maxMessageLength(pieceCount), 9 + BLOCK_SIZE + 1)
         proto, transport = self.connected()
-        big = b"j" * (BLOCK_MAX + 1)
+        big = b"j" * (BLOCK_SIZE + 1)
         proto.dataReceived(
             frames(
                 Piece(0, 0, b""),
                 Piece(1, 0, big),
-                Piece(2, 0, b"k" * BLOCK_MAX),
+                Piece(2, 0, b"k" * BLOCK_SIZE),
                 Piece(3, 0, b"abc"),
             )
         )
@@ -606,12 +608,12 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
             [
                 Piece(0, 0, b""),
                 Piece(1, 0, big),
-                Piece(2, 0, b"k" * BLOCK_MAX),
+                Piece(2, 0, b"k" * BLOCK_SIZE),
                 Piece(3, 0, b"abc"),
             ],
         )
-        self.assertEqual(proto.bytesDownloaded, BLOCK_MAX + 3)
-        self.assertEqual(proto.downloadRate.total, BLOCK_MAX + 3)
+        self.assertEqual(proto.bytesDownloaded, BLOCK_SIZE + 3)
+        self.assertEqual(proto.downloadRate.total, BLOCK_SIZE + 3)
         self.assertFalse(transport.disconnecting)
 
     def test_requestLimits(self) -> None:
@@ -793,7 +795,7 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
         stream = theirHandshake() + frames(
             BitfieldMessage(b"\xff\xff\xf0"),
             Unchoke(),
-            Piece(1, 0, b"p" * 40000),
+            Piece(1, 0, b"p" * 16384),
             KeepAlive(),
             Have(5),
             Piece(2, 16384, b"q" * 3),

@@ -6,13 +6,14 @@ info-hash, the thread pool) and L{btorrent.tap.makeService}.
 from __future__ import annotations
 
 import os
+import threading
 
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from btorrent import PEER_ID_PREFIX, metainfo
@@ -312,3 +313,55 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(torrent.maxPeers, 7)
         self.assertEqual(torrent.picker.order, "rarest")
         self.assertEqual(torrent.storage.downloadDir, base)
+
+
+class ThreadTests(TestCase):
+    """
+    Disk work and hashing leave the reactor thread.
+    """
+
+    @defer.inlineCallbacks
+    def test_hashingOffTheReactorThread(self):
+        """
+        The session's default runner runs work in its thread pool, and a
+        torrent's downloader hashes and writes pieces through it.
+        """
+        from twisted.internet import reactor
+
+        base = os.path.abspath(self.mktemp())
+        os.makedirs(base)
+        info, _ = makeInfo(base)
+        session = Session(
+            reactor, port=0, interface="127.0.0.1", stateDir=None, maxThreads=2
+        )
+        torrent = session.addTorrent(
+            info, base, announcerFactory=noParts, chokerFactory=noParts
+        )
+        session.startService()
+        self.addCleanup(session.stopService)
+        yield torrent.ready
+        self.assertIs(torrent.downloader.runInThread, session.runInThread)
+        seen = []
+        real = torrent.downloader._verifyAndWrite
+
+        def verifyAndWrite(work):
+            seen.append(threading.get_ident())
+            return real(work)
+
+        torrent.downloader._verifyAndWrite = verifyAndWrite
+        ident = yield session.runInThread(threading.get_ident)
+        self.assertNotEqual(ident, threading.get_ident())
+        # Complete one piece as if a peer had sent it.
+        from btorrent.downloader import _Piece
+
+        piece = _Piece(bytearray(info.pieceSize(0)))
+        with open(os.path.join(base, "data", "f.bin"), "rb") as f:
+            piece.buffer[:] = f.read(info.pieceSize(0))
+        piece.senders = ["x"] * len(piece.senders)
+        done = defer.Deferred()
+        torrent.downloader.onPieceVerified = done.callback
+        torrent.downloader._pieceComplete(0, piece)
+        index = yield done
+        self.assertEqual(index, 0)
+        self.assertEqual(len(seen), 1)
+        self.assertNotEqual(seen[0], threading.get_ident())
