@@ -99,6 +99,12 @@ def addDownloadParser(subparsers) -> argparse.ArgumentParser:
         "--max-peers", type=int, default=50, help="peers at most (default 50)"
     )
     parser.add_argument(
+        "--upload-slots",
+        type=int,
+        default=4,
+        help="peers we upload to at once, besides one optimistic (default 4)",
+    )
+    parser.add_argument(
         "--peer",
         metavar="HOST:PORT",
         type=parsePeer,
@@ -202,6 +208,7 @@ def download(reactor, args: argparse.Namespace, info, err: IO[str]) -> defer.Def
             maxPeers=args.max_peers,
             pieceOrder=args.piece_order,
             peers=args.peer,
+            uploadSlots=args.upload_slots,
         )
         session.startService()
     except CannotListenError as e:
@@ -300,6 +307,9 @@ def runDownload(
         return 1
     if args.max_peers < 1:
         err.write("btorrent download: error: --max-peers must be at least 1\n")
+        return 1
+    if not 1 <= args.upload_slots <= 1000:
+        err.write("btorrent download: error: --upload-slots must be 1..1000\n")
         return 1
     _startLogging(err, args.debug)
     codes: List[int] = []

@@ -104,6 +104,7 @@ class Session(MultiService):
         peers: Iterable[Tuple[str, int]] = (),
         announcerFactory=None,
         chokerFactory=None,
+        uploadSlots: int = 4,
     ) -> Torrent:
         """
         Add a torrent (started at once if the session runs).
@@ -111,6 +112,7 @@ class Session(MultiService):
         @param metainfo: the torrent's L{btorrent.metainfo.Metainfo}.
         @param downloadDir: where its files go.
         @param peers: addresses to connect to besides the trackers' peers.
+        @param uploadSlots: regular unchoke slots (the choker's).
         @return: the L{Torrent}.
         @raise ValueError: if the torrent is already there.
         """
@@ -133,6 +135,7 @@ class Session(MultiService):
             chokerFactory=chokerFactory,
             peers=peers,
             interface=self.interface,
+            uploadSlots=uploadSlots,
         )
         self.torrents[metainfo.infoHash] = torrent
         torrent.setServiceParent(self)

@@ -84,6 +84,13 @@ class Options(usage.Options):
         ["max-peers", None, 50, "Peers per torrent.", _integer("--max-peers")],
         ["piece-order", None, "random", "Piece selection: random or rarest."],
         [
+            "upload-slots",
+            None,
+            4,
+            "Peers we upload to at once (besides one optimistic unchoke).",
+            _integer("--upload-slots"),
+        ],
+        [
             "udp-tracker-timeout",
             None,
             15.0,
@@ -139,6 +146,8 @@ class Options(usage.Options):
             raise usage.UsageError(f"--port must be 0..65535, not {self['port']}")
         if self["max-peers"] < 1:
             raise usage.UsageError("--max-peers must be at least 1")
+        if not (1 <= self["upload-slots"] <= 1000):
+            raise usage.UsageError("--upload-slots must be 1..1000")
         if self["piece-order"] not in ("random", "rarest"):
             raise usage.UsageError("--piece-order must be random or rarest")
         if not (0.1 <= self["udp-tracker-timeout"] <= 600):
@@ -180,5 +189,6 @@ def makeService(options: Options):
             options["download-dir"],
             maxPeers=options["max-peers"],
             pieceOrder=options["piece-order"],
+            uploadSlots=options["upload-slots"],
         )
     return session

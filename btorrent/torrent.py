@@ -113,6 +113,7 @@ class Torrent(MultiService):
         rng: Optional[random.Random] = None,
         peers: Iterable[Tuple[str, int]] = (),
         interface: str = "",
+        uploadSlots: int = 4,
     ) -> None:
         """
         @param metainfo: the torrent.
@@ -137,6 +138,7 @@ class Torrent(MultiService):
             trackers' peers.
         @param interface: the local address to dial peers from (any by
             default).
+        @param uploadSlots: regular unchoke slots of the default choker.
         """
         super().__init__()
         self.metainfo = metainfo
@@ -152,6 +154,7 @@ class Torrent(MultiService):
         self.chokerFactory = chokerFactory or _defaultChoker
         self.initialPeers = list(peers)
         self.interface = interface
+        self.uploadSlots = uploadSlots
         self.picker = PiecePicker(
             metainfo.pieceCount,
             metainfo.pieceLength,
@@ -502,8 +505,8 @@ def _defaultAnnouncer(torrent: Torrent):
 
 def _defaultChoker(torrent: Torrent):
     """
-    The choker over the torrent's connected peers.
+    The choker over the torrent's connected peers, with its C{uploadSlots}.
     """
     from btorrent.choker import ChokerService
 
-    return ChokerService(torrent)
+    return ChokerService(torrent, slots=getattr(torrent, "uploadSlots", 4))

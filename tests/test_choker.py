@@ -591,6 +591,39 @@ class ServiceTests(SynchronousTestCase):
         torrent.downloader.onPeersChanged()
         self.assertEqual(earlier, [1, 1])
 
+    def test_defaults(self) -> None:
+        """
+        By default: 4 regular slots to the fastest interested peers, one
+        optimistic unchoke besides, a rechoke every 10 s and an optimistic
+        rotation every 30 s.
+        """
+        clock = Clock()
+        torrent = FakeTorrent(clock)
+        service = ChokerService(torrent, rng=random.Random(1))
+        choker = service.choker
+        self.assertEqual(
+            (choker.slots, choker.interval, choker.optimisticInterval),
+            (4, 10.0, 30.0),
+        )
+        peers = [FakePeer(name, down=rate) for name, rate in zip("abcdefg", range(7))]
+        for peer in peers:
+            torrent.downloader.peers[peer] = object()
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual(names(choker.regular), ["d", "e", "f", "g"])
+        self.assertIn(choker.optimistic.name, ["a", "b", "c"])
+        self.assertEqual(len(unchokedNames(peers)), 5)
+
+    def test_slotsFromTheTorrent(self) -> None:
+        """
+        The torrent's C{uploadSlots} (C{--upload-slots}) sets the slots.
+        """
+        torrent = FakeTorrent(Clock())
+        torrent.uploadSlots = 7
+        from btorrent.torrent import _defaultChoker
+
+        self.assertEqual(_defaultChoker(torrent).choker.slots, 7)
+
     def test_noDownloader(self) -> None:
         """
         A torrent without a downloader yet has no peers.

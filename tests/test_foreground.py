@@ -118,6 +118,8 @@ class DownloadOptionsTests(SynchronousTestCase):
             "127.0.0.1:6000",
             "--peer",
             "[::1]:6001",
+            "--upload-slots",
+            "9",
             "--quiet",
         )
         reactor = Reactor()
@@ -140,6 +142,7 @@ class DownloadOptionsTests(SynchronousTestCase):
                     "maxPeers": 7,
                     "pieceOrder": "rarest",
                     "peers": [("127.0.0.1", 6000), ("::1", 6001)],
+                    "uploadSlots": 9,
                 },
             ),
         )

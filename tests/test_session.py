@@ -293,6 +293,8 @@ class MakeServiceTests(SynchronousTestCase):
                 os.path.join(base, "state"),
                 "--max-peers",
                 "7",
+                "--upload-slots",
+                "6",
                 "--piece-order",
                 "rarest",
                 "--udp-tracker-timeout",
@@ -311,6 +313,7 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(set(session.torrents), {first.infoHash, second.infoHash})
         torrent = session.torrents[first.infoHash]
         self.assertEqual(torrent.maxPeers, 7)
+        self.assertEqual(torrent.uploadSlots, 6)
         self.assertEqual(torrent.picker.order, "rarest")
         self.assertEqual(torrent.storage.downloadDir, base)
 

@@ -102,6 +102,7 @@ class OptionsTests(SynchronousTestCase):
             (["--max-peers", "0"], "--max-peers"),
             (["--piece-order", "sequential"], "--piece-order"),
             (["--udp-tracker-retries", "9"], "--udp-tracker-retries"),
+            (["--upload-slots", "0"], "--upload-slots"),
             (["--udp-tracker-timeout", "0"], "--udp-tracker-timeout"),
             (["--udp-tracker-timeout", "soon"], "--udp-tracker-timeout"),
         ]:
