@@ -105,6 +105,7 @@ class Session(MultiService):
         announcerFactory=None,
         chokerFactory=None,
         uploadSlots: int = 4,
+        resumeInterval: Optional[float] = None,
     ) -> Torrent:
         """
         Add a torrent (started at once if the session runs).
@@ -113,6 +114,8 @@ class Session(MultiService):
         @param downloadDir: where its files go.
         @param peers: addresses to connect to besides the trackers' peers.
         @param uploadSlots: regular unchoke slots (the choker's).
+        @param resumeInterval: seconds between saves of fast-resume data
+            (the torrent's default when C{None}).
         @return: the L{Torrent}.
         @raise ValueError: if the torrent is already there.
         """
@@ -136,6 +139,7 @@ class Session(MultiService):
             peers=peers,
             interface=self.interface,
             uploadSlots=uploadSlots,
+            **({} if resumeInterval is None else {"resumeInterval": resumeInterval}),
         )
         self.torrents[metainfo.infoHash] = torrent
         torrent.setServiceParent(self)

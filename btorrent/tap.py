@@ -91,6 +91,14 @@ class Options(usage.Options):
             _integer("--upload-slots"),
         ],
         [
+            "resume-interval",
+            None,
+            60.0,
+            "Seconds between saves of fast-resume data while downloading "
+            "(also saved at stop).",
+            _number("--resume-interval"),
+        ],
+        [
             "udp-tracker-timeout",
             None,
             15.0,
@@ -150,6 +158,8 @@ class Options(usage.Options):
             raise usage.UsageError("--upload-slots must be 1..1000")
         if self["piece-order"] not in ("random", "rarest"):
             raise usage.UsageError("--piece-order must be random or rarest")
+        if not (0.1 <= self["resume-interval"] <= 86400):
+            raise usage.UsageError("--resume-interval must be 0.1..86400 seconds")
         if not (0.1 <= self["udp-tracker-timeout"] <= 600):
             raise usage.UsageError("--udp-tracker-timeout must be 0.1..600 seconds")
         if not (0 <= self["udp-tracker-retries"] <= 8):
@@ -190,5 +200,6 @@ def makeService(options: Options):
             maxPeers=options["max-peers"],
             pieceOrder=options["piece-order"],
             uploadSlots=options["upload-slots"],
+            resumeInterval=options["resume-interval"],
         )
     return session

@@ -114,6 +114,7 @@ class Torrent(MultiService):
         peers: Iterable[Tuple[str, int]] = (),
         interface: str = "",
         uploadSlots: int = 4,
+        resumeInterval: float = RESUME_INTERVAL,
     ) -> None:
         """
         @param metainfo: the torrent.
@@ -139,6 +140,8 @@ class Torrent(MultiService):
         @param interface: the local address to dial peers from (any by
             default).
         @param uploadSlots: regular unchoke slots of the default choker.
+        @param resumeInterval: seconds between two saves of fast-resume
+            data while pieces arrive (also saved at stop).
         """
         super().__init__()
         self.metainfo = metainfo
@@ -155,6 +158,7 @@ class Torrent(MultiService):
         self.initialPeers = list(peers)
         self.interface = interface
         self.uploadSlots = uploadSlots
+        self.resumeInterval = resumeInterval
         self.picker = PiecePicker(
             metainfo.pieceCount,
             metainfo.pieceLength,
@@ -366,7 +370,7 @@ class Torrent(MultiService):
             self._savedCount = self.picker.haveBitfield.count
             self._resumeCall = LoopingCall(self.saveResume)
             self._resumeCall.clock = self.reactor
-            self._resumeCall.start(RESUME_INTERVAL, now=False)
+            self._resumeCall.start(self.resumeInterval, now=False)
         self.ready.callback(None)
 
     def _startFailed(self, failure) -> None:

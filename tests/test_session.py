@@ -295,6 +295,8 @@ class MakeServiceTests(SynchronousTestCase):
                 "7",
                 "--upload-slots",
                 "6",
+                "--resume-interval",
+                "5",
                 "--piece-order",
                 "rarest",
                 "--udp-tracker-timeout",
@@ -314,6 +316,7 @@ class MakeServiceTests(SynchronousTestCase):
         torrent = session.torrents[first.infoHash]
         self.assertEqual(torrent.maxPeers, 7)
         self.assertEqual(torrent.uploadSlots, 6)
+        self.assertEqual(torrent.resumeInterval, 5.0)
         self.assertEqual(torrent.picker.order, "rarest")
         self.assertEqual(torrent.storage.downloadDir, base)
 

@@ -103,6 +103,7 @@ class OptionsTests(SynchronousTestCase):
             (["--piece-order", "sequential"], "--piece-order"),
             (["--udp-tracker-retries", "9"], "--udp-tracker-retries"),
             (["--upload-slots", "0"], "--upload-slots"),
+            (["--resume-interval", "0"], "--resume-interval"),
             (["--udp-tracker-timeout", "0"], "--udp-tracker-timeout"),
             (["--udp-tracker-timeout", "soon"], "--udp-tracker-timeout"),
         ]:
