@@ -214,6 +214,24 @@ class Session(MultiService):
         self._udpProtocols[v6] = protocol
         return protocol
 
+    def reannounce(self) -> int:
+        """
+        Announce every torrent to its trackers now, whatever their minimum
+        interval (a user asking for more peers, as Transmission's and
+        qBittorrent's "ask for more peers" do; C{twistd btorrent} does it
+        on C{SIGUSR1}).  The peers they list are dialled as usual.
+
+        @return: how many torrents announced.
+        """
+        count = 0
+        for torrent in self.torrents.values():
+            announcer = torrent.announcer
+            if announcer is not None and announcer.running:
+                announcer.announceNow(force=True)
+                count += 1
+        self.log.info("announcing {count} torrents now, as asked", count=count)
+        return count
+
     # IPeerRouter
 
     def ownerFor(self, infoHash: bytes):

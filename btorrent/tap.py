@@ -7,7 +7,9 @@ global reactor.
 from __future__ import annotations
 
 import os
+import signal
 
+from twisted.application.service import Service
 from twisted.python import usage
 
 from btorrent import metainfo
@@ -169,11 +171,44 @@ class Options(usage.Options):
         self["download-dir"] = os.path.abspath(self["download-dir"])
 
 
+class ReannounceOnSignal(Service):
+    """
+    While running, C{SIGUSR1} makes every torrent of the session announce
+    now (L{btorrent.session.Session.reannounce}): C{kill -USR1 PID} is the
+    daemon's "ask the trackers for more peers".
+    """
+
+    def __init__(self, session, reactor, signalNumber: int = signal.SIGUSR1) -> None:
+        self.session = session
+        self.reactor = reactor
+        self.signalNumber = signalNumber
+        self._previous = None
+
+    def _received(self, signalNumber, frame) -> None:
+        self.reactor.callFromThread(self.session.reannounce)
+
+    def startService(self) -> None:
+        """
+        Install the signal handler.
+        """
+        super().startService()
+        self._previous = signal.signal(self.signalNumber, self._received)
+
+    def stopService(self) -> None:
+        """
+        Put the previous handler back.
+        """
+        super().stopService()
+        if self._previous is not None:
+            signal.signal(self.signalNumber, self._previous)
+            self._previous = None
+
+
 def makeService(options: Options):
     """
     Build the daemon: one L{btorrent.session.Session} listening on
     C{--port} (or the next free port), with one torrent per C{--torrent},
-    on the global reactor.
+    on the global reactor; C{SIGUSR1} makes every torrent announce now.
 
     @param options: the parsed L{Options}.
     @return: the L{btorrent.session.Session}.
@@ -202,4 +237,5 @@ def makeService(options: Options):
             uploadSlots=options["upload-slots"],
             resumeInterval=options["resume-interval"],
         )
+    ReannounceOnSignal(session, reactor).setServiceParent(session)
     return session

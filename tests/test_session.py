@@ -6,6 +6,7 @@ info-hash, the thread pool) and L{btorrent.tap.makeService}.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 
 from twisted.internet import defer
@@ -20,7 +21,7 @@ from btorrent import PEER_ID_PREFIX, metainfo
 from btorrent.interfaces import IPeerRouter
 from btorrent.peer import PeerContext
 from btorrent.session import PORT_TRIES, Session, makePeerId
-from btorrent.tap import Options, makeService
+from btorrent.tap import Options, ReannounceOnSignal, makeService
 from btorrent.tracker.announce import TrackerError
 
 
@@ -371,3 +372,80 @@ class ThreadTests(TestCase):
         self.assertEqual(index, 0)
         self.assertEqual(len(seen), 1)
         self.assertNotEqual(seen[0], threading.get_ident())
+
+
+class ReannounceTests(SynchronousTestCase):
+    """
+    Asking every torrent to announce now, and C{SIGUSR1} doing it.
+    """
+
+    def test_reannounce(self):
+        """
+        Every running announcer is asked to announce now, ignoring the
+        tracker's minimum interval.
+        """
+
+        class Announcer:
+            running = True
+
+            def __init__(self):
+                self.asked = []
+
+            def announceNow(self, force=False):
+                self.asked.append(force)
+
+        base = os.path.abspath(self.mktemp())
+        os.makedirs(base)
+        session = Session(Reactor(), port=0, runInThread=syncRunner)
+        announcers = []
+        for name in ("one", "two"):
+            info, _ = makeInfo(base, name)
+            torrent = session.addTorrent(info, base, chokerFactory=noParts)
+            torrent.announcer = Announcer()
+            announcers.append(torrent.announcer)
+        announcers[1].running = False
+        self.assertEqual(session.reannounce(), 1)
+        self.assertEqual([a.asked for a in announcers], [[True], []])
+
+    def test_signal(self):
+        """
+        While the service runs, C{SIGUSR1} calls the session's
+        C{reannounce} from the reactor; stopping puts the previous handler
+        back.
+        """
+
+        class FakeReactor:
+            def __init__(self):
+                self.calls = []
+
+            def callFromThread(self, f, *args):
+                self.calls.append(f)
+
+        class FakeSession:
+            def reannounce(self):
+                pass
+
+        session = FakeSession()
+        reactor = FakeReactor()
+        before = signal.getsignal(signal.SIGUSR1)
+        service = ReannounceOnSignal(session, reactor)
+        service.startService()
+        self.addCleanup(signal.signal, signal.SIGUSR1, before)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        self.assertEqual(reactor.calls, [session.reannounce])
+        service.stopService()
+        self.assertEqual(signal.getsignal(signal.SIGUSR1), before)
+
+    def test_makeServiceInstallsIt(self):
+        """
+        C{twistd btorrent}'s service has the signal service as a child.
+        """
+        base = os.path.abspath(self.mktemp())
+        os.makedirs(base)
+        _, path = makeInfo(base)
+        options = Options()
+        options.parseOptions(["--torrent", path, "--download-dir", base])
+        session = makeService(options)
+        children = [c for c in session if isinstance(c, ReannounceOnSignal)]
+        self.assertEqual(len(children), 1)
+        self.assertIs(children[0].session, session)
