@@ -21,7 +21,6 @@ setup(
         "bcoding>=1.5",
         "zope.interface>=5",
         "rich>=12",
-        "platformdirs>=3",
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6", "libtorrent>=2.0"],

@@ -12,6 +12,15 @@ dictionary key is C{bytes}.
 The scanner also records where each value of a top-level dictionary stands
 in the input, so that callers can hash the raw bytes of C{info} exactly as
 they are in the file (L{decodeWithSpans}).
+
+L{decode} and L{decodeWithSpans} refuse anything after the value.
+L{decodePrefixWithSpans} reads one value from the start of its input and
+ignores what follows: a C{.torrent} file with a trailing newline or other
+junk after its top-level dictionary is loaded by libtorrent, so
+L{btorrent.metainfo} loads it too.  The value itself is as strictly checked
+as ever.
+
+L{encode} raises only L{BencodeError}, whatever it is given.
 """
 
 from __future__ import annotations
@@ -21,7 +30,14 @@ from typing import Any, Dict, Tuple, Union
 
 import bcoding
 
-__all__ = ["BencodeError", "MAX_DEPTH", "decode", "decodeWithSpans", "encode"]
+__all__ = [
+    "BencodeError",
+    "MAX_DEPTH",
+    "decode",
+    "decodePrefixWithSpans",
+    "decodeWithSpans",
+    "encode",
+]
 
 #: The deepest nesting of lists and dictionaries we accept (libtorrent: 100).
 MAX_DEPTH = 100
@@ -57,12 +73,17 @@ class _DictFrame:
         self.expectKey = True
 
 
-def _scan(data: bytes, maxDepth: int) -> Dict[bytes, Tuple[int, int]]:
+def _scan(
+    data: bytes, maxDepth: int, trailing: bool = False
+) -> Tuple[Dict[bytes, Tuple[int, int]], int]:
     """
-    Check that C{data} is exactly one strict bencoded value.
+    Check that C{data} is exactly one strict bencoded value (or, with
+    C{trailing}, starts with one).
 
+    @param trailing: accept anything after the value.
     @return: for a top-level dictionary, its keys mapped to the C{(start,
-        end)} offsets of their raw values; otherwise an empty dict.
+        end)} offsets of their raw values (otherwise an empty dict), and the
+        offset where the value ends.
     @raise BencodeError: on any problem, naming the offset.
     """
     n = len(data)
@@ -131,9 +152,9 @@ def _scan(data: bytes, maxDepth: int) -> Dict[bytes, Tuple[int, int]]:
                 raise BencodeError(f"unexpected byte {bytes([c])!r} at {pos}")
         # A value (or a container) has just ended at pos.
         if not stack:
-            if pos != n:
+            if pos != n and not trailing:
                 raise BencodeError(f"trailing data at offset {pos}")
-            return spans
+            return spans, pos
         top = stack[-1]
         if type(top) is _DictFrame:
             if len(stack) == 1:
@@ -160,6 +181,25 @@ def _normalise(value: Any) -> Bencodable:
     return value
 
 
+def _decode(
+    data: bytes, maxDepth: int, trailing: bool
+) -> Tuple[Bencodable, Dict[bytes, Tuple[int, int]], int]:
+    """
+    Scan, then decode with bcoding: the body of the public decoders.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise BencodeError(f"expected bytes, not {type(data).__name__}")
+    data = bytes(data)
+    spans, end = _scan(data, maxDepth, trailing)
+    try:
+        value = bcoding.bdecode(data[:end] if end != len(data) else data)
+    except (ValueError, TypeError, AssertionError, RecursionError) as e:
+        # The scanner accepts only input bcoding can read; keep the promise
+        # of one exception type all the same.
+        raise BencodeError(f"undecodable input: {e}") from None
+    return _normalise(value), spans, end
+
+
 def decodeWithSpans(
     data: bytes, maxDepth: int = MAX_DEPTH
 ) -> Tuple[Bencodable, Dict[bytes, Tuple[int, int]]]:
@@ -173,17 +213,23 @@ def decodeWithSpans(
         encoded in the input.
     @raise BencodeError: if C{data} is not exactly one valid value.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise BencodeError(f"expected bytes, not {type(data).__name__}")
-    data = bytes(data)
-    spans = _scan(data, maxDepth)
-    try:
-        value = bcoding.bdecode(data)
-    except (ValueError, TypeError, AssertionError, RecursionError) as e:
-        # The scanner accepts only input bcoding can read; keep the promise
-        # of one exception type all the same.
-        raise BencodeError(f"undecodable input: {e}") from None
-    return _normalise(value), spans
+    value, spans, _ = _decode(data, maxDepth, False)
+    return value, spans
+
+
+def decodePrefixWithSpans(
+    data: bytes, maxDepth: int = MAX_DEPTH
+) -> Tuple[Bencodable, Dict[bytes, Tuple[int, int]], int]:
+    """
+    Decode the strict bencoded value at the start of C{data}, ignoring
+    whatever follows it (for C{.torrent} files, which other clients load
+    with trailing bytes).
+
+    @return: the value and the spans as L{decodeWithSpans} gives them, and
+        the offset in C{data} where the value ends.
+    @raise BencodeError: if C{data} does not start with one valid value.
+    """
+    return _decode(data, maxDepth, True)
 
 
 def decode(data: bytes, maxDepth: int = MAX_DEPTH) -> Bencodable:
@@ -204,11 +250,16 @@ def _check(value: Any, depth: int) -> Any:
     if isinstance(value, bool) or value is None:
         raise BencodeError(f"cannot bencode {value!r}")
     if isinstance(value, int):
-        return value
+        # A plain int: a subclass could print as something other than digits.
+        return int(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     if isinstance(value, str):
-        return value.encode("utf-8")
+        try:
+            return str.encode(value, "utf-8")
+        except UnicodeEncodeError as e:
+            # A lone surrogate, say: text that has no UTF-8 form.
+            raise BencodeError(f"string is not encodable as UTF-8: {e}") from None
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
@@ -231,6 +282,14 @@ def encode(value: Any) -> bytes:
     Accepts C{int} (not C{bool}), C{bytes}, C{str} (encoded as UTF-8),
     C{list}/C{tuple} and C{dict} with C{bytes} or C{str} keys.
 
-    @raise BencodeError: for anything that cannot be bencoded.
+    @raise BencodeError: for anything that cannot be bencoded (and never
+        any other exception): a C{bool} or C{None}, a C{str} with a lone
+        surrogate, a non-string key, nesting deeper than L{MAX_DEPTH}, an
+        integer too long to print.
     """
-    return bcoding.bencode(_check(value, 0))
+    checked = _check(value, 0)
+    try:
+        return bcoding.bencode(checked)
+    except (ValueError, TypeError, RecursionError) as e:
+        # int -> str refuses more than sys.get_int_max_str_digits() digits.
+        raise BencodeError(f"cannot bencode: {e}") from None

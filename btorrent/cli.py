@@ -7,10 +7,12 @@ subcommand, add a parser there and an entry to L{COMMANDS}.  Errors the user
 can fix (a bad path, a bad torrent) print one line to C{err} and give a
 non-zero exit code, never a traceback.
 
-C{btorrent create} refuses to overwrite an existing output file unless
-C{--force} is given, and writes through a temporary file renamed into place
-(L{btorrent.storage.writeFileAtomically}), so an interrupted run never
-leaves a truncated torrent behind.  C{btorrent info} shows text from the
+C{btorrent create} refuses a C{-t} that is not an C{http://}, C{https://}
+or C{udp://} URL with a host (L{checkTrackerURL}), warns about each special
+file (FIFO, socket, device) it leaves out of a tree, refuses to overwrite an
+existing output file unless C{--force} is given, and writes through a
+temporary file renamed into place (L{btorrent.storage.writeFileAtomically}),
+so an interrupted run never leaves a truncated torrent behind.  C{btorrent info} shows text from the
 torrent through L{printable}: a hostile name cannot drive the terminal.
 """
 
@@ -23,11 +25,12 @@ import re
 import sys
 import unicodedata
 from typing import IO, Callable, Dict, List, Optional, Sequence
+from urllib.parse import urlsplit
 
 from btorrent import metainfo
 from btorrent.storage import writeFileAtomically
 
-__all__ = ["COMMANDS", "main", "parseSize", "printable"]
+__all__ = ["COMMANDS", "checkTrackerURL", "main", "parseSize", "printable"]
 
 #: Inputs at least this big get a progress bar (when stderr is a terminal).
 PROGRESS_THRESHOLD = 64 * 1024 * 1024
@@ -140,18 +143,71 @@ def _inputSize(path: str) -> int:
     return total
 
 
+#: The tracker URL schemes a torrent can usefully carry (the ones
+#: L{btorrent.tracker.announcer} and other clients announce to).
+TRACKER_SCHEMES = ("http", "https", "udp")
+
+
+def checkTrackerURL(url: str) -> Optional[str]:
+    """
+    What is wrong with C{url} as a tracker URL for C{btorrent create}, or
+    C{None} if nothing is: it must be C{http://}, C{https://} or C{udp://}
+    with a host, a valid port (required for C{udp://}, which has no default
+    one) and no spaces or control characters.
+    """
+    if not url:
+        return "empty tracker URL (an empty -t, or a stray comma)"
+    if not url.isprintable() or any(c.isspace() for c in url):
+        return f"tracker URL {url!r} contains spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        return f"invalid tracker URL {url!r}: {e}"
+    if parts.scheme.lower() not in TRACKER_SCHEMES:
+        return f"tracker URL {url!r} is not http://, https:// or udp://"
+    if not parts.hostname:
+        return f"tracker URL {url!r} has no host"
+    if port == 0:
+        return f"tracker URL {url!r} has port 0"
+    if parts.scheme.lower() == "udp" and port is None:
+        return f"UDP tracker URL {url!r} has no port"
+    return None
+
+
+def _trackerTiers(values: Sequence[str]) -> List[List[str]]:
+    """
+    The tiers of C{-t} values (one tier per option, URLs comma-separated).
+
+    @raise _Failure: for an empty value or item, or an invalid URL.
+    """
+    tiers = []
+    for value in values:
+        tier = [u.strip() for u in value.split(",")]
+        for url in tier:
+            problem = checkTrackerURL(url)
+            if problem is not None:
+                raise _Failure(f"-t {value!r}: {problem}")
+        tiers.append(tier)
+    return tiers
+
+
 def _create(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """
     C{btorrent create PATH -t URL ...}: write a .torrent for PATH.
     """
     source = args.path
+    tiers = _trackerTiers(args.tracker)
     if not os.path.exists(source):
         raise _Failure(f"{source}: no such file or directory")
     name = os.path.basename(os.path.abspath(source))
     output = args.output or (name + ".torrent")
     if os.path.exists(output) and not args.force:
         raise _Failure(f"{output} already exists (use --force to overwrite)")
-    tiers = [[u.strip() for u in t.split(",") if u.strip()] for t in args.tracker]
+
+    def warn(text: str) -> None:
+        err.write(printable(f"btorrent create: warning: {text}") + "\n")
+
     try:
         data = _withProgress(
             err,
@@ -163,6 +219,7 @@ def _create(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                 private=args.private,
                 comment=args.comment,
                 progress=progress,
+                warn=warn,
             ),
         )
     except OSError as e:

@@ -7,7 +7,16 @@ info-hash is the SHA-1 of the raw bytes of the C{info} value exactly as they
 stand in the file (never of a re-encoding, so a torrent whose keys are out of
 order keeps the hash every other client gives it).  Anything wrong with the
 input, including bencoding errors, raises L{MetainfoError}, whose message
-names the field and the problem.
+names the field and the problem.  Bytes after the top-level dictionary (a
+trailing newline, say) are ignored, as libtorrent ignores them; the
+dictionary itself is strictly checked.  C{private} is true for any non-zero
+integer (BEP 27 writes 1; libtorrent takes any non-zero value as private,
+and treating a torrent as private when in doubt is the safe side); a
+C{private} that is not an integer is refused rather than guessed at.
+
+L{loadFile} reads only a regular file: a FIFO, a socket, a device or a
+directory is refused with an L{OSError} before anything is read from it (a
+FIFO would block for ever).
 
 Names and paths are C{bytes} in a torrent.  They are decoded as UTF-8 with
 C{errors="surrogateescape"}: valid UTF-8 becomes the expected text, and any
@@ -24,14 +33,19 @@ outside the download directory (through a symlink, say).
 L{create} shares a file, or the regular files of a directory tree in sorted
 (byte-wise) path order.  It never follows symbolic links inside the tree
 (so nothing outside the tree, and no link loop, ends up in a torrent) and
-skips FIFOs, sockets and devices.  Pieces are hashed from large reads in a
-thread pool (C{hashlib} releases the GIL), pipelined with reading.
+skips FIFOs, sockets and devices, reporting each through its C{warn}
+argument; a file that turns into one of those (or into a symlink) between
+listing and hashing is refused, never opened in a way that could block.
+The piece count and the size of the C{.torrent} are checked before any
+hashing.  Pieces are hashed from large reads in a thread pool (C{hashlib}
+releases the GIL), pipelined with reading.
 
 This module is pure: it never imports C{twisted.internet}.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -477,7 +491,9 @@ def load(data: bytes) -> Metainfo:
             f"(at most {MAX_TORRENT_SIZE})"
         )
     try:
-        top, spans = bencode.decodeWithSpans(data)
+        # Whatever follows the top-level dictionary is ignored (libtorrent
+        # loads such files); the info-hash is over the raw info span anyway.
+        top, spans, _ = bencode.decodePrefixWithSpans(data)
     except bencode.BencodeError as e:
         raise MetainfoError(f"not a valid bencoded torrent: {e}") from None
     if not isinstance(top, dict):
@@ -521,6 +537,9 @@ def load(data: bytes) -> Metainfo:
         )
     pieceHashes = tuple(pieces[i : i + 20] for i in range(0, len(pieces), 20))
 
+    # BEP 27 writes 1; libtorrent takes any non-zero integer as private, and
+    # so do we: announcing a private torrent's peers to the DHT would be the
+    # harm, keeping to its tracker never is.  A non-integer is refused.
     private = info.get(b"private")
     if private is not None and not isinstance(private, int):
         raise MetainfoError("info.private: expected an integer")
@@ -538,7 +557,7 @@ def load(data: bytes) -> Metainfo:
         multiFile=multiFile,
         announce=announce,
         trackers=trackers,
-        private=private == 1,
+        private=bool(private),
         urlList=_urlList(top),
         comment=_optionalText(top, b"comment"),
         creationDate=creationDate,
@@ -547,14 +566,74 @@ def load(data: bytes) -> Metainfo:
     )
 
 
+def _kind(mode: int) -> str:
+    """
+    What a file that is not a regular file is, for an error message.
+    """
+    for test, kind in [
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ]:
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def _notRegular(path: str, mode: int) -> OSError:
+    """
+    The L{OSError} for C{path}, which is not a regular file: its C{strerror}
+    says what it is.
+    """
+    code = errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL
+    return OSError(code, f"not a regular file ({_kind(mode)})", path)
+
+
+def _openRegular(path: str, noFollow: bool = False) -> int:
+    """
+    Open C{path} for reading, refusing anything but a regular file without
+    ever blocking: a FIFO with no writer would block C{open} and C{read}
+    for ever.
+
+    C{path} is checked with C{stat} first (so a device is not even opened),
+    then opened with C{O_NONBLOCK} and checked again with C{fstat}, since
+    it may have been replaced in between.
+
+    @param noFollow: refuse a symbolic link (C{O_NOFOLLOW}).
+    @return: a file descriptor, in blocking mode.
+    @raise OSError: if C{path} cannot be opened or is not a regular file.
+    """
+    mode = (os.lstat if noFollow else os.stat)(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise _notRegular(path, mode)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    if noFollow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _notRegular(path, mode)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def loadFile(path: str) -> Metainfo:
     """
     Read and L{load} a C{.torrent} file.
 
-    @raise OSError: if the file cannot be read.
+    @raise OSError: if the file cannot be read, or is not a regular file (a
+        FIFO, a socket, a device, a directory: refused before anything is
+        read, so that nothing blocks); C{strerror} names the problem.
     @raise MetainfoError: if it is larger than L{MAX_TORRENT_SIZE} or invalid.
     """
-    with open(path, "rb") as f:
+    with open(_openRegular(path), "rb") as f:
         data = f.read(MAX_TORRENT_SIZE + 1)
     return load(data)
 
@@ -573,7 +652,9 @@ def autoPieceLength(totalLength: int) -> int:
     return min(MAX_AUTO_PIECE_LENGTH, max(MIN_AUTO_PIECE_LENGTH, length))
 
 
-def _walk(root: str) -> List[Tuple[Tuple[str, ...], str, int]]:
+def _walk(
+    root: str, warn: Optional[Callable[[str], object]] = None
+) -> List[Tuple[Tuple[str, ...], str, int]]:
     """
     The regular files under C{root}, recursively, in sorted path order.
 
@@ -581,6 +662,15 @@ def _walk(root: str) -> List[Tuple[Tuple[str, ...], str, int]]:
     and special files (FIFOs, sockets, devices) are skipped: the torrent holds
     what is really in the tree, and nothing outside it.
 
+    Special files are skipped rather than refused, and reported through
+    C{warn}: that is what mktorrent and transmission-create do (they leave
+    out everything that is neither a file nor a directory), so a user who
+    shares a tree with a stray socket or FIFO in it (a running program's,
+    say) gets the torrent they expect, and is told what was left out.
+    Symbolic links are skipped silently, as they always have been.
+
+    @param warn: called with a one-line message for each special file
+        skipped.
     @return: C{(components, fullPath, size)} for each file.
     """
     out = []
@@ -598,12 +688,17 @@ def _walk(root: str) -> List[Tuple[Tuple[str, ...], str, int]]:
                 stack.append(rel + (entry.name,))
             elif stat.S_ISREG(st.st_mode):
                 out.append((rel + (entry.name,), entry.path, st.st_size))
+            elif not stat.S_ISLNK(st.st_mode) and warn is not None:
+                warn(f"skipping {entry.path}: {_kind(st.st_mode)}, not a regular file")
     out.sort(key=lambda item: [os.fsencode(c) for c in item[0]])
     return out
 
 
 def _chunks(
-    files: Sequence[Tuple[str, int]], chunkSize: int, pool: List[bytearray]
+    files: Sequence[Tuple[str, int]],
+    chunkSize: int,
+    pool: List[bytearray],
+    noFollow: bool = False,
 ) -> Iterator[memoryview]:
     """
     The concatenated contents of C{files} in chunks of C{chunkSize} bytes
@@ -614,7 +709,14 @@ def _chunks(
     is done with them, so that big buffers are reused rather than allocated
     (and page-faulted) again for every chunk.
 
+    Each file is opened through L{_openRegular}, so that one replaced by a
+    FIFO (or a device) since it was listed is refused instead of blocking
+    the hashing for ever.
+
+    @param noFollow: refuse a file that is a symbolic link (in a tree).
     @raise MetainfoError: if a file is shorter than when it was listed.
+    @raise OSError: if a file cannot be opened, or is no longer a regular
+        file.
     """
 
     def take() -> memoryview:
@@ -624,7 +726,7 @@ def _chunks(
     filled = 0
     for path, size in files:
         remaining = size
-        with open(path, "rb", buffering=0) as f:
+        with open(_openRegular(path, noFollow), "rb", buffering=0) as f:
             while remaining:
                 want = min(chunkSize - filled, remaining)
                 got = f.readinto(view[filled : filled + want])
@@ -656,6 +758,7 @@ def _hashFiles(
     totalLength: int,
     pieceLength: int,
     progress: Optional[Callable[[int, int], object]],
+    noFollow: bool = False,
 ) -> bytes:
     """
     Hash the concatenation of C{files} piece by piece.
@@ -683,7 +786,7 @@ def _hashFiles(
             if progress is not None:
                 progress(done, totalLength)
 
-        for chunk in _chunks(files, chunkSize, buffers):
+        for chunk in _chunks(files, chunkSize, buffers, noFollow):
             pending.append((pool.submit(_hashChunk, chunk, pieceLength), chunk))
             while len(pending) > workers + 1:
                 collect()
@@ -701,6 +804,62 @@ def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
+def _sizeOption(n: int) -> str:
+    """
+    A piece length as C{--piece-length} takes it: C{256K}, C{4M}.
+    """
+    return f"{n >> 20}M" if n >= 1 << 20 else f"{n >> 10}K"
+
+
+def _checkLimits(top: dict, totalLength: int, pieceLength: int, automatic: bool) -> int:
+    """
+    Check, before any hashing, that the torrent will have at most
+    L{MAX_PIECE_COUNT} pieces and be at most L{MAX_TORRENT_SIZE} bytes (the
+    most L{load}, and other clients, read).
+
+    The size is exact: C{top} is the whole torrent with C{pieceLength} and
+    an empty C{info.pieces}, which will hold 20 bytes per piece.
+
+    @param automatic: the piece length was chosen by L{autoPieceLength}; a
+        larger one that fits is then taken instead of failing.
+    @return: the piece length to use.
+    @raise MetainfoError: if the piece length is too small (naming the
+        smallest that fits) or no piece length fits (too many files).
+    """
+    skeleton = len(bencode.encode(top)) - len(b"0:")
+
+    def problem(length: int) -> Optional[str]:
+        count = -(-totalLength // length)
+        if count > MAX_PIECE_COUNT:
+            return f"{count} pieces, more than {MAX_PIECE_COUNT}"
+        digits = len(str(length)) - len(str(pieceLength))
+        size = skeleton + digits + len(f"{20 * count}:") + 20 * count
+        if size > MAX_TORRENT_SIZE:
+            return (
+                f"the torrent would be {size} bytes, more than the "
+                f"{MAX_TORRENT_SIZE} a client loads ({count} pieces)"
+            )
+        return None
+
+    reason = problem(pieceLength)
+    if reason is None:
+        return pieceLength
+    larger = pieceLength * 2
+    while larger <= MAX_PIECE_LENGTH and problem(larger) is not None:
+        larger *= 2
+    if larger > MAX_PIECE_LENGTH:
+        raise MetainfoError(
+            f"{reason} even with pieces of {MAX_PIECE_LENGTH} bytes: "
+            f"too many files or too much data for one torrent"
+        )
+    if automatic:
+        return larger
+    raise MetainfoError(
+        f"piece length {pieceLength}: {reason}; choose a larger "
+        f"--piece-length (at least {_sizeOption(larger)})"
+    )
+
+
 def create(
     path: str,
     trackers: Sequence[Sequence[str]],
@@ -708,26 +867,34 @@ def create(
     private: bool = False,
     comment: Optional[str] = None,
     progress: Optional[Callable[[int, int], object]] = None,
+    warn: Optional[Callable[[str], object]] = None,
 ) -> bytes:
     """
     Create a torrent for a file or a directory tree.
 
     A directory becomes a multi-file torrent of the regular files beneath
     it, in sorted path order (symlinks and special files are skipped).
+    The piece count and the torrent's size are checked before any data is
+    read.
 
     @param path: the file or directory.
     @param trackers: BEP 12 tiers of tracker URLs; the first URL is also
         C{announce}; C{announce-list} is written when there is more than one.
     @param pieceLength: a power of two from 16 KiB to 64 MiB, or C{None} to
-        choose one (L{autoPieceLength}).
+        choose one (L{autoPieceLength}, or larger if the torrent would
+        otherwise exceed L{MAX_PIECE_COUNT} or L{MAX_TORRENT_SIZE}).
     @param private: set the BEP 27 private flag.
     @param comment: an optional comment.
     @param progress: called as C{progress(bytesHashed, totalBytes)} as
         hashing advances.
+    @param warn: called with a one-line message for each special file
+        (FIFO, socket, device) skipped in a directory tree.
     @return: the bytes of the C{.torrent} file.
-    @raise MetainfoError: for a missing path, no data, an unsafe name or a
-        bad piece length.
-    @raise OSError: if a file cannot be read.
+    @raise MetainfoError: for a missing path, a path that is neither a
+        regular file nor a directory, no data, an unsafe name, a bad piece
+        length, or a piece length too small for the limits (before hashing).
+    @raise OSError: if a file cannot be read, or is no longer a regular file
+        when it is hashed.
     """
     path = os.path.abspath(path)
     try:
@@ -741,18 +908,21 @@ def create(
         listing = [((name,), path, st.st_size)]
     elif stat.S_ISDIR(st.st_mode):
         multiFile = True
-        listing = _walk(path)
+        listing = _walk(path, warn)
         if not listing:
             raise MetainfoError(f"{path}: no files in directory")
         for components, full, _ in listing:
             for c in components:
                 checkComponent(c, full)
     else:
-        raise MetainfoError(f"{path}: not a regular file or directory")
+        raise MetainfoError(
+            f"{path}: {_kind(st.st_mode)}, not a regular file or directory"
+        )
     totalLength = sum(size for _, _, size in listing)
     if totalLength == 0:
         raise MetainfoError(f"{path}: no data (total size is 0)")
 
+    automatic = pieceLength is None
     if pieceLength is None:
         pieceLength = autoPieceLength(totalLength)
     elif (
@@ -765,19 +935,11 @@ def create(
             f"piece length {pieceLength!r}: must be a power of two "
             f"from {MIN_AUTO_PIECE_LENGTH} to {MAX_PIECE_LENGTH}"
         )
-    if -(-totalLength // pieceLength) > MAX_PIECE_COUNT:
-        raise MetainfoError(
-            f"piece length {pieceLength}: more than {MAX_PIECE_COUNT} pieces"
-        )
-
-    pieces = _hashFiles(
-        [(full, size) for _, full, size in listing], totalLength, pieceLength, progress
-    )
 
     info: dict = {
         b"name": os.fsencode(name),
         b"piece length": pieceLength,
-        b"pieces": pieces,
+        b"pieces": b"",
     }
     if multiFile:
         info[b"files"] = [
@@ -802,4 +964,17 @@ def create(
             top[b"announce-list"] = tiers
     if comment:
         top[b"comment"] = _utf8(comment)
+
+    # Before hashing: a piece length that is too small would otherwise show
+    # only once all the data has been read.
+    pieceLength = _checkLimits(top, totalLength, pieceLength, automatic)
+    info[b"piece length"] = pieceLength
+
+    info[b"pieces"] = _hashFiles(
+        [(full, size) for _, full, size in listing],
+        totalLength,
+        pieceLength,
+        progress,
+        noFollow=multiFile,
+    )
     return bencode.encode(top)

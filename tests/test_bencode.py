@@ -6,7 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent.bencode import MAX_DEPTH, BencodeError, decode, decodeWithSpans, encode
+from btorrent.bencode import (
+    MAX_DEPTH,
+    BencodeError,
+    decode,
+    decodePrefixWithSpans,
+    decodeWithSpans,
+    encode,
+)
 
 values = st.recursive(
     st.integers(min_value=-(2**70), max_value=2**70) | st.binary(max_size=40),
@@ -127,6 +134,32 @@ class DecodeTests(SynchronousTestCase):
         self.assertEqual(data[start:end], b"3:abc")
         self.assertEqual(decodeWithSpans(b"li1ee")[1], {})
 
+    def test_prefix(self) -> None:
+        """
+        L{decodePrefixWithSpans} decodes the value at the start of its input
+        and ignores what follows, giving the offset where the value ends;
+        L{decode} and L{decodeWithSpans} still refuse trailing data.
+        """
+        data = b"d4:infod1:ai1ee1:xi2ee"
+        for tail in [b"", b"\n", b"garbage", b"i1e", b"\xff" * 10]:
+            value, spans, end = decodePrefixWithSpans(data + tail)
+            self.assertEqual(value, {b"info": {b"a": 1}, b"x": 2})
+            self.assertEqual(spans, decodeWithSpans(data)[1])
+            self.assertEqual(end, len(data))
+            if tail:
+                self.assertRaises(BencodeError, decode, data + tail)
+                self.assertRaises(BencodeError, decodeWithSpans, data + tail)
+        self.assertEqual(decodePrefixWithSpans(b"4:spam4:eggs"), (b"spam", {}, 6))
+
+    def test_prefixStrict(self) -> None:
+        """
+        The value L{decodePrefixWithSpans} reads is as strictly checked as
+        ever.
+        """
+        for bad in [b"", b"\n", b"d3:fooi42e", b"i01e\n", b"d1:ai1e1:ai2ee\n", b"x"]:
+            with self.assertRaises(BencodeError, msg=repr(bad)):
+                decodePrefixWithSpans(bad)
+
 
 class EncodeTests(SynchronousTestCase):
     """
@@ -151,11 +184,77 @@ class EncodeTests(SynchronousTestCase):
             with self.assertRaises(BencodeError, msg=repr(bad)):
                 encode(bad)
 
+    def test_unencodableText(self) -> None:
+        """
+        A C{str} with a lone surrogate (as a value or a key, at any depth)
+        has no UTF-8 form: L{BencodeError}, not L{UnicodeEncodeError}.
+        """
+        for bad in ["\ud800", ["ok", "a\udfffb"], {"\udc80": 1}, {b"k": ["\ud83d"]}]:
+            with self.assertRaises(BencodeError, msg=repr(bad)):
+                encode(bad)
+
+    def test_hugeInteger(self) -> None:
+        """
+        An integer too long for C{str()} (more digits than
+        C{sys.get_int_max_str_digits()}) is a L{BencodeError}.
+        """
+        self.assertRaises(BencodeError, encode, 10**5000)
+        self.assertRaises(BencodeError, encode, [-(10**5000)])
+
+    def test_intSubclass(self) -> None:
+        """
+        An C{int} subclass is encoded by value, whatever it prints as.
+        """
+
+        class Odd(int):
+            def __str__(self) -> str:
+                return "odd"
+
+            __repr__ = __str__
+
+        self.assertEqual(encode([Odd(7)]), b"li7ee")
+
+
+anything = st.recursive(
+    st.integers()
+    | st.integers(4300, 4400).map(lambda digits: -(10**digits))
+    | st.binary(max_size=10)
+    | st.text(st.characters(blacklist_categories=()), max_size=5)
+    | st.booleans()
+    | st.none()
+    | st.floats(),
+    lambda children: st.lists(children, max_size=4)
+    | st.tuples(children, children)
+    | st.dictionaries(
+        st.text(st.characters(blacklist_categories=()), max_size=3)
+        | st.binary(max_size=3)
+        | st.integers(),
+        children,
+        max_size=4,
+    ),
+    max_leaves=20,
+)
+
 
 class PropertyTests(SynchronousTestCase):
     """
     Property tests with hypothesis.
     """
+
+    @given(anything)
+    @settings(max_examples=500, deadline=None)
+    def test_encodeAnything(self, value) -> None:
+        """
+        L{encode} either returns bytes that decode strictly or raises
+        L{BencodeError}, never another exception (text with lone
+        surrogates, huge integers, floats, C{None} included).
+        """
+        try:
+            data = encode(value)
+        except BencodeError:
+            return
+        self.assertIsInstance(data, bytes)
+        decode(data)
 
     @given(values)
     @settings(max_examples=300, deadline=None)

@@ -12,9 +12,11 @@ import shutil
 import subprocess
 import sys
 
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent import bencode, cli, metainfo
+from btorrent import bencode, cli, metainfo, tap
+from tests.test_metainfo import callUnblocked
 
 
 class TTY(io.StringIO):
@@ -201,15 +203,118 @@ class CreateTests(CLITestCase):
         """
         self.write("f.bin", b"x")
         code, _, err = self.btorrent(
-            "create", "f.bin", "-t", "u", "--piece-length", "x"
+            "create", "f.bin", "-t", "http://x/", "--piece-length", "x"
         )
         self.assertEqual(code, 2)
         self.assertIn("invalid size", err)
         code, _, err = self.btorrent(
-            "create", "f.bin", "-t", "u", "--piece-length", "100K"
+            "create", "f.bin", "-t", "http://x/", "--piece-length", "100K"
         )
         self.assertEqual(code, 1)
         self.assertIn("power of two", err)
+
+    def test_pieceLengthTooSmall(self) -> None:
+        """
+        A piece length that would make the torrent too large for clients to
+        load is refused in one line before any hashing, saying which
+        C{--piece-length} would do.
+        """
+        calls = []
+
+        def hashFiles(*args, **kwargs):
+            calls.append(args)
+            raise AssertionError("hashed")
+
+        self.patch(metainfo, "_hashFiles", hashFiles)
+        with open("big", "wb") as f:
+            f.truncate(9 << 30)
+        code, out, err = self.btorrent(
+            "create", "big", "-t", "http://x/", "--piece-length", "16K"
+        )
+        self.assertEqual((code, out, calls), (1, "", []))
+        self.assertTrue(err.startswith("btorrent create: error: piece length 16384"))
+        self.assertIn("choose a larger --piece-length (at least 32K)", err)
+        self.assertEqual(err.count("\n"), 1)
+        self.assertFalse(os.path.exists("big.torrent"))
+
+    def test_badTrackers(self) -> None:
+        """
+        A C{-t} that is empty, or has an item that is not an http://,
+        https:// or udp:// URL with a host (and a port, for UDP), is refused
+        in one line, exit code 1, and no torrent is written.
+        """
+        self.write("f.bin", b"x")
+        for value, words in [
+            ("", "empty tracker URL"),
+            (" ", "empty tracker URL"),
+            ("http://x/,", "empty tracker URL"),
+            ("u", "is not http://, https:// or udp://"),
+            ("ftp://x/a", "is not http://, https:// or udp://"),
+            ("x.org/announce", "is not http://, https:// or udp://"),
+            ("http:///announce", "has no host"),
+            ("udp://x.org", "has no port"),
+            ("http://x:99999/", "invalid tracker URL"),
+            ("http://x:0/", "port 0"),
+            ("http://x y/", "spaces or control characters"),
+            ("http://x/\x1b[2J", "spaces or control characters"),
+        ]:
+            code, out, err = self.btorrent(
+                "create", "f.bin", "-t", "http://ok/", "-t", value
+            )
+            self.assertEqual((code, out), (1, ""), value)
+            self.assertTrue(
+                err.startswith(f"btorrent create: error: -t {value!r}: "), err
+            )
+            self.assertIn(words, err)
+            self.assertEqual(err.count("\n"), 1, err)
+            self.assertNotIn("\x1b", err)
+            self.assertFalse(os.path.exists("f.bin.torrent"), value)
+
+    def test_goodTrackers(self) -> None:
+        """
+        http, https and udp URLs (any case of scheme, IPv6 hosts) are taken.
+        """
+        self.write("f.bin", b"x")
+        urls = [
+            "http://127.0.0.1:6969/announce",
+            "HTTPS://tracker.example/announce?passkey=1",
+            "udp://[::1]:6969",
+        ]
+        code, _, err = self.btorrent("create", "f.bin", "-t", ",".join(urls))
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(metainfo.loadFile("f.bin.torrent").trackers, (tuple(urls),))
+
+    def test_specialFilesSkipped(self) -> None:
+        """
+        A FIFO in the tree is left out with a one-line warning naming it,
+        and never opened (it would block); the torrent is written.
+        """
+        self.write("d/a", b"data")
+        fifo = os.path.join(self.cwd, "d", "fifo")
+        os.mkfifo(fifo)
+        code, out, err = callUnblocked(
+            self, fifo, self.btorrent, "create", "d", "-t", "http://x/"
+        )
+        self.assertEqual(code, 0, err)
+        self.assertEqual(
+            err,
+            f"btorrent create: warning: skipping {fifo}: a FIFO, not a regular file\n",
+        )
+        self.assertEqual(
+            [f.path for f in metainfo.loadFile("d.torrent").files], [("a",)]
+        )
+
+    def test_fifoPath(self) -> None:
+        """
+        A FIFO as the path to share is refused in one line.
+        """
+        os.mkfifo("fifo")
+        code, out, err = callUnblocked(
+            self, "fifo", self.btorrent, "create", "fifo", "-t", "http://x/"
+        )
+        self.assertEqual((code, out), (1, ""))
+        self.assertIn("fifo: a FIFO, not a regular file or directory", err)
+        self.assertEqual(err.count("\n"), 1)
 
     def test_trackerRequired(self) -> None:
         """
@@ -420,6 +525,20 @@ class InfoTests(CLITestCase):
             err, "btorrent info: error: nope.torrent: No such file or directory\n"
         )
 
+    def test_fifo(self) -> None:
+        """
+        A FIFO (which nothing writes to) is refused at once in one line,
+        instead of waiting for ever.
+        """
+        os.mkfifo("x.torrent")
+        code, out, err = callUnblocked(
+            self, "x.torrent", self.btorrent, "info", "x.torrent"
+        )
+        self.assertEqual((code, out), (1, ""))
+        self.assertEqual(
+            err, "btorrent info: error: x.torrent: not a regular file (a FIFO)\n"
+        )
+
     def test_invalid(self) -> None:
         """
         An invalid torrent is one line naming the problem.
@@ -455,6 +574,39 @@ class InfoTests(CLITestCase):
         self.assertEqual(set(cli.COMMANDS), set(samples))
         for name, argv in samples.items():
             self.assertEqual(parser.parse_args(argv).command, name)
+
+
+class TapSpecialFileTests(CLITestCase):
+    """
+    C{twistd btorrent --torrent} with a path that is not a regular file.
+    """
+
+    def test_fifo(self) -> None:
+        """
+        A FIFO is a L{usage.UsageError} naming it, at once (the daemon would
+        otherwise wait for ever before starting).
+        """
+        os.mkfifo("x.torrent")
+        e = self.assertRaises(
+            usage.UsageError,
+            callUnblocked,
+            self,
+            "x.torrent",
+            tap.Options().parseOptions,
+            ["--torrent", "x.torrent"],
+        )
+        self.assertEqual(
+            str(e), "cannot read torrent x.torrent: not a regular file (a FIFO)"
+        )
+
+    def test_device(self) -> None:
+        """
+        A device is refused the same way.
+        """
+        e = self.assertRaises(
+            usage.UsageError, tap.Options().parseOptions, ["--torrent", os.devnull]
+        )
+        self.assertIn("not a regular file (a character device)", str(e))
 
 
 class DownloadCommandTests(CLITestCase):

@@ -4,8 +4,10 @@ Tests for L{btorrent.metainfo}.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import threading
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,6 +25,38 @@ from btorrent.metainfo import (
     loadFile,
     safeJoin,
 )
+
+
+def callUnblocked(case, fifo, f, *args, **kwargs):
+    """
+    Call C{f(*args, **kwargs)} in a thread and return (or raise) what it
+    does; if it is still running after 10 seconds, blocked opening or
+    reading the FIFO C{fifo}, open the FIFO for writing (which releases a
+    reader blocked in C{open}, and then gives it end of file) and fail the
+    test instead of hanging.
+    """
+    outcome = []
+
+    def run():
+        try:
+            outcome.append((True, f(*args, **kwargs)))
+        except BaseException as e:
+            outcome.append((False, e))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+        thread.join(10)
+        case.fail(f"blocked on the FIFO {fifo}")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def singleInfo(length=100, pieceLength=64, name=b"file.bin", **extra):
@@ -223,10 +257,36 @@ class LoadTests(SynchronousTestCase):
 
     def test_private(self) -> None:
         """
-        C{private} is true only for 1.
+        C{private} is true for any non-zero integer (as libtorrent reads
+        it: the safe side), false for 0 or when absent.
         """
         self.assertTrue(load(torrent(singleInfo(private=1))).private)
+        self.assertTrue(load(torrent(singleInfo(private=2))).private)
+        self.assertTrue(load(torrent(singleInfo(private=-1))).private)
         self.assertFalse(load(torrent(singleInfo(private=0))).private)
+        self.assertFalse(load(torrent(singleInfo())).private)
+        e = self.assertRaises(MetainfoError, load, torrent(singleInfo(private=b"1")))
+        self.assertIn("info.private: expected an integer", str(e))
+
+    def test_trailingData(self) -> None:
+        """
+        Bytes after the top-level dictionary (a trailing newline, junk) are
+        ignored, as libtorrent ignores them: the torrent loads with the same
+        info-hash, by L{load} and by L{loadFile}.
+        """
+        data = torrent(singleInfo())
+        expected = load(data)
+        for tail in [b"\n", b"\r\n", b"\x00" * 100, b"d4:infodee", b"garbage"]:
+            m = load(data + tail)
+            self.assertEqual(m.infoHash, expected.infoHash, tail)
+            self.assertEqual(m.infoBytes, expected.infoBytes, tail)
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(data + b"\n")
+        self.assertEqual(loadFile(path).infoHash, expected.infoHash)
+        # The dictionary itself is still strictly checked.
+        self.assertRaises(MetainfoError, load, data[:-1] + b"\n")
+        self.assertRaises(MetainfoError, load, b"\n" + data)
 
     def test_displayOnlyFieldsIgnoredWhenWronglyTyped(self) -> None:
         """
@@ -255,6 +315,75 @@ class LoadTests(SynchronousTestCase):
             f.write(torrent(singleInfo()))
         self.assertEqual(loadFile(path).name, "file.bin")
         self.assertRaises(OSError, loadFile, path + ".missing")
+
+
+class LoadFileSpecialTests(SynchronousTestCase):
+    """
+    L{loadFile} refuses anything but a regular file, without blocking.
+    """
+
+    def fifo(self) -> str:
+        """
+        A new FIFO (that nothing ever writes to).
+        """
+        path = os.path.abspath(self.mktemp())
+        os.mkfifo(path)
+        return path
+
+    def test_fifo(self) -> None:
+        """
+        A FIFO is refused with an L{OSError} saying what it is, at once
+        (reading it would block for ever).
+        """
+        path = self.fifo()
+        e = self.assertRaises(OSError, callUnblocked, self, path, loadFile, path)
+        self.assertEqual(e.strerror, "not a regular file (a FIFO)")
+        self.assertEqual(e.filename, path)
+
+    def test_symlinkToFIFO(self) -> None:
+        """
+        A symbolic link is followed, and a link to a FIFO is refused too.
+        """
+        path = self.fifo()
+        link = os.path.abspath(self.mktemp())
+        os.symlink(path, link)
+        e = self.assertRaises(OSError, callUnblocked, self, path, loadFile, link)
+        self.assertIn("a FIFO", e.strerror)
+
+    def test_replacedByFIFO(self) -> None:
+        """
+        A path that was a regular file when checked but is a FIFO when
+        opened (a race) is refused too: the opened file is checked, and it
+        is opened without blocking.
+        """
+        path = self.fifo()
+        regular = self.mktemp()
+        with open(regular, "wb") as f:
+            f.write(torrent(singleInfo()))
+        realStat = os.stat
+
+        def fakeStat(p, *args, **kwargs):
+            return realStat(regular if p == path else p, *args, **kwargs)
+
+        self.patch(os, "stat", fakeStat)
+        e = self.assertRaises(OSError, callUnblocked, self, path, loadFile, path)
+        self.assertEqual(e.strerror, "not a regular file (a FIFO)")
+
+    def test_device(self) -> None:
+        """
+        A device is refused (not read as an empty or endless torrent).
+        """
+        e = self.assertRaises(OSError, loadFile, os.devnull)
+        self.assertEqual(e.strerror, "not a regular file (a character device)")
+
+    def test_directory(self) -> None:
+        """
+        A directory is an L{IsADirectoryError}.
+        """
+        path = self.mktemp()
+        os.makedirs(path)
+        e = self.assertRaises(IsADirectoryError, loadFile, path)
+        self.assertEqual(e.errno, errno.EISDIR)
 
 
 class RejectTests(SynchronousTestCase):
@@ -713,6 +842,164 @@ class CreateTests(SynchronousTestCase):
         e = self.assertRaises(MetainfoError, create, root, [])
         self.assertIn("total size is 0", str(e))
         self.assertRaises(MetainfoError, create, "/dev/null", [])
+
+    def test_specialFilesSkippedWithWarning(self) -> None:
+        """
+        FIFOs and sockets in a tree are left out, each reported once through
+        C{warn}, and never opened; symbolic links (to a FIFO too) are left
+        out silently, as before.
+        """
+        root = os.path.abspath(self.mktemp())
+        self.write(os.path.join(root, "a"), b"data")
+        fifo = os.path.join(root, "sub", "fifo")
+        os.makedirs(os.path.dirname(fifo))
+        os.mkfifo(fifo)
+        os.symlink(fifo, os.path.join(root, "link"))
+        warnings = []
+        m = load(
+            callUnblocked(
+                self, fifo, create, root, [], pieceLength=16384, warn=warnings.append
+            )
+        )
+        self.assertEqual([f.path for f in m.files], [("a",)])
+        self.assertEqual(warnings, [f"skipping {fifo}: a FIFO, not a regular file"])
+
+    def test_specialTopLevel(self) -> None:
+        """
+        A FIFO given as the path, or a symbolic link to one, is refused,
+        naming the path and what it is.
+        """
+        root = os.path.abspath(self.mktemp())
+        os.makedirs(root)
+        fifo = os.path.join(root, "fifo")
+        os.mkfifo(fifo)
+        link = os.path.join(root, "link")
+        os.symlink(fifo, link)
+        for path in [fifo, link]:
+            e = self.assertRaises(
+                MetainfoError, callUnblocked, self, fifo, create, path, []
+            )
+            self.assertEqual(str(e), f"{path}: a FIFO, not a regular file or directory")
+
+    def test_replacedByFIFO(self) -> None:
+        """
+        A file that is a FIFO by the time it is hashed (listed as a regular
+        file, then replaced) is refused with an L{OSError} rather than
+        blocking the hashing for ever.
+        """
+        root = os.path.abspath(self.mktemp())
+        regular = os.path.join(root, "regular")
+        self.write(regular, b"x" * 100)
+        fifo = os.path.join(root, "fifo")
+        os.mkfifo(fifo)
+        realStat = os.stat
+
+        def fakeStat(p, *args, **kwargs):
+            return realStat(regular if p == fifo else p, *args, **kwargs)
+
+        self.patch(os, "stat", fakeStat)
+        e = self.assertRaises(OSError, callUnblocked, self, fifo, create, fifo, [])
+        self.assertEqual(e.strerror, "not a regular file (a FIFO)")
+
+    def test_replacedBySymlink(self) -> None:
+        """
+        A file in a tree that is a symbolic link by the time it is hashed is
+        refused: links in a tree are never followed.
+        """
+        root = os.path.abspath(self.mktemp())
+        self.write(os.path.join(root, "a"), b"x" * 100)
+        outside = os.path.abspath(self.mktemp())
+        self.write(outside, b"secret")
+        realWalk = metainfo._walk
+
+        def walkThenReplace(top, warn=None):
+            listing = realWalk(top, warn)
+            os.remove(os.path.join(root, "a"))
+            os.symlink(outside, os.path.join(root, "a"))
+            return listing
+
+        self.patch(metainfo, "_walk", walkThenReplace)
+        e = self.assertRaises(OSError, create, root, [])
+        self.assertEqual(e.strerror, "not a regular file (a symbolic link)")
+
+    def sparse(self, size: int) -> str:
+        """
+        A sparse file of C{size} bytes (nothing written to disk).
+        """
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.truncate(size)
+        return path
+
+    def noHashing(self) -> list:
+        """
+        Make hashing record its calls (and give zero hashes) instead of
+        reading anything; return the list of calls.
+        """
+        calls = []
+
+        def hashFiles(files, totalLength, pieceLength, progress, noFollow=False):
+            calls.append(files)
+            return bytes(20 * -(-totalLength // pieceLength))
+
+        self.patch(metainfo, "_hashFiles", hashFiles)
+        return calls
+
+    def test_tooLargeBeforeHashing(self) -> None:
+        """
+        A piece length that would make the torrent bigger than
+        L{MAX_TORRENT_SIZE} (9 GiB in pieces of 16 KiB: 11.8 MB of hashes)
+        is refused before anything is hashed, naming the smallest piece
+        length that fits.
+        """
+        calls = self.noHashing()
+        path = self.sparse(9 << 30)
+        e = self.assertRaises(MetainfoError, create, path, [], pieceLength=16384)
+        self.assertIn("more than the 10485760 a client loads", str(e))
+        self.assertIn("choose a larger --piece-length (at least 32K)", str(e))
+        self.assertEqual(calls, [])
+        load(create(path, [], pieceLength=32768))
+        self.assertEqual(len(calls), 1)
+
+    def test_tooManyPiecesBeforeHashing(self) -> None:
+        """
+        More than L{MAX_PIECE_COUNT} pieces is refused before hashing too.
+        """
+        calls = self.noHashing()
+        path = self.sparse(MAX_PIECE_COUNT * (1 << 20) + 1)
+        e = self.assertRaises(MetainfoError, create, path, [], pieceLength=1 << 20)
+        self.assertIn(f"more than {MAX_PIECE_COUNT}", str(e))
+        self.assertIn("--piece-length (at least 8M)", str(e))
+        self.assertEqual(calls, [])
+
+    def test_sizeLimitExact(self) -> None:
+        """
+        The size checked before hashing is the size of the torrent written:
+        a limit of exactly that size passes, one byte less does not.  An
+        automatic piece length grows to fit instead of failing.
+        """
+        path = os.path.abspath(self.mktemp())
+        self.write(path, os.urandom(100000))
+        comment = "x" * 1000
+        raw = create(path, [["http://127.0.0.1:1/a"]], 16384, comment=comment)
+        self.patch(metainfo, "MAX_TORRENT_SIZE", len(raw))
+        again = create(path, [["http://127.0.0.1:1/a"]], 16384, comment=comment)
+        self.assertEqual(len(again), len(raw))
+        self.patch(metainfo, "MAX_TORRENT_SIZE", len(raw) - 1)
+        e = self.assertRaises(
+            MetainfoError,
+            create,
+            path,
+            [["http://127.0.0.1:1/a"]],
+            16384,
+            comment=comment,
+        )
+        self.assertIn("at least 32K", str(e))
+        m = load(create(path, [["http://127.0.0.1:1/a"]], comment=comment))
+        self.assertEqual(m.pieceLength, 32768)
+        self.patch(metainfo, "MAX_TORRENT_SIZE", 1000)
+        e = self.assertRaises(MetainfoError, create, path, [], comment=comment)
+        self.assertIn("too many files or too much data", str(e))
 
     def test_unsafeFileName(self) -> None:
         """

@@ -1,7 +1,7 @@
 """
 The module boundaries of DEVELOPERS.md, checked: pure modules never import
-C{twisted.internet}, and only the composition roots import the global
-reactor.
+C{twisted.internet}, only the composition roots import the global reactor,
+and only C{btorrent/bencode.py} imports bcoding.
 """
 
 from __future__ import annotations
@@ -55,6 +55,59 @@ def _importsReactor(tree: ast.AST) -> bool:
             if any(alias.name == "twisted.internet.reactor" for alias in node.names):
                 return True
     return False
+
+
+#: The only module allowed to import bcoding.
+BCODING_IMPORTERS = {"bencode.py"}
+
+
+def _importsModule(tree: ast.AST, module: str) -> bool:
+    """
+    Whether a module's syntax tree imports C{module} or anything in it,
+    anywhere (functions included), in any spelling: C{import module},
+    C{import module.sub as x}, C{from module import x}, C{from module.sub
+    import x}, or C{__import__("module")} / C{importlib.import_module(...)}
+    with the name as a literal.
+    """
+    prefix = module + "."
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            called = getattr(func, "attr", None) or getattr(func, "id", None)
+            first = node.args[0]
+            if (
+                called in ("__import__", "import_module")
+                and isinstance(first, ast.Constant)
+                and isinstance(first.value, str)
+            ):
+                names = [first.value]
+        if any(name == module or name.startswith(prefix) for name in names):
+            return True
+    return False
+
+
+def _sourceImporters(module: str) -> set:
+    """
+    The files under C{btorrent/} (relative paths) whose source imports
+    C{module}.
+    """
+    root = os.path.dirname(btorrent.__file__)
+    importers = set()
+    for directory, _, names in os.walk(root):
+        for name in names:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(directory, name)
+            with open(path, "rb") as f:
+                tree = ast.parse(f.read(), path)
+            if _importsModule(tree, module):
+                importers.add(os.path.relpath(path, root))
+    return importers
 
 
 class PurityTests(SynchronousTestCase):
@@ -132,3 +185,38 @@ class PurityTests(SynchronousTestCase):
             "def f(reactor):\n    reactor.run()",
         ]:
             self.assertFalse(_importsReactor(ast.parse(source)), source)
+
+    def test_bcodingOnlyInBencode(self) -> None:
+        """
+        No module under C{btorrent/} but C{btorrent/bencode.py} imports
+        bcoding: everything else goes through L{btorrent.bencode}, which
+        makes bcoding strict.
+        """
+        self.assertEqual(_sourceImporters("bcoding"), BCODING_IMPORTERS)
+
+    def test_bcodingDetection(self) -> None:
+        """
+        Every spelling of an import of bcoding is seen, inside functions
+        too; mentions in comments, strings and other names are not.
+        """
+        for source in [
+            "import bcoding",
+            "import os, bcoding as b",
+            "from bcoding import bdecode",
+            "from bcoding.x import y",
+            "import bcoding.x",
+            "def f():\n    from bcoding import bencode as e",
+            "__import__('bcoding')",
+            "importlib.import_module('bcoding')",
+        ]:
+            self.assertTrue(_importsModule(ast.parse(source), "bcoding"), source)
+        for source in [
+            "# import bcoding",
+            '"""import bcoding"""',
+            "x = 'bcoding'",
+            "import bcodingextra",
+            "from btorrent import bencode",
+            "from . import bcoding",
+            "bcoding = 1",
+        ]:
+            self.assertFalse(_importsModule(ast.parse(source), "bcoding"), source)
