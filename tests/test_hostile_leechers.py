@@ -22,8 +22,8 @@ from tests.realseeders import libtorrentLeecher
 from tests.test_interop_seed import Data, LogWatch, pollUntil, startSeeder
 
 #: 64 pieces of 32 KiB and a short last one.
-FILES = [("hostile-seed.bin", 64 * 32768 + 1000)]
-PIECE = 32768
+FILES = [("hostile-seed.bin", 64 * 131072 + 1000)]
+PIECE = 131072
 
 
 def rawRequest(index: int, begin: int, length: int) -> bytes:
@@ -193,15 +193,15 @@ class HostileLeecherTests(TestCase):
 
     def test_requestOver128KiB(self):
         """
-        A block of 128 KiB + 1 (the torrent's pieces are smaller: the
-        length limit is what drops it).
+        A block of 128 KiB + 1 (also one byte past the end of the 128 KiB
+        piece: the length limit, checked first, is what drops it).
         """
         return self.badRequest(0, 0, 131073, "block of 131073 bytes")
 
     @defer.inlineCallbacks
     def test_requestExactly128KiBOfABigPiece(self):
         """
-        The limit itself is not refused: a leecher asking for a 32 KiB
+        The limit itself is not refused: a leecher asking for a 128 KiB
         block (the whole piece) gets it and stays connected.
         """
         peer = Leecher(

@@ -417,12 +417,21 @@ class DownloadCommandTests(TestCase):
 
     def test_seedUntilInterrupted(self):
         """
-        With C{--seed}, it keeps running once complete, and exits 0 on
-        SIGINT.
+        With C{--seed}, it keeps running once complete and uploads: with
+        the original seeder gone, a libtorrent leecher gets the whole file
+        from it; it exits 0 on SIGINT.
         """
+        from tests.realseeders import libtorrentLeecher
+
         fixture = Fixture(self, SINGLE, 32768)
+        port = freePort()
         process = self.startCommand(
-            fixture, "--peer", f"127.0.0.1:{fixture.seeder.port}", "--seed"
+            fixture,
+            "--peer",
+            f"127.0.0.1:{fixture.seeder.port}",
+            "--seed",
+            "--port",
+            str(port),
         )
         target = os.path.join(fixture.downloadDir, "single.bin")
         deadline = time.monotonic() + 20
@@ -437,6 +446,17 @@ class DownloadCommandTests(TestCase):
             time.sleep(0.1)
         time.sleep(0.5)
         self.assertIsNone(process.poll())
+        fixture.seeder.close()
+        outDir = os.path.join(fixture.base, "second")
+        leecher = libtorrentLeecher(outDir, fixture.torrentBytes)
+        self.addCleanup(leecher.close)
+        leecher.connect("127.0.0.1", port)
+        deadline = time.monotonic() + 20
+        while not leecher.finished:
+            self.assertIsNone(process.poll(), "btorrent download exited")
+            self.assertLess(time.monotonic(), deadline, "the second leecher")
+            time.sleep(0.05)
+        fixture.assertSame(self, outDir)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=10)
         self.assertEqual(process.returncode, 0, stderr)

@@ -151,6 +151,12 @@ class TradeThroughOurTrackerTests(SynchronousTestCase):
             "the leecher's file to be byte-identical",
             0.2,
         )
-        self.assertEqual(udpScrape(self.tracker.port, infoHash)[:1], (2,))
+        # libtorrent announced completed: two seeds, one download.
+        waitUntil(
+            lambda: udpScrape(self.tracker.port, infoHash) == (2, 1, 0),
+            10,
+            "the scrape to count the download",
+            interval=0.2,
+        )
         stopSeeder()
         self.assertNotIn("Traceback", log())

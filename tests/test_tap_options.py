@@ -116,10 +116,21 @@ class OptionsTests(SynchronousTestCase):
 
     def test_defaultStateDir(self) -> None:
         """
-        The state directory follows C{XDG_DATA_HOME}.
+        The state directory follows C{XDG_DATA_HOME}; without it (or with
+        it empty), C{~/.local/share/btorrent}; C{--state-dir} wins.
         """
-        self.patch(os, "environ", {"XDG_DATA_HOME": "/xdg"})
+        self.patch(os, "environ", {"XDG_DATA_HOME": "/xdg", "HOME": "/home/u"})
         self.assertEqual(tap.defaultStateDir(), "/xdg/btorrent")
+        for environ in ({"HOME": "/home/u"}, {"HOME": "/home/u", "XDG_DATA_HOME": ""}):
+            self.patch(os, "environ", environ)
+            self.assertEqual(tap.defaultStateDir(), "/home/u/.local/share/btorrent")
+        path = self.makeTorrent()
+        options = tap.Options()
+        options.parseOptions(["--torrent", path])
+        self.assertEqual(options["state-dir"], "/home/u/.local/share/btorrent")
+        options = tap.Options()
+        options.parseOptions(["--torrent", path, "--state-dir", "/s"])
+        self.assertEqual(options["state-dir"], "/s")
 
 
 class TwistdTests(SynchronousTestCase):
