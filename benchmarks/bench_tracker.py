@@ -3,6 +3,7 @@ Benchmark: announces per second and memory of C{twistd btorrent-tracker}.
 
     python benchmarks/bench_tracker.py [--peers 10000] [--torrents 100]
         [--window 64] [--connections 8] [--flood 50000]
+        [--completed-flood 100000]
 
 Starts C{twistd -n btorrent-tracker} as a subprocess on 127.0.0.1 (the
 repository on C{PYTHONPATH}, so no install is needed), then, from this
@@ -19,6 +20,16 @@ process (the other core):
    against the tracker's caps (C{--max-torrents 10000 --max-peers 100000}
    for this run): the tracker's memory must stay bounded, the announces
    beyond the caps get a failure.
+4. B{completed flood}: C{--completed-flood} UDP announces with random
+   info-hashes and peer ids and C{event=completed} (each would leave a
+   download count behind), in rounds of C{--max-torrents} (10,000) against
+   a tracker with C{--interval 2 --sweep-interval 1 --max-archived 20000}
+   and a state file: after each round, once the peers have expired, no
+   torrent may be held against the cap, the archived download counts stay
+   within C{--max-archived}, the RSS stays flat once the archive is full,
+   and a normal announce of a new torrent must be answered; at the end the
+   state file must hold at most C{--max-torrents + --max-archived} counts.
+   Any of these not held exits non-zero.
 
 After each phase it prints announces/s and the tracker's RSS (VmRSS) from
 C{/proc}, and checks C{/stats}.  Everything is bounded in count and has
@@ -31,11 +42,13 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -351,6 +364,220 @@ def benchFlood(flood: int, window: int) -> None:
         stopTracker(process)
 
 
+class FloodCheckFailed(SystemExit):
+    """
+    A bound the completed-flood phase checks was not held (exits 1).
+    """
+
+
+def check(condition: bool, what: str) -> None:
+    """
+    Exit non-zero naming C{what} unless it held.
+    """
+    if not condition:
+        print(f"FAIL: {what}")
+        raise FloodCheckFailed(1)
+
+
+def rssMiB(pid: int) -> float:
+    """
+    The VmRSS of a process in MiB.
+    """
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def exchangeOnce(client: UDPClient, message, transactionId: int):
+    """
+    Send one BEP 15 request built by C{message(connectionId)} and return the
+    decoded reply with C{transactionId} (replies to earlier, lost requests
+    are skipped), or C{None} after the client's timeout.
+    """
+    if time.monotonic() - client.connectedAt > 30:
+        client.connectionId = client.connect()
+    client.sock.sendto(
+        codec.encodeUDPRequest(message(client.connectionId)), client.address
+    )
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            data = client.sock.recv(4096)
+        except socket.timeout:
+            return None
+        if struct.unpack_from("!I", data, 4)[0] == transactionId:
+            return codec.decodeUDPResponse(data)
+    return None
+
+
+def benchCompletedFlood(flood: int, window: int) -> None:
+    """
+    Rounds of C{completed} announces with random info-hashes; check after
+    each that the caps hold (see the module docstring).
+    """
+    maxTorrents, maxArchived, interval = 10_000, 20_000, 2
+    directory = tempfile.mkdtemp(prefix="bench_tracker_")
+    statePath = os.path.join(directory, "state.json")
+    port = freePort()
+    process = startTracker(
+        port,
+        "--max-torrents",
+        str(maxTorrents),
+        "--max-peers",
+        "100000",
+        "--max-archived",
+        str(maxArchived),
+        "--interval",
+        str(interval),
+        "--min-interval",
+        "1",
+        "--sweep-interval",
+        "1",
+        "--state-file",
+        statePath,
+    )
+    try:
+        client = UDPClient(port, window)
+        rng = random.Random(4)
+        rounds = -(-flood // maxTorrents)
+        plateau = None
+        firstHash = b""
+        print(
+            f"UDP  completed flood: {flood} announces with random info-hashes "
+            f"and event=completed in {rounds} rounds; --max-torrents "
+            f"{maxTorrents} --max-archived {maxArchived} --interval {interval}"
+        )
+        for number in range(1, rounds + 1):
+            size = min(maxTorrents, flood - (number - 1) * maxTorrents)
+            hashes = [rng.randbytes(20) for _ in range(size)]
+            firstHash = hashes[0]
+            requests = [
+                codec.AnnounceRequest(
+                    infoHash=h,
+                    peerId=rng.randbytes(20),
+                    port=1 + n % 65535,
+                    uploaded=0,
+                    downloaded=1 << 20,
+                    left=0,
+                    event="completed",
+                    key=rng.getrandbits(32),
+                )
+                for n, h in enumerate(hashes)
+            ]
+            answers, failures, lost, elapsed = client.run(requests)
+            during = stats(port)
+            # The peers expire after two intervals; the sweep runs each second.
+            deadline = time.monotonic() + 30
+            after = stats(port)
+            while after["torrents"] and time.monotonic() < deadline:
+                time.sleep(0.25)
+                after = stats(port)
+            memory = rssMiB(process.pid)
+            print(
+                f"  round {number:2}: {size} in {elapsed:.2f} s (answered "
+                f"{answers}, refused {failures}, lost {lost}); torrents "
+                f"{during['torrents']}, after expiry {after['torrents']}, "
+                f"archived {after['archived']}; RSS {memory:.1f} MiB"
+            )
+            check(
+                during["torrents"] <= maxTorrents and during["peers"] <= 100_000,
+                f"torrents held {during['torrents']} <= --max-torrents {maxTorrents}",
+            )
+            check(after["torrents"] == 0, "no empty torrent held after expiry")
+            check(
+                after["archived"] <= maxArchived,
+                f"archived counts {after['archived']} <= --max-archived "
+                f"{maxArchived}",
+            )
+            if plateau is None and after["archived"] >= maxArchived:
+                plateau = memory
+            elif plateau is not None:
+                check(
+                    memory <= plateau + 8,
+                    f"RSS {memory:.1f} MiB within 8 MiB of {plateau:.1f} MiB "
+                    "(archive full)",
+                )
+            tid = 0x5EED0000 + number
+            reply = exchangeOnce(
+                client,
+                lambda cid, tid=tid, number=number: codec.UDPAnnounceRequest(
+                    cid,
+                    tid,
+                    codec.AnnounceRequest(
+                        infoHash=infoHash(b"N", number),
+                        peerId=peerId(number),
+                        port=6881,
+                        uploaded=0,
+                        downloaded=0,
+                        left=1 << 20,
+                        event="started",
+                    ),
+                ),
+                tid,
+            )
+            check(
+                isinstance(reply, codec.UDPAnnounceResponse)
+                and reply.response.incomplete == 1,
+                f"a normal announce of a new torrent is answered ({reply!r:.80})",
+            )
+            # Stopped again, so that the next round meets an empty tracker.
+            exchangeOnce(
+                client,
+                lambda cid, tid=tid, number=number: codec.UDPAnnounceRequest(
+                    cid,
+                    tid,
+                    codec.AnnounceRequest(
+                        infoHash=infoHash(b"N", number),
+                        peerId=peerId(number),
+                        port=6881,
+                        uploaded=0,
+                        downloaded=0,
+                        left=1 << 20,
+                        event="stopped",
+                    ),
+                ),
+                tid,
+            )
+        tid = 0x5CA40001
+        reply = exchangeOnce(
+            client,
+            lambda cid: codec.UDPScrapeRequest(cid, tid, (firstHash,)),
+            tid,
+        )
+        check(
+            isinstance(reply, codec.UDPScrapeResponse)
+            and reply.stats[0].downloaded == 1,
+            f"a torrent of the last round still scrapes its download "
+            f"({reply!r:.100})",
+        )
+    finally:
+        stopTracker(process)
+    try:
+        with open(statePath, "rb") as f:
+            saved = json.loads(f.read())["downloaded"]
+        fileSize = os.path.getsize(statePath)
+        check(
+            len(saved) <= maxTorrents + maxArchived,
+            f"state file holds {len(saved)} counts <= --max-torrents + "
+            f"--max-archived ({maxTorrents + maxArchived})",
+        )
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    memory = (
+        f"RSS within 8 MiB of {plateau:.1f} MiB once the archive was full"
+        if plateau is not None
+        else "(the archive never filled)"
+    )
+    print(
+        f"  held in every round: torrents <= {maxTorrents}, none after expiry, "
+        f"archived <= {maxArchived}, {memory}, a normal announce answered; "
+        f"the last round scrapes its downloads; state file {len(saved)} counts "
+        f"({fileSize} bytes)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--peers", type=int, default=10_000)
@@ -358,6 +585,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--flood", type=int, default=50_000)
+    parser.add_argument("--completed-flood", type=int, default=100_000)
     args = parser.parse_args()
     port = freePort()
     process = startTracker(port)
@@ -378,6 +606,8 @@ def main() -> None:
         stopTracker(process)
     if args.flood:
         benchFlood(args.flood, args.window)
+    if args.completed_flood:
+        benchCompletedFlood(args.completed_flood, args.window)
 
 
 if __name__ == "__main__":

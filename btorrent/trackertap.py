@@ -37,6 +37,17 @@ def _positive(name: str):
     return check
 
 
+def _nonNegative(name: str):
+    def check(value: str) -> int:
+        number = int(value)
+        if number < 0:
+            raise ValueError(f"--{name} must be at least 0")
+        return number
+
+    check.coerceDoc = "An integer, at least 0."
+    return check
+
+
 class Options(usage.Options):
     """
     Options of C{twistd btorrent-tracker}.
@@ -83,7 +94,22 @@ class Options(usage.Options):
             _positive("max-peers-per-torrent"),
         ],
         ["max-peers", None, 1_000_000, "Most peers in all.", _positive("max-peers")],
+        [
+            "max-archived",
+            None,
+            100_000,
+            "Most download counts kept of torrents with no peers (the least "
+            "recently used are dropped first).",
+            _nonNegative("max-archived"),
+        ],
         ["save-interval", None, 300, "Seconds between state saves.", int],
+        [
+            "sweep-interval",
+            None,
+            60,
+            "Seconds between sweeps expiring silent peers.",
+            _positive("sweep-interval"),
+        ],
     ]
     optFlags = [
         ["access-log", None, "Log every HTTP request."],
@@ -139,12 +165,14 @@ def makeService(options: Options, reactor=None) -> service.MultiService:
         maxPeersPerTorrent=options["max-peers-per-torrent"],
         maxPeers=options["max-peers"],
         allowed=options["allowed"],
+        maxArchived=options["max-archived"],
     )
     top = service.MultiService()
     SwarmService(
         swarm,
         reactor,
         stateFile=options["state-file"],
+        sweepInterval=options["sweep-interval"],
         saveInterval=options["save-interval"],
     ).setServiceParent(top)
     site = TrackerSite(

@@ -72,10 +72,11 @@ class SwarmAnnounceTests(SynchronousTestCase):
 
     def test_reannounceUpdates(self) -> None:
         """
-        A re-announce updates address, port and left without adding a peer.
+        A re-announce updates address (with the key), port and left without
+        adding a peer.
         """
-        self.swarm.announce(H1, pid(1), "10.0.0.1", 6881, 10)
-        self.swarm.announce(H1, pid(1), "10.0.0.9", 7000, 0)
+        self.swarm.announce(H1, pid(1), "10.0.0.1", 6881, 10, key=3)
+        self.swarm.announce(H1, pid(1), "10.0.0.9", 7000, 0, key=3)
         torrent = self.swarm.torrents[H1]
         self.assertEqual(len(torrent), 1)
         entry = torrent.peers[pid(1)]
@@ -118,6 +119,35 @@ class SwarmAnnounceTests(SynchronousTestCase):
         self.swarm.announce(H1, pid(1), "10.0.0.1", 6882, 10, key=9)
         self.swarm.announce(H1, pid(1), "10.0.0.2", 6881, 10, key=7)
         self.assertEqual(self.swarm.torrents[H1].peers[pid(1)].host, "10.0.0.2")
+
+    def test_keylessPeerBoundToAddress(self) -> None:
+        """
+        A peer that announced without a key (key 0) can be neither moved
+        nor stopped from another address, whatever key is sent (0
+        included); from its own address it can, with any key.
+        """
+        self.swarm.announce(H1, pid(1), "10.0.0.1", 6881, 10)
+        for key in (0, 1):
+            for event in ("", "started", "stopped", "completed"):
+                e = self.assertRaises(
+                    SwarmError,
+                    self.swarm.announce,
+                    H1,
+                    pid(1),
+                    "10.6.6.6",
+                    6666,
+                    0,
+                    event,
+                    key=key,
+                )
+                self.assertIn("another address", str(e))
+        entry = self.swarm.torrents[H1].peers[pid(1)]
+        self.assertEqual((entry.host, entry.port, entry.left), ("10.0.0.1", 6881, 10))
+        self.assertEqual(self.swarm.scrape(H1), (0, 0, 1))
+        self.swarm.announce(H1, pid(1), "10.0.0.1", 6882, 10, key=5)
+        self.assertEqual(entry.port, 6882)
+        self.swarm.announce(H1, pid(1), "10.0.0.1", 6882, 10, "stopped")
+        self.assertEqual(self.swarm.torrents, {})
 
     def test_stoppedUnknown(self) -> None:
         """
@@ -344,7 +374,10 @@ class SwarmExpiryTests(SynchronousTestCase):
         self.assertEqual(swarm.expire(), 1)
         self.assertNotIn(H1, swarm.torrents)
         stats = swarm.stats()
-        self.assertEqual((stats.torrents, stats.peers, stats.downloaded), (1, 0, 1))
+        self.assertEqual(
+            (stats.torrents, stats.archived, stats.peers, stats.downloaded),
+            (0, 1, 0, 1),
+        )
 
 
 class SwarmCapTests(SynchronousTestCase):
@@ -406,6 +439,130 @@ class SwarmCapTests(SynchronousTestCase):
         self.assertGreater(refused, 4000)
 
 
+class SwarmArchiveTests(SynchronousTestCase):
+    """
+    A swarm whose last peer goes leaves L{Swarm.torrents} at once; its
+    download count is kept in the bounded L{Swarm.archive}.
+    """
+
+    def flood(self, swarm: Swarm, count: int, rng: random.Random) -> list:
+        """
+        C{count} C{completed} announces with random info-hashes and peer
+        ids; return the info-hashes.
+        """
+        hashes = [rng.randbytes(20) for _ in range(count)]
+        for h in hashes:
+            swarm.announce(h, rng.randbytes(20), "10.6.6.6", 6666, 0, "completed")
+        return hashes
+
+    def test_completedFloodFreesTheCap(self) -> None:
+        """
+        After C{completed} announces with random info-hashes have expired,
+        no swarm is held against C{maxTorrents}: a new announce is
+        accepted, and each flooded info-hash still scrapes its download.
+        """
+        clock = Clock()
+        swarm = Swarm(clock, interval=100, maxTorrents=100)
+        hashes = self.flood(swarm, 100, random.Random(1))
+        e = self.assertRaises(SwarmError, swarm.announce, H1, pid(1), "10.0.0.1", 1, 5)
+        self.assertIn("too many torrents", str(e))
+        clock.advance(201)
+        self.assertEqual(swarm.expire(), 100)
+        self.assertEqual((swarm.torrents, swarm.peerCount), ({}, 0))
+        self.assertEqual(len(swarm.archive), 100)
+        r = swarm.announce(H1, pid(1), "10.0.0.1", 1, 5, "started")
+        self.assertEqual((r.complete, r.incomplete, r.downloaded), (0, 1, 0))
+        for h in hashes:
+            self.assertEqual(swarm.scrape(h), (0, 1, 0))
+        stats = swarm.stats()
+        self.assertEqual(
+            (stats.torrents, stats.archived, stats.downloaded), (1, 100, 100)
+        )
+
+    def test_stoppedLastPeerArchives(self) -> None:
+        """
+        The swarm goes with its last peer's C{stopped} too, its count to
+        the archive; a swarm with no download leaves nothing.
+        """
+        swarm = Swarm(Clock(), maxTorrents=1)
+        swarm.announce(H1, pid(1), "10.0.0.1", 1, 0, "completed")
+        swarm.announce(H1, pid(1), "10.0.0.1", 1, 0, "stopped")
+        self.assertEqual((swarm.torrents, dict(swarm.archive)), ({}, {H1: 1}))
+        r = swarm.announce(H2, pid(2), "10.0.0.2", 1, 3, "stopped")
+        self.assertEqual(r.downloaded, 0)
+        swarm.announce(H2, pid(2), "10.0.0.2", 1, 3)
+        swarm.announce(H2, pid(2), "10.0.0.2", 1, 3, "stopped")
+        self.assertEqual((swarm.torrents, dict(swarm.archive)), ({}, {H1: 1}))
+        r = swarm.announce(H1, pid(3), "10.0.0.3", 1, 3, "stopped")
+        self.assertEqual(r.downloaded, 1)
+
+    def test_revivedSwarmKeepsCount(self) -> None:
+        """
+        An archived swarm announced again takes its count back out of the
+        archive and goes on counting; a full tracker leaves it archived.
+        """
+        clock = Clock()
+        swarm = Swarm(clock, interval=100, maxTorrents=1)
+        swarm.announce(H1, pid(1), "10.0.0.1", 1, 0, "completed")
+        swarm.announce(H1, pid(2), "10.0.0.2", 1, 0, "completed")
+        clock.advance(201)
+        swarm.expire()
+        self.assertEqual(dict(swarm.archive), {H1: 2})
+        swarm.announce(H2, pid(3), "10.0.0.3", 1, 5)
+        self.assertRaises(SwarmError, swarm.announce, H1, pid(3), "10.0.0.3", 1, 5)
+        self.assertEqual(swarm.scrape(H1), (0, 2, 0))
+        swarm.announce(H2, pid(3), "10.0.0.3", 1, 5, "stopped")
+        r = swarm.announce(H1, pid(3), "10.0.0.3", 1, 5, "started")
+        self.assertEqual((r.incomplete, r.downloaded), (1, 2))
+        self.assertEqual(dict(swarm.archive), {})
+        swarm.announce(H1, pid(3), "10.0.0.3", 1, 0, "completed")
+        self.assertEqual(swarm.scrape(H1), (1, 3, 0))
+        self.assertEqual(swarm.stats().downloaded, 3)
+        clock.advance(201)
+        swarm.expire()
+        self.assertEqual(dict(swarm.archive), {H1: 3})
+        self.assertEqual(swarm.stats().downloaded, 3)
+
+    def test_archiveBounded(self) -> None:
+        """
+        Beyond C{maxArchived} the least recently used count goes; a scrape
+        or an announce counts as a use; the download counts (the state
+        file) stay within C{maxArchived} plus the swarms with peers.
+        """
+        clock = Clock()
+        swarm = Swarm(clock, interval=100, maxTorrents=1000, maxArchived=10)
+        hashes = self.flood(swarm, 50, random.Random(2))
+        clock.advance(201)
+        swarm.expire()
+        self.assertEqual(list(swarm.archive), hashes[40:])
+        self.assertEqual(swarm.scrape(hashes[0]), (0, 0, 0))
+        self.assertEqual(swarm.stats().downloaded, 10)
+        # hashes[40] is used: hashes[41] is the oldest now.
+        self.assertEqual(swarm.scrape(hashes[40]), (0, 1, 0))
+        more = self.flood(swarm, 1, random.Random(3))
+        swarm.announce(hashes[42], pid(1), "10.0.0.1", 1, 5)
+        clock.advance(201)
+        swarm.expire()
+        self.assertNotIn(hashes[41], swarm.archive)
+        self.assertEqual(swarm.scrape(hashes[40]), (0, 1, 0))
+        self.assertEqual(list(swarm.archive)[-3:], [more[0], hashes[42], hashes[40]])
+        self.assertEqual(len(swarm.archive), 10)
+        self.assertEqual(swarm.stats().downloaded, 10)
+        self.flood(swarm, 5, random.Random(4))
+        counts = swarm.downloadCounts()
+        self.assertEqual(len(counts), 15)
+        self.assertEqual(list(counts)[:10], list(swarm.archive))
+
+    def test_completedNotSeedingIgnored(self) -> None:
+        """
+        C{completed} from an unknown peer that still needs data counts no
+        download (as opentracker does).
+        """
+        swarm = Swarm(Clock())
+        swarm.announce(H1, pid(1), "10.0.0.1", 1, 5, "completed")
+        self.assertEqual(swarm.scrape(H1), (0, 0, 1))
+
+
 class SwarmStateTests(SynchronousTestCase):
     """
     Download counts out and back in.
@@ -426,15 +583,29 @@ class SwarmStateTests(SynchronousTestCase):
 
     def test_restoreFiltered(self) -> None:
         """
-        Bad hashes, zero counts, refused hashes and counts beyond the cap
-        are left out.
+        Bad hashes, zero counts and refused hashes are left out.
         """
-        swarm = Swarm(Clock(), maxTorrents=1, allowed=[H1, H2])
+        swarm = Swarm(Clock(), allowed=[H1, H2])
         taken = swarm.restoreDownloadCounts(
             {b"x": 3, b"\x09" * 20: 4, H1: 0, H2: 5, H1 + b"": 0}
         )
         self.assertEqual(taken, 1)
         self.assertEqual(swarm.downloadCounts(), {H2: 5})
+
+    def test_restoreBounded(self) -> None:
+        """
+        Restored counts go to the archive, not against C{maxTorrents}; of
+        more than C{maxArchived}, the last ones (most recently used) are
+        kept, in order.
+        """
+        counts = {bytes([i]) * 20: i for i in range(1, 21)}
+        swarm = Swarm(Clock(), maxTorrents=1, maxArchived=5)
+        self.assertEqual(swarm.restoreDownloadCounts(counts), 5)
+        self.assertEqual(list(swarm.archive.items()), list(counts.items())[15:])
+        self.assertEqual(swarm.torrents, {})
+        self.assertEqual(swarm.stats().downloaded, sum(range(16, 21)))
+        swarm.announce(H1, pid(1), "10.0.0.1", 1, 5)
+        self.assertEqual(swarm.scrape(bytes([20]) * 20), (0, 20, 0))
 
 
 class RateWindowTests(SynchronousTestCase):
@@ -469,22 +640,29 @@ class ConnectionIdTests(SynchronousTestCase):
 
     def test_validWindow(self) -> None:
         """
-        An id is valid for its IP address only (any port), for at least
-        60 s and never more than 120 s.
+        An id is valid for its IP address only (any port), and, whatever
+        the phase of the 60 s epoch it is issued in, still accepted 120 s
+        after it was issued (the two minutes of the issue) and refused from
+        180 s on.
         """
-        clock = Clock()
-        clock.advance(1000)
-        ids = ConnectionIds(clock, secret=b"k" * 32)
-        cid = ids.make("127.0.0.1")
-        self.assertTrue(ids.check(cid, "127.0.0.1"))
-        self.assertFalse(ids.check(cid, "127.0.0.2"))
-        self.assertFalse(ids.check(cid ^ 1, "127.0.0.1"))
-        self.assertFalse(ids.check(-1, "127.0.0.1"))
-        self.assertFalse(ids.check(2**64, "127.0.0.1"))
-        clock.advance(60)
-        self.assertTrue(ids.check(cid, "127.0.0.1"))
-        clock.advance(60)
-        self.assertFalse(ids.check(cid, "127.0.0.1"))
+        for phase in (0, 0.001, 1, 30, 59, 59.999):
+            clock = Clock()
+            clock.advance(6000 + phase)
+            ids = ConnectionIds(clock, secret=b"k" * 32)
+            cid = ids.make("127.0.0.1")
+            self.assertTrue(ids.check(cid, "127.0.0.1"))
+            self.assertFalse(ids.check(cid, "127.0.0.2"))
+            self.assertFalse(ids.check(cid ^ 1, "127.0.0.1"))
+            self.assertFalse(ids.check(-1, "127.0.0.1"))
+            self.assertFalse(ids.check(2**64, "127.0.0.1"))
+            for age in (1, 60, 90, 119, 120):
+                clock.advance(age - (clock.seconds() - 6000 - phase))
+                self.assertTrue(ids.check(cid, "127.0.0.1"), (phase, age))
+            clock.advance(60)
+            self.assertEqual(clock.seconds(), 6000 + phase + 180)
+            self.assertFalse(ids.check(cid, "127.0.0.1"), phase)
+            clock.advance(1000)
+            self.assertFalse(ids.check(cid, "127.0.0.1"), phase)
 
     def test_secretMatters(self) -> None:
         """
@@ -706,6 +884,67 @@ class HTTPAnnounceTests(SynchronousTestCase):
         body = self.http.announce(announceQuery(key="ABCD0001"), fromHost("10.0.0.2"))
         self.assertIn(b"interval", body)
 
+    def test_keylessPeerFromAnotherAddress(self) -> None:
+        """
+        A peer that announced without C{key} cannot be stopped from another
+        address by someone sending its peer id without a key (or with
+        one); from its own address it can.
+        """
+        self.http.announce(announceQuery(left=5), fromHost("10.0.0.1"))
+        for extra in ({}, {"key": "00000000"}, {"key": "ABCD0001"}):
+            body = self.http.announce(
+                announceQuery(event="stopped", **extra), fromHost("10.6.6.6")
+            )
+            self.assertIn(b"another address", body[b"failure reason"])
+        self.assertEqual(self.swarm.scrape(H1), (0, 0, 1))
+        body = self.http.announce(
+            announceQuery(event="stopped", left=5), fromHost("10.0.0.1")
+        )
+        self.assertEqual(body[b"incomplete"], 0)
+        self.assertEqual(self.swarm.torrents, {})
+
+    def test_completedFlood(self) -> None:
+        """
+        C{completed} announces with random info-hashes over HTTP (no
+        connection id needed) fill the torrent cap only until their peers
+        expire: then a new torrent is accepted, the flooded info-hashes
+        scrape their downloads, and the state saved is bounded by
+        C{maxArchived}.
+        """
+        clock = Clock()
+        swarm = Swarm(clock, interval=100, maxTorrents=20)
+        swarm.maxArchived = 30
+        http = HTTPClient(swarm)
+        rng = random.Random(9)
+        hashes = []
+        for i in range(40):
+            hashes.append(rng.randbytes(20))
+            http.announce(
+                announceQuery(infoHash=hashes[-1], event="completed", key=i),
+                fromHost("10.6.6.6"),
+            )
+            if i == 19:
+                body = http.announce(announceQuery(infoHash=H1, left=5))
+                self.assertIn(b"too many torrents", body[b"failure reason"])
+                clock.advance(201)
+                swarm.expire()
+        clock.advance(201)
+        swarm.expire()
+        body = http.announce(announceQuery(infoHash=H1, left=5))
+        self.assertEqual((body[b"complete"], body[b"incomplete"]), (0, 1))
+        status, body = http.get(
+            b"/scrape", q(info_hash=hashes[-1]) + b"&" + q(info_hash=hashes[0])
+        )
+        stats = codec.decodeScrapeResponse(body)
+        self.assertEqual(stats[hashes[-1]], codec.ScrapeStats(0, 1, 0))
+        self.assertEqual(stats[hashes[0]], codec.ScrapeStats(0, 0, 0))
+        self.assertEqual(len(swarm.archive), 30)
+        path = self.mktemp()
+        service = SwarmService(swarm, clock, stateFile=path)
+        service.startService()
+        service.stopService()
+        self.assertEqual(set(loadState(path)), set(hashes[10:]))
+
     def test_mappedSource(self) -> None:
         """
         A v4-mapped source on a dual-stack socket is recorded as IPv4.
@@ -849,6 +1088,7 @@ class HTTPOtherTests(SynchronousTestCase):
             json.loads(body),
             {
                 "torrents": 2,
+                "archived": 0,
                 "peers": 3,
                 "seeders": 1,
                 "leechers": 2,
@@ -1137,10 +1377,10 @@ class UDPTests(SynchronousTestCase):
 
     def test_idExpires(self) -> None:
         """
-        An id still works after 60 s, never after 120 s.
+        An id still works 120 s after the connect, never after 180 s.
         """
         cid = self.connect()
-        self.clock.advance(60)
+        self.clock.advance(120)
         self.assertIsInstance(
             self.send(self.announcePacket(cid)), codec.UDPAnnounceResponse
         )
@@ -1207,6 +1447,44 @@ class UDPTests(SynchronousTestCase):
         cid = self.connect()
         reply = self.send(self.announcePacket(cid, numwant=2**31 - 1))
         self.assertEqual(len(reply.response.peers), 200)
+
+    def test_keylessPeerStaysPut(self) -> None:
+        """
+        Over UDP too, key 0 from another address cannot stop a peer that
+        announced with key 0.
+        """
+        cid = self.connect()
+        self.send(self.announcePacket(cid, left=5))
+        other = ("10.6.6.6", 7000)
+        cid2 = self.connect(other)
+        reply = self.send(self.announcePacket(cid2, event="stopped"), other)
+        self.assertEqual(
+            reply, codec.UDPErrorResponse(5, "peer_id in use from another address")
+        )
+        self.assertEqual(self.swarm.scrape(H1), (0, 0, 1))
+
+    def test_completedFloodBounded(self) -> None:
+        """
+        C{completed} announces over UDP with random info-hashes, then
+        expiry, hold no torrent; a normal announce is answered.
+        """
+        self.swarm.maxTorrents = 10
+        self.swarm.maxArchived = 15
+        rng = random.Random(10)
+        cid = self.connect()
+        for _ in range(3):
+            for _ in range(10):
+                packet = self.announcePacket(
+                    cid, infoHash=rng.randbytes(20), event="completed"
+                )
+                self.assertIsInstance(self.send(packet), codec.UDPAnnounceResponse)
+            self.clock.advance(2 * self.swarm.interval + 1)
+            cid = self.connect()
+            self.swarm.expire()
+            self.assertEqual(len(self.swarm.torrents), 0)
+        self.assertEqual(len(self.swarm.archive), 15)
+        reply = self.send(self.announcePacket(cid, left=5, event="started"))
+        self.assertIsInstance(reply, codec.UDPAnnounceResponse)
 
     def test_ipField(self) -> None:
         """
@@ -1431,6 +1709,8 @@ class OptionsTests(SynchronousTestCase):
             ["--max-torrents", "0"],
             ["--max-peers", "-1"],
             ["--save-interval", "0"],
+            ["--max-archived", "-1"],
+            ["--sweep-interval", "0"],
         ):
             self.assertRaises(usage.UsageError, self.parse, *args)
 
@@ -1493,6 +1773,14 @@ class OptionsTests(SynchronousTestCase):
             (top.swarm.interval, top.swarm.minInterval, top.swarm.maxTorrents),
             (60, 30, 5),
         )
+        self.assertEqual(top.swarm.maxArchived, 100_000)
+        top = makeService(
+            self.parse("--max-archived", "7", "--sweep-interval", "2"),
+            reactor=Clock(),
+        )
+        self.assertEqual(top.swarm.maxArchived, 7)
+        [swarmService] = [s for s in top if isinstance(s, SwarmService)]
+        self.assertEqual(swarmService.sweepInterval, 2)
 
 
 class CachedEncodingTests(SynchronousTestCase):

@@ -29,10 +29,14 @@ Choices, in one place:
     with a good connection id gets an error packet.
   - UDP connection ids are an HMAC of the client's IP address and the
     current minute under a random secret (L{ConnectionIds}): nothing is
-    stored per connect, an id is valid 60 to 120 s, for that IP (any port).
+    stored per connect, an id is valid 120 to 180 s after it is issued, for
+    that IP (any port).
   - Swarm policy (expiry after two intervals, download counting, the
-    C{key} needed to move a peer id to another address, caps) is in
+    C{key} needed to move a peer id to another address, caps, the bounded
+    archive of download counts of swarms with no peer) is in
     L{btorrent.tracker.swarm}.
+  - The state file holds what L{Swarm.downloadCounts} gives, so it is
+    bounded by the caps on swarms and archived counts.
 """
 
 from __future__ import annotations
@@ -312,7 +316,8 @@ class StatsResource(_GetOnly):
 
     def render_GET(self, request) -> bytes:
         """
-        Torrents, peers, seeders, leechers, downloads and announces per
+        Torrents (swarms with peers), archived download counts (swarms
+        with none), peers, seeders, leechers, downloads and announces per
         second over the last minute.
         """
         stats = self.swarm.stats()
@@ -320,6 +325,7 @@ class StatsResource(_GetOnly):
         request.setHeader(b"cache-control", b"no-cache")
         body = {
             "torrents": stats.torrents,
+            "archived": stats.archived,
             "peers": stats.peers,
             "seeders": stats.seeders,
             "leechers": stats.leechers,
@@ -522,11 +528,13 @@ def saveState(path: str, counts: Mapping[bytes, int]) -> None:
     L{btorrent.storage.writeFileAtomically}: on failure the previous file
     stays as it was).
 
-    The format is JSON: C{{"version": 1, "downloaded": {"<40 hex>": n}}}.
+    The format is JSON: C{{"version": 1, "downloaded": {"<40 hex>": n}}},
+    the counts in the order given (L{Swarm.downloadCounts} gives the least
+    recently used first, and L{Swarm.restoreDownloadCounts} keeps the last
+    ones when there are more than it may hold).
     """
     body = json.dumps(
-        {"version": 1, "downloaded": {h.hex(): n for h, n in counts.items()}},
-        sort_keys=True,
+        {"version": 1, "downloaded": {h.hex(): n for h, n in counts.items()}}
     ).encode("ascii")
     writeFileAtomically(path, body)
 
@@ -535,7 +543,8 @@ def loadState(path: str, maxSize: int = 64 * 1024 * 1024) -> Dict[bytes, int]:
     """
     Read download counts written by L{saveState}.
 
-    @return: info-hash to count; empty if the file does not exist.
+    @return: info-hash to count, in the file's order; empty if the file
+        does not exist.
     @raise StateFileError: for anything that is not such a file.
     """
     try:

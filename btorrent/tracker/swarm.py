@@ -8,22 +8,33 @@ L{random.Random}.  Nothing here imports C{twisted.internet}.
 
 Policy, in one place:
   - peers are keyed by peer id within a swarm; a re-announce updates the
-    address, port, C{left} and the time last seen; a re-announce from
-    another IP address must carry the same C{key} as the first announce;
+    address, port, C{left} and the time last seen.  From the IP address a
+    peer id is recorded with, any announce may change or stop it; from
+    another address only one carrying the non-zero C{key} of the first
+    announce may (a peer that announced without a key, key 0, stays bound
+    to its address until it stops or expires);
   - C{stopped} removes the peer;
   - a download is counted once per peer: when a peer known as a leecher
     announces C{left=0} (with C{completed}, no event, or C{stopped}: aria2
     with C{--seed-time=0} never sends C{completed}), or when an unknown peer
-    announces C{completed}; a peer already known as a seed never counts
-    again;
+    announces C{completed} with C{left=0} (as opentracker does: a client
+    that finished after a tracker restart still counts); a peer already
+    known as a seed never counts again;
   - a peer not heard from within two announce intervals is dropped by
-    L{Swarm.expire}; a swarm with no peers and no downloads is dropped at
-    once;
+    L{Swarm.expire}; a swarm whose last peer goes is dropped at once, and
+    its download count, if any, moves to a bounded archive
+    (L{Swarm.archive}, least recently used evicted beyond C{maxArchived})
+    which scrapes, the state file and a later announce of that info-hash
+    read.  So a swarm held in L{Swarm.torrents} always has a peer: empty
+    swarms never count against C{maxTorrents}, and a flood of C{completed}
+    announces with random info-hashes costs at most C{maxArchived} small
+    entries once its peers expire;
   - a peer list is a uniform random sample of up to C{numwant} peers (50
     by default, at most 200), never including the asking peer;
-  - caps on swarms, peers per swarm and peers in total bound the memory; a
-    new swarm or peer beyond a cap gets a L{SwarmError} (the tracker sends
-    it as a failure reason), peers already known may keep announcing.
+  - caps on swarms, peers per swarm, peers in total and archived counts
+    bound the memory; a new swarm or peer beyond a cap gets a L{SwarmError}
+    (the tracker sends it as a failure reason), peers already known may
+    keep announcing.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ import ipaddress
 import os
 import random
 import struct
+from collections import OrderedDict
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from btorrent.rate import RateMeter
@@ -104,7 +116,7 @@ class PeerEntry:
     @ivar port: its listening port.
     @ivar left: bytes it still needs (0 for a seed).
     @ivar lastSeen: the clock's time of its last announce.
-    @ivar key: the C{key} it first announced with.
+    @ivar key: the C{key} it first announced with (0: none).
     @ivar compact: its compact form (BEP 23 / BEP 7: 6 or 18 bytes), encoded
         once by L{btorrent.tracker.announce.encodeCompactPeers} when the
         address changes, so that a response joins bytes instead of parsing
@@ -304,18 +316,36 @@ class AnnounceResult:
 class SwarmStats:
     """
     Totals over every swarm, for C{/stats}.
+
+    @ivar torrents: swarms with at least one peer.
+    @ivar archived: swarms with no peer whose download count is kept.
+    @ivar downloaded: downloads counted, over both.
     """
 
-    __slots__ = ("torrents", "peers", "seeders", "leechers", "downloaded")
+    __slots__ = (
+        "torrents",
+        "peers",
+        "seeders",
+        "leechers",
+        "downloaded",
+        "archived",
+    )
 
     def __init__(
-        self, torrents: int, peers: int, seeders: int, leechers: int, downloaded: int
+        self,
+        torrents: int,
+        peers: int,
+        seeders: int,
+        leechers: int,
+        downloaded: int,
+        archived: int = 0,
     ) -> None:
         self.torrents = torrents
         self.peers = peers
         self.seeders = seeders
         self.leechers = leechers
         self.downloaded = downloaded
+        self.archived = archived
 
 
 class RateWindow:
@@ -360,10 +390,16 @@ class Swarm:
     @param interval: seconds between regular announces (sent to clients).
     @param minInterval: the least seconds between announces (sent to
         clients).
-    @param maxTorrents: the most swarms held at once.
+    @param maxTorrents: the most swarms with peers held at once.
     @param maxPeersPerTorrent: the most peers in one swarm.
     @param maxPeers: the most peers over all swarms.
     @param allowed: if not C{None}, the only info-hashes served.
+    @param maxArchived: the most download counts of swarms with no peers
+        kept (the least recently announced or scraped go first).
+
+    @ivar torrents: the swarms with at least one peer, by info-hash.
+    @ivar archive: the download counts (above zero) of swarms with no peer,
+        by info-hash, least recently used first.
     """
 
     def __init__(
@@ -376,6 +412,7 @@ class Swarm:
         maxPeersPerTorrent: int = 50_000,
         maxPeers: int = 1_000_000,
         allowed: Optional[Iterable[bytes]] = None,
+        maxArchived: int = 100_000,
     ) -> None:
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
@@ -384,8 +421,11 @@ class Swarm:
         self.maxTorrents = maxTorrents
         self.maxPeersPerTorrent = maxPeersPerTorrent
         self.maxPeers = maxPeers
+        self.maxArchived = maxArchived
         self.allowed = frozenset(allowed) if allowed is not None else None
         self.torrents: Dict[bytes, Torrent] = {}
+        self.archive: OrderedDict[bytes, int] = OrderedDict()
+        self._archivedDownloads = 0
         self.peerCount = 0
         self.announces = RateWindow(clock)
 
@@ -412,10 +452,12 @@ class Swarm:
         @param host: the peer's IP address (text; normalised here).
         @param numwant: peers wanted; C{None} or negative means the default
             (50); more than 200 means 200.
-        @param key: the client's C{key}.  A peer id already in the swarm
-            may announce from another address only with the key it first
-            gave: peer ids are public (the dictionary model sends them), so
-            without this anyone could stop or take over another's entry.
+        @param key: the client's C{key} (0: none).  A peer id already in
+            the swarm may be changed or stopped from another address only
+            with the non-zero key it first gave: peer ids are public (the
+            dictionary model sends them), so without this anyone could stop
+            or take over another's entry.  An entry recorded without a key
+            can be changed from its own address only.
         @raise SwarmError: for invalid values, a refused info-hash or a
             full tracker; the message is the failure reason.
         """
@@ -443,7 +485,11 @@ class Swarm:
 
         torrent = self.torrents.get(infoHash)
         entry = torrent.peers.get(peerId) if torrent is not None else None
-        if entry is not None and entry.host != host and entry.key != key:
+        if (
+            entry is not None
+            and entry.host != host
+            and (entry.key == 0 or entry.key != key)
+        ):
             raise SwarmError("peer_id in use from another address")
 
         if event == "stopped":
@@ -454,7 +500,10 @@ class Swarm:
                     torrent.downloaded += 1
                 self._removePeer(infoHash, torrent, entry)
             if torrent is None:
-                return AnnounceResult([], 0, 0, 0, self.interval, self.minInterval)
+                downloaded = self.archive.get(infoHash, 0)
+                return AnnounceResult(
+                    [], 0, 0, downloaded, self.interval, self.minInterval
+                )
             return AnnounceResult(
                 [],
                 torrent.seeders,
@@ -470,13 +519,16 @@ class Swarm:
             if self.peerCount >= self.maxPeers:
                 raise SwarmError("tracker full: too many peers")
             torrent = self.torrents[infoHash] = Torrent()
+            torrent.downloaded = self._unarchive(infoHash)
 
         if entry is None:
             if len(torrent) >= self.maxPeersPerTorrent:
                 raise SwarmError("torrent full: too many peers")
+            # (A new swarm has no peer yet and passed the maxPeers check
+            # above, so it always gets this one.)
             if self.peerCount >= self.maxPeers:
                 raise SwarmError("tracker full: too many peers")
-            if event == "completed":
+            if event == "completed" and left == 0:
                 torrent.downloaded += 1
             entry = PeerEntry(peerId, host, port, left, now)
             entry.key = key
@@ -503,21 +555,52 @@ class Swarm:
 
     def _removePeer(self, infoHash: bytes, torrent: Torrent, entry: PeerEntry) -> None:
         """
-        Remove one peer, and its swarm when nothing is left to remember.
+        Remove one peer, and its swarm with the last one (its download
+        count, if any, goes to the archive).
         """
         torrent.remove(entry)
         self.peerCount -= 1
-        if not torrent.peers and not torrent.downloaded:
+        if not torrent.peers:
             del self.torrents[infoHash]
+            self._archive(infoHash, torrent.downloaded)
+
+    def _archive(self, infoHash: bytes, count: int) -> None:
+        """
+        Keep the download count of a swarm with no peer, as the most
+        recently used; evict the least recently used beyond
+        C{maxArchived}.
+        """
+        if count <= 0:
+            return
+        self._unarchive(infoHash)
+        self.archive[infoHash] = count
+        self._archivedDownloads += count
+        while len(self.archive) > self.maxArchived:
+            _, evicted = self.archive.popitem(last=False)
+            self._archivedDownloads -= evicted
+
+    def _unarchive(self, infoHash: bytes) -> int:
+        """
+        Take a download count out of the archive (0 if it holds none).
+        """
+        count = self.archive.pop(infoHash, 0)
+        self._archivedDownloads -= count
+        return count
 
     def scrape(self, infoHash: bytes) -> Tuple[int, int, int]:
         """
         The counts of one swarm: C{(complete, downloaded, incomplete)};
-        zeros for an unknown or refused info-hash.
+        C{(0, downloaded, 0)} for a swarm with no peer whose count is
+        archived (which marks it as recently used); zeros for an unknown
+        or refused info-hash.
         """
         torrent = self.torrents.get(infoHash)
         if torrent is None:
-            return (0, 0, 0)
+            count = self.archive.get(infoHash)
+            if count is None:
+                return (0, 0, 0)
+            self.archive.move_to_end(infoHash)
+            return (0, count, 0)
         return (torrent.seeders, torrent.downloaded, torrent.leechers)
 
     def expire(self) -> int:
@@ -546,33 +629,44 @@ class Swarm:
             self.peerCount,
             seeders,
             self.peerCount - seeders,
-            downloaded,
+            downloaded + self._archivedDownloads,
+            len(self.archive),
         )
 
     def downloadCounts(self) -> Dict[bytes, int]:
         """
         The downloads counted per info-hash (only those above zero): what
-        the state file keeps.
+        the state file keeps.  At most C{maxArchived + maxTorrents}
+        entries, in the order L{restoreDownloadCounts} takes them: archived
+        counts least recently used first, then the swarms with peers.
         """
-        return {h: t.downloaded for h, t in self.torrents.items() if t.downloaded}
+        counts = dict(self.archive)
+        counts.update(
+            (h, t.downloaded) for h, t in self.torrents.items() if t.downloaded
+        )
+        return counts
 
     def restoreDownloadCounts(self, counts: Dict[bytes, int]) -> int:
         """
-        Set download counts, as read from a state file, within the cap on
-        swarms and the allow-list.
+        Set download counts, as read from a state file (in
+        L{downloadCounts}' order), within the allow-list.  They go to the
+        archive (a swarm with peers takes its count at once): when there
+        are more than C{maxArchived}, the last ones are kept.
 
         @return: how many counts were taken.
         """
+        valid = [
+            (infoHash, count)
+            for infoHash, count in counts.items()
+            if len(infoHash) == 20 and count > 0 and self.isAllowed(infoHash)
+        ]
         taken = 0
-        for infoHash, count in counts.items():
-            if len(infoHash) != 20 or count <= 0 or not self.isAllowed(infoHash):
-                continue
+        for infoHash, count in valid[max(0, len(valid) - self.maxArchived) :]:
             torrent = self.torrents.get(infoHash)
-            if torrent is None:
-                if len(self.torrents) >= self.maxTorrents:
-                    break
-                torrent = self.torrents[infoHash] = Torrent()
-            torrent.downloaded = count
+            if torrent is not None:
+                torrent.downloaded = count
+            else:
+                self._archive(infoHash, count)
             taken += 1
         return taken
 
@@ -583,9 +677,11 @@ class ConnectionIds:
 
     An id is the first 8 bytes of HMAC-SHA256(secret, epoch, IP address),
     where the epoch is the clock's time divided by C{period}.  An id is
-    accepted in its own epoch and the next one, so it is valid for between
-    C{period} and 2 x C{period} seconds (60 to 120 s by default; BEP 15
-    clients reuse an id for one minute).  Nothing is stored per client, and
+    accepted in its own epoch and the next two, so it is valid for between
+    2 x C{period} and 3 x C{period} seconds after it was issued (120 to
+    180 s by default): the two minutes BEP 15 asks of a tracker (clients
+    reuse an id for one minute), whatever the phase of the epoch it was
+    issued in.  Nothing is stored per client, and
     only a client that receives the connect reply at its address can know
     the id, so the tracker cannot be made to send announce replies to a
     forged source address.
@@ -602,6 +698,9 @@ class ConnectionIds:
         restart, clients just connect again).
     @param period: seconds per epoch.
     """
+
+    #: Epochs in which an id is accepted: its own and the two after it.
+    ACCEPTED_EPOCHS = 3
 
     def __init__(self, clock, secret: Optional[bytes] = None, period: int = 60):
         self._clock = clock
@@ -623,13 +722,14 @@ class ConnectionIds:
 
     def check(self, connectionId: int, host: str) -> bool:
         """
-        Whether C{connectionId} was issued to C{host} in this epoch or the
-        previous one.
+        Whether C{connectionId} was issued to C{host} in this epoch or one
+        of the C{ACCEPTED_EPOCHS - 1} before it.
         """
         if not (0 <= connectionId <= 0xFFFFFFFFFFFFFFFF):
             return False
         given = struct.pack("!Q", connectionId)
         epoch = self._epoch()
         return any(
-            hmac.compare_digest(self._mac(e, host), given) for e in (epoch, epoch - 1)
+            hmac.compare_digest(self._mac(epoch - age, host), given)
+            for age in range(self.ACCEPTED_EPOCHS)
         )
