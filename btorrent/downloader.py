@@ -987,7 +987,7 @@ class Downloader(Service):
         """
         strikes = self._strikes.get(key, 0) + 1
         self._strikes[key] = strikes
-        if strikes >= MAX_STRIKES:
+        if strikes >= MAX_STRIKES and key not in self._banned:
             self._ban(key)
 
     def _ban(self, key) -> None:

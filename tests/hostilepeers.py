@@ -273,6 +273,47 @@ class LyingSeeder(WirePeer):
         self.sendMessage(wire.Piece(message.index, message.begin, block))
 
 
+class FirstBlockLiar(LyingSeeder):
+    """
+    A liar that never sends a whole piece, so that no failed piece has it
+    as its only sender: it answers only requests for the first block of a
+    piece, with a flipped byte, and ignores the others.  After each answer
+    it chokes, discards what it is asked while choked (BEP 3), and
+    unchokes C{pause} seconds later; the downloader meanwhile takes its
+    requests back and asks another peer for the rest of the piece.
+
+    @ivar choked: how many times it choked.
+    """
+
+    def __init__(self, content: TorrentContent, pause: float = 0.05, **kwargs):
+        super().__init__(content, **kwargs)
+        self.pause = pause
+        self.choked = 0
+        self.choking = False
+
+    def messageReceived(self, message) -> None:
+        """
+        Answer only first blocks, corrupted, while not choking; then choke
+        for a moment.
+        """
+        if type(message) is not wire.Request or message.begin != 0:
+            return
+        if self.choking:
+            return
+        super().messageReceived(message)
+        self.sendMessage(wire.Choke())
+        self.choking = True
+        self.choked += 1
+        from twisted.internet import reactor
+
+        reactor.callLater(self.pause, self._unchoke)
+
+    def _unchoke(self) -> None:
+        if self.transport is not None and self.transport.connected:
+            self.choking = False
+            self.sendMessage(wire.Unchoke())
+
+
 class WrongLengthSeeder(LyingSeeder):
     """
     A seeder that answers every request with a block C{delta} bytes longer

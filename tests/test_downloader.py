@@ -625,6 +625,9 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         liar.receive(wire.Choke())
         honest.receive(wire.Unchoke())
         self.assertEqual(self.answer(honest, limit=4), 4)
+        bans = []
+        ban = self.downloader._ban
+        self.downloader._ban = lambda key: (bans.append(key), ban(key))
         # Four pieces failed, each with two senders: no proof yet.
         self.assertEqual(self.storage.writes, [])
         self.assertIsNone(liar.dropped)
@@ -632,6 +635,9 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         self.answer(honest)
         self.assertEqual(self.completed, [True])
         self.assertEqual(liar.dropped, "sent bad pieces")
+        # Four strikes at once, one ban (logged once).
+        self.assertEqual(self.downloader._strikes[liar.peerId], 4)
+        self.assertEqual(bans, [liar.peerId])
         # Closed as two seeds, not banned.
         self.assertEqual(honest.dropped, "both complete")
         self.assertIsNone(self.connect(peerId=liar.peerId))

@@ -47,6 +47,10 @@ TREE = [
 #: a bitfield.
 HOSTILE_FILES = [("hostile.bin", 128 * 16384 + 5000)]
 HOSTILE_PIECE = 16384
+#: Four blocks per piece (three in the last), for a liar that sends only
+#: the first block of a piece.
+SHARED_FILES = [("shared.bin", 64 * 65536 + 40000)]
+SHARED_PIECE = 65536
 
 #: Upload rate of the honest libtorrent seeder in the hostile tests: the
 #: download lasts about a second, so the hostile peer acts in the middle.
@@ -369,6 +373,55 @@ class LiarTests(SwarmTestCase):
         self.assertEqual(strikes[:1], [3])
         self.assertIn(
             "sent bad pieces", self.logWatch.dropReasons(peerName(liarAddress[1]))
+        )
+
+
+class SharedPieceLiarTests(SwarmTestCase):
+    """
+    A liar that sends only one corrupt block of a piece, the honest
+    libtorrent seeder the rest: no failed piece names the culprit alone.
+    """
+
+    @defer.inlineCallbacks
+    def test_liarFoundInSharedPieces(self):
+        """
+        The failed pieces had two senders each; once each passes, its
+        blocks prove the liar, who is banned at its third strike; the
+        honest seeder is never blamed and the download is byte-identical.
+        """
+        fixture = Fixture(self, SHARED_FILES, SHARED_PIECE)
+        content = hostilepeers.TorrentContent(fixture.metainfo, fixture.seedDir)
+        honest = libtorrentSeeder(fixture.seedDir, fixture.torrentBytes)
+        self.addCleanup(honest.close)
+        limitLibtorrentUpload(honest, HONEST_RATE)
+        listening, factory = hostilepeers.listenPeers(
+            reactor, lambda: hostilepeers.FirstBlockLiar(content)
+        )
+        self.addCleanup(listening.stopListening)
+        liarAddress = ("127.0.0.1", listening.getHost().port)
+        honestAddress = ("127.0.0.1", honest.port)
+        torrent = yield self.startDownload(fixture)
+        torrent.addPeers([liarAddress, honestAddress])
+        liar = yield withTimeout(factory.firstPeer(), 5, "btorrent to dial the liar")
+        yield withTimeout(liar.lost, 20, "btorrent to drop the liar")
+        self.assertGreaterEqual(len(liar.corrupted), 3)
+        yield self.finish(torrent, fixture, 30)
+        failures = self.logWatch.texts("failed its hash check")
+        self.assertGreaterEqual(len(failures), 3)
+        self.assertEqual(
+            [text for text in failures if "(1 peers took part)" in text], []
+        )
+        strikes = [
+            (event.get("port"), event["strikes"])
+            for event in self.logWatch.events
+            if "strikes" in event
+        ]
+        self.assertEqual(strikes, [(liarAddress[1], 3)])
+        self.assertIn(
+            "sent bad pieces", self.logWatch.dropReasons(peerName(liarAddress[1]))
+        )
+        self.assertNotIn(
+            "sent bad pieces", self.logWatch.dropReasons(peerName(honest.port))
         )
 
 
