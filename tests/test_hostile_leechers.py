@@ -134,7 +134,7 @@ class HostileLeecherTests(TestCase):
         self.addCleanup(leecher.close)
         leecher.connect("127.0.0.1", self.session.port)
         yield pollUntil(lambda: leecher.finished, 20, "the libtorrent leecher")
-        self.data.assertSame(self, outDir)
+        self.data.assertSame(self, outDir, settle=5)
         self.assertEqual(self.watch.tracebacks(), [])
         self.assertLessEqual(self.maxQueue, downloader.MAX_PEER_QUEUE)
         self.assertLessEqual(self.maxCache, downloader.READ_CACHE_BYTES)

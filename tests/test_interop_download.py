@@ -65,8 +65,14 @@ class Fixture(WorkDirectories):
         if tracker is not None:
             waitForSeeds(tracker, self.metainfo.infoHash, 1, self.seeder)
 
-    def assertSame(self, test, downloadDir=None):
-        assertSameFiles(test, self.files, self.seedDir, downloadDir or self.downloadDir)
+    def assertSame(self, test, downloadDir=None, settle: float = 0.0):
+        assertSameFiles(
+            test,
+            self.files,
+            self.seedDir,
+            downloadDir or self.downloadDir,
+            settle=settle,
+        )
 
 
 def startTracker(test):
@@ -456,7 +462,7 @@ class DownloadCommandTests(TestCase):
             self.assertIsNone(process.poll(), "btorrent download exited")
             self.assertLess(time.monotonic(), deadline, "the second leecher")
             time.sleep(0.05)
-        fixture.assertSame(self, outDir)
+        fixture.assertSame(self, outDir, settle=5)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=10)
         self.assertEqual(process.returncode, 0, stderr)
@@ -501,7 +507,7 @@ class SeedTests(TestCase):
             self.assertGreaterEqual(torrent.uploaded, fixture.metainfo.totalLength)
         finally:
             yield session.stopService()
-        fixture.assertSame(self, leechDir)
+        fixture.assertSame(self, leechDir, settle=5)
 
     def test_leecherConnectsIn(self):
         """

@@ -66,6 +66,7 @@ def assertSameFiles(
     seedDir: str,
     outDir: str,
     emptyFiles: bool = True,
+    settle: float = 0.0,
 ) -> None:
     """
     Every file of C{files} (C{(relative path, size)}) is in C{outDir},
@@ -73,7 +74,17 @@ def assertSameFiles(
 
     @param emptyFiles: also require the 0-byte files (Transmission does
         not create them).
+    @param settle: seconds to wait for the files to become identical: a
+        libtorrent leecher reports itself finished once every piece passed
+        its hash check, which can be before its disk threads wrote the
+        last blocks.  Never for btorrent, whose completion comes after its
+        writes.
     """
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline and not _sameFiles(
+        files, seedDir, outDir, emptyFiles
+    ):
+        time.sleep(0.02)
     for relative, size in files:
         parts = relative.split("/")
         got = os.path.join(outDir, *parts)
@@ -85,6 +96,19 @@ def assertSameFiles(
             filecmp.cmp(os.path.join(seedDir, *parts), got, shallow=False),
             f"{got} differs",
         )
+
+
+def _sameFiles(files, seedDir: str, outDir: str, emptyFiles: bool) -> bool:
+    for relative, size in files:
+        parts = relative.split("/")
+        got = os.path.join(outDir, *parts)
+        if size == 0 and not emptyFiles:
+            continue
+        if not os.path.isfile(got) or os.path.getsize(got) != size:
+            return False
+        if not filecmp.cmp(os.path.join(seedDir, *parts), got, shallow=False):
+            return False
+    return True
 
 
 class WorkDirectories:
@@ -139,14 +163,17 @@ class Data:
         with open(self.torrentPath, "wb") as f:
             f.write(self.torrentBytes)
 
-    def assertSame(self, test, outDir: str, emptyFiles: bool = True) -> None:
+    def assertSame(
+        self, test, outDir: str, emptyFiles: bool = True, settle: float = 0.0
+    ) -> None:
         """
         Every file is in C{outDir}, byte-identical.
 
         @param emptyFiles: also require the 0-byte files (Transmission does
             not create them).
+        @param settle: see L{assertSameFiles}.
         """
-        assertSameFiles(test, self.files, self.seedDir, outDir, emptyFiles)
+        assertSameFiles(test, self.files, self.seedDir, outDir, emptyFiles, settle)
 
 
 class LogWatch:
@@ -389,7 +416,7 @@ class LibtorrentLeecherTests(BothTorrentsMixin, TestCase):
         self.addCleanup(leecher.close)
         leecher.connect("127.0.0.1", session.port)
         yield pollUntil(lambda: leecher.finished, 20, "the libtorrent leecher")
-        data.assertSame(self, outDir)
+        data.assertSame(self, outDir, settle=5)
         self.assertGreaterEqual(torrent.uploaded, data.metainfo.totalLength)
         self.assertEqual(torrent.downloaded, 0)
         self.assertEqual(watch.tracebacks(), [])
@@ -540,7 +567,7 @@ class TwistdSeederTests(TestCase):
             print(twistd.log())
             raise
         for data in datas:
-            data.assertSame(self, os.path.join(base, "out"))
+            data.assertSame(self, os.path.join(base, "out"), settle=5)
         code = yield threads.deferToThread(twistd.stop)
         self.assertEqual(code, -signal.SIGTERM, twistd.log())
         self.assertIn("Server Shut Down.", twistd.log())
