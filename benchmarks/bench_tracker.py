@@ -500,46 +500,34 @@ def benchCompletedFlood(flood: int, window: int) -> None:
                     "(archive full)",
                 )
             tid = 0x5EED0000 + number
-            reply = exchangeOnce(
-                client,
-                lambda cid, tid=tid, number=number: codec.UDPAnnounceRequest(
-                    cid,
-                    tid,
-                    codec.AnnounceRequest(
-                        infoHash=infoHash(b"N", number),
-                        peerId=peerId(number),
-                        port=6881,
-                        uploaded=0,
-                        downloaded=0,
-                        left=1 << 20,
-                        event="started",
+
+            def normal(event: str, tid=tid, number=number):
+                return exchangeOnce(
+                    client,
+                    lambda cid: codec.UDPAnnounceRequest(
+                        cid,
+                        tid,
+                        codec.AnnounceRequest(
+                            infoHash=infoHash(b"N", number),
+                            peerId=peerId(number),
+                            port=6881,
+                            uploaded=0,
+                            downloaded=0,
+                            left=1 << 20,
+                            event=event,
+                        ),
                     ),
-                ),
-                tid,
-            )
+                    tid,
+                )
+
+            reply = normal("started")
             check(
                 isinstance(reply, codec.UDPAnnounceResponse)
                 and reply.response.incomplete == 1,
                 f"a normal announce of a new torrent is answered ({reply!r:.80})",
             )
             # Stopped again, so that the next round meets an empty tracker.
-            exchangeOnce(
-                client,
-                lambda cid, tid=tid, number=number: codec.UDPAnnounceRequest(
-                    cid,
-                    tid,
-                    codec.AnnounceRequest(
-                        infoHash=infoHash(b"N", number),
-                        peerId=peerId(number),
-                        port=6881,
-                        uploaded=0,
-                        downloaded=0,
-                        left=1 << 20,
-                        event="stopped",
-                    ),
-                ),
-                tid,
-            )
+            normal("stopped")
         tid = 0x5CA40001
         reply = exchangeOnce(
             client,

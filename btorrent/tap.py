@@ -26,34 +26,33 @@ def defaultStateDir() -> str:
     return os.path.join(base, "btorrent")
 
 
+def _coercer(option: str, kind, noun: str):
+    """
+    A coercer to C{kind} for an option, whose error names the option.
+    """
+
+    def coerce(value: str):
+        try:
+            return kind(value)
+        except ValueError:
+            raise ValueError(f"{option} must be {noun}, not {value!r}") from None
+
+    coerce.coerceDoc = ""  # type: ignore[attr-defined]
+    return coerce
+
+
 def _number(option: str):
     """
     A coercer for a number option whose error names the option.
     """
-
-    def coerce(value: str) -> float:
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"{option} must be a number, not {value!r}") from None
-
-    coerce.coerceDoc = ""  # type: ignore[attr-defined]
-    return coerce
+    return _coercer(option, float, "a number")
 
 
 def _integer(option: str):
     """
     A coercer for an integer option whose error names the option.
     """
-
-    def coerce(value: str) -> int:
-        try:
-            return int(value)
-        except ValueError:
-            raise ValueError(f"{option} must be an integer, not {value!r}") from None
-
-    coerce.coerceDoc = ""  # type: ignore[attr-defined]
-    return coerce
+    return _coercer(option, int, "an integer")
 
 
 class Options(usage.Options):

@@ -26,26 +26,28 @@ from btorrent.tracker.server import (
 from btorrent.tracker.swarm import ConnectionIds, Swarm
 
 
-def _positive(name: str):
+def _atLeast(name: str, low: int):
+    """
+    A coercer for an integer option of at least C{low}, whose error names
+    the option.
+    """
+
     def check(value: str) -> int:
         number = int(value)
-        if number < 1:
-            raise ValueError(f"--{name} must be at least 1")
+        if number < low:
+            raise ValueError(f"--{name} must be at least {low}")
         return number
 
-    check.coerceDoc = "An integer, at least 1."
+    check.coerceDoc = f"An integer, at least {low}."
     return check
+
+
+def _positive(name: str):
+    return _atLeast(name, 1)
 
 
 def _nonNegative(name: str):
-    def check(value: str) -> int:
-        number = int(value)
-        if number < 0:
-            raise ValueError(f"--{name} must be at least 0")
-        return number
-
-    check.coerceDoc = "An integer, at least 0."
-    return check
+    return _atLeast(name, 0)
 
 
 class Options(usage.Options):

@@ -91,10 +91,10 @@ def _importsModule(tree: ast.AST, module: str) -> bool:
     return False
 
 
-def _sourceImporters(module: str) -> set:
+def _importers(imports) -> set:
     """
-    The files under C{btorrent/} (relative paths) whose source imports
-    C{module}.
+    The files under C{btorrent/} (relative paths) whose syntax tree
+    C{imports(tree)} says yes to.
     """
     root = os.path.dirname(btorrent.__file__)
     importers = set()
@@ -105,9 +105,17 @@ def _sourceImporters(module: str) -> set:
             path = os.path.join(directory, name)
             with open(path, "rb") as f:
                 tree = ast.parse(f.read(), path)
-            if _importsModule(tree, module):
+            if imports(tree):
                 importers.add(os.path.relpath(path, root))
     return importers
+
+
+def _sourceImporters(module: str) -> set:
+    """
+    The files under C{btorrent/} (relative paths) whose source imports
+    C{module}.
+    """
+    return _importers(lambda tree: _importsModule(tree, module))
 
 
 class PurityTests(SynchronousTestCase):
@@ -156,17 +164,7 @@ class PurityTests(SynchronousTestCase):
         Only L{REACTOR_IMPORTERS} import the global reactor; every other
         module takes a reactor or clock as an argument.
         """
-        root = os.path.dirname(btorrent.__file__)
-        importers = set()
-        for directory, _, names in os.walk(root):
-            for name in names:
-                if not name.endswith(".py"):
-                    continue
-                path = os.path.join(directory, name)
-                with open(path, "rb") as f:
-                    tree = ast.parse(f.read(), path)
-                if _importsReactor(tree):
-                    importers.add(os.path.relpath(path, root))
+        importers = _importers(_importsReactor)
         self.assertLessEqual(importers, REACTOR_IMPORTERS)
         self.assertIn("tap.py", importers)
 
