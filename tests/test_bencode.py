@@ -156,7 +156,17 @@ class DecodeTests(SynchronousTestCase):
         The value L{decodePrefixWithSpans} reads is as strictly checked as
         ever.
         """
-        for bad in [b"", b"\n", b"d3:fooi42e", b"i01e\n", b"d1:ai1e1:ai2ee\n", b"x"]:
+        for bad in [
+            b"",
+            b"\n",
+            b"d3:fooi42e",
+            b"i01e\n",
+            b"d1:ai1e1:ai2ee\n",
+            b"x",
+            b"d4:info999999999999:x",
+            b"9" * 5000 + b":x",
+            b"l" * 1000 + b"e" * 1000,
+        ]:
             with self.assertRaises(BencodeError, msg=repr(bad)):
                 decodePrefixWithSpans(bad)
 
@@ -273,10 +283,11 @@ class PropertyTests(SynchronousTestCase):
         """
         Random bytes either decode or raise L{BencodeError}.
         """
-        try:
-            decode(data)
-        except BencodeError:
-            pass
+        for decoder in (decode, decodePrefixWithSpans):
+            try:
+                decoder(data)
+            except BencodeError:
+                pass
 
     @given(values, st.data())
     @settings(max_examples=300, deadline=None)
@@ -294,7 +305,8 @@ class PropertyTests(SynchronousTestCase):
             del raw[i]
         else:
             del raw[i:]
-        try:
-            decode(bytes(raw))
-        except BencodeError:
-            pass
+        for decoder in (decode, decodePrefixWithSpans):
+            try:
+                decoder(bytes(raw))
+            except BencodeError:
+                pass
