@@ -21,7 +21,7 @@ from zope.interface import implementer
 from btorrent import PEER_ID_PREFIX
 from btorrent.interfaces import IPeerRouter
 from btorrent.storage import MultiFileWriter
-from btorrent.torrent import Torrent
+from btorrent.torrent import RESUME_INTERVAL, Torrent
 
 __all__ = ["PORT_TRIES", "Session", "makePeerId"]
 
@@ -105,7 +105,7 @@ class Session(MultiService):
         announcerFactory=None,
         chokerFactory=None,
         uploadSlots: int = 4,
-        resumeInterval: Optional[float] = None,
+        resumeInterval: float = RESUME_INTERVAL,
     ) -> Torrent:
         """
         Add a torrent (started at once if the session runs).
@@ -114,8 +114,7 @@ class Session(MultiService):
         @param downloadDir: where its files go.
         @param peers: addresses to connect to besides the trackers' peers.
         @param uploadSlots: regular unchoke slots (the choker's).
-        @param resumeInterval: seconds between saves of fast-resume data
-            (the torrent's default when C{None}).
+        @param resumeInterval: seconds between saves of fast-resume data.
         @return: the L{Torrent}.
         @raise ValueError: if the torrent is already there.
         """
@@ -139,7 +138,7 @@ class Session(MultiService):
             peers=peers,
             interface=self.interface,
             uploadSlots=uploadSlots,
-            **({} if resumeInterval is None else {"resumeInterval": resumeInterval}),
+            resumeInterval=resumeInterval,
         )
         self.torrents[metainfo.infoHash] = torrent
         torrent.setServiceParent(self)

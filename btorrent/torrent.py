@@ -344,7 +344,7 @@ class Torrent(MultiService):
             listenPort=self._port,
             maxPeers=self.maxPeers,
             debug=self.debug,
-            bindAddress=self.interface or None,
+            bindAddress=self.interface,
         )
         downloader.onComplete = self._complete
         self.downloader = downloader
@@ -513,4 +513,4 @@ def _defaultChoker(torrent: Torrent):
     """
     from btorrent.choker import ChokerService
 
-    return ChokerService(torrent, slots=getattr(torrent, "uploadSlots", 4))
+    return ChokerService(torrent, slots=torrent.uploadSlots)
