@@ -26,7 +26,7 @@ setup(
         "test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6", "libtorrent>=2.0"],
         "dev": ["black", "ruff", "pyinstrument"],
     },
-    entry_points={"console_scripts": ["btorrent = btorrent.cli:main"]},
+    entry_points={"console_scripts": ["btorrent = btorrent.cli.main:main"]},
     classifiers=[
         "Framework :: Twisted",
         "Programming Language :: Python :: 3",

@@ -53,7 +53,7 @@ leecher.close()
 def runBtorrent(torrentPath, out, port, profile=False) -> float:
     command = downloadCommand()
     if profile:
-        command = [sys.executable, "-m", "pyinstrument", "-m", "btorrent.cli"]
+        command = [sys.executable, "-m", "pyinstrument", "-m", "btorrent.cli.main"]
         command.append("download")
     command += [
         torrentPath,

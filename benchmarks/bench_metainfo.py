@@ -1,5 +1,5 @@
 """
-Benchmarks for L{btorrent.metainfo}.
+Benchmarks for L{btorrent.codec.metainfo}.
 
     python benchmarks/bench_metainfo.py [--size-mib 1024] [--profile]
 
@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from btorrent import bencode, metainfo
+from btorrent.codec import bencode, metainfo
 
 
 def cpuTime() -> float:

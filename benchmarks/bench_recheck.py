@@ -1,9 +1,9 @@
 """
-Benchmark: how fast L{btorrent.resume.recheck} hashes a 1 GiB torrent.
+Benchmark: how fast L{btorrent.engine.resume.recheck} hashes a 1 GiB torrent.
 
 Writes a multi-file torrent (1 GiB by default, files of uneven sizes, 1 MiB
 pieces) once into a temporary directory through
-L{btorrent.storage.MultiFileWriter}, then rechecks it:
+L{btorrent.engine.storage.MultiFileWriter}, then rechecks it:
 
   - B{warm}: the data is in the page cache (right after writing);
   - B{cold}: after C{fsync} and C{posix_fadvise(DONTNEED)} on every file,
@@ -32,15 +32,15 @@ from typing import Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from btorrent.metainfo import FileEntry  # noqa: E402
-from btorrent.resume import recheck  # noqa: E402
-from btorrent.storage import MultiFileWriter  # noqa: E402
+from btorrent.codec.metainfo import FileEntry  # noqa: E402
+from btorrent.engine.resume import recheck  # noqa: E402
+from btorrent.engine.storage import MultiFileWriter  # noqa: E402
 
 
 @dataclass(frozen=True)
 class Metainfo:
     """
-    The parts of C{btorrent.metainfo.Metainfo} storage and recheck use.
+    The parts of C{btorrent.codec.metainfo.Metainfo} storage and recheck use.
     """
 
     name: str

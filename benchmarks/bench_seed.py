@@ -40,9 +40,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import libtorrent as lt  # noqa: E402
 
-from btorrent import metainfo  # noqa: E402
-from btorrent.resume import recheck  # noqa: E402
-from btorrent.storage import MultiFileWriter  # noqa: E402
+from btorrent.codec import metainfo  # noqa: E402
+from btorrent.engine.resume import recheck  # noqa: E402
+from btorrent.engine.storage import MultiFileWriter  # noqa: E402
 from tests.realclients import loopbackSession, torrentFlags  # noqa: E402
 from tests.realpeers import freePort, stopProcess  # noqa: E402
 from tests.realseeders import makeTorrent, writeLargeFile  # noqa: E402
@@ -91,14 +91,14 @@ def leech(torrentBytes: bytes, outDir: str, seederPort: int, timeout: float):
     return elapsed
 
 
-#: C{twistd btorrent}'s service (L{btorrent.tap.makeService}) under
+#: C{twistd btorrent}'s service (L{btorrent.daemon.tap.makeService}) under
 #: pyinstrument, for C{--profile}.
 PROFILE_TAC = """
 from pyinstrument import Profiler
 from twisted.application import service
 from twisted.internet import reactor
 
-from btorrent import tap
+from btorrent.daemon import tap
 
 options = tap.Options()
 options.parseOptions({options!r})

@@ -118,7 +118,7 @@ class IPeerOwner(Interface):
         """
         A peer finished the handshake for this torrent.
 
-        @param peer: the L{btorrent.peer.PeerProtocol}.
+        @param peer: the L{btorrent.peer.protocol.PeerProtocol}.
         @return: C{True} to keep it, C{False} to refuse it (too many peers,
             a duplicate, a banned address); the protocol then disconnects.
         """
@@ -126,7 +126,7 @@ class IPeerOwner(Interface):
     def peerMessage(peer, message):
         """
         A decoded, validated message arrived from C{peer} (one of the
-        message classes of L{btorrent.wire}).
+        message classes of L{btorrent.codec.wire}).
         """
 
     def peerLost(peer, reason):
@@ -142,7 +142,7 @@ class IPeerRouter(Interface):
 
     def ownerFor(infoHash):
         """
-        @return: a L{btorrent.peer.PeerContext} (info-hash, our peer id,
+        @return: a L{btorrent.peer.protocol.PeerContext} (info-hash, our peer id,
             piece count, the L{IPeerOwner}) or C{None} for an info-hash we
             do not serve.
         """

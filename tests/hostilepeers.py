@@ -1,5 +1,5 @@
 """
-BitTorrent peers written with Twisted and L{btorrent.wire}, for tests that
+BitTorrent peers written with Twisted and L{btorrent.codec.wire}, for tests that
 put btorrent in front of misbehaving peers: a seeder that lies about its
 data, and peers that break the protocol in one precise way.
 
@@ -25,7 +25,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.task import LoopingCall
 
-from btorrent import wire
+from btorrent.codec import wire
 
 __all__ = [
     "GarbagePeer",
@@ -70,7 +70,7 @@ class TorrentContent:
 
     def __init__(self, metainfo, dataDir: str) -> None:
         """
-        @param metainfo: the torrent's L{btorrent.metainfo.Metainfo}.
+        @param metainfo: the torrent's L{btorrent.codec.metainfo.Metainfo}.
         @param dataDir: the directory holding the single file, or the
             torrent's top directory (C{dataDir/name/...}).
         """
@@ -153,7 +153,7 @@ class WirePeer(Protocol):
 
     def sendMessage(self, message) -> None:
         """
-        Write one L{btorrent.wire} message.
+        Write one L{btorrent.codec.wire} message.
         """
         self.send(wire.encodeMessage(message))
 

@@ -1,12 +1,12 @@
 """
-Tests for L{btorrent.bencode}.
+Tests for L{btorrent.codec.bencode}.
 """
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent.bencode import (
+from btorrent.codec.bencode import (
     MAX_DEPTH,
     BencodeError,
     decode,

@@ -1,12 +1,12 @@
 """
-Tests for L{btorrent.bitfield}.
+Tests for L{btorrent.codec.bitfield}.
 """
 
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent.bitfield import Bitfield
+from btorrent.codec.bitfield import Bitfield
 
 
 class BitfieldTests(SynchronousTestCase):

@@ -1,5 +1,5 @@
 """
-Tests for L{btorrent.choker}.
+Tests for L{btorrent.engine.choker}.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import List
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent.choker import Choker, ChokerService, chooseUnchoked, rankPeers
-from btorrent.rate import RateMeter
+from btorrent.engine.choker import Choker, ChokerService, chooseUnchoked, rankPeers
+from btorrent.engine.rate import RateMeter
 
 
 class FakeRate:
@@ -620,7 +620,7 @@ class ServiceTests(SynchronousTestCase):
         """
         torrent = FakeTorrent(Clock())
         torrent.uploadSlots = 7
-        from btorrent.torrent import _defaultChoker
+        from btorrent.engine.torrent import _defaultChoker
 
         self.assertEqual(_defaultChoker(torrent).choker.slots, 7)
 

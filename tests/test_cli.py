@@ -1,5 +1,5 @@
 """
-Tests for L{btorrent.cli}, the C{btorrent} command.
+Tests for L{btorrent.cli.main}, the C{btorrent} command.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import sys
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent import bencode, cli, metainfo, tap
+from btorrent.cli import main as cli
+from btorrent.codec import bencode, metainfo
+from btorrent.daemon import tap
 from tests.test_metainfo import callUnblocked
 
 

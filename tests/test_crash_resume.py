@@ -18,8 +18,9 @@ import time
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from btorrent import metainfo, resume
-from btorrent.session import Session
+from btorrent.codec import metainfo
+from btorrent.daemon.session import Session
+from btorrent.engine import resume
 from tests.realclients import sha1File
 from tests.realpeers import Opentracker, freePort
 from tests.realseeders import (

@@ -1,5 +1,5 @@
 """
-Tests for L{btorrent.downloader}: the Downloader driven by fake peers (objects
+Tests for L{btorrent.engine.downloader}: the Downloader driven by fake peers (objects
 with the surface of a C{PeerProtocol} that record what is sent to them), a
 real L{PiecePicker}, an in-memory storage and L{task.Clock}.
 """
@@ -21,9 +21,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from btorrent import downloader, wire
-from btorrent.bitfield import Bitfield
-from btorrent.downloader import (
+from btorrent.codec import wire
+from btorrent.codec.bitfield import Bitfield
+from btorrent.engine import downloader
+from btorrent.engine.downloader import (
     BLOCK_SIZE,
     DEPTH_REFRESH,
     MAX_DEPTH,
@@ -33,8 +34,8 @@ from btorrent.downloader import (
     isLocalAddress,
     requestDepth,
 )
+from btorrent.engine.picker import PiecePicker
 from btorrent.interfaces import IPeerOwner, IPieceStorage
-from btorrent.picker import PiecePicker
 
 OUR_ID = b"-BT0100-" + b"o" * 12
 

@@ -1,5 +1,5 @@
 """
-Tests for L{btorrent.foreground}: C{btorrent download}'s options reach the
+Tests for L{btorrent.cli.foreground}: C{btorrent download}'s options reach the
 session and torrent, and the progress bar shows what the torrent reports.
 """
 
@@ -12,8 +12,9 @@ from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent import foreground, session
-from btorrent.downloader import Progress
+from btorrent.cli import foreground
+from btorrent.daemon import session
+from btorrent.engine.downloader import Progress
 
 
 class FakeTorrent:

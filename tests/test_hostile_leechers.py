@@ -1,6 +1,6 @@
 """
 Hostile leechers against a btorrent seeder on 127.0.0.1: Twisted test
-peers speaking L{btorrent.wire} ask for blocks out of range, of length 0 or
+peers speaking L{btorrent.codec.wire} ask for blocks out of range, of length 0 or
 over 128 KiB, flood requests without reading, or request while choked.
 
 The peer is dropped (or its requests ignored), nothing crashes, nothing
@@ -16,7 +16,8 @@ import struct
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
-from btorrent import downloader, wire
+from btorrent.codec import wire
+from btorrent.engine import downloader
 from tests import hostilepeers
 from tests.realseeders import libtorrentLeecher
 from tests.test_interop_seed import Data, LogWatch, pollUntil, startSeeder

@@ -18,8 +18,8 @@ from urllib.parse import quote_from_bytes
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
-from btorrent import bencode, metainfo
-from btorrent.session import Session
+from btorrent.codec import bencode, metainfo
+from btorrent.daemon.session import Session
 from tests.realpeers import Opentracker, freePort
 from tests.realseeders import libtorrentSeeder, makeTorrent, writeFiles
 from tests.test_interop_seed import (

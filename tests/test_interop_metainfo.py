@@ -1,5 +1,5 @@
 """
-Interoperability of L{btorrent.metainfo} with libtorrent and mktorrent, both
+Interoperability of L{btorrent.codec.metainfo} with libtorrent and mktorrent, both
 ways: torrents we create load in libtorrent with the same info-hash, files
 and piece hashes; torrents libtorrent and mktorrent create load in btorrent
 with libtorrent's info-hash and file list.
@@ -17,7 +17,7 @@ import warnings
 import libtorrent as lt
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent import bencode, metainfo
+from btorrent.codec import bencode, metainfo
 
 #: Shapes of data trees: relative path → size.
 SHAPES = {

@@ -28,8 +28,8 @@ from twisted.internet import defer, reactor, task, threads
 from twisted.logger import eventAsText, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from btorrent import metainfo
-from btorrent.session import Session
+from btorrent.codec import metainfo
+from btorrent.daemon.session import Session
 from tests.realclients import aria2Leecher
 from tests.realpeers import freePort, stopProcess, waitForTCP
 from tests.realseeders import libtorrentLeecher, makeTorrent, writeFiles
@@ -135,7 +135,7 @@ class Data:
 
     @ivar seedDir: the complete download directory.
     @ivar torrentPath: the .torrent file.
-    @ivar metainfo: its L{btorrent.metainfo.Metainfo}.
+    @ivar metainfo: its L{btorrent.codec.metainfo.Metainfo}.
     """
 
     def __init__(

@@ -17,9 +17,9 @@ import struct
 from twisted.internet import defer, reactor, threads
 from twisted.trial.unittest import TestCase
 
-from btorrent import metainfo, wire
-from btorrent.peer import maxMessageLength
-from btorrent.session import Session
+from btorrent.codec import metainfo, wire
+from btorrent.daemon.session import Session
+from btorrent.peer.protocol import maxMessageLength
 from tests import hostilepeers
 from tests import test_interop_seed as seedtests
 from tests.realaria2 import seederFor

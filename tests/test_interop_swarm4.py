@@ -23,7 +23,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent import metainfo
+from btorrent.codec import metainfo
 from tests.realpeers import Opentracker
 from tests.realseeders import makeTorrent, writeLargeFile
 from tests.test_interop_seed import Twistd

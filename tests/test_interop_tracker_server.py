@@ -23,13 +23,13 @@ from twisted.internet import defer, reactor, task, threads
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from btorrent.tracker import announce as codec
-from btorrent.tracker.server import (
+from btorrent.trackerserver.server import (
     TrackerResource,
     TrackerSite,
     UDPTrackerProtocol,
     loadState,
 )
-from btorrent.tracker.swarm import ConnectionIds, Swarm
+from btorrent.trackerserver.swarm import ConnectionIds, Swarm
 from tests.realclients import (
     LibtorrentSession,
     aria2Leecher,
@@ -200,7 +200,7 @@ class TwistdTrackerTests(SynchronousTestCase):
         self.assertEqual(loadState(stateFile), {infoHash: 2})
         log = tracker.log()
         self.assertNotIn("Traceback", log)
-        self.assertIn("btorrent.tracker.server", log)
+        self.assertIn("btorrent.trackerserver.server", log)
 
 
 class InProcessUDPTests(TestCase):

@@ -1,5 +1,5 @@
 """
-Tests for L{btorrent.metainfo}.
+Tests for L{btorrent.codec.metainfo}.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent import bencode, metainfo
-from btorrent.metainfo import (
+from btorrent.codec import bencode, metainfo
+from btorrent.codec.metainfo import (
     MAX_PIECE_COUNT,
     MAX_TORRENT_SIZE,
     FileEntry,

@@ -1,5 +1,5 @@
 """
-Tests for L{btorrent.peer}.
+Tests for L{btorrent.peer.protocol}.
 """
 
 from typing import List
@@ -18,21 +18,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from btorrent.bitfield import Bitfield
-from btorrent.interfaces import IPeerOwner, IPeerRouter
-from btorrent.peer import (
-    HANDSHAKE_TIMEOUT,
-    IDLE_TIMEOUT,
-    KEEPALIVE_BURST,
-    KEEPALIVE_INTERVAL,
-    PeerClientFactory,
-    PeerContext,
-    PeerDropped,
-    PeerFactory,
-    PeerProtocol,
-    maxMessageLength,
-)
-from btorrent.wire import (
+from btorrent.codec.bitfield import Bitfield
+from btorrent.codec.wire import (
     BLOCK_MAX,
     BLOCK_SIZE,
     BitfieldMessage,
@@ -49,6 +36,19 @@ from btorrent.wire import (
     Unchoke,
     encodeHandshake,
     encodeMessage,
+)
+from btorrent.interfaces import IPeerOwner, IPeerRouter
+from btorrent.peer.protocol import (
+    HANDSHAKE_TIMEOUT,
+    IDLE_TIMEOUT,
+    KEEPALIVE_BURST,
+    KEEPALIVE_INTERVAL,
+    PeerClientFactory,
+    PeerContext,
+    PeerDropped,
+    PeerFactory,
+    PeerProtocol,
+    maxMessageLength,
 )
 
 INFO_HASH = b"I" * 20
@@ -1114,7 +1114,11 @@ class DebugTests(PeerTestsMixin, SynchronousTestCase):
     """
 
     def messageEvents(self):
-        return [e for e in self.log.events if e.get("log_namespace") == "btorrent.peer"]
+        return [
+            e
+            for e in self.log.events
+            if e.get("log_namespace") == "btorrent.peer.protocol"
+        ]
 
     def test_debugLogsEveryMessage(self) -> None:
         """

@@ -1,5 +1,5 @@
 """
-Tests for L{btorrent.picker}.
+Tests for L{btorrent.engine.picker}.
 
 Pickers are built from strings in the libtorrent style: C{"2203"} gives the
 availability of each piece and C{"* "} marks the pieces we have.
@@ -24,9 +24,9 @@ from hypothesis.stateful import (
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from btorrent.bitfield import Bitfield
+from btorrent.codec.bitfield import Bitfield
+from btorrent.engine.picker import BLOCK_SIZE, PiecePicker
 from btorrent.interfaces import IPiecePicker
-from btorrent.picker import BLOCK_SIZE, PiecePicker
 
 BS = 16
 

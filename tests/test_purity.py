@@ -1,7 +1,7 @@
 """
 The module boundaries of DEVELOPERS.md, checked: pure modules never import
 C{twisted.internet}, only the composition roots import the global reactor,
-and only C{btorrent/bencode.py} imports bcoding.
+and only C{btorrent/codec/bencode.py} imports bcoding.
 """
 
 from __future__ import annotations
@@ -18,21 +18,21 @@ import btorrent
 #: Modules that must import nothing of twisted.internet, not even through
 #: another package.
 PURE = [
-    "btorrent.bencode",
-    "btorrent.metainfo",
-    "btorrent.wire",
-    "btorrent.bitfield",
-    "btorrent.picker",
-    "btorrent.choker",
-    "btorrent.rate",
-    "btorrent.storage",
-    "btorrent.resume",
-    "btorrent.tracker.swarm",
+    "btorrent.codec.bencode",
+    "btorrent.codec.metainfo",
+    "btorrent.codec.wire",
+    "btorrent.codec.bitfield",
+    "btorrent.engine.picker",
+    "btorrent.engine.choker",
+    "btorrent.engine.rate",
+    "btorrent.engine.storage",
+    "btorrent.engine.resume",
+    "btorrent.trackerserver.swarm",
     "btorrent.tracker.announce",
 ]
 
 #: The only modules allowed to import the global reactor.
-REACTOR_IMPORTERS = {"tap.py", "cli.py", "trackertap.py"}
+REACTOR_IMPORTERS = {"daemon/tap.py", "cli/main.py", "trackerserver/tap.py"}
 
 _PROBE = (
     "import importlib, sys\n"
@@ -58,7 +58,7 @@ def _importsReactor(tree: ast.AST) -> bool:
 
 
 #: The only module allowed to import bcoding.
-BCODING_IMPORTERS = {"bencode.py"}
+BCODING_IMPORTERS = {"codec/bencode.py"}
 
 
 def _importsModule(tree: ast.AST, module: str) -> bool:
@@ -151,7 +151,7 @@ class PurityTests(SynchronousTestCase):
         that L{test_pureModules} can fail).
         """
         out = subprocess.run(
-            [sys.executable, "-c", _PROBE, "btorrent.peer"],
+            [sys.executable, "-c", _PROBE, "btorrent.peer.protocol"],
             capture_output=True,
             text=True,
             timeout=60,
@@ -166,7 +166,7 @@ class PurityTests(SynchronousTestCase):
         """
         importers = _importers(_importsReactor)
         self.assertLessEqual(importers, REACTOR_IMPORTERS)
-        self.assertIn("tap.py", importers)
+        self.assertIn("daemon/tap.py", importers)
 
     def test_reactorDetection(self) -> None:
         """
@@ -186,8 +186,8 @@ class PurityTests(SynchronousTestCase):
 
     def test_bcodingOnlyInBencode(self) -> None:
         """
-        No module under C{btorrent/} but C{btorrent/bencode.py} imports
-        bcoding: everything else goes through L{btorrent.bencode}, which
+        No module under C{btorrent/} but C{btorrent/codec/bencode.py} imports
+        bcoding: everything else goes through L{btorrent.codec.bencode}, which
         makes bcoding strict.
         """
         self.assertEqual(_sourceImporters("bcoding"), BCODING_IMPORTERS)

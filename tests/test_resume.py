@@ -1,5 +1,5 @@
 """
-Tests for L{btorrent.resume}: fast-resume data and the full recheck.
+Tests for L{btorrent.engine.resume}: fast-resume data and the full recheck.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent import bencode, metainfo
-from btorrent import resume as resumeModule
-from btorrent.resume import (
+from btorrent.codec import bencode, metainfo
+from btorrent.engine import resume as resumeModule
+from btorrent.engine.resume import (
     RESUME_VERSION,
     RecheckStopped,
     ResumeError,
@@ -26,7 +26,7 @@ from btorrent.resume import (
     saveResume,
     writeResume,
 )
-from btorrent.storage import MultiFileWriter
+from btorrent.engine.storage import MultiFileWriter
 from tests.test_storage import makeMetainfo
 
 HASH = bytes(range(20))
@@ -580,7 +580,7 @@ class RecheckTests(SynchronousTestCase):
 
 class RealMetainfoTests(SynchronousTestCase):
     """
-    Storage and recheck with L{btorrent.metainfo} values, on data that
+    Storage and recheck with L{btorrent.codec.metainfo} values, on data that
     C{metainfo.create} hashed.
     """
 

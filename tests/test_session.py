@@ -1,6 +1,6 @@
 """
-Tests for L{btorrent.session} (one port, one peer id, torrents routed by
-info-hash, the thread pool) and L{btorrent.tap.makeService}.
+Tests for L{btorrent.daemon.session} (one port, one peer id, torrents routed by
+info-hash, the thread pool) and L{btorrent.daemon.tap.makeService}.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
-from btorrent import PEER_ID_PREFIX, metainfo
+from btorrent import PEER_ID_PREFIX
+from btorrent.codec import metainfo
+from btorrent.daemon.session import PORT_TRIES, Session, makePeerId
+from btorrent.daemon.tap import Options, ReannounceOnSignal, makeService
 from btorrent.interfaces import IPeerRouter
-from btorrent.peer import PeerContext
-from btorrent.session import PORT_TRIES, Session, makePeerId
-from btorrent.tap import Options, ReannounceOnSignal, makeService
+from btorrent.peer.protocol import PeerContext
 from btorrent.tracker.announce import TrackerError
 
 
@@ -359,7 +360,7 @@ class ThreadTests(TestCase):
         ident = yield session.runInThread(threading.get_ident)
         self.assertNotEqual(ident, threading.get_ident())
         # Complete one piece as if a peer had sent it.
-        from btorrent.downloader import _Piece
+        from btorrent.engine.downloader import _Piece
 
         piece = _Piece(bytearray(info.pieceSize(0)))
         with open(os.path.join(base, "data", "f.bin"), "rb") as f:

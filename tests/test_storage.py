@@ -1,5 +1,5 @@
 """
-Tests for L{btorrent.storage}: the pure L{FileLayout} and the
+Tests for L{btorrent.engine.storage}: the pure L{FileLayout} and the
 L{MultiFileWriter} on real files.
 """
 
@@ -18,15 +18,15 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from btorrent import storage as storageModule
+from btorrent.engine import storage as storageModule
+from btorrent.engine.storage import FileLayout, MultiFileWriter, StorageError
 from btorrent.interfaces import IPieceStorage
-from btorrent.storage import FileLayout, MultiFileWriter, StorageError
 
 
 @dataclass(frozen=True)
 class FakeFileEntry:
     """
-    The attributes of C{btorrent.metainfo.FileEntry} storage relies on.
+    The attributes of C{btorrent.codec.metainfo.FileEntry} storage relies on.
     """
 
     path: Tuple[str, ...]
@@ -38,7 +38,7 @@ class FakeFileEntry:
 @dataclass(frozen=True)
 class FakeMetainfo:
     """
-    The attributes of C{btorrent.metainfo.Metainfo} storage and resume rely
+    The attributes of C{btorrent.codec.metainfo.Metainfo} storage and resume rely
     on.
     """
 

@@ -1,5 +1,5 @@
 """
-Tests for L{btorrent.tap.Options}, the options of C{twistd btorrent}.
+Tests for L{btorrent.daemon.tap.Options}, the options of C{twistd btorrent}.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import sys
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent import metainfo, tap
+from btorrent.codec import metainfo
+from btorrent.daemon import tap
 
 
 class OptionsTests(SynchronousTestCase):

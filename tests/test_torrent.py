@@ -1,5 +1,5 @@
 """
-Tests for L{btorrent.torrent}: a torrent's start (storage, resume data or
+Tests for L{btorrent.engine.torrent}: a torrent's start (storage, resume data or
 recheck), its parts, completion, progress lines and its stop, with real files,
 a memory reactor and disk work run synchronously.
 """
@@ -16,10 +16,10 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from btorrent import metainfo, resume, wire
-from btorrent.interfaces import IAnnounceTarget
-from btorrent.storage import MultiFileWriter
-from btorrent.torrent import (
+from btorrent.codec import metainfo, wire
+from btorrent.engine import resume
+from btorrent.engine.storage import MultiFileWriter
+from btorrent.engine.torrent import (
     PROGRESS_INTERVAL,
     RESUME_INTERVAL,
     STOP_ANNOUNCE_TIMEOUT,
@@ -27,6 +27,7 @@ from btorrent.torrent import (
     formatRate,
     formatSize,
 )
+from btorrent.interfaces import IAnnounceTarget
 from tests.test_downloader import FakePeer
 
 PEER_ID = b"-BT0100-" + b"t" * 12

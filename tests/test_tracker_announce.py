@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent import bencode
+from btorrent.codec import bencode
 from btorrent.tracker import announce as a
 from btorrent.tracker.announce import (
     AnnounceRequest,

@@ -1,6 +1,6 @@
 """
-Tests for the tracker server: L{btorrent.tracker.swarm} (pure state) and
-L{btorrent.tracker.server} (HTTP resource, UDP protocol, state file).
+Tests for the tracker server: L{btorrent.trackerserver.swarm} (pure state) and
+L{btorrent.trackerserver.server} (HTTP resource, UDP protocol, state file).
 """
 
 import random
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent.tracker.swarm import (
+from btorrent.trackerserver.swarm import (
     MAX_NUMWANT,
     ConnectionIds,
     RateWindow,
@@ -695,9 +695,9 @@ from twisted.internet.testing import StringTransport  # noqa: E402
 from twisted.logger import globalLogPublisher  # noqa: E402
 from twisted.python import usage  # noqa: E402
 
-from btorrent import bencode  # noqa: E402
+from btorrent.codec import bencode  # noqa: E402
 from btorrent.tracker import announce as codec  # noqa: E402
-from btorrent.tracker.server import (  # noqa: E402
+from btorrent.trackerserver.server import (  # noqa: E402
     MAX_REQUEST_BODY,
     MAX_SCRAPE_HASHES,
     StateFileError,
@@ -709,7 +709,7 @@ from btorrent.tracker.server import (  # noqa: E402
     readAllowFile,
     saveState,
 )
-from btorrent.trackertap import Options, makeService  # noqa: E402
+from btorrent.trackerserver.tap import Options, makeService  # noqa: E402
 
 
 def q(**fields) -> bytes:
@@ -1806,7 +1806,7 @@ class CachedEncodingTests(SynchronousTestCase):
         HTTP compact and UDP (v4 and v6) announce responses equal the
         codec's encodings of the same values.
         """
-        from btorrent.tracker.server import (
+        from btorrent.trackerserver.server import (
             encodeCompactResponse,
             encodeUDPAnnounceResponse,
         )

@@ -1,5 +1,5 @@
 """
-Tests for L{btorrent.wire}.
+Tests for L{btorrent.codec.wire}.
 """
 
 import struct
@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent.wire import (
+from btorrent.codec.wire import (
     HANDSHAKE_LENGTH,
     BitfieldMessage,
     Cancel,

@@ -43,8 +43,8 @@ def twistdCommand(
 
 def downloadCommand() -> List[str]:
     """
-    C{btorrent download}, run as C{python -m btorrent.cli download} so that
+    C{btorrent download}, run as C{python -m btorrent.cli.main download} so that
     the interpreter running the tests runs it (with
     L{repositoryEnvironment}, this checkout's code).
     """
-    return [sys.executable, "-m", "btorrent.cli", "download"]
+    return [sys.executable, "-m", "btorrent.cli.main", "download"]

@@ -1,4 +1,4 @@
 """
-Tracker clients (HTTP and UDP), their codecs, the Announcer service and the
-tracker server.
+Tracker clients: the announce codecs (HTTP and UDP), the HTTP and UDP
+clients, and the Announcer service that walks a torrent's tiers.
 """

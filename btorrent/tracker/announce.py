@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import unquote_to_bytes, urlsplit, urlunsplit
 
-from btorrent import bencode
+from btorrent.codec import bencode
 
 __all__ = [
     "EVENTS",

@@ -6,14 +6,14 @@ from twisted.application.service import ServiceMaker
 
 btorrent = ServiceMaker(
     "btorrent",
-    "btorrent.tap",
+    "btorrent.daemon.tap",
     "A BitTorrent client: download and seed torrents.",
     "btorrent",
 )
 
 btorrentTracker = ServiceMaker(
     "btorrent-tracker",
-    "btorrent.trackertap",
+    "btorrent.trackerserver.tap",
     "A BitTorrent tracker: HTTP and UDP announce and scrape.",
     "btorrent-tracker",
 )

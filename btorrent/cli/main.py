@@ -11,7 +11,7 @@ C{btorrent create} refuses a C{-t} that is not an C{http://}, C{https://}
 or C{udp://} URL with a host (L{checkTrackerURL}), warns about each special
 file (FIFO, socket, device) it leaves out of a tree, refuses to overwrite an
 existing output file unless C{--force} is given, and writes through a
-temporary file renamed into place (L{btorrent.storage.writeFileAtomically}),
+temporary file renamed into place (L{btorrent.engine.storage.writeFileAtomically}),
 so an interrupted run never leaves a truncated torrent behind.  C{btorrent info} shows text from the
 torrent through L{printable}: a hostile name cannot drive the terminal.
 """
@@ -27,8 +27,8 @@ import unicodedata
 from typing import IO, Callable, Dict, List, Optional, Sequence
 from urllib.parse import urlsplit
 
-from btorrent import metainfo
-from btorrent.storage import writeFileAtomically
+from btorrent.codec import metainfo
+from btorrent.engine.storage import writeFileAtomically
 
 __all__ = ["COMMANDS", "checkTrackerURL", "main", "parseSize", "printable"]
 
@@ -339,9 +339,9 @@ def _info(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def _download(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """
-    C{btorrent download}: the engine in the foreground (L{btorrent.foreground}).
+    C{btorrent download}: the engine in the foreground (L{btorrent.cli.foreground}).
     """
-    from btorrent import foreground
+    from btorrent.cli import foreground
 
     return foreground.runDownload(args, out, err)
 
@@ -393,7 +393,7 @@ def _buildParser() -> argparse.ArgumentParser:
     info.add_argument("torrent", metavar="X.torrent")
     info.add_argument("--json", action="store_true", help="print one JSON object")
 
-    from btorrent.foreground import addDownloadParser
+    from btorrent.cli.foreground import addDownloadParser
 
     addDownloadParser(sub)
     return parser

@@ -3,7 +3,7 @@ The download engine of one torrent: requests in flight per peer, timeouts,
 piece assembly, hash checks, endgame cancels, serving blocks to peers and
 the outgoing connections.
 
-The L{Downloader} is what every L{btorrent.peer.PeerProtocol} of a torrent
+The L{Downloader} is what every L{btorrent.peer.protocol.PeerProtocol} of a torrent
 reports to (L{IPeerOwner}).  It never parses bytes and never chooses pieces
 itself: the picker does that, the protocol speaks the wire.
 """
@@ -22,11 +22,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from btorrent import wire
-from btorrent.bitfield import Bitfield
+from btorrent.codec import wire
+from btorrent.codec.bitfield import Bitfield
+from btorrent.engine.rate import RateMeter
 from btorrent.interfaces import IPeerOwner
-from btorrent.peer import CONNECT_TIMEOUT
-from btorrent.rate import RateMeter
+from btorrent.peer.protocol import CONNECT_TIMEOUT
 
 __all__ = [
     "BLOCK_SIZE",
@@ -301,7 +301,7 @@ class Downloader(Service):
         bindAddress: Optional[str] = None,
     ) -> None:
         """
-        @param metainfo: the torrent's L{btorrent.metainfo.Metainfo}.
+        @param metainfo: the torrent's L{btorrent.codec.metainfo.Metainfo}.
         @param picker: an L{IPiecePicker} that already knows our pieces.
         @param storage: the torrent's L{IPieceStorage}, opened.
         @param runInThread: C{runInThread(f, *args)} runs C{f} off the
@@ -314,9 +314,9 @@ class Downloader(Service):
         @param maxPeers: connected peers at most.
         @param debug: log every peer message.
         @param contextFactory: builds the C{PeerContext} (defaults to
-            L{btorrent.peer.PeerContext}).
+            L{btorrent.peer.protocol.PeerContext}).
         @param clientFactoryClass: the outgoing factory class (defaults to
-            L{btorrent.peer.PeerClientFactory}).
+            L{btorrent.peer.protocol.PeerClientFactory}).
         @param bindAddress: the local address outgoing connections are made
             from (the daemon's C{--interface}); any by default.
         """
@@ -332,7 +332,7 @@ class Downloader(Service):
         self.bindAddress = bindAddress or None
         self.debug = debug
         if contextFactory is None or clientFactoryClass is None:
-            from btorrent import peer as _peer
+            from btorrent.peer import protocol as _peer
 
             contextFactory = contextFactory or _peer.PeerContext
             clientFactoryClass = clientFactoryClass or _peer.PeerClientFactory

@@ -1,8 +1,8 @@
 """
-L{ChokerService}: a L{btorrent.choker.Choker} over a torrent's connected
+L{ChokerService}: a L{btorrent.engine.choker.Choker} over a torrent's connected
 peers, as a service.
 
-Apart from L{btorrent.choker} so that the policy stays free of
+Apart from L{btorrent.engine.choker} so that the policy stays free of
 C{twisted.internet} (which L{twisted.application.service} imports).
 """
 
@@ -14,7 +14,7 @@ from typing import Any, Callable, List, Optional
 from twisted.application.service import Service
 from twisted.logger import Logger
 
-from btorrent.choker import Choker
+from btorrent.engine.choker import Choker
 
 __all__ = ["ChokerService"]
 

@@ -5,17 +5,17 @@ L{chooseUnchoked} is the policy, one pure function over a list of peers:
 while downloading, tit-for-tat (the interested peers that give us the best
 download rate); while seeding, the interested peers we upload to fastest;
 plus one optimistic unchoke.  L{Choker} runs it on a timer and rotates the
-optimistic unchoke; L{ChokerService} (in L{btorrent.chokerservice}, also
+optimistic unchoke; L{ChokerService} (in L{btorrent.engine.chokerservice}, also
 importable from here) wires a L{Choker} to a torrent.  This module never
 imports C{twisted.internet}.
 
-The peers are L{btorrent.peer.PeerProtocol} objects, or anything with the
+The peers are L{btorrent.peer.protocol.PeerProtocol} objects, or anything with the
 same few attributes:
   - C{peerInterested}: the peer is interested in us;
   - C{amChoking}: we choke it;
   - C{choke()}, C{unchoke()}: change that (the L{Choker} only calls them on
     a change);
-  - C{downloadRate}, C{uploadRate}: L{btorrent.rate.RateMeter}s (read by the
+  - C{downloadRate}, C{uploadRate}: L{btorrent.engine.rate.RateMeter}s (read by the
     default rate functions as C{.rate}, bytes/s);
   - C{connectedAt} (optional, default 0): the clock time the connection was
     established, to favour new peers in the optimistic unchoke.
@@ -397,13 +397,13 @@ class Choker:
 
 def __getattr__(name: str) -> Any:
     """
-    L{ChokerService} lives in L{btorrent.chokerservice} (it needs
+    L{ChokerService} lives in L{btorrent.engine.chokerservice} (it needs
     L{twisted.application}, which imports C{twisted.internet}); it is still
     importable from here, loaded on first use, so that importing the policy
     never loads C{twisted.internet}.
     """
     if name == "ChokerService":
-        from btorrent.chokerservice import ChokerService
+        from btorrent.engine.chokerservice import ChokerService
 
         return ChokerService
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,7 @@ from twisted.logger import (
 )
 from twisted.python.failure import Failure
 
-from btorrent import metainfo
+from btorrent.codec import metainfo
 
 __all__ = ["addDownloadParser", "download", "main", "parsePeer", "runDownload"]
 
@@ -191,7 +191,7 @@ def download(reactor, args: argparse.Namespace, info, err: IO[str]) -> defer.Def
     """
     from twisted.internet.error import CannotListenError
 
-    from btorrent.session import Session
+    from btorrent.daemon.session import Session
 
     result = defer.Deferred()
     session = Session(
@@ -329,7 +329,7 @@ def runDownload(
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """
-    C{python -m btorrent.foreground X.torrent ...}: the same as
+    C{python -m btorrent.cli.foreground X.torrent ...}: the same as
     C{btorrent download}.
     """
     parser = argparse.ArgumentParser(prog="btorrent")

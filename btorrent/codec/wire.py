@@ -2,7 +2,7 @@
 The BitTorrent peer wire (BEP 3): the handshake and the length-prefixed
 messages, as plain values.
 
-Nothing here knows about connections: L{btorrent.peer} frames the byte
+Nothing here knows about connections: L{btorrent.peer.protocol} frames the byte
 stream and hands each message's payload to L{decodeMessageAt} (or
 L{decodeMessage}); it writes what L{encodeMessage} and L{encodePieceHeader}
 return.  Every decoder is strict: a message whose length does not fit its

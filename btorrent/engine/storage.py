@@ -275,7 +275,7 @@ class MultiFileWriter:
 
     def __init__(self, metainfo: Any, downloadDir: str, maxOpenFiles: int = 64) -> None:
         """
-        @param metainfo: a C{btorrent.metainfo.Metainfo} (uses C{name},
+        @param metainfo: a C{btorrent.codec.metainfo.Metainfo} (uses C{name},
             C{files}, C{multiFile}, C{pieceLength}, C{totalLength}).
         @param downloadDir: the directory holding the torrent's data.
         @param maxOpenFiles: how many descriptors may be open at once.

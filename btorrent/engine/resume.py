@@ -33,8 +33,8 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from twisted.logger import Logger
 
-from btorrent import bencode
-from btorrent.storage import writeFileAtomically
+from btorrent.codec import bencode
+from btorrent.engine.storage import writeFileAtomically
 
 __all__ = [
     "MAX_RESUME_SIZE",

@@ -42,10 +42,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from btorrent import wire
-from btorrent.bitfield import Bitfield
-from btorrent.rate import RateMeter
-from btorrent.wire import (
+from btorrent.codec import wire
+from btorrent.codec.bitfield import Bitfield
+from btorrent.codec.wire import (
     BLOCK_MAX,
     BLOCK_SIZE,
     HANDSHAKE_LENGTH,
@@ -68,6 +67,7 @@ from btorrent.wire import (
     encodeMessage,
     encodePieceHeader,
 )
+from btorrent.engine.rate import RateMeter
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -646,7 +646,7 @@ class PeerProtocol(Protocol):
 
     def sendMessage(self, message) -> None:
         """
-        Send any message of L{btorrent.wire}.  Choke, unchoke, interested
+        Send any message of L{btorrent.codec.wire}.  Choke, unchoke, interested
         and not-interested update our flags; a bitfield is subject to the
         rule of L{sendBitfield}; a piece goes out through L{sendPiece}.
         Nothing happens on a closed connection.

@@ -29,7 +29,7 @@ from typing import Any, Dict, Hashable, Iterable, Iterator, List, Optional, Tupl
 
 from zope.interface import implementer
 
-from btorrent.bitfield import Bitfield
+from btorrent.codec.bitfield import Bitfield
 from btorrent.interfaces import IPiecePicker
 
 BLOCK_SIZE = 2**14
@@ -105,7 +105,7 @@ class PiecePicker:
     Chooses the blocks to request from each peer.
 
     @ivar haveBitfield: the pieces we have (verified), a
-        L{btorrent.bitfield.Bitfield}.  Read it, do not change it: call
+        L{btorrent.codec.bitfield.Bitfield}.  Read it, do not change it: call
         L{have}.
     @ivar pieceCount: the number of pieces.
     @ivar blockSize: the size of a request (the last block of the last piece

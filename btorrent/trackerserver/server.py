@@ -2,7 +2,7 @@
 The tracker server: HTTP announce, scrape and statistics as a
 L{twisted.web} resource tree, UDP announce, scrape and connect (BEP 15) as a
 L{DatagramProtocol}, and the service that expires peers and keeps download
-counts in a state file.  Swarm state is L{btorrent.tracker.swarm.Swarm};
+counts in a state file.  Swarm state is L{btorrent.trackerserver.swarm.Swarm};
 wire formats are L{btorrent.tracker.announce}.
 
 Choices, in one place:
@@ -34,7 +34,7 @@ Choices, in one place:
   - Swarm policy (expiry after two intervals, download counting, the
     C{key} needed to move a peer id to another address, caps, the bounded
     archive of download counts of swarms with no peer) is in
-    L{btorrent.tracker.swarm}.
+    L{btorrent.trackerserver.swarm}.
   - The state file holds what L{Swarm.downloadCounts} gives, so it is
     bounded by the caps on swarms and archived counts.
 """
@@ -54,10 +54,10 @@ from twisted.web import pages
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from btorrent import bencode
-from btorrent.storage import writeFileAtomically
+from btorrent.codec import bencode
+from btorrent.engine.storage import writeFileAtomically
 from btorrent.tracker import announce as codec
-from btorrent.tracker.swarm import (
+from btorrent.trackerserver.swarm import (
     AnnounceResult,
     ConnectionIds,
     Swarm,
@@ -525,7 +525,7 @@ class StateFileError(Exception):
 def saveState(path: str, counts: Mapping[bytes, int]) -> None:
     """
     Write download counts to C{path} atomically (with
-    L{btorrent.storage.writeFileAtomically}: on failure the previous file
+    L{btorrent.engine.storage.writeFileAtomically}: on failure the previous file
     stays as it was).
 
     The format is JSON: C{{"version": 1, "downloaded": {"<40 hex>": n}}},

@@ -17,7 +17,7 @@ L{decode} and L{decodeWithSpans} refuse anything after the value.
 L{decodePrefixWithSpans} reads one value from the start of its input and
 ignores what follows: a C{.torrent} file with a trailing newline or other
 junk after its top-level dictionary is loaded by libtorrent, so
-L{btorrent.metainfo} loads it too.  The value itself is as strictly checked
+L{btorrent.codec.metainfo} loads it too.  The value itself is as strictly checked
 as ever.
 
 L{encode} raises only L{BencodeError}, whatever it is given.

@@ -19,9 +19,9 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from btorrent import PEER_ID_PREFIX
+from btorrent.engine.storage import MultiFileWriter
+from btorrent.engine.torrent import RESUME_INTERVAL, Torrent
 from btorrent.interfaces import IPeerRouter
-from btorrent.storage import MultiFileWriter
-from btorrent.torrent import RESUME_INTERVAL, Torrent
 
 __all__ = ["PORT_TRIES", "Session", "makePeerId"]
 
@@ -110,7 +110,7 @@ class Session(MultiService):
         """
         Add a torrent (started at once if the session runs).
 
-        @param metainfo: the torrent's L{btorrent.metainfo.Metainfo}.
+        @param metainfo: the torrent's L{btorrent.codec.metainfo.Metainfo}.
         @param downloadDir: where its files go.
         @param peers: addresses to connect to besides the trackers' peers.
         @param uploadSlots: regular unchoke slots (the choker's).
@@ -243,7 +243,7 @@ class Session(MultiService):
             return None
         if not torrent.downloader.running:
             return None
-        from btorrent.peer import PeerContext
+        from btorrent.peer.protocol import PeerContext
 
         return PeerContext(
             infoHash, self.peerId, torrent.metainfo.pieceCount, torrent.downloader
@@ -262,7 +262,7 @@ class Session(MultiService):
         super().startService()
 
     def _listen(self) -> None:
-        from btorrent.peer import PeerFactory
+        from btorrent.peer.protocol import PeerFactory
 
         factory = PeerFactory(self, self.reactor)
         if self.debug:

@@ -18,10 +18,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from btorrent import resume
-from btorrent.downloader import Downloader, Progress
+from btorrent.engine import resume
+from btorrent.engine.downloader import Downloader, Progress
+from btorrent.engine.picker import PiecePicker
 from btorrent.interfaces import IAnnounceTarget
-from btorrent.picker import PiecePicker
 
 __all__ = ["PROGRESS_INTERVAL", "Torrent", "formatRate", "formatSize"]
 
@@ -84,7 +84,7 @@ class Torrent(MultiService):
     """
     A torrent being downloaded or seeded.
 
-    @ivar metainfo: its L{btorrent.metainfo.Metainfo}.
+    @ivar metainfo: its L{btorrent.codec.metainfo.Metainfo}.
     @ivar storage: its L{IPieceStorage}.
     @ivar picker: its L{PiecePicker}.
     @ivar downloader: its L{Downloader}, once the data on disk was checked.
@@ -133,7 +133,7 @@ class Torrent(MultiService):
             announcer service (with C{completed()}); C{None} for the one of
             L{btorrent.tracker.announcer} over the torrent's trackers.
         @param chokerFactory: C{chokerFactory(torrent)} builds the choker
-            service; C{None} for L{btorrent.choker}'s.
+            service; C{None} for L{btorrent.engine.choker}'s.
         @param rng: the source of randomness for the picker.
         @param peers: addresses to connect to at start, besides the
             trackers' peers.
@@ -511,6 +511,6 @@ def _defaultChoker(torrent: Torrent):
     """
     The choker over the torrent's connected peers, with its C{uploadSlots}.
     """
-    from btorrent.choker import ChokerService
+    from btorrent.engine.choker import ChokerService
 
     return ChokerService(torrent, slots=torrent.uploadSlots)

@@ -1,6 +1,6 @@
 """
 The composition root of C{twistd btorrent}: command-line options and
-L{makeService}.  This is the only module (with L{btorrent.cli}) that uses the
+L{makeService}.  This is the only module (with L{btorrent.cli.main}) that uses the
 global reactor.
 """
 
@@ -12,7 +12,7 @@ import signal
 from twisted.application.service import Service
 from twisted.python import usage
 
-from btorrent import metainfo
+from btorrent.codec import metainfo
 
 
 def defaultStateDir() -> str:
@@ -173,7 +173,7 @@ class Options(usage.Options):
 class ReannounceOnSignal(Service):
     """
     While running, C{SIGUSR1} makes every torrent of the session announce
-    now (L{btorrent.session.Session.reannounce}): C{kill -USR1 PID} is the
+    now (L{btorrent.daemon.session.Session.reannounce}): C{kill -USR1 PID} is the
     daemon's "ask the trackers for more peers".
     """
 
@@ -205,16 +205,16 @@ class ReannounceOnSignal(Service):
 
 def makeService(options: Options):
     """
-    Build the daemon: one L{btorrent.session.Session} listening on
+    Build the daemon: one L{btorrent.daemon.session.Session} listening on
     C{--port} (or the next free port), with one torrent per C{--torrent},
     on the global reactor; C{SIGUSR1} makes every torrent announce now.
 
     @param options: the parsed L{Options}.
-    @return: the L{btorrent.session.Session}.
+    @return: the L{btorrent.daemon.session.Session}.
     """
     from twisted.internet import reactor
 
-    from btorrent.session import Session
+    from btorrent.daemon.session import Session
 
     session = Session(
         reactor,

@@ -56,7 +56,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
-from btorrent import bencode
+from btorrent.codec import bencode
 
 __all__ = [
     "CREATED_BY",

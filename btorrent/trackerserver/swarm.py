@@ -49,7 +49,7 @@ import struct
 from collections import OrderedDict
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from btorrent.rate import RateMeter
+from btorrent.engine.rate import RateMeter
 from btorrent.tracker.announce import encodeCompactPeers
 
 __all__ = [
@@ -351,7 +351,7 @@ class SwarmStats:
 class RateWindow:
     """
     Events per second over a sliding window of whole seconds: a
-    L{btorrent.rate.RateMeter} counting events, averaged over the whole
+    L{btorrent.engine.rate.RateMeter} counting events, averaged over the whole
     window (not the meter's age), as C{/stats} reports it.
 
     @param clock: provides C{seconds()}.

@@ -1,6 +1,6 @@
 """
 The composition root of C{twistd btorrent-tracker}: command-line options and
-L{makeService}.  Like L{btorrent.tap}, this module uses the global reactor
+L{makeService}.  Like L{btorrent.daemon.tap}, this module uses the global reactor
 (as the clock); everything it builds takes the clock as an argument.
 
 One process serves HTTP announce, scrape and C{/stats} on TCP and BEP 15 on
@@ -16,14 +16,14 @@ import ipaddress
 from twisted.application import internet, service
 from twisted.python import usage
 
-from btorrent.tracker.server import (
+from btorrent.trackerserver.server import (
     SwarmService,
     TrackerResource,
     TrackerSite,
     UDPTrackerProtocol,
     readAllowFile,
 )
-from btorrent.tracker.swarm import ConnectionIds, Swarm
+from btorrent.trackerserver.swarm import ConnectionIds, Swarm
 
 
 def _atLeast(name: str, low: int):
