@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from btorrent.engine.choker import Choker, ChokerService, chooseUnchoked, rankPeers
-from btorrent.engine.rate import RateMeter
+from btorrent.util.rate import RateMeter
 
 
 class FakeRate:

@@ -231,8 +231,8 @@ class PeerTestsMixin:
         self.assertEqual(len(self.log.drops()), 1)
         # Nothing more is taken in or buffered.
         proto.dataReceived(b"\x00\x00\x00\x05\x04\x00\x00\x00\x01" * 100)
-        self.assertEqual(proto._leftover, b"")
-        self.assertEqual(proto._pending, [])
+        self.assertEqual(proto.connection._leftover, b"")
+        self.assertEqual(proto.connection._pending, [])
 
 
 class HandshakeTests(PeerTestsMixin, SynchronousTestCase):
@@ -509,8 +509,8 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
         proto.dataReceived(b"\xff\xff")
         self.assertFalse(transport.disconnecting)
         proto.dataReceived(b"\xff\xff" + b"x" * 1000)
-        self.assertEqual(proto._pending, [])
-        self.assertEqual(proto._leftover, b"")
+        self.assertEqual(proto.connection._pending, [])
+        self.assertEqual(proto.connection._leftover, b"")
         self.assertDropped(proto, transport)
 
     def test_lengthLimit(self) -> None:
@@ -541,10 +541,10 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
         longest = 0
         for i in range(len(data)):
             proto.dataReceived(data[i : i + 1])
-            longest = max(longest, len(proto._pending))
+            longest = max(longest, len(proto.connection._pending))
         self.assertLessEqual(longest, 65)
         self.assertEqual(self.owner.messages, [Piece(3, 0, block), Have(5)])
-        self.assertEqual(proto._pending, [])
+        self.assertEqual(proto.connection._pending, [])
         self.assertFalse(transport.disconnecting)
 
     def test_bitfieldWrongLength(self) -> None:
@@ -707,7 +707,8 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
     def test_stateFlags(self) -> None:
         """
         Choke, unchoke, interested and not-interested update the flags
-        before the owner hears of them.
+        before the owner hears of them: the owner sees the flags as the
+        bytes read so far leave them.
         """
         proto, transport = self.connected()
         seen = []
@@ -716,10 +717,13 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
         )
         self.assertTrue(proto.peerChoking)
         self.assertFalse(proto.peerInterested)
-        proto.dataReceived(frames(Unchoke(), Interested(), NotInterested(), Choke()))
+        for message in (Unchoke(), Interested(), NotInterested(), Choke()):
+            proto.dataReceived(frames(message))
         self.assertEqual(
             seen, [(False, False), (False, True), (False, False), (True, False)]
         )
+        proto.dataReceived(frames(Unchoke(), Interested()))
+        self.assertEqual(seen[-2:], [(False, True), (False, True)])
 
     def test_keepAlives(self) -> None:
         """
@@ -734,13 +738,13 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
         for _ in range(5):
             self.clock.advance(IDLE_TIMEOUT - 1)
             proto.dataReceived(KEEP_ALIVE_BYTES * (KEEPALIVE_BURST // 2) + b"\x00\x00")
-            self.assertLessEqual(len(proto._leftover), 3)
+            self.assertLessEqual(len(proto.connection._leftover), 3)
             proto.dataReceived(b"\x00\x00")
         self.clock.advance(IDLE_TIMEOUT - 1)
         for byte in KEEP_ALIVE_BYTES * (KEEPALIVE_BURST // 2):
             proto.dataReceived(bytes([byte]))
-        self.assertEqual(proto._leftover, b"")
-        self.assertEqual(proto._pending, [])
+        self.assertEqual(proto.connection._leftover, b"")
+        self.assertEqual(proto.connection._pending, [])
         self.assertEqual(self.owner.messages, [])
         self.assertFalse(transport.disconnecting)
 

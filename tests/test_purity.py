@@ -24,7 +24,7 @@ PURE = [
     "btorrent.codec.bitfield",
     "btorrent.engine.picker",
     "btorrent.engine.choker",
-    "btorrent.engine.rate",
+    "btorrent.util.rate",
     "btorrent.engine.storage",
     "btorrent.engine.resume",
     "btorrent.trackerserver.swarm",

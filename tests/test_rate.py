@@ -1,5 +1,5 @@
 """
-Tests for L{btorrent.engine.rate}.
+Tests for L{btorrent.util.rate}.
 """
 
 from hypothesis import given
@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent.engine.rate import RateMeter
+from btorrent.util.rate import RateMeter
 
 
 class RateMeterTests(SynchronousTestCase):

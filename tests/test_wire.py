@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from btorrent.codec import wire
 from btorrent.codec.wire import (
     HANDSHAKE_LENGTH,
     BitfieldMessage,
@@ -214,12 +215,64 @@ class MessageTests(SynchronousTestCase):
 
     def test_unknownIds(self) -> None:
         """
-        Ids we do not know (including the extension ids we do not advertise)
-        are refused.
+        Ids no extension defines are refused (whether an extension's ids
+        are allowed on a connection is the connection's question).
         """
-        for messageId in list(range(10, 256)):
+        known = set(range(10)) | set(wire.FAST_IDS) | {wire.EXTENDED}
+        for messageId in sorted(set(range(256)) - known):
             self.assertRaises(WireError, decodeMessage, bytes([messageId]))
             self.assertRaises(WireError, decodeMessage, bytes([messageId, 0, 0]))
+
+    def test_fastMessages(self) -> None:
+        """
+        The Fast extension's messages (BEP 6) round-trip, with their exact
+        bytes, and refuse any other length.
+        """
+        cases = [
+            (wire.HaveAll(), b"\x00\x00\x00\x01\x0e"),
+            (wire.HaveNone(), b"\x00\x00\x00\x01\x0f"),
+            (wire.SuggestPiece(7), b"\x00\x00\x00\x05\x0d\x00\x00\x00\x07"),
+            (wire.AllowedFast(7), b"\x00\x00\x00\x05\x11\x00\x00\x00\x07"),
+            (
+                wire.RejectRequest(1, 16384, 16384),
+                b"\x00\x00\x00\x0d\x10\x00\x00\x00\x01\x00\x00\x40\x00"
+                b"\x00\x00\x40\x00",
+            ),
+        ]
+        for message, data in cases:
+            self.assertEqual(encodeMessage(message), data)
+            self.assertEqual(decodeMessage(data[4:]), message)
+            self.assertRaises(WireError, decodeMessage, data[4:] + b"\x00")
+            if len(data) > 5:
+                self.assertRaises(WireError, decodeMessage, data[4:-1])
+
+    def test_extended(self) -> None:
+        """
+        A BEP 10 message carries its extension id and payload; it needs at
+        least the id.
+        """
+        message = wire.Extended(3, b"d1:ai1ee")
+        data = encodeMessage(message)
+        self.assertEqual(data, b"\x00\x00\x00\x0a\x14\x03d1:ai1ee")
+        self.assertEqual(decodeMessage(data[4:]), message)
+        self.assertEqual(decodeMessage(b"\x14\x00"), wire.Extended(0, b""))
+        self.assertRaises(WireError, decodeMessage, b"\x14")
+
+    def test_reservedBits(self) -> None:
+        """
+        The reserved bytes name the DHT, Fast and extension-protocol bits
+        where BEP 5, BEP 6 and BEP 10 put them.
+        """
+        self.assertEqual(wire.reservedBytes(), bytes(8))
+        self.assertEqual(wire.reservedBytes(dht=True), bytes(7) + b"\x01")
+        self.assertEqual(wire.reservedBytes(fast=True), bytes(7) + b"\x04")
+        self.assertEqual(
+            wire.reservedBytes(extended=True), bytes(5) + b"\x10" + bytes(2)
+        )
+        both = wire.reservedBytes(fast=True, extended=True)
+        self.assertTrue(wire.hasReserved(both, wire.RESERVED_FAST))
+        self.assertTrue(wire.hasReserved(both, wire.RESERVED_EXTENDED))
+        self.assertFalse(wire.hasReserved(both, wire.RESERVED_DHT))
 
     def test_encodeOutOfRange(self) -> None:
         """

@@ -64,6 +64,20 @@ class Bitfield:
         self.count = sum(self._bits.translate(_POPCOUNT))
         return self
 
+    @classmethod
+    def full(cls, length: int) -> Bitfield:
+        """
+        A bitfield of C{length} pieces, all set.
+        """
+        self = cls(length)
+        size = len(self._bits)
+        if size:
+            self._bits[:] = b"\xff" * size
+            spare = size * 8 - length
+            self._bits[-1] &= (0xFF << spare) & 0xFF
+        self.count = length
+        return self
+
     def copy(self) -> Bitfield:
         """
         @return: an independent copy.

@@ -35,6 +35,18 @@ __all__ = [
     "Request",
     "Unchoke",
     "WireError",
+    "AllowedFast",
+    "Extended",
+    "HaveAll",
+    "HaveNone",
+    "RejectRequest",
+    "SuggestPiece",
+    "FAST_IDS",
+    "RESERVED_DHT",
+    "RESERVED_EXTENDED",
+    "RESERVED_FAST",
+    "hasReserved",
+    "reservedBytes",
     "decodeHandshake",
     "decodeMessage",
     "decodeMessageAt",
@@ -66,6 +78,50 @@ REQUEST = 6
 PIECE = 7
 CANCEL = 8
 PORT = 9
+# BEP 6 (Fast extension).
+SUGGEST_PIECE = 0x0D
+HAVE_ALL = 0x0E
+HAVE_NONE = 0x0F
+REJECT_REQUEST = 0x10
+ALLOWED_FAST = 0x11
+# BEP 10 (extension protocol).
+EXTENDED = 20
+
+#: The message ids of the Fast extension (BEP 6): valid only when both
+#: handshakes set its reserved bit.
+FAST_IDS = frozenset([SUGGEST_PIECE, HAVE_ALL, HAVE_NONE, REJECT_REQUEST, ALLOWED_FAST])
+
+#: Reserved bits of the handshake: C{(byte index, mask)}.
+RESERVED_DHT = (7, 0x01)
+RESERVED_FAST = (7, 0x04)
+RESERVED_EXTENDED = (5, 0x10)
+
+
+def reservedBytes(
+    dht: bool = False, fast: bool = False, extended: bool = False
+) -> bytes:
+    """
+    The 8 reserved bytes of a handshake announcing the given extensions.
+    """
+    reserved = bytearray(8)
+    for wanted, (byte, mask) in (
+        (dht, RESERVED_DHT),
+        (fast, RESERVED_FAST),
+        (extended, RESERVED_EXTENDED),
+    ):
+        if wanted:
+            reserved[byte] |= mask
+    return bytes(reserved)
+
+
+def hasReserved(reserved: bytes, bit) -> bool:
+    """
+    Whether the reserved bytes C{reserved} set C{bit} (one of
+    L{RESERVED_DHT}, L{RESERVED_FAST}, L{RESERVED_EXTENDED}).
+    """
+    byte, mask = bit
+    return bool(reserved[byte] & mask)
+
 
 _LENGTH = struct.Struct(">I")
 _HEADER = struct.Struct(">IB")  # length prefix and id
@@ -255,6 +311,73 @@ class Port:
     port: int
 
 
+@dataclass(frozen=True)
+class SuggestPiece:
+    """
+    The sender suggests downloading piece C{index} (BEP 6).
+    """
+
+    __slots__ = ("index",)
+
+    index: int
+
+
+@dataclass(frozen=True)
+class HaveAll:
+    """
+    The sender has every piece (BEP 6; instead of a bitfield).
+    """
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class HaveNone:
+    """
+    The sender has no piece (BEP 6; instead of a bitfield).
+    """
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class RejectRequest:
+    """
+    The sender will not answer a L{Request} (BEP 6).
+    """
+
+    __slots__ = ("index", "begin", "length")
+
+    index: int
+    begin: int
+    length: int
+
+
+@dataclass(frozen=True)
+class AllowedFast:
+    """
+    The sender will answer requests for piece C{index} even while choking
+    (BEP 6).
+    """
+
+    __slots__ = ("index",)
+
+    index: int
+
+
+@dataclass(frozen=True)
+class Extended:
+    """
+    A BEP 10 message: C{extendedId} 0 is the extension handshake, any other
+    id names an extension by the receiver's numbering; C{payload} follows.
+    """
+
+    __slots__ = ("extendedId", "payload")
+
+    extendedId: int
+    payload: bytes
+
+
 Message = Union[
     KeepAlive,
     Choke,
@@ -267,6 +390,12 @@ Message = Union[
     Piece,
     Cancel,
     Port,
+    SuggestPiece,
+    HaveAll,
+    HaveNone,
+    RejectRequest,
+    AllowedFast,
+    Extended,
 ]
 
 # The singletons returned by the decoder.
@@ -276,6 +405,8 @@ _UNCHOKE = Unchoke()
 _INTERESTED = Interested()
 _NOT_INTERESTED = NotInterested()
 _NO_PAYLOAD = (_CHOKE, _UNCHOKE, _INTERESTED, _NOT_INTERESTED)
+_HAVE_ALL = HaveAll()
+_HAVE_NONE = HaveNone()
 _NAMES = (
     "choke",
     "unchoke",
@@ -329,7 +460,33 @@ def decodeMessageAt(buffer: bytes, start: int, end: int) -> Message:
         if length != 3:
             raise WireError(f"port message of length {length}, not 3")
         return Port(_PORT.unpack_from(buffer, start + 1)[0])
+    if messageId == EXTENDED:
+        if length < 2:
+            raise WireError(f"extended message of length {length}, at least 2")
+        return Extended(buffer[start + 1], bytes(buffer[start + 2 : end]))
+    if messageId in FAST_IDS:
+        return _decodeFast(messageId, buffer, start, length)
     raise WireError(f"unknown message id {messageId}")
+
+
+def _decodeFast(messageId: int, buffer, start: int, length: int) -> Message:
+    """
+    Decode a message of the Fast extension (BEP 6).
+    """
+    if messageId == HAVE_ALL or messageId == HAVE_NONE:
+        if length != 1:
+            raise WireError(f"have-all/none message of length {length}, not 1")
+        return _HAVE_ALL if messageId == HAVE_ALL else _HAVE_NONE
+    if messageId == REJECT_REQUEST:
+        if length != 13:
+            raise WireError(f"reject message of length {length}, not 13")
+        return RejectRequest(*_TRIPLE.unpack_from(buffer, start + 1))
+    if length != 5:
+        raise WireError(f"suggest/allowed-fast message of length {length}, not 5")
+    index = _INDEX.unpack_from(buffer, start + 1)[0]
+    if messageId == SUGGEST_PIECE:
+        return SuggestPiece(index)
+    return AllowedFast(index)
 
 
 def decodeMessage(payload: bytes) -> Message:
@@ -363,6 +520,8 @@ _SINGLE = {
     Interested: _HEADER.pack(1, INTERESTED),
     NotInterested: _HEADER.pack(1, NOT_INTERESTED),
     KeepAlive: _KEEP_ALIVE_BYTES,
+    HaveAll: _HEADER.pack(1, HAVE_ALL),
+    HaveNone: _HEADER.pack(1, HAVE_NONE),
 }
 
 
@@ -390,6 +549,26 @@ def _encodePort(msg: Port) -> bytes:
     return _PORT_MESSAGE.pack(3, PORT, msg.port)
 
 
+def _encodeReject(msg: RejectRequest) -> bytes:
+    return _TRIPLE_MESSAGE.pack(13, REJECT_REQUEST, msg.index, msg.begin, msg.length)
+
+
+def _encodeSuggest(msg: SuggestPiece) -> bytes:
+    return _HAVE.pack(5, SUGGEST_PIECE, msg.index)
+
+
+def _encodeAllowedFast(msg: AllowedFast) -> bytes:
+    return _HAVE.pack(5, ALLOWED_FAST, msg.index)
+
+
+def _encodeExtended(msg: Extended) -> bytes:
+    return (
+        _HEADER.pack(2 + len(msg.payload), EXTENDED)
+        + bytes([msg.extendedId])
+        + msg.payload
+    )
+
+
 _ENCODERS: Dict[type, Callable] = {
     Have: _encodeHave,
     BitfieldMessage: _encodeBitfield,
@@ -397,6 +576,10 @@ _ENCODERS: Dict[type, Callable] = {
     Cancel: _encodeCancel,
     Piece: _encodePiece,
     Port: _encodePort,
+    RejectRequest: _encodeReject,
+    SuggestPiece: _encodeSuggest,
+    AllowedFast: _encodeAllowedFast,
+    Extended: _encodeExtended,
 }
 
 

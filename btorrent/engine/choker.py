@@ -15,7 +15,7 @@ same few attributes:
   - C{amChoking}: we choke it;
   - C{choke()}, C{unchoke()}: change that (the L{Choker} only calls them on
     a change);
-  - C{downloadRate}, C{uploadRate}: L{btorrent.engine.rate.RateMeter}s (read by the
+  - C{downloadRate}, C{uploadRate}: L{btorrent.util.rate.RateMeter}s (read by the
     default rate functions as C{.rate}, bytes/s);
   - C{connectedAt} (optional, default 0): the clock time the connection was
     established, to favour new peers in the optimistic unchoke.

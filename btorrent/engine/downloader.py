@@ -24,9 +24,9 @@ from zope.interface import implementer
 
 from btorrent.codec import wire
 from btorrent.codec.bitfield import Bitfield
-from btorrent.engine.rate import RateMeter
 from btorrent.interfaces import IPeerOwner
 from btorrent.peer.protocol import CONNECT_TIMEOUT
+from btorrent.util.rate import RateMeter
 
 __all__ = [
     "BLOCK_SIZE",

@@ -49,8 +49,8 @@ import struct
 from collections import OrderedDict
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from btorrent.engine.rate import RateMeter
 from btorrent.tracker.announce import encodeCompactPeers
+from btorrent.util.rate import RateMeter
 
 __all__ = [
     "AnnounceResult",
@@ -351,7 +351,7 @@ class SwarmStats:
 class RateWindow:
     """
     Events per second over a sliding window of whole seconds: a
-    L{btorrent.engine.rate.RateMeter} counting events, averaged over the whole
+    L{btorrent.util.rate.RateMeter} counting events, averaged over the whole
     window (not the meter's age), as C{/stats} reports it.
 
     @param clock: provides C{seconds()}.
