@@ -12,6 +12,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from btorrent.engine.choker import Choker, ChokerService, chooseUnchoked, rankPeers
+from btorrent.util.events import EventSource
 from btorrent.util.rate import RateMeter
 
 
@@ -539,7 +540,7 @@ class ChokerTests(SynchronousTestCase):
 class FakeDownloader:
     def __init__(self) -> None:
         self.peers = {}
-        self.onPeersChanged = None
+        self.events = EventSource()
 
 
 class FakePicker:
@@ -561,19 +562,19 @@ class ServiceTests(SynchronousTestCase):
     def test_service(self) -> None:
         """
         The service runs the choker over the downloader's peers while it
-        runs, follows C{onPeersChanged} (calling any previous hook), and reads
-        seeding from the picker.
+        runs, follows C{peersChanged} events (beside other listeners), and
+        reads seeding from the picker.
         """
         clock = Clock()
         torrent = FakeTorrent(clock)
         earlier = []
-        torrent.downloader.onPeersChanged = lambda: earlier.append(1)
+        torrent.downloader.events.listen("peersChanged", lambda: earlier.append(1))
         service = ChokerService(torrent, rng=random.Random(0), slots=1)
         service.startService()
         self.assertTrue(service.choker.running)
         a = FakePeer("a", down=1, up=5)
         torrent.downloader.peers[a] = object()
-        torrent.downloader.onPeersChanged()
+        torrent.downloader.events.emit("peersChanged")
         self.assertEqual(earlier, [1])
         self.assertFalse(a.amChoking)
         b = FakePeer("b", down=2, up=1)
@@ -588,7 +589,7 @@ class ServiceTests(SynchronousTestCase):
         service.stopService()
         self.assertFalse(service.choker.running)
         self.assertEqual(clock.getDelayedCalls(), [])
-        torrent.downloader.onPeersChanged()
+        torrent.downloader.events.emit("peersChanged")
         self.assertEqual(earlier, [1, 1])
 
     def test_defaults(self) -> None:

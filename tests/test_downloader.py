@@ -150,6 +150,10 @@ class FakePeer:
     def sendHave(self, index):
         self.sent.append(wire.Have(index))
 
+    def sendBitfield(self, bitfield):
+        self.sent.append(wire.BitfieldMessage(bitfield.toBytes()))
+        return True
+
     def sendRequest(self, index, begin, length):
         self.sent.append(wire.Request(index, begin, length))
         self.allRequests.append((index, begin))
@@ -296,7 +300,7 @@ class DownloaderMixin:
             **kwargs,
         )
         self.completed = []
-        self.downloader.onComplete = lambda: self.completed.append(True)
+        self.downloader.events.listen("complete", lambda: self.completed.append(True))
         self.downloader.startService()
         self.addCleanup(self.downloader.stopService)
         self.count = 0
@@ -637,7 +641,7 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         self.assertEqual(self.completed, [True])
         self.assertEqual(liar.dropped, "sent bad pieces")
         # Four strikes at once, one ban (logged once).
-        self.assertEqual(self.downloader._strikes[liar.peerId], 4)
+        self.assertEqual(self.downloader.smartBan.strikes[liar.peerId], 4)
         self.assertEqual(bans, [liar.peerId])
         # Closed as two seeds, not banned.
         self.assertEqual(honest.dropped, "both complete")
@@ -652,7 +656,7 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         good = self.data[: 2 * BLOCK_SIZE]
         bad = bytes(2 * BLOCK_SIZE)
         digest = self.metainfo.pieceHashes[0]
-        results = self.downloader._verifyAndWrite(
+        results = self.downloader.assembler.verifyAndWrite(
             [
                 (0, good, digest, True, False),
                 (0, bad, digest, True, False),
@@ -1162,7 +1166,7 @@ class RandomSwarmTests(DownloaderMixin, SynchronousTestCase):
             if state is not None:
                 self.assertEqual(
                     sorted((i, b) for i, b, _ in self.picker.requestedFrom(peer)),
-                    sorted(state.requests),
+                    sorted(state.queue.requests),
                 )
         # Then an honest seeder finishes the job.
         finisher = self.connect()

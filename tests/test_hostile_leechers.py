@@ -17,7 +17,7 @@ from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
 from btorrent.codec import wire
-from btorrent.engine import downloader
+from btorrent.engine import uploader
 from tests import hostilepeers
 from tests.realseeders import libtorrentLeecher
 from tests.test_interop_seed import Data, LogWatch, pollUntil, startSeeder
@@ -98,7 +98,7 @@ class HostileLeecherTests(TestCase):
         engine = self.torrent.downloader
         for state in engine.peers.values():
             self.maxQueue = max(self.maxQueue, len(state.serving))
-        self.maxCache = max(self.maxCache, engine._readCacheBytes)
+        self.maxCache = max(self.maxCache, engine.uploader.cacheBytes)
 
     def connect(self, peer) -> defer.Deferred:
         """
@@ -137,8 +137,8 @@ class HostileLeecherTests(TestCase):
         yield pollUntil(lambda: leecher.finished, 20, "the libtorrent leecher")
         self.data.assertSame(self, outDir, settle=5)
         self.assertEqual(self.watch.tracebacks(), [])
-        self.assertLessEqual(self.maxQueue, downloader.MAX_PEER_QUEUE)
-        self.assertLessEqual(self.maxCache, downloader.READ_CACHE_BYTES)
+        self.assertLessEqual(self.maxQueue, uploader.MAX_PEER_QUEUE)
+        self.assertLessEqual(self.maxCache, uploader.READ_CACHE_BYTES)
 
     @defer.inlineCallbacks
     def badRequest(self, index: int, begin: int, length: int, reason: str):
@@ -219,7 +219,7 @@ class HostileLeecherTests(TestCase):
     def test_requestFloodWithoutReading(self):
         """
         A leecher that stops reading and sends 100,000 valid requests: the
-        seeder queues at most L{downloader.MAX_PEER_QUEUE} of them for it,
+        seeder queues at most L{uploader.MAX_PEER_QUEUE} of them for it,
         then drops it.
         """
 

@@ -209,18 +209,9 @@ class SwarmTestCase(TestCase):
 
     def onPieceVerified(self, torrent, callback) -> None:
         """
-        Call C{callback(index)} for each piece verified, after the hook the
-        downloader already had (if any).
+        Call C{callback(index)} for each piece verified.
         """
-        downloader = torrent.downloader
-        previous = downloader.onPieceVerified
-
-        def verified(index):
-            if previous is not None:
-                previous(index)
-            callback(index)
-
-        downloader.onPieceVerified = verified
+        torrent.downloader.events.listen("pieceVerified", callback)
 
     def firstPieceVerified(self, torrent) -> defer.Deferred:
         """

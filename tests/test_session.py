@@ -350,25 +350,26 @@ class ThreadTests(TestCase):
         yield torrent.ready
         self.assertIs(torrent.downloader.runInThread, session.runInThread)
         seen = []
-        real = torrent.downloader._verifyAndWrite
+        assembler = torrent.downloader.assembler
+        real = assembler.verifyAndWrite
 
         def verifyAndWrite(work):
             seen.append(threading.get_ident())
             return real(work)
 
-        torrent.downloader._verifyAndWrite = verifyAndWrite
+        assembler.verifyAndWrite = verifyAndWrite
         ident = yield session.runInThread(threading.get_ident)
         self.assertNotEqual(ident, threading.get_ident())
         # Complete one piece as if a peer had sent it.
-        from btorrent.engine.downloader import _Piece
+        from btorrent.engine.assembler import _Piece
 
         piece = _Piece(bytearray(info.pieceSize(0)))
         with open(os.path.join(base, "data", "f.bin"), "rb") as f:
             piece.buffer[:] = f.read(info.pieceSize(0))
         piece.senders = ["x"] * len(piece.senders)
         done = defer.Deferred()
-        torrent.downloader.onPieceVerified = done.callback
-        torrent.downloader._pieceComplete(0, piece)
+        torrent.downloader.events.listen("pieceVerified", done.callback)
+        assembler._pieceComplete(0, piece)
         index = yield done
         self.assertEqual(index, 0)
         self.assertEqual(len(seen), 1)

@@ -343,7 +343,7 @@ class TorrentTests(SynchronousTestCase):
         torrent = self.makeTorrent()
         torrent.startService()
         self.seedAll(torrent)
-        torrent.downloader.uploaded = 12897485
+        torrent.downloader.uploader.uploaded = 12897485
         self.reactor.advance(PROGRESS_INTERVAL)
         [event] = self.logged("{percent")
         self.assertEqual(event["downloaded"], self.info.totalLength)
@@ -355,7 +355,7 @@ class TorrentTests(SynchronousTestCase):
             text,
         )
         self.assertEqual(self.info.totalLength, 70000)
-        torrent.downloader.uploaded += 1
+        torrent.downloader.uploader.uploaded += 1
         self.successResultOf(torrent.stopService())
         lines = self.logged("{percent")
         self.assertEqual(len(lines), 2)

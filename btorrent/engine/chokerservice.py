@@ -9,7 +9,7 @@ C{twisted.internet} (which L{twisted.application.service} imports).
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, List, Optional
+from typing import Any, List, Optional
 
 from twisted.application.service import Service
 from twisted.logger import Logger
@@ -27,8 +27,8 @@ class ChokerService(Service):
     runs.
 
     The torrent provides C{reactor}, C{downloader} (with C{peers}, the
-    connected peers, and C{onPeersChanged}, a callable or C{None} called when
-    a peer comes or goes) and C{picker} (with C{complete}).
+    connected peers, and C{events}, whose C{peersChanged} event says a peer
+    came, went, or changed its interest) and C{picker} (with C{complete}).
     """
 
     def __init__(
@@ -60,7 +60,6 @@ class ChokerService(Service):
             optimisticInterval=optimisticInterval,
             seedingOrder=seedingOrder,
         )
-        self._previousHook: Optional[Callable[[], None]] = None
 
     def _peers(self) -> List[Any]:
         downloader = self.torrent.downloader
@@ -69,11 +68,6 @@ class ChokerService(Service):
     def _seeding(self) -> bool:
         return bool(self.torrent.picker.complete)
 
-    def _peersChanged(self) -> None:
-        if self._previousHook is not None:
-            self._previousHook()
-        self.choker.peersChanged()
-
     def startService(self) -> None:
         """
         Start the choker and follow the downloader's peers.
@@ -81,8 +75,7 @@ class ChokerService(Service):
         super().startService()
         downloader = self.torrent.downloader
         if downloader is not None:
-            self._previousHook = downloader.onPeersChanged
-            downloader.onPeersChanged = self._peersChanged
+            downloader.events.listen("peersChanged", self.choker.peersChanged)
         self.choker.start()
         log.debug("choker started, {slots} slots", slots=self.choker.slots)
 
@@ -93,6 +86,5 @@ class ChokerService(Service):
         super().stopService()
         self.choker.stop()
         downloader = self.torrent.downloader
-        if downloader is not None and downloader.onPeersChanged == self._peersChanged:
-            downloader.onPeersChanged = self._previousHook
-        self._previousHook = None
+        if downloader is not None:
+            downloader.events.unlisten("peersChanged", self.choker.peersChanged)

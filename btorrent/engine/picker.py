@@ -30,9 +30,8 @@ from typing import Any, Dict, Hashable, Iterable, Iterator, List, Optional, Tupl
 from zope.interface import implementer
 
 from btorrent.codec.bitfield import Bitfield
+from btorrent.codec.wire import BLOCK_SIZE
 from btorrent.interfaces import IPiecePicker
-
-BLOCK_SIZE = 2**14
 
 # Rejection sampling gives up after this many misses in a row and scans the
 # pool instead.

@@ -346,7 +346,7 @@ class Torrent(MultiService):
             debug=self.debug,
             bindAddress=self.interface,
         )
-        downloader.onComplete = self._complete
+        downloader.events.listen("complete", self._complete)
         self.downloader = downloader
         downloader.setServiceParent(self)
         self.choker = self.chokerFactory(self)

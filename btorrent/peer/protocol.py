@@ -171,6 +171,9 @@ class PeerProtocol(Protocol):
     uploadRate = _delegate("uploadRate", "Block bytes/s to the peer.")
     bytesDownloaded = _delegate("bytesDownloaded", "Block bytes received.")
     bytesUploaded = _delegate("bytesUploaded", "Block bytes sent.")
+    fast = _delegate("fast", "Both sides offered the Fast extension.")
+    extended = _delegate("extended", "Both sides offered BEP 10 extensions.")
+    peerExtensions = _delegate("peerExtensions", "The peer's BEP 10 ids by name.")
 
     def __init__(
         self,

@@ -1,0 +1,226 @@
+"""
+Connection slots and dialing: the addresses we know for a torrent, which to
+dial when a slot is free, and how long to wait after a failure.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict
+from typing import Any, Callable, Dict, Iterable, Optional, Set, Tuple
+
+from twisted.logger import Logger
+
+__all__ = [
+    "MAX_FAILURES",
+    "RETRY_DELAY",
+    "Dialer",
+    "isLocalAddress",
+    "normalizeHost",
+]
+
+#: Reconnection back-off: first delay, and how many failures we accept.
+RETRY_DELAY = 30.0
+MAX_FAILURES = 5
+
+Address = Tuple[str, int]
+
+
+def normalizeHost(host: str) -> str:
+    """
+    An address in one spelling: an IPv4-mapped IPv6 address
+    (C{::ffff:127.0.0.1}) as its IPv4 address, IPv6 compressed; names
+    unchanged.
+    """
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host
+    mapped = getattr(address, "ipv4_mapped", None)
+    if mapped is not None:
+        return str(mapped)
+    return str(address)
+
+
+def isLocalAddress(host: str) -> bool:
+    """
+    Whether C{host} names this machine (a loopback or unspecified address,
+    in any spelling).
+    """
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(normalizeHost(host))
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+class _Candidate:
+    """
+    An address to connect to, with its failures, and whether it was a
+    seed when we last saw it (not dialled while we are complete).
+    """
+
+    __slots__ = ("failures", "notBefore", "seed")
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.notBefore = 0.0
+        self.seed = False
+
+
+class Dialer:
+    """
+    The addresses of one torrent's peers and the dials under way.
+
+    A dial holds a connection slot from when it starts until its handshake
+    (then the connected peer holds it) or its failure.
+
+    @ivar maxPeers: connected peers at most, whoever dialled.
+    @ivar listenPort: our own port (never dialled on this machine).
+    @ivar ourAddresses: our own addresses besides loopback.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        clock,
+        dial: Callable[[Address, Callable[[bool], None]], Any],
+        maxPeers: int = 50,
+        listenPort: int = 0,
+        banned: Optional[Set[Any]] = None,
+    ) -> None:
+        """
+        @param clock: provides C{seconds()}.
+        @param dial: C{dial(address, onEnd) -> connector}: start a
+            connection; C{onEnd(handshaken)} is called once when it ends,
+            successful or not.  The connector has C{disconnect()}.
+        @param maxPeers: connected peers at most.
+        @param listenPort: the port we listen on.
+        @param banned: keys never dialled (addresses among them).
+        """
+        self.clock = clock
+        self.dial = dial
+        self.maxPeers = maxPeers
+        self.listenPort = listenPort
+        self.ourAddresses: Tuple[str, ...] = ()
+        self.banned = banned if banned is not None else set()
+        self.candidates: OrderedDict[Address, _Candidate] = OrderedDict()
+        self.connecting: Dict[Address, Any] = {}
+        self._handshaken: Set[Address] = set()
+
+    def isSelf(self, address: Address) -> bool:
+        """
+        Whether C{address} is us: our port on this machine (in any spelling
+        of its address).
+        """
+        host, port = address
+        if port != self.listenPort:
+            return False
+        host = normalizeHost(host)
+        return isLocalAddress(host) or host in self.ourAddresses
+
+    def add(self, peers: Iterable[Address]) -> None:
+        """
+        Remember addresses to dial (ourselves and banned ones excluded).
+        """
+        for host, port in peers:
+            address = (normalizeHost(host), port)
+            if self.isSelf(address) or address in self.banned:
+                continue
+            if address not in self.candidates:
+                self.candidates[address] = _Candidate()
+
+    def forget(self, address: Address) -> None:
+        """
+        Never dial C{address} again (unless it is added again).
+        """
+        self.candidates.pop(address, None)
+
+    def pending(self) -> int:
+        """
+        Dials under way that hold a slot (not yet past their handshake).
+        """
+        return len(self.connecting) - len(self._handshaken)
+
+    def connectMore(self, connected: Set[Address], complete: bool) -> None:
+        """
+        Dial candidates while slots are free.
+
+        @param connected: the addresses of the connected peers.
+        @param complete: we have every piece (seeds are not dialled).
+        """
+        now = self.clock.seconds()
+        used = len(connected) + self.pending()
+        for address, candidate in list(self.candidates.items()):
+            if used >= self.maxPeers:
+                return
+            if address in self.connecting or address in connected:
+                continue
+            if candidate.notBefore > now:
+                continue
+            if complete and candidate.seed:
+                continue
+            self._dial(address)
+            used += 1
+
+    def _dial(self, address: Address) -> None:
+        def onEnd(handshaken: bool) -> None:
+            self.ended(address, handshaken)
+
+        self.log.debug("connecting to {host}:{port}", host=address[0], port=address[1])
+        self.connecting[address] = self.dial(address, onEnd)
+
+    def handshaken(self, address: Address) -> None:
+        """
+        A dial got its handshake: the connected peer holds its slot now.
+        """
+        if address in self.connecting:
+            self._handshaken.add(address)
+
+    def ended(self, address: Address, handshaken: bool) -> None:
+        """
+        A dial ended; after a failure, wait longer each time, and give up
+        after L{MAX_FAILURES}.
+        """
+        self.connecting.pop(address, None)
+        self._handshaken.discard(address)
+        candidate = self.candidates.get(address)
+        if candidate is None:
+            return
+        if handshaken:
+            candidate.failures = 0
+            candidate.notBefore = self.clock.seconds() + RETRY_DELAY
+            return
+        candidate.failures += 1
+        if candidate.failures >= MAX_FAILURES:
+            self.log.info(
+                "giving up on {host}:{port} after {failures} failures",
+                host=address[0],
+                port=address[1],
+                failures=candidate.failures,
+            )
+            del self.candidates[address]
+            return
+        delay = RETRY_DELAY * 2 ** (candidate.failures - 1)
+        candidate.notBefore = self.clock.seconds() + delay
+
+    def peerLeft(self, address: Address, wasSeed: bool) -> None:
+        """
+        A connected peer left: remember whether it was a seed.
+        """
+        candidate = self.candidates.get(address)
+        if candidate is not None:
+            candidate.seed = wasSeed
+
+    def stop(self) -> None:
+        """
+        Abandon the dials under way and forget every address.
+        """
+        for connector in list(self.connecting.values()):
+            connector.disconnect()
+        self.connecting.clear()
+        self._handshaken.clear()
+        self.candidates.clear()

@@ -1,0 +1,176 @@
+"""
+Serving blocks to peers: each peer's queue of requests, whole pieces read
+in a thread into a bounded cache, blocks sent while the peer's send buffer
+has room.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import Any, Callable, Dict
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from btorrent.util.rate import RateMeter
+
+__all__ = ["MAX_PEER_QUEUE", "MAX_REQUEST_LENGTH", "READ_CACHE_BYTES", "Uploader"]
+
+#: The largest block we serve; a peer asking for more is dropped.
+MAX_REQUEST_LENGTH = 131072
+
+#: Requests a peer may have waiting for us to serve; more and it is
+#: dropped.  Twice our own deepest request queue: a btorrent (or
+#: libtorrent, 500) leecher keeping its pipeline full must never be taken
+#: for a flood.
+MAX_PEER_QUEUE = 1000
+
+#: Bytes of whole pieces kept in memory to serve blocks from.
+READ_CACHE_BYTES = 32 * 1024 * 1024
+
+
+class Uploader:
+    """
+    Answers the requests of a torrent's peers.
+
+    Each peer's queue is the C{serving} deque of its record (the
+    coordinator's per-peer state).
+
+    @ivar uploaded: block bytes sent.
+    @ivar uploadRate: a L{RateMeter} of them.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        metainfo,
+        storage,
+        runInThread: Callable[..., Deferred],
+        clock,
+        have: Any,
+        isServing: Callable[[Any, Any], bool],
+        readFailed: Callable[[int], None] = lambda index: None,
+    ) -> None:
+        """
+        @param metainfo: the torrent (C{pieceCount}, C{pieceSize}).
+        @param storage: its L{IPieceStorage}.
+        @param runInThread: C{runInThread(f, *args) -> Deferred}.
+        @param clock: for the rate meter.
+        @param have: our verified pieces (a L{Bitfield}, kept up to date by
+            its owner).
+        @param isServing: C{isServing(peer, record)}: whether the peer is
+            still connected with that record.
+        @param readFailed: called with a piece's index when it cannot be
+            read (the peers waiting for it are to be dropped).
+        """
+        self.metainfo = metainfo
+        self.storage = storage
+        self.runInThread = runInThread
+        self.have = have
+        self.isServing = isServing
+        self.readFailed = readFailed
+        self.uploaded = 0
+        self.uploadRate = RateMeter(clock)
+        self.cacheBytes = 0
+        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._reading: Dict[int, Deferred] = {}
+
+    def requestReceived(self, peer, record, index: int, begin: int, length: int):
+        """
+        A peer asked for a block.
+
+        @return: C{None} if queued (or ignored: we choke it, without the Fast
+            extension), C{"reject"} if it must be refused (Fast extension),
+            or the reason to drop the peer.
+        """
+        if (
+            length <= 0
+            or length > MAX_REQUEST_LENGTH
+            or begin + length > self.metainfo.pieceSize(index)
+        ):
+            return f"bad request {index}:{begin}+{length}"
+        if peer.amChoking:
+            return "reject"
+        if index not in self.have:
+            if getattr(peer, "fast", False):
+                return "reject"
+            return f"request for piece {index} that we do not have"
+        if len(record.serving) >= MAX_PEER_QUEUE:
+            return "too many requests"
+        record.serving.append((index, begin, length))
+        self.serve(peer, record)
+        return None
+
+    def cancelReceived(self, record, index: int, begin: int, length: int) -> bool:
+        """
+        A peer withdrew a request.
+
+        @return: whether it was still queued.
+        """
+        try:
+            record.serving.remove((index, begin, length))
+        except ValueError:
+            return False
+        return True
+
+    def serve(self, peer, record) -> None:
+        """
+        Send what we can of the peer's queued requests; read pieces missing
+        from the cache in a thread.
+        """
+        cache = self._cache
+        serving: deque = record.serving
+        while serving:
+            if peer.amChoking or not self.isServing(peer, record):
+                serving.clear()
+                return
+            if getattr(peer, "writePaused", False):
+                # Its send buffer is full: go on in peerWritable.
+                return
+            index, begin, length = serving[0]
+            data = cache.get(index)
+            if data is None:
+                self._readPiece(index).addCallback(lambda _: self.serve(peer, record))
+                return
+            cache.move_to_end(index)
+            serving.popleft()
+            peer.sendPiece(index, begin, data[begin : begin + length])
+            self.uploaded += length
+            self.uploadRate.update(length)
+
+    def _readPiece(self, index: int) -> Deferred:
+        reading = self._reading.get(index)
+        if reading is not None:
+            d = Deferred()
+            reading.addBoth(lambda r: (d.callback(None), r)[1])
+            return d
+
+        d = self.runInThread(self.storage.readPiece, index)
+        self._reading[index] = d
+
+        def got(data: bytes) -> None:
+            del self._reading[index]
+            self._store(index, data)
+
+        def failed(failure) -> None:
+            del self._reading[index]
+            self.log.failure("cannot read piece {index}", failure=failure, index=index)
+            self.readFailed(index)
+
+        d.addCallbacks(got, failed)
+        return d
+
+    def _store(self, index: int, data: bytes) -> None:
+        self._cache[index] = data
+        self.cacheBytes += len(data)
+        while self.cacheBytes > READ_CACHE_BYTES and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            self.cacheBytes -= len(old)
+
+    def clear(self) -> None:
+        """
+        Forget the cache.
+        """
+        self._cache.clear()
+        self.cacheBytes = 0
