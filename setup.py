@@ -21,6 +21,8 @@ setup(
         "bcoding>=1.5",
         "zope.interface>=5",
         "rich>=12",
+        # RC4 for message stream encryption (btorrent.peer.mse).
+        "cryptography>=3.4",
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6", "libtorrent>=2.0"],

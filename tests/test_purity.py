@@ -22,6 +22,8 @@ PURE = [
     "btorrent.codec.metainfo",
     "btorrent.codec.wire",
     "btorrent.codec.bitfield",
+    "btorrent.peer.mse",
+    "btorrent.peer.fast",
     "btorrent.engine.picker",
     "btorrent.engine.choker",
     "btorrent.util.rate",
