@@ -186,7 +186,7 @@ def _tracker(value: str) -> Optional[str]:
     white space or control characters (libtorrent 2.1 drops these too).
     """
     try:
-        url = _unescape(value, "tr").strip()
+        url = _unescape(value, "tr")
     except MagnetError:
         return None
     if not _TRACKER.match(url) or any(c <= " " or c == "\x7f" for c in url):
