@@ -144,22 +144,22 @@ def encodeMetadataMessage(message: MetadataMessage) -> bytes:
     @raise ValueError: for a negative piece, a block larger than 16 KiB or a
         C{totalSize} below 1.
     """
+    if not isinstance(message, (MetadataRequest, MetadataData, MetadataReject)):
+        raise ValueError(f"not a ut_metadata message: {message!r}")
     if not isinstance(message.piece, int) or not 0 <= message.piece <= _MAX_PIECE:
         raise ValueError(f"piece must be 0 to {_MAX_PIECE}, not {message.piece!r}")
     if isinstance(message, MetadataRequest):
         return bencode.encode({"msg_type": _REQUEST, "piece": message.piece})
     if isinstance(message, MetadataReject):
         return bencode.encode({"msg_type": _REJECT, "piece": message.piece})
-    if isinstance(message, MetadataData):
-        if len(message.block) > METADATA_BLOCK:
-            raise ValueError(f"block of {len(message.block)} bytes, above 16 KiB")
-        if not isinstance(message.totalSize, int) or message.totalSize < 1:
-            raise ValueError("totalSize must be at least 1")
-        head = bencode.encode(
-            {"msg_type": _DATA, "piece": message.piece, "total_size": message.totalSize}
-        )
-        return head + bytes(message.block)
-    raise ValueError(f"not a ut_metadata message: {message!r}")
+    if len(message.block) > METADATA_BLOCK:
+        raise ValueError(f"block of {len(message.block)} bytes, above 16 KiB")
+    if not isinstance(message.totalSize, int) or message.totalSize < 1:
+        raise ValueError("totalSize must be at least 1")
+    head = bencode.encode(
+        {"msg_type": _DATA, "piece": message.piece, "total_size": message.totalSize}
+    )
+    return head + bytes(message.block)
 
 
 def decodeMetadataMessage(payload: bytes) -> Optional[MetadataMessage]:
