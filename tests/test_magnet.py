@@ -178,6 +178,24 @@ class ParseTests(SynchronousTestCase):
         self.assertEqual(parseMagnet(LINK + "&dn=%FF").name, "\ufffd")
         self.assertIsNone(parseMagnet(LINK + "&dn=").name)
 
+    def test_loneSurrogates(self) -> None:
+        """
+        Text with lone surrogates (from a terminal or a file name) does not
+        break parsing or formatting.
+        """
+        self.assertEqual(parseMagnet(LINK + "&dn=a\ud800%41").name, "a?A")
+        self.assertRaises(MagnetError, parseMagnet, LINK + "&x.pe=\ud800%41:5")
+        self.assertIn("dn=a%3Fb", formatMagnet(HASH, "a\ud800b"))
+
+    def test_manyTrackers(self) -> None:
+        """
+        A link near the length limit, full of trackers, is read whole (kept
+        in ordered sets: no quadratic search for repeats).
+        """
+        link = LINK + "".join(f"&tr=http://t{i}.example/a" for i in range(2400))
+        self.assertLess(len(link), MAX_MAGNET_LENGTH)
+        self.assertEqual(len(parseMagnet(link).trackers), 2400)
+
     def test_repeatedPeers(self) -> None:
         """
         A peer given twice is listed once.

@@ -51,7 +51,7 @@ import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 from urllib.parse import quote
 
 from btorrent.codec import bencode, metainfo
@@ -120,6 +120,18 @@ def isMagnet(text: object) -> bool:
     return isinstance(text, str) and text.lstrip()[: len(_PREFIX)].lower() == _PREFIX
 
 
+def _utf8(text: str) -> bytes:
+    """
+    C{text} in UTF-8; lone surrogates from C{surrogateescape} (undecodable
+    bytes of a torrent's name) become the bytes they stand for, any other
+    lone surrogate a replacement.
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
+
+
 def _unescape(value: str, what: str, strict: bool = True) -> str:
     """
     Percent-decode C{value}, C{+} meaning a space, and read the bytes as
@@ -130,9 +142,9 @@ def _unescape(value: str, what: str, strict: bool = True) -> str:
         otherwise keep it as it is.
     @raise MagnetError: for a bad escape, when C{strict}.
     """
-    raw = value.encode("utf-8", "surrogateescape")
-    if b"%" not in raw and b"+" not in raw:
+    if "%" not in value and "+" not in value:
         return value
+    raw = _utf8(value)
     out = bytearray()
     i = 0
     n = len(raw)
@@ -275,8 +287,8 @@ def parseMagnet(uri: Union[str, bytes]) -> Magnet:
     infoHash: Optional[bytes] = None
     hasV2 = False
     name: Optional[str] = None
-    trackers: List[str] = []
-    peers: List[Tuple[str, int]] = []
+    trackers: Dict[str, None] = {}  # ordered sets
+    peers: Dict[Tuple[str, int], None] = {}
     for part in uri[len(_PREFIX) :].split("&"):
         key, _, value = part.partition("=")
         dot = key.find(".")
@@ -300,12 +312,10 @@ def parseMagnet(uri: Union[str, bytes]) -> Magnet:
             name = _unescape(value, "dn", strict=False) or None
         elif key == "tr":
             url = _tracker(value)
-            if url is not None and url not in trackers:
-                trackers.append(url)
+            if url is not None:
+                trackers[url] = None
         elif key == "x.pe":
-            peer = _peer(_unescape(value, "x.pe"))
-            if peer not in peers:
-                peers.append(peer)
+            peers[_peer(_unescape(value, "x.pe"))] = None
     if infoHash is None:
         if hasV2:
             raise MagnetError("BitTorrent v2-only torrents are not supported yet")
@@ -324,7 +334,7 @@ def _quote(text: str, safe: str = "") -> str:
     since it reads back as a space); lone surrogates (undecodable bytes of a
     torrent's name) are written as the bytes they stand for.
     """
-    return quote(text.encode("utf-8", "surrogateescape"), safe=safe)
+    return quote(_utf8(text), safe=safe)
 
 
 def _flatten(trackers: Iterable[Union[str, Sequence[str]]]) -> List[str]:
