@@ -25,7 +25,7 @@ from btorrent.codec.metainfo import (
     load,
     loadFile,
 )
-from btorrent.codec.safepath import MAX_PATH_BYTES, MAX_PATH_DEPTH
+from btorrent.codec.safepath import MAX_PATH_BYTES, MAX_PATH_DEPTH, componentProblem
 
 
 def callUnblocked(case, fifo, f, *args, **kwargs):
@@ -1452,11 +1452,26 @@ class LongNameTests(SynchronousTestCase):
 
 def _torrentBytes():
     """
-    Valid torrents of various shapes.
+    Valid torrents of various shapes, some with BEP 47 attributes and odd
+    path components.
     """
-    names = st.binary(min_size=1, max_size=8)
+    names = st.one_of(
+        st.binary(min_size=1, max_size=8),
+        st.sampled_from([b"", b".", b"..", b"/", b"a/b", b"C:", b"x" * 300]),
+    )
+    attrs = st.one_of(st.none(), st.sampled_from([b"p", b"l", b"l", b"x", b"h", b"lx"]))
     files = st.lists(
-        st.tuples(st.lists(names, min_size=1, max_size=3), st.integers(0, 300)),
+        st.tuples(
+            st.lists(names, min_size=1, max_size=3),
+            st.integers(0, 300),
+            attrs,
+            st.one_of(
+                st.lists(
+                    st.sampled_from([b"a", b"b", b"last"]), min_size=1, max_size=2
+                ),
+                st.lists(names, max_size=3),
+            ),
+        ),
         min_size=1,
         max_size=5,
     )
@@ -1467,9 +1482,19 @@ def _torrentBytes():
             return torrent(
                 singleInfo(length=fileList[0][1] + 1, pieceLength=pieceLength)
             )
-        fileList = [(p, n) for p, n in fileList]
-        fileList.append(([b"last"], 1))
-        return torrent(multiInfo(fileList, pieceLength=pieceLength))
+        entries = [(p, n) for p, n, _, _ in fileList]
+        entries.append(([b"last"], 1))
+        info = multiInfo(entries, pieceLength=pieceLength)
+        total = 0
+        for raw, (_, _, attr, target) in zip(info[b"files"], fileList):
+            if attr is not None:
+                raw[b"attr"] = attr
+                raw[b"symlink path"] = target
+            if attr is None or b"l" not in attr:
+                total += raw[b"length"]
+        total += 1
+        info[b"pieces"] = b"\x01" * 20 * (-(-total // pieceLength))
+        return torrent(info)
 
     return st.tuples(files, st.integers(1, 100), st.booleans()).map(build)
 
@@ -1534,3 +1559,10 @@ class PropertyTests(SynchronousTestCase):
             m.infoHash,
             hashlib.sha1(bencode.encode(bencode.decode(data)[b"info"])).digest(),
         )
+        for f in m.files:
+            if f.symlink is not None:
+                self.assertEqual(f.length, 0)
+                self.assertTrue(f.symlink)
+                self.assertTrue(all(componentProblem(c) is None for c in f.symlink))
+            if not f.padding:
+                self.assertTrue(all(componentProblem(c) is None for c in f.path))
