@@ -1350,6 +1350,38 @@ class AttributeTests(SynchronousTestCase):
             self.assertIn(words, m.warnings[0])
             self.assertIn("empty file", m.warnings[0])
 
+    def test_symlinkRelativeToLink(self) -> None:
+        """
+        A target is read from the torrent's root when it names a file or a
+        directory there, else from the link's directory when that does
+        (macOS frameworks: C{Versions/Current} -> C{A}), else from the root.
+        """
+        m = load(
+            torrent(
+                attrInfo(
+                    ([b"Versions", b"A", b"lib"], 10, None, None),
+                    ([b"Versions", b"Current"], 0, b"l", {b"symlink path": [b"A"]}),
+                    ([b"lib"], 0, b"l", {b"symlink path": [b"Versions", b"A", b"lib"]}),
+                    ([b"Z"], 3, None, None),
+                    ([b"Versions", b"Z"], 3, None, None),
+                    ([b"Versions", b"B"], 0, b"l", {b"symlink path": [b"Z"]}),
+                    ([b"Versions", b"C"], 0, b"l", {b"symlink path": [b"nothing"]}),
+                )
+            )
+        )
+        self.assertEqual(
+            [f.symlink for f in m.files],
+            [
+                None,
+                ("Versions", "A"),
+                ("Versions", "A", "lib"),
+                None,
+                None,
+                ("Z",),
+                ("nothing",),
+            ],
+        )
+
     def test_symlinkConflicts(self) -> None:
         """
         A symlink is a file like any other for conflicts: nothing may lie

@@ -77,7 +77,7 @@ import stat
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from btorrent.codec import bencode
@@ -654,7 +654,51 @@ def _files(
             length = entry.length
         offset += length
     _checkConflicts(real)
+    if any(f.symlink is not None for f in files):
+        files = _resolveLinks(files)
     return tuple(files), True
+
+
+def _resolveLinks(files: List[FileEntry]) -> List[FileEntry]:
+    """
+    Read symbolic link targets as libtorrent reads them: relative to the
+    torrent's root when that names a file or directory of the torrent,
+    else relative to the link's own directory when that does (as macOS
+    framework bundles write them: C{Versions/Current} -> C{A}), else
+    relative to the root all the same.  Either way the target stays
+    inside the torrent's directory.
+
+    Directories are kept in a tree of dictionaries, so that the cost is in
+    proportion to the number of components, however deep the paths.
+    """
+    tree: dict = {}
+    paths = set()
+    for f in files:
+        if f.padding:
+            continue
+        paths.add(f.path)
+        node = tree
+        for component in f.path[:-1]:
+            node = node.setdefault(component, {})
+
+    def exists(path: Tuple[str, ...]) -> bool:
+        if path in paths:
+            return True
+        node = tree
+        for component in path:
+            node = node.get(component)
+            if node is None:
+                return False
+        return True
+
+    out = []
+    for f in files:
+        if f.symlink is not None and not exists(f.symlink):
+            beside = f.path[:-1] + f.symlink
+            if f.path[:-1] and exists(beside):
+                f = replace(f, symlink=beside)
+        out.append(f)
+    return out
 
 
 def _checkConflicts(paths: List[Tuple[Tuple[str, ...], int]]) -> None:
