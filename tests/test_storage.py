@@ -903,6 +903,28 @@ class PathSafetyTests(WriterTestMixin, SynchronousTestCase):
             self.assertEqual(f.read(), data)
 
 
+class PaddingBlockTests(SynchronousTestCase):
+    """
+    L{FileLayout.paddingBlocks}: the blocks a downloader need not request.
+    """
+
+    def test_paddingBlocks(self) -> None:
+        """
+        Only blocks wholly inside padding are listed (across several pad
+        files, and a 0-byte file between them, too); a block that touches
+        data is not.
+        """
+        layout = FileLayout(
+            entries([10, 30, 0, 24, 8, 3, 5], padding=[1, 3, 5, 6]), 32, 80
+        )
+        self.assertEqual(layout.paddingBlocks(0, 8), [2, 3])
+        self.assertEqual(layout.paddingBlocks(1, 8), [0, 1, 2, 3])
+        self.assertEqual(layout.paddingBlocks(2, 8), [1])
+        self.assertEqual(layout.paddingBlocks(0, 32), [])
+        self.assertEqual(FileLayout(entries([5]), 8, 5).paddingBlocks(0, 8), [])
+        self.assertRaises(ValueError, layout.paddingBlocks, 3, 8)
+
+
 class ErrorMessageTests(WriterTestMixin, SynchronousTestCase):
     """
     A download directory with symbolic links leading outside it: refused

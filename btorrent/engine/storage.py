@@ -177,6 +177,27 @@ class FileLayout:
             k += 1
         return result
 
+    def paddingBlocks(self, index: int, blockSize: int) -> List[int]:
+        """
+        The blocks of piece C{index} that lie wholly in padding files: their
+        bytes are zeros by definition, so a downloader need not request
+        them (libtorrent never does) but fills them with zeros itself.
+
+        @param blockSize: the request size (16 KiB), the last block of the
+            piece possibly shorter.
+        @return: block indexes within the piece, ascending.
+        @raise ValueError: for an index out of range.
+        """
+        size = self.pieceSize(index)
+        start = index * self.pieceLength
+        result = []
+        for block, begin in enumerate(range(0, size, blockSize)):
+            length = min(blockSize, size - begin)
+            slices = self.rangeSlices(start + begin, length)
+            if all(self.files[fileIndex].padding for fileIndex, _, _ in slices):
+                result.append(block)
+        return result
+
     def pieceRange(self, fileIndex: int) -> range:
         """
         @return: the indexes of the pieces that hold bytes of file
