@@ -1366,6 +1366,7 @@ class AttributeTests(SynchronousTestCase):
                     ([b"Versions", b"Z"], 3, None, None),
                     ([b"Versions", b"B"], 0, b"l", {b"symlink path": [b"Z"]}),
                     ([b"Versions", b"C"], 0, b"l", {b"symlink path": [b"nothing"]}),
+                    ([b"Versions", b"D"], 0, b"l", {b"symlink path": [b"D"]}),
                 )
             )
         )
@@ -1379,6 +1380,7 @@ class AttributeTests(SynchronousTestCase):
                 None,
                 ("Z",),
                 ("nothing",),
+                ("D",),
             ],
         )
 

@@ -695,7 +695,7 @@ def _resolveLinks(files: List[FileEntry]) -> List[FileEntry]:
     for f in files:
         if f.symlink is not None and not exists(f.symlink):
             beside = f.path[:-1] + f.symlink
-            if f.path[:-1] and exists(beside):
+            if f.path[:-1] and beside != f.path and exists(beside):
                 f = replace(f, symlink=beside)
         out.append(f)
     return out
