@@ -262,7 +262,7 @@ class MultiFileWriter:
     leads outside is refused with a L{StorageError} whose one line names
     it and where it leads.
 
-    BEP 47 attributes: a file with L{executable} set gets the executable
+    BEP 47 attributes: a file with C{executable} set gets the executable
     bits wherever it has read bits (C{rw-r--r--} becomes C{rwxr-xr-x}).  A
     symbolic link (an entry with C{symlink}, its target relative to the
     torrent's directory) is created after every file, with a relative
