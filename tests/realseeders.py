@@ -55,6 +55,7 @@ def makeTorrent(
     files: Sequence[Tuple[str, int]],
     pieceLength: int,
     trackers: Iterable[str] = (),
+    hybrid: bool = False,
 ) -> bytes:
     """
     A v1 torrent made by libtorrent over files that exist under C{parent}.
@@ -62,10 +63,13 @@ def makeTorrent(
     @param files: C{(relative path, size)}; a single entry without C{/}
         makes a single-file torrent, else every path starts with the
         torrent's name.
+    @param hybrid: make a v1 + v2 hybrid (libtorrent's default, without
+        C{v1_only}): BEP 47 pad files align every file to a piece.
     @return: the .torrent bytes.
     """
     entries = [lt.create_file_entry(path, size) for path, size in files]
-    ct = lt.create_torrent(entries, pieceLength, flags=lt.create_torrent.v1_only)
+    flags = 0 if hybrid else lt.create_torrent.v1_only
+    ct = lt.create_torrent(entries, pieceLength, flags=flags)
     for tier, url in enumerate(trackers):
         ct.add_tracker(url, tier)
     lt.set_piece_hashes(ct, parent)

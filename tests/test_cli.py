@@ -16,7 +16,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from btorrent.cli import main as cli
-from btorrent.codec import bencode, metainfo
+from btorrent.codec import bencode, metainfo, safepath
 from btorrent.daemon import tap
 from tests.test_metainfo import callUnblocked
 
@@ -491,11 +491,12 @@ class InfoTests(CLITestCase):
     def test_deepPaths(self) -> None:
         """
         The tree indents at most L{cli.TREE_DEPTH} directories; the rest of
-        a deeper path is shown on the file's line, so that a hostile path
-        of thousands of components costs output in proportion to its
+        a deeper path is shown on the file's line, so that a path of
+        hundreds of components (loading refuses more than
+        L{safepath.MAX_PATH_DEPTH}) costs output in proportion to its
         length, not to its square.
         """
-        deep = [b"d%d" % i for i in range(3000)]
+        deep = [b"d%d" % i for i in range(safepath.MAX_PATH_DEPTH - 1)]
         info = {
             b"name": b"n",
             b"piece length": 16384,

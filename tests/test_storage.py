@@ -9,9 +9,10 @@ import hashlib
 import os
 import random
 import shutil
+import stat
 import threading
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -33,6 +34,9 @@ class FakeFileEntry:
     length: int
     offset: int
     padding: bool = False
+    symlink: Optional[Tuple[str, ...]] = None
+    executable: bool = False
+    hidden: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ def makeMetainfo(
     multiFile: bool = True,
     padding: Sequence[int] = (),
     data: Optional[bytes] = None,
+    symlinks: Optional[Dict[int, Tuple[str, ...]]] = None,
+    executable: Sequence[int] = (),
 ) -> Tuple[FakeMetainfo, bytes]:
     """
     Build a metainfo-shaped value and the torrent's content.
@@ -72,12 +78,24 @@ def makeMetainfo(
     @param files: C{(path, length)} per file.
     @param padding: indexes of padding files (their content is zeros).
     @param data: the content, or C{None} for random bytes.
+    @param symlinks: the target of each symbolic link, by index (its
+        length must be 0).
+    @param executable: indexes of executable files.
     @return: the metainfo and the content.
     """
     entries = []
     offset = 0
     for i, (path, length) in enumerate(files):
-        entries.append(FakeFileEntry(tuple(path), length, offset, i in padding))
+        entries.append(
+            FakeFileEntry(
+                tuple(path),
+                length,
+                offset,
+                i in padding,
+                (symlinks or {}).get(i),
+                i in executable,
+            )
+        )
         offset += length
     if data is None:
         rng = random.Random(offset * 31 + pieceLength)
@@ -883,3 +901,302 @@ class PathSafetyTests(WriterTestMixin, SynchronousTestCase):
         writer.close()
         with open(os.path.join(downloadDir, "elsewhere", "f"), "rb") as f:
             self.assertEqual(f.read(), data)
+
+
+class PaddingBlockTests(SynchronousTestCase):
+    """
+    L{FileLayout.paddingBlocks}: the blocks a downloader need not request.
+    """
+
+    def test_paddingBlocks(self) -> None:
+        """
+        Only blocks wholly inside padding are listed (across several pad
+        files, and a 0-byte file between them, too); a block that touches
+        data is not.
+        """
+        layout = FileLayout(
+            entries([10, 30, 0, 24, 8, 3, 5], padding=[1, 3, 5, 6]), 32, 80
+        )
+        self.assertEqual(layout.paddingBlocks(0, 8), [2, 3])
+        self.assertEqual(layout.paddingBlocks(1, 8), [0, 1, 2, 3])
+        self.assertEqual(layout.paddingBlocks(2, 8), [1])
+        self.assertEqual(layout.paddingBlocks(0, 32), [])
+        self.assertEqual(FileLayout(entries([5]), 8, 5).paddingBlocks(0, 8), [])
+        self.assertRaises(ValueError, layout.paddingBlocks, 3, 8)
+
+
+class ErrorMessageTests(WriterTestMixin, SynchronousTestCase):
+    """
+    A download directory with symbolic links leading outside it: refused
+    with one clear line (a L{StorageError}, never an L{OSError}), nothing
+    outside touched, whether the link is the torrent's directory, a
+    sub-directory or a file.
+    """
+
+    def assertRefused(self, meta, downloadDir, link, outside, to=None) -> None:
+        """
+        L{MultiFileWriter.open} raises a one-line L{StorageError} naming
+        C{link} and where it leads (C{to}, else C{outside}); C{outside}
+        stays empty.
+        """
+        e = self.assertRaises(StorageError, MultiFileWriter(meta, downloadDir).open)
+        text = str(e)
+        self.assertEqual(
+            text,
+            f"{link!r} leads outside the download directory {downloadDir!r} "
+            f"(to {os.path.realpath(to or outside)!r}, through a symbolic link): "
+            f"refused",
+        )
+        self.assertEqual(os.listdir(outside), [])
+
+    def test_torrentDirectory(self) -> None:
+        """
+        The torrent's own directory is a link to outside.
+        """
+        outside = self.newDir()
+        downloadDir = self.newDir()
+        link = os.path.join(downloadDir, "torrent")
+        os.symlink(outside, link)
+        meta, _ = makeMetainfo([(("a",), 3)], 8)
+        self.assertRefused(meta, downloadDir, link, outside)
+
+    def test_subDirectory(self) -> None:
+        """
+        A sub-directory of the torrent is a link to outside.
+        """
+        outside = self.newDir()
+        downloadDir = self.newDir()
+        os.makedirs(os.path.join(downloadDir, "torrent"))
+        link = os.path.join(downloadDir, "torrent", "sub")
+        os.symlink(outside, link)
+        meta, _ = makeMetainfo([(("sub", "f"), 3)], 8)
+        self.assertRefused(meta, downloadDir, link, outside)
+
+    def test_file(self) -> None:
+        """
+        A file of the torrent is a link to a file outside.
+        """
+        outside = self.newDir()
+        downloadDir = self.newDir()
+        os.makedirs(os.path.join(downloadDir, "torrent"))
+        link = os.path.join(downloadDir, "torrent", "f")
+        os.symlink(os.path.join(outside, "f"), link)
+        meta, _ = makeMetainfo([(("f",), 3)], 8)
+        self.assertRefused(meta, downloadDir, link, outside, os.path.join(outside, "f"))
+
+    def test_loop(self) -> None:
+        """
+        A link loop where a directory belongs is a clear error too.
+        """
+        downloadDir = self.newDir()
+        os.makedirs(os.path.join(downloadDir, "torrent"))
+        link = os.path.join(downloadDir, "torrent", "sub")
+        os.symlink("sub", link)
+        meta, _ = makeMetainfo([(("sub", "f"), 3)], 8)
+        e = self.assertRaises(StorageError, MultiFileWriter(meta, downloadDir).open)
+        self.assertEqual(str(e), f"{link!r} is not a directory")
+
+    def test_unwritable(self) -> None:
+        """
+        A download directory that cannot be written: one line naming it.
+        """
+        if os.geteuid() == 0:
+            # root writes anyway: make the directory's place a file instead.
+            downloadDir = os.path.join(self.newDir(), "file")
+            with open(downloadDir, "wb"):
+                pass
+            downloadDir = os.path.join(downloadDir, "dl")
+        else:
+            downloadDir = self.newDir()
+            os.chmod(downloadDir, 0o500)
+            self.addCleanup(os.chmod, downloadDir, 0o700)
+        meta, _ = makeMetainfo([(("f",), 3)], 8)
+        e = self.assertRaises(StorageError, MultiFileWriter(meta, downloadDir).open)
+        self.assertTrue(str(e).startswith("cannot create the torrent's files: "))
+        self.assertIn(downloadDir, str(e))
+        self.assertNotIn("\n", str(e))
+
+
+class AttributeTests(WriterTestMixin, SynchronousTestCase):
+    """
+    BEP 47 on disk: executable bits, symbolic links, pad files.
+    """
+
+    def setUp(self) -> None:
+        self.addCleanup(os.umask, os.umask(0o022))
+
+    def mode(self, path: str) -> int:
+        """
+        The permission bits of C{path} itself.
+        """
+        return stat.S_IMODE(os.lstat(path).st_mode)
+
+    def test_executable(self) -> None:
+        """
+        An executable entry gets C{x} wherever it has C{r}, when created
+        and when it already existed (without touching its data or mtime).
+        """
+        meta, data = makeMetainfo(
+            [(("run",), 5), (("plain",), 5), (("empty",), 0)],
+            8,
+            executable=[0, 2],
+        )
+        downloadDir = self.newDir()
+        writer = MultiFileWriter(meta, downloadDir)
+        writer.open()
+        self.writeAll(writer, meta, data)
+        writer.close()
+        root = os.path.join(downloadDir, "torrent")
+        self.assertEqual(self.mode(os.path.join(root, "run")), 0o755)
+        self.assertEqual(self.mode(os.path.join(root, "plain")), 0o644)
+        self.assertEqual(self.mode(os.path.join(root, "empty")), 0o755)
+        os.chmod(os.path.join(root, "run"), 0o640)
+        before = os.stat(os.path.join(root, "run")).st_mtime_ns
+        MultiFileWriter(meta, downloadDir).open()
+        self.assertEqual(self.mode(os.path.join(root, "run")), 0o750)
+        self.assertEqual(os.stat(os.path.join(root, "run")).st_mtime_ns, before)
+
+    def test_symlinks(self) -> None:
+        """
+        Links are created, relative, pointing where the torrent says (to
+        files or directories, before or after them in the torrent); they
+        hold no data and report no statistics.
+        """
+        meta, data = makeMetainfo(
+            [
+                (("early",), 0),
+                (("a", "b", "bar"), 7),
+                (("a", "b", "foo"), 0),
+                (("top",), 0),
+                (("d", "e"), 3),
+            ],
+            8,
+            symlinks={0: ("d", "e"), 2: ("a", "b", "bar"), 3: ("a",)},
+        )
+        downloadDir = self.newDir()
+        writer = MultiFileWriter(meta, downloadDir)
+        writer.open()
+        self.writeAll(writer, meta, data)
+        writer.close()
+        root = os.path.join(downloadDir, "torrent")
+        self.assertEqual(os.readlink(os.path.join(root, "early")), "d/e")
+        self.assertEqual(os.readlink(os.path.join(root, "a", "b", "foo")), "bar")
+        self.assertEqual(os.readlink(os.path.join(root, "top")), "a")
+        with open(os.path.join(root, "a", "b", "foo"), "rb") as f:
+            self.assertEqual(f.read(), data[:7])
+        with open(os.path.join(root, "top", "b", "foo"), "rb") as f:
+            self.assertEqual(f.read(), data[:7])
+        stats = writer.fileStats()
+        self.assertEqual([s is None for s in stats], [True, False, True, True, False])
+        self.assertEqual(writer.warnings, [])
+        # Opening again leaves them as they are; a stale link or an empty
+        # file in a link's place is replaced.
+        os.unlink(os.path.join(root, "top"))
+        os.symlink("d", os.path.join(root, "top"))
+        os.unlink(os.path.join(root, "early"))
+        with open(os.path.join(root, "early"), "wb"):
+            pass
+        MultiFileWriter(meta, downloadDir).open()
+        self.assertEqual(os.readlink(os.path.join(root, "top")), "a")
+        self.assertEqual(os.readlink(os.path.join(root, "early")), "d/e")
+        self.assertEqual(os.readlink(os.path.join(root, "a", "b", "foo")), "bar")
+
+    def test_symlinkInTheWay(self) -> None:
+        """
+        A file with data, or a directory, where a link belongs is refused.
+        """
+        meta, _ = makeMetainfo([(("f",), 3), (("link",), 0)], 8, symlinks={1: ("f",)})
+        downloadDir = self.newDir()
+        os.makedirs(os.path.join(downloadDir, "torrent", "link"))
+        e = self.assertRaises(StorageError, MultiFileWriter(meta, downloadDir).open)
+        self.assertIn("is in the way of a symbolic link", str(e))
+        os.rmdir(os.path.join(downloadDir, "torrent", "link"))
+        with open(os.path.join(downloadDir, "torrent", "link"), "wb") as f:
+            f.write(b"data")
+        e = self.assertRaises(StorageError, MultiFileWriter(meta, downloadDir).open)
+        self.assertIn("is in the way of a symbolic link", str(e))
+
+    def test_symlinkThroughLinkedDirectory(self) -> None:
+        """
+        A link made in a directory that is itself a link (to elsewhere in
+        the download directory, at another depth) still points at the
+        torrent's file.
+        """
+        downloadDir = self.newDir()
+        root = os.path.join(downloadDir, "torrent")
+        os.makedirs(os.path.join(downloadDir, "x", "y", "z"))
+        os.makedirs(root)
+        os.symlink(os.path.join(downloadDir, "x", "y", "z"), os.path.join(root, "sub"))
+        meta, data = makeMetainfo(
+            [(("f",), 3), (("sub", "link"), 0)], 8, symlinks={1: ("f",)}
+        )
+        writer = MultiFileWriter(meta, downloadDir)
+        writer.open()
+        self.writeAll(writer, meta, data)
+        writer.close()
+        with open(os.path.join(root, "sub", "link"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        self.assertEqual(writer.warnings, [])
+
+    def test_symlinkLeadingOutside(self) -> None:
+        """
+        A link whose target, once links already on disk are followed,
+        lies outside the torrent's directory is not created: an empty
+        file instead, with a warning.
+        """
+        downloadDir = self.newDir()
+        root = os.path.join(downloadDir, "torrent")
+        os.makedirs(os.path.join(downloadDir, "other"))
+        os.makedirs(root)
+        os.symlink(os.path.join(downloadDir, "other"), os.path.join(root, "x"))
+        meta, _ = makeMetainfo(
+            [(("f",), 3), (("link",), 0)], 8, symlinks={1: ("x", "secret")}
+        )
+        writer = MultiFileWriter(meta, downloadDir)
+        writer.open()
+        link = os.path.join(root, "link")
+        self.assertFalse(os.path.islink(link))
+        self.assertEqual(os.path.getsize(link), 0)
+        self.assertEqual(len(writer.warnings), 1)
+        self.assertIn(
+            f"{link!r}: a symbolic link to 'x/secret' would lead to "
+            f"{os.path.join(os.path.realpath(downloadDir), 'other', 'secret')!r}, "
+            f"outside the torrent's directory; an empty file instead",
+            writer.warnings[0],
+        )
+
+    def test_padFilesFromTorrent(self) -> None:
+        """
+        Pad files of a real torrent, new style or BitComet's old names,
+        are never created; what remains reads back with zeros.
+        """
+        from btorrent.codec import bencode, metainfo
+
+        content = b"a" * 10 + bytes(6) + b"b" * 10 + bytes(6) + b"c" * 4
+        files = [
+            {b"length": 10, b"path": [b"a"]},
+            {b"length": 6, b"path": [b".pad", b"6"], b"attr": b"p"},
+            {b"length": 10, b"path": [b"b"]},
+            {b"length": 6, b"path": [b"_____padding_file_1_"]},
+            {b"length": 4, b"path": [b"c"]},
+        ]
+        info = {
+            b"name": b"t",
+            b"piece length": 16,
+            b"pieces": b"".join(
+                hashlib.sha1(content[i : i + 16]).digest() for i in range(0, 36, 16)
+            ),
+            b"files": files,
+        }
+        meta = metainfo.load(bencode.encode({b"info": info}))
+        downloadDir = self.newDir()
+        writer = MultiFileWriter(meta, downloadDir)
+        writer.open()
+        self.writeAll(writer, meta, content)
+        self.assertEqual(
+            sorted(os.listdir(os.path.join(downloadDir, "t"))), ["a", "b", "c"]
+        )
+        self.assertEqual(
+            b"".join(writer.readPiece(i) for i in range(meta.pieceCount)), content
+        )
+        writer.close()

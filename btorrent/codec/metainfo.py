@@ -1,18 +1,47 @@
 """
-Torrent metainfo (BEP 3, BEP 12, BEP 47): loading, validating and creating
-C{.torrent} files.
+Torrent metainfo (BEP 3, BEP 12, BEP 19, BEP 47, BEP 52 hybrids): loading,
+validating and creating C{.torrent} files.
 
 L{load} turns the bytes of a C{.torrent} file into a frozen L{Metainfo}; the
 info-hash is the SHA-1 of the raw bytes of the C{info} value exactly as they
 stand in the file (never of a re-encoding, so a torrent whose keys are out of
-order keeps the hash every other client gives it).  Anything wrong with the
-input, including bencoding errors, raises L{MetainfoError}, whose message
-names the field and the problem.  Bytes after the top-level dictionary (a
-trailing newline, say) are ignored, as libtorrent ignores them; the
-dictionary itself is strictly checked.  C{private} is true for any non-zero
-integer (BEP 27 writes 1; libtorrent takes any non-zero value as private,
-and treating a torrent as private when in doubt is the safe side); a
-C{private} that is not an integer is refused rather than guessed at.
+order keeps the hash every other client gives it).  Bytes after the
+top-level dictionary (a trailing newline, say) are ignored, as libtorrent
+ignores them; the dictionary itself is strictly bencoded.
+
+Torrents are read the way libtorrent reads them (a test holds btorrent to
+libtorrent over 178 torrents from other projects' test suites):
+
+  - The fields a download needs (C{info}, C{name}, C{piece length},
+    C{pieces}, each file's C{length} and C{path}) are strict: anything
+    wrong raises L{MetainfoError}, whose message names the field and the
+    problem.
+  - A malformed optional field (C{announce}, C{announce-list}, C{url-list},
+    C{comment}, C{created by}, C{creation date}, C{name.utf-8},
+    C{path.utf-8}, C{attr}, C{symlink path}) costs that field, or the bad
+    part of it, not the torrent: it is ignored with a one-line warning in
+    L{Metainfo.warnings}.  C{private} is true for any non-zero integer
+    (BEP 27 writes 1; libtorrent takes any non-zero value as private); a
+    C{private} that is not an integer makes the torrent private, with a
+    warning, since keeping a private torrent's peers off the DHT is the
+    safe side.
+  - BEP 47 file attributes: a pad file (C{attr} with C{p}, or BitComet's
+    old C{_____padding_file_} names, as libtorrent takes them) is
+    flagged L{FileEntry.padding}: never created, its bytes zeros; it needs
+    no C{path}.  A symbolic link (C{l}, with C{symlink path}) takes no room
+    in the torrent (its C{length}, if any, is ignored, as libtorrent
+    ignores it) and has L{FileEntry.symlink}, its target relative to the
+    torrent's directory; a target that would leave that directory is
+    dropped with a warning (the entry becomes an empty file).  C{x} sets
+    L{FileEntry.executable}, C{h} L{FileEntry.hidden}.
+  - A hybrid torrent (BEP 52 v2 metadata next to the v1 C{pieces} and
+    C{files}) loads in v1 mode (L{Metainfo.hybrid}); a v2-only torrent is
+    refused: "BitTorrent v2-only torrents are not supported yet".
+  - Paths follow L{btorrent.codec.safepath}: a component that could lead
+    out of the download directory (C{..}, C{/}, C{\\}, NUL, a drive) is
+    refused, naming it; empty and C{.} components are dropped; names longer
+    than 240 bytes are cut as libtorrent cuts them; depth and length are
+    bounded.
 
 L{loadFile} reads only a regular file: a FIFO, a socket, a device or a
 directory is refused with an L{OSError} before anything is read from it (a
@@ -24,11 +53,6 @@ other byte becomes a lone surrogate that C{os.fsencode} turns back into the
 very same byte on POSIX, so the file on disk gets exactly the name the
 torrent gives it.  Printing such a name needs C{errors="replace"} (or
 C{backslashreplace}); L{displayPath} does that.
-
-Every C{name} and path component must be a plain file name: not empty, not
-C{.} or C{..}, without C{/}, C{\\} or NUL, and not a drive (C{C:}).
-L{safeJoin} applies the same rules and also refuses anything that resolves
-outside the download directory (through a symlink, say).
 
 L{create} shares a file, or the regular files of a directory tree in sorted
 (byte-wise) path order.  It never follows symbolic links inside the tree
@@ -53,41 +77,62 @@ import stat
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from btorrent.codec import bencode
+from btorrent.codec.safepath import (
+    MAX_PATH_BYTES,
+    MAX_PATH_DEPTH,
+    UnsafePathError,
+    checkComponent,
+    cutComponent,
+    displayPath,
+    normalizePath,
+    shownPath,
+)
 
 __all__ = [
     "CREATED_BY",
     "MAX_PIECE_COUNT",
     "MAX_PIECE_LENGTH",
     "MAX_TORRENT_SIZE",
+    "MAX_WARNINGS",
+    "V2_ONLY",
     "FileEntry",
     "Metainfo",
     "MetainfoError",
     "autoPieceLength",
-    "checkComponent",
     "create",
     "displayPath",
     "load",
     "loadFile",
-    "safeJoin",
 ]
 
 #: The largest C{.torrent} file we read.
 MAX_TORRENT_SIZE = 10 * 1024 * 1024
-#: The largest piece length we accept (libtorrent's limit too).
+#: The largest piece length we accept.  Not libtorrent's limit (it takes up
+#: to 536,854,528 bytes, 512 MiB less 16 KiB): btorrent assembles every
+#: piece in memory before it checks and writes it, keeping at least four
+#: pieces in flight, so 512 MiB pieces would need gigabytes of memory per
+#: torrent.  64 MiB is well above what torrent makers choose (libtorrent,
+#: mktorrent and Transmission pick at most 16 MiB by themselves).
 MAX_PIECE_LENGTH = 64 * 1024 * 1024
 #: The largest number of pieces we accept.
 MAX_PIECE_COUNT = 2**21
+#: The most warnings a torrent's L{Metainfo.warnings} holds; more are
+#: counted in a last one.
+MAX_WARNINGS = 20
+#: The error for a torrent with BEP 52 metadata only.
+V2_ONLY = "BitTorrent v2-only torrents are not supported yet"
 #: The smallest and largest piece lengths L{create} chooses by itself.
 MIN_AUTO_PIECE_LENGTH = 16 * 1024
 MAX_AUTO_PIECE_LENGTH = 16 * 1024 * 1024
 #: What L{create} writes as C{created by}.
 CREATED_BY = "btorrent/0.1.0"
-
-_DRIVE = re.compile(r"^[A-Za-z]:")
+#: What BitComet's pad files are called (before BEP 47's C{attr}):
+#: libtorrent takes any path containing it for a pad file.
+_OLD_PAD_NAME = "_____padding_file_"
 
 
 class MetainfoError(ValueError):
@@ -104,15 +149,24 @@ class FileEntry:
 
     @ivar path: path components relative to the torrent root; C{(name,)} for
         a single-file torrent.
-    @ivar length: size in bytes.
+    @ivar length: size in bytes (0 for a symbolic link).
     @ivar offset: where the file starts within the torrent's byte stream.
-    @ivar padding: a BEP 47 padding file, never created on disk.
+    @ivar padding: a BEP 47 padding file, never created on disk: its bytes
+        are zeros.
+    @ivar symlink: for a BEP 47 symbolic link, the target's path
+        components relative to the torrent root (never leaving it); else
+        C{None}.
+    @ivar executable: BEP 47 C{x}: the file is created executable.
+    @ivar hidden: BEP 47 C{h} (nothing to do on POSIX).
     """
 
     path: Tuple[str, ...]
     length: int
     offset: int
     padding: bool = False
+    symlink: Optional[Tuple[str, ...]] = None
+    executable: bool = False
+    hidden: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,6 +189,9 @@ class Metainfo:
     @ivar creationDate: seconds since the epoch, if given.
     @ivar createdBy: the program that made the torrent, if given.
     @ivar infoBytes: the raw C{info} value.
+    @ivar warnings: one line for each malformed optional field that was
+        ignored (at most L{MAX_WARNINGS}): for the user to see.
+    @ivar hybrid: the torrent also holds BEP 52 (v2) metadata, not used.
     """
 
     name: str
@@ -152,6 +209,8 @@ class Metainfo:
     creationDate: Optional[int]
     createdBy: Optional[str]
     infoBytes: bytes
+    warnings: Tuple[str, ...] = ()
+    hybrid: bool = False
 
     @property
     def pieceCount(self) -> int:
@@ -177,6 +236,34 @@ class Metainfo:
 # Loading
 
 
+class _Warnings:
+    """
+    The warnings of one load: at most L{MAX_WARNINGS} lines, then a count
+    (a hostile torrent can hold a million bad tracker URLs).
+    """
+
+    def __init__(self) -> None:
+        self.lines: List[str] = []
+        self.more = 0
+
+    def add(self, line: str) -> None:
+        """
+        Record one warning.
+        """
+        if len(self.lines) < MAX_WARNINGS:
+            self.lines.append(line)
+        else:
+            self.more += 1
+
+    def result(self) -> Tuple[str, ...]:
+        """
+        @return: the warnings for L{Metainfo.warnings}.
+        """
+        if self.more:
+            return tuple(self.lines) + (f"... and {self.more} more warnings",)
+        return tuple(self.lines)
+
+
 def _text(raw: bytes) -> str:
     """
     Decode a name from a torrent, keeping non-UTF-8 bytes recoverable.
@@ -184,89 +271,14 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def displayPath(components: Sequence[str]) -> str:
-    """
-    A printable C{/}-joined path: bytes that were not UTF-8 show as U+FFFD.
-    """
-    return "/".join(
-        c.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        for c in components
-    )
+_KIND = {int: "an integer", bytes: "a string", list: "a list", dict: "a dictionary"}
 
 
-def _shownPath(components: Sequence[str], limit: int = 200) -> str:
+def _kindOf(value: object) -> str:
     """
-    L{displayPath} for an error message: a path longer than C{limit}
-    characters (a hostile torrent's can be megabytes) is cut in the middle.
+    What C{value} is, for a message.
     """
-    if len(components) > limit:
-        components = (
-            list(components[: limit // 2]) + ["..."] + list(components[-(limit // 2) :])
-        )
-    text = displayPath(components)
-    if len(text) > limit:
-        text = text[: limit // 2] + "..." + text[-(limit // 2) :]
-    return text
-
-
-def _isUnsafe(component: str) -> bool:
-    """
-    Whether C{component} is not a plain file name (fast check).
-    """
-    return (
-        component in ("", ".", "..")
-        or "/" in component
-        or "\\" in component
-        or "\x00" in component
-        or (component[1:2] == ":" and _DRIVE.match(component) is not None)
-    )
-
-
-def checkComponent(component: str, where: str) -> None:
-    """
-    Refuse a path component that is not a plain file name.
-
-    @param component: one name (a file or directory name).
-    @param where: the field or path to name in the error.
-    @raise MetainfoError: for an empty name, C{.}, C{..}, a name with C{/},
-        C{\\} or NUL, or a drive such as C{C:}.
-    """
-    if not _isUnsafe(component):
-        return
-    shown = _shownPath([component])
-    if component in ("", ".", ".."):
-        raise MetainfoError(f"{where}: unsafe path component {shown!r}")
-    for bad, what in (("/", "'/'"), ("\\", "'\\'"), ("\x00", "NUL")):
-        if bad in component:
-            raise MetainfoError(f"{where}: path component {shown!r} contains {what}")
-    raise MetainfoError(f"{where}: path component {shown!r} is a drive")
-
-
-def safeJoin(downloadDir: str, components: Sequence[str]) -> str:
-    """
-    Join path components under C{downloadDir}, refusing any escape.
-
-    @param downloadDir: the directory everything must stay in.
-    @param components: names as in L{FileEntry.path} (possibly prefixed with
-        the torrent name).
-    @return: the joined path (absolute).
-    @raise MetainfoError: if a component is unsafe (see L{checkComponent}) or
-        the result, symlinks resolved, is not strictly inside C{downloadDir}.
-    """
-    if not components:
-        raise MetainfoError("empty path")
-    where = f"path {_shownPath(components)!r}"
-    for c in components:
-        checkComponent(c, where)
-    root = os.path.abspath(downloadDir)
-    joined = os.path.join(root, *components)
-    realRoot = os.path.realpath(root)
-    realJoined = os.path.realpath(joined)
-    if os.path.commonpath([realRoot, realJoined]) != realRoot or (
-        realJoined == realRoot
-    ):
-        raise MetainfoError(f"{where} resolves outside {downloadDir!r}")
-    return joined
+    return _KIND.get(type(value), type(value).__name__)
 
 
 def _require(d: dict, key: bytes, kind: type, where: str):
@@ -278,96 +290,171 @@ def _require(d: dict, key: bytes, kind: type, where: str):
     value = d[key]
     if not isinstance(value, kind):
         raise MetainfoError(
-            f"{where}{key.decode()}: expected {_KIND[kind]}, "
-            f"got {_KIND.get(type(value), type(value).__name__)}"
+            f"{where}{key.decode()}: expected {_KIND[kind]}, got {_kindOf(value)}"
         )
     return value
 
 
-_KIND = {int: "an integer", bytes: "a string", list: "a list", dict: "a dictionary"}
-
-
-def _optionalText(d: dict, key: bytes) -> Optional[str]:
+def _optionalText(d: dict, key: bytes, warnings: _Warnings) -> Optional[str]:
     """
-    A display-only text field: ignored (C{None}) if absent or not a string.
+    A display-only text field: C{None} if absent; ignored with a warning if
+    not a string.
     """
     value = d.get(key)
+    if value is None:
+        return None
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    warnings.add(f"{key.decode()}: expected a string, got {_kindOf(value)}; ignored")
     return None
 
 
-def _url(value: object, where: str) -> Optional[str]:
+def _url(value: object) -> Optional[str]:
     """
-    A tracker URL: a string; empty ones are dropped.
+    A tracker or web seed URL from a string, stripped; C{None} when empty.
     """
-    if not isinstance(value, bytes):
-        raise MetainfoError(f"{where}: expected a string")
+    assert isinstance(value, bytes)
     text = value.decode("utf-8", "replace").strip()
     return text or None
 
 
-def _trackers(top: dict) -> Tuple[Optional[str], Tuple[Tuple[str, ...], ...]]:
+def _trackers(
+    top: dict, warnings: _Warnings
+) -> Tuple[Optional[str], Tuple[Tuple[str, ...], ...]]:
     """
-    The C{announce} URL and the BEP 12 tiers.
+    The C{announce} URL and the BEP 12 tiers, as libtorrent reads them:
+    tiers that are not lists and URLs that are not strings are skipped
+    (with a warning), empty URLs and duplicates dropped; C{announce} is the
+    only tier when C{announce-list} gives none.
     """
     announce = None
-    if b"announce" in top:
-        announce = _url(top[b"announce"], "announce")
+    raw = top.get(b"announce")
+    if isinstance(raw, bytes):
+        announce = _url(raw)
+    elif raw is not None:
+        warnings.add(f"announce: expected a string, got {_kindOf(raw)}; ignored")
     tiers: List[Tuple[str, ...]] = []
-    if b"announce-list" in top:
-        raw = top[b"announce-list"]
-        if not isinstance(raw, list):
-            raise MetainfoError("announce-list: expected a list of lists")
+    raw = top.get(b"announce-list")
+    if raw is not None and not isinstance(raw, list):
+        warnings.add(
+            f"announce-list: expected a list of lists, got {_kindOf(raw)}; ignored"
+        )
+    elif raw is not None:
         seen = set()
-        for i, tier in enumerate(raw):
+        badTiers = badURLs = 0
+        for tier in raw:
             if not isinstance(tier, list):
-                raise MetainfoError(f"announce-list[{i}]: expected a list")
+                badTiers += 1
+                continue
             urls = []
-            for j, value in enumerate(tier):
-                url = _url(value, f"announce-list[{i}][{j}]")
+            for value in tier:
+                if not isinstance(value, bytes):
+                    badURLs += 1
+                    continue
+                url = _url(value)
                 if url is not None and url not in seen:
                     seen.add(url)
                     urls.append(url)
             if urls:
                 tiers.append(tuple(urls))
+        if badTiers:
+            warnings.add(
+                f"announce-list: {badTiers} of {len(raw)} tiers are not lists; "
+                f"ignored"
+            )
+        if badURLs:
+            warnings.add(f"announce-list: {badURLs} URLs are not strings; ignored")
     if not tiers and announce is not None:
         tiers = [(announce,)]
     return announce, tuple(tiers)
 
 
-def _urlList(top: dict) -> Tuple[str, ...]:
+def _urlList(top: dict, warnings: _Warnings) -> Tuple[str, ...]:
     """
-    BEP 19 web seeds: a string or a list of strings; anything else ignored.
+    BEP 19 web seeds: a string or a list of strings; empty ones dropped,
+    anything else ignored with a warning.
     """
     raw = top.get(b"url-list")
+    if raw is None:
+        return ()
     if isinstance(raw, bytes):
         raw = [raw]
     if not isinstance(raw, list):
+        warnings.add(
+            f"url-list: expected a string or a list, got {_kindOf(raw)}; ignored"
+        )
         return ()
-    return tuple(
-        u.decode("utf-8", "replace") for u in raw if isinstance(u, bytes) and u
+    urls = []
+    bad = 0
+    for value in raw:
+        if not isinstance(value, bytes):
+            bad += 1
+            continue
+        url = _url(value)
+        if url is not None and url not in urls:
+            urls.append(url)
+    if bad:
+        warnings.add(f"url-list: {bad} URLs are not strings; ignored")
+    return tuple(urls)
+
+
+def _creationDate(top: dict, warnings: _Warnings) -> Optional[int]:
+    """
+    C{creation date}: an integer, else ignored with a warning.
+    """
+    value = top.get(b"creation date")
+    if value is None or isinstance(value, int):
+        return value
+    warnings.add(f"creation date: expected an integer, got {_kindOf(value)}; ignored")
+    return None
+
+
+def _private(info: dict, warnings: _Warnings) -> bool:
+    """
+    The BEP 27 flag: any non-zero integer; anything else but an integer is
+    taken as private (the safe side), with a warning.
+    """
+    value = info.get(b"private")
+    if value is None or isinstance(value, int):
+        return bool(value)
+    warnings.add(
+        f"info.private: expected an integer, got {_kindOf(value)}; "
+        f"the torrent is taken as private"
     )
+    return True
 
 
-def _components(entry: dict, where: str) -> Tuple[str, ...]:
+def _attributes(d: dict, where: str, warnings: _Warnings) -> bytes:
     """
-    The path of one entry of C{files}, preferring C{path.utf-8}.
+    The BEP 47 C{attr} letters of a file entry (C{b""} if none, or
+    ignored with a warning if not a string).
     """
-    raw = _require(entry, b"path", list, where)
-    if b"path.utf-8" in entry:
-        raw = _require(entry, b"path.utf-8", list, where)
-    if not raw:
-        raise MetainfoError(f"{where}path: empty path")
-    out = []
-    for j, part in enumerate(raw):
-        if not isinstance(part, bytes):
-            raise MetainfoError(f"{where}path[{j}]: expected a string")
-        out.append(_text(part))
-    for c in out:
-        if _isUnsafe(c):
-            checkComponent(c, f"{where}path {_shownPath(out)!r}")
-    return tuple(out)
+    attr = d.get(b"attr")
+    if attr is None or isinstance(attr, bytes):
+        return attr or b""
+    warnings.add(f"{where}attr: expected a string, got {_kindOf(attr)}; ignored")
+    return b""
+
+
+def _name(info: dict, warnings: _Warnings) -> str:
+    """
+    The torrent's name, preferring a well-formed C{name.utf-8}.
+    """
+    raw = _require(info, b"name", bytes, "info.")
+    utf8 = info.get(b"name.utf-8")
+    if isinstance(utf8, bytes):
+        raw = utf8
+    elif utf8 is not None:
+        warnings.add(
+            f"info.name.utf-8: expected a string, got {_kindOf(utf8)}; "
+            f"'name' used instead"
+        )
+    name = _text(raw)
+    try:
+        checkComponent(name, f"info.name {shownPath([name])!r}")
+    except UnsafePathError as e:
+        raise MetainfoError(str(e)) from None
+    return cutComponent(name)
 
 
 def _length(d: dict, where: str) -> int:
@@ -380,19 +467,160 @@ def _length(d: dict, where: str) -> int:
     return length
 
 
-def _files(info: dict, name: str) -> Tuple[Tuple[FileEntry, ...], bool]:
+def _rawPath(entry: dict, where: str, warnings: _Warnings) -> Optional[List[str]]:
+    """
+    The components of one entry of C{files} as they stand (C{path.utf-8}
+    when it is a list, else C{path}), or C{None} when it has neither.
+    """
+    raw = entry.get(b"path.utf-8")
+    if raw is not None and not isinstance(raw, list):
+        warnings.add(
+            f"{where}path.utf-8: expected a list, got {_kindOf(raw)}; "
+            f"'path' used instead"
+        )
+        raw = None
+    field = "path.utf-8"
+    if raw is None:
+        if b"path" not in entry:
+            return None
+        raw = _require(entry, b"path", list, where)
+        field = "path"
+    out = []
+    for j, part in enumerate(raw):
+        if not isinstance(part, bytes):
+            raise MetainfoError(
+                f"{where}{field}[{j}]: expected a string, got {_kindOf(part)}"
+            )
+        out.append(_text(part))
+    return out
+
+
+#: Anything in components joined with NUL that needs a closer look: an
+#: empty, C{.} or C{..} component, a separator, something like a drive, a
+#: component that may be long enough to be cut.
+_UNUSUAL = re.compile(
+    r"(?:^|\x00)(?:\.{0,2}(?:\x00|$)|.:)|[/\\]|[^\x00]{61}", re.DOTALL
+)
+
+
+def _path(raw: List[str], name: str, index: int) -> Tuple[str, ...]:
+    """
+    The normalised path of a file (see L{normalizePath}).
+    """
+    if len(raw) <= MAX_PATH_DEPTH:
+        # The fast path for well-formed entries: one regular expression
+        # over the components joined with NUL (which no component may hold).
+        joined = "\x00".join(raw)
+        if (
+            len(joined) + len(name) < MAX_PATH_BYTES // 4
+            and joined.count("\x00") == len(raw) - 1
+            and _UNUSUAL.search(joined) is None
+        ):
+            return tuple(raw)
+    try:
+        return normalizePath(raw, f"info.files[{index}].path", prefix=(name,))
+    except UnsafePathError as e:
+        raise MetainfoError(str(e)) from None
+
+
+def _entry(
+    entry: dict, index: int, offset: int, name: str, warnings: _Warnings
+) -> FileEntry:
+    """
+    One entry of C{files} at C{offset}, with its BEP 47 attributes.
+    """
+    where = f"info.files[{index}]."
+    flags = _attributes(entry, where, warnings)
+    symlink = b"l" in flags
+    padding = b"p" in flags
+    if symlink:
+        # A link takes no room in the torrent, whatever its 'length' says
+        # (libtorrent lays it out so, and needs no 'length').
+        length = 0
+    else:
+        length = _length(entry, where)
+    parts = _rawPath(entry, where, warnings)
+    if parts is None:
+        if not padding:
+            raise MetainfoError(f"{where}: missing 'path'")
+        # A pad file needs no path: it is never on disk.
+        path: Tuple[str, ...] = (".pad", str(length))
+    elif padding:
+        # Never on disk: any path will do, a safe one is kept for show.
+        try:
+            path = normalizePath(parts, f"{where}path", prefix=(name,))
+        except UnsafePathError:
+            path = (".pad", str(length))
+    else:
+        path = _path(parts, name, index)
+        padding = _OLD_PAD_NAME in "/".join(path)
+    target = None
+    if symlink and not padding:
+        target = _symlinkTarget(entry, path, where, warnings)
+    return FileEntry(
+        path, length, offset, padding, target, b"x" in flags, b"h" in flags
+    )
+
+
+def _symlinkTarget(
+    entry: dict,
+    path: Tuple[str, ...],
+    where: str,
+    warnings: _Warnings,
+) -> Optional[Tuple[str, ...]]:
+    """
+    The target of a BEP 47 symbolic link, relative to the torrent root, or
+    C{None} (with a warning) when it is missing, malformed, or would leave
+    the torrent's directory: the entry is then an empty file.
+    """
+    raw = entry.get(b"symlink path")
+    shown = shownPath(path)
+    if not isinstance(raw, list) or not all(isinstance(p, bytes) for p in raw):
+        what = "missing" if raw is None else "not a list of strings"
+        warnings.add(f"{where}symlink path of {shown!r}: {what}; an empty file instead")
+        return None
+    try:
+        target = normalizePath([_text(p) for p in raw], f"{where}symlink path")
+    except UnsafePathError as e:
+        warnings.add(f"{e}; {shown!r} becomes an empty file")
+        return None
+    if target == path:
+        warnings.add(
+            f"{where}symlink path: {shown!r} points to itself; an empty file instead"
+        )
+        return None
+    return target
+
+
+def _files(
+    info: dict, name: str, warnings: _Warnings
+) -> Tuple[Tuple[FileEntry, ...], bool]:
     """
     The file list of C{info} and whether the torrent is multi-file.
     """
-    hasLength = b"length" in info
-    hasFiles = b"files" in info
-    if hasLength and hasFiles:
-        raise MetainfoError("info: both 'length' and 'files' present")
-    if not hasLength and not hasFiles:
-        raise MetainfoError("info: neither 'length' nor 'files' present")
-    if hasLength:
-        return (FileEntry((name,), _length(info, "info."), 0, False),), False
+    if b"files" not in info:
+        if b"length" not in info:
+            raise MetainfoError("info: neither 'length' nor 'files' present")
+        length = _length(info, "info.")
+        flags = _attributes(info, "info.", warnings)
+        if b"l" in flags:
+            raise MetainfoError(
+                "info.attr: a single-file torrent that is a symbolic link "
+                "holds no data"
+            )
+        entry = FileEntry(
+            (name,),
+            length,
+            0,
+            padding=b"p" in flags,
+            executable=b"x" in flags,
+            hidden=b"h" in flags,
+        )
+        return (entry,), False
     raw = _require(info, b"files", list, "info.")
+    if b"length" in info:
+        # libtorrent goes by 'files' alone.
+        warnings.add("info: both 'length' and 'files' present; 'length' ignored")
     if not raw:
         raise MetainfoError("info.files: empty list")
     files = []
@@ -402,32 +630,75 @@ def _files(info: dict, name: str) -> Tuple[Tuple[FileEntry, ...], bool]:
     for i, entry in enumerate(raw):
         if type(entry) is not dict:
             raise MetainfoError(f"info.files[{i}]: expected a dictionary")
-        # The fast path for well-formed entries; the slow one names the
-        # problem.
+        parts = entry.get(b"path")
         length = entry.get(b"length")
-        if type(length) is not int or length < 0:
-            length = _length(entry, f"info.files[{i}].")
-        parts = entry.get(b"path.utf-8", entry.get(b"path"))
         if (
-            b"path" in entry
+            b"attr" not in entry
+            and type(length) is int
+            and length >= 0
             and type(parts) is list
-            and parts
-            and all(type(p) is bytes for p in parts)
+            and b"path.utf-8" not in entry
+            and all([type(p) is bytes for p in parts])
         ):
-            path = tuple([p.decode("utf-8", "surrogateescape") for p in parts])
-            for c in path:
-                if _isUnsafe(c):
-                    checkComponent(c, f"info.files[{i}].path {_shownPath(path)!r}")
+            # The fast path for well-formed entries of plain files.
+            path = _path([_text(p) for p in parts], name, i)
+            padding = _OLD_PAD_NAME in "/".join(path)
+            if not padding:
+                real.append((path, i))
+            files.append(FileEntry(path, length, offset, padding))
         else:
-            path = _components(entry, f"info.files[{i}].")
-        attr = entry.get(b"attr")
-        padding = type(attr) is bytes and b"p" in attr
-        if not padding:
-            real.append((path, i))
-        files.append(FileEntry(path, length, offset, padding))
+            entry = _entry(entry, i, offset, name, warnings)
+            if not entry.padding:
+                real.append((entry.path, i))
+            files.append(entry)
+            length = entry.length
         offset += length
     _checkConflicts(real)
+    if any(f.symlink is not None for f in files):
+        files = _resolveLinks(files)
     return tuple(files), True
+
+
+def _resolveLinks(files: List[FileEntry]) -> List[FileEntry]:
+    """
+    Read symbolic link targets as libtorrent reads them: relative to the
+    torrent's root when that names a file or directory of the torrent,
+    else relative to the link's own directory when that does (as macOS
+    framework bundles write them: C{Versions/Current} -> C{A}), else
+    relative to the root all the same.  Either way the target stays
+    inside the torrent's directory.
+
+    Directories are kept in a tree of dictionaries, so that the cost is in
+    proportion to the number of components, however deep the paths.
+    """
+    tree: dict = {}
+    paths = set()
+    for f in files:
+        if f.padding:
+            continue
+        paths.add(f.path)
+        node = tree
+        for component in f.path[:-1]:
+            node = node.setdefault(component, {})
+
+    def exists(path: Tuple[str, ...]) -> bool:
+        if path in paths:
+            return True
+        node = tree
+        for component in path:
+            node = node.get(component)
+            if node is None:
+                return False
+        return True
+
+    out = []
+    for f in files:
+        if f.symlink is not None and not exists(f.symlink):
+            beside = f.path[:-1] + f.symlink
+            if f.path[:-1] and beside != f.path and exists(beside):
+                f = replace(f, symlink=beside)
+        out.append(f)
+    return out
 
 
 def _checkConflicts(paths: List[Tuple[Tuple[str, ...], int]]) -> None:
@@ -438,8 +709,11 @@ def _checkConflicts(paths: List[Tuple[Tuple[str, ...], int]]) -> None:
     In sorted order a path is followed by its duplicates and then by the
     paths beneath it, so comparing neighbours finds every conflict in
     O(n log n) comparisons and no more memory, where collecting every
-    directory prefix would cost the square of a path's depth (a 10 MB
-    torrent can hold a path of millions of components).
+    directory prefix would cost the square of a path's depth.
+
+    Duplicates are refused as Transmission refuses them; libtorrent renames
+    the second file instead (C{foo.1.txt}), which gives the user a file the
+    torrent never named.
 
     @param paths: C{(path, index in files)} of the files that are not
         padding; sorted in place.
@@ -455,18 +729,18 @@ def _checkConflicts(paths: List[Tuple[Tuple[str, ...], int]]) -> None:
         if len(following) == n:
             conflict = (
                 j,
-                f"info.files[{j}].path {_shownPath(path)!r}: duplicate path",
+                f"info.files[{j}].path {shownPath(path)!r}: duplicate path",
             )
         elif i < j:
             conflict = (
                 j,
-                f"info.files[{j}].path {_shownPath(following)!r}: "
-                f"{_shownPath(path)!r} is also a file",
+                f"info.files[{j}].path {shownPath(following)!r}: "
+                f"{shownPath(path)!r} is also a file",
             )
         else:
             conflict = (
                 i,
-                f"info.files[{i}].path {_shownPath(path)!r}: also a directory",
+                f"info.files[{i}].path {shownPath(path)!r}: also a directory",
             )
         if found is None or conflict[0] < found[0]:
             found = conflict
@@ -474,13 +748,21 @@ def _checkConflicts(paths: List[Tuple[Tuple[str, ...], int]]) -> None:
         raise MetainfoError(found[1])
 
 
+def _isV2Only(info: dict) -> bool:
+    """
+    Whether C{info} holds BEP 52 metadata and no v1 C{pieces}.
+    """
+    return b"pieces" not in info and (b"meta version" in info or b"file tree" in info)
+
+
 def load(data: bytes) -> Metainfo:
     """
     Parse and validate the bytes of a C{.torrent} file.
 
     @param data: the whole file.
-    @raise MetainfoError: for anything malformed or unsafe (bencoding errors
-        included), naming the field and the problem.
+    @raise MetainfoError: for anything malformed or unsafe in the fields a
+        download needs (bencoding errors included), naming the field and
+        the problem; for a v2-only torrent, L{V2_ONLY}.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise MetainfoError(f"expected bytes, not {type(data).__name__}")
@@ -501,19 +783,18 @@ def load(data: bytes) -> Metainfo:
     info = _require(top, b"info", dict, "torrent: ")
     start, end = spans[b"info"]
     infoBytes = data[start:end]
+    if _isV2Only(info):
+        raise MetainfoError(V2_ONLY)
+    warnings = _Warnings()
 
-    rawName = _require(info, b"name", bytes, "info.")
-    if b"name.utf-8" in info:
-        rawName = _require(info, b"name.utf-8", bytes, "info.")
-    name = _text(rawName)
-    checkComponent(name, f"info.name {_shownPath([name])!r}")
-
+    name = _name(info, warnings)
     pieceLength = _require(info, b"piece length", int, "info.")
     if pieceLength <= 0:
         raise MetainfoError(f"info.piece length: not positive ({pieceLength})")
     if pieceLength > MAX_PIECE_LENGTH:
         raise MetainfoError(
-            f"info.piece length: {pieceLength} is above {MAX_PIECE_LENGTH}"
+            f"info.piece length: {pieceLength} is above {MAX_PIECE_LENGTH}, "
+            f"the most btorrent takes (it holds whole pieces in memory)"
         )
     pieces = _require(info, b"pieces", bytes, "info.")
     if len(pieces) % 20:
@@ -521,7 +802,7 @@ def load(data: bytes) -> Metainfo:
             f"info.pieces: length {len(pieces)} is not a multiple of 20"
         )
 
-    files, multiFile = _files(info, name)
+    files, multiFile = _files(info, name, warnings)
     totalLength = sum(f.length for f in files)
     if totalLength == 0:
         raise MetainfoError("info: total length is 0 (no data)")
@@ -537,16 +818,12 @@ def load(data: bytes) -> Metainfo:
         )
     pieceHashes = tuple(pieces[i : i + 20] for i in range(0, len(pieces), 20))
 
-    # BEP 27 writes 1; libtorrent takes any non-zero integer as private, and
-    # so do we: announcing a private torrent's peers to the DHT would be the
-    # harm, keeping to its tracker never is.  A non-integer is refused.
-    private = info.get(b"private")
-    if private is not None and not isinstance(private, int):
-        raise MetainfoError("info.private: expected an integer")
-    announce, trackers = _trackers(top)
-    creationDate = top.get(b"creation date")
-    if not isinstance(creationDate, int):
-        creationDate = None
+    private = _private(info, warnings)
+    announce, trackers = _trackers(top, warnings)
+    urlList = _urlList(top, warnings)
+    comment = _optionalText(top, b"comment", warnings)
+    createdBy = _optionalText(top, b"created by", warnings)
+    creationDate = _creationDate(top, warnings)
     return Metainfo(
         name=name,
         infoHash=hashlib.sha1(infoBytes).digest(),
@@ -557,12 +834,14 @@ def load(data: bytes) -> Metainfo:
         multiFile=multiFile,
         announce=announce,
         trackers=trackers,
-        private=bool(private),
-        urlList=_urlList(top),
-        comment=_optionalText(top, b"comment"),
+        private=private,
+        urlList=urlList,
+        comment=comment,
         creationDate=creationDate,
-        createdBy=_optionalText(top, b"created by"),
+        createdBy=createdBy,
         infoBytes=infoBytes,
+        warnings=warnings.result(),
+        hybrid=b"meta version" in info or b"file tree" in info,
     )
 
 
@@ -860,6 +1139,18 @@ def _checkLimits(top: dict, totalLength: int, pieceLength: int, automatic: bool)
     )
 
 
+def _checkCreated(component: str, where: str) -> None:
+    """
+    L{checkComponent} for a name L{create} is to write into a torrent.
+
+    @raise MetainfoError: for a name no client could safely create.
+    """
+    try:
+        checkComponent(component, where)
+    except UnsafePathError as e:
+        raise MetainfoError(str(e)) from None
+
+
 def create(
     path: str,
     trackers: Sequence[Sequence[str]],
@@ -902,7 +1193,7 @@ def create(
     except OSError as e:
         raise MetainfoError(f"{path}: {e.strerror or e}") from None
     name = os.path.basename(path)
-    checkComponent(name, f"name of {path}")
+    _checkCreated(name, f"name of {path}")
     if stat.S_ISREG(st.st_mode):
         multiFile = False
         listing = [((name,), path, st.st_size)]
@@ -913,7 +1204,7 @@ def create(
             raise MetainfoError(f"{path}: no files in directory")
         for components, full, _ in listing:
             for c in components:
-                checkComponent(c, full)
+                _checkCreated(c, full)
     else:
         raise MetainfoError(
             f"{path}: {_kind(st.st_mode)}, not a regular file or directory"

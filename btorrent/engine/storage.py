@@ -24,6 +24,7 @@ from typing import Any, List, Optional, Sequence, Set, Tuple
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from btorrent.codec.safepath import componentProblem, isWithin
 from btorrent.interfaces import IPieceStorage
 
 __all__ = [
@@ -176,6 +177,27 @@ class FileLayout:
             k += 1
         return result
 
+    def paddingBlocks(self, index: int, blockSize: int) -> List[int]:
+        """
+        The blocks of piece C{index} that lie wholly in padding files: their
+        bytes are zeros by definition, so a downloader need not request
+        them (libtorrent never does) but fills them with zeros itself.
+
+        @param blockSize: the request size (16 KiB), the last block of the
+            piece possibly shorter.
+        @return: block indexes within the piece, ascending.
+        @raise ValueError: for an index out of range.
+        """
+        size = self.pieceSize(index)
+        start = index * self.pieceLength
+        result = []
+        for block, begin in enumerate(range(0, size, blockSize)):
+            length = min(blockSize, size - begin)
+            slices = self.rangeSlices(start + begin, length)
+            if all(self.files[fileIndex].padding for fileIndex, _, _ in slices):
+                result.append(block)
+        return result
+
     def pieceRange(self, fileIndex: int) -> range:
         """
         @return: the indexes of the pieces that hold bytes of file
@@ -189,39 +211,17 @@ class FileLayout:
         return range(first, last + 1)
 
 
-def _isWithin(path: str, root: str) -> bool:
-    """
-    @return: whether C{path} is C{root} or lies beneath it (both already
-        resolved with C{os.path.realpath}).
-    """
-    try:
-        return os.path.commonpath([path, root]) == root
-    except ValueError:
-        # Different drives on Windows.
-        return False
-
-
 def _checkComponent(component: Any) -> None:
     """
     Refuse a path component that could name something other than one entry
-    inside its parent directory.
+    inside its parent directory (the rules of L{btorrent.codec.safepath}).
 
-    @raise StorageError: for an empty, C{.}, C{..}, absolute or
-        separator-bearing component.
+    @raise StorageError: for an empty, C{.}, C{..}, absolute,
+        separator-bearing or drive component.
     """
-    if not isinstance(component, str):
-        raise StorageError(f"path component {component!r} is not a string")
-    bad = (
-        component in ("", ".", "..")
-        or "\x00" in component
-        or "/" in component
-        or (os.sep in component)
-        or (os.altsep is not None and os.altsep in component)
-        or os.path.isabs(component)
-        or os.path.splitdrive(component)[0] != ""
-    )
-    if bad:
-        raise StorageError(f"unsafe path component {component!r}")
+    problem = componentProblem(component)
+    if problem is not None:
+        raise StorageError(f"unsafe path component: {problem}")
 
 
 class _OpenFile:
@@ -258,7 +258,18 @@ class MultiFileWriter:
     component) and on disk: the real path (symbolic links resolved) of
     every directory and file must lie within the real path of the download
     directory, so that a symbolic link planted inside it cannot lead
-    outside.  The check runs again whenever a file is opened.
+    outside.  The check runs again whenever a file is opened.  A path that
+    leads outside is refused with a L{StorageError} whose one line names
+    it and where it leads.
+
+    BEP 47 attributes: a file with C{executable} set gets the executable
+    bits wherever it has read bits (C{rw-r--r--} becomes C{rwxr-xr-x}).  A
+    symbolic link (an entry with C{symlink}, its target relative to the
+    torrent's directory) is created after every file, with a relative
+    target, and only if it really leads inside the torrent's directory
+    once links already on disk are followed; otherwise an empty file takes
+    its place and a warning is logged and kept in L{warnings}.  Symbolic
+    links hold no data and are never opened.
 
     Descriptors are kept in a least-recently-used pool of at most
     C{maxOpenFiles}; a thread needing a descriptor while all of them are in
@@ -266,6 +277,8 @@ class MultiFileWriter:
 
     @ivar layout: the L{FileLayout}.
     @ivar paths: the absolute path of each file (C{None} for padding).
+    @ivar warnings: one line for each symbolic link that could not be
+        created as such (see above), most recent last.
     @ivar maxOpenFiles: the bound of the descriptor pool.
     @ivar peakOpenFiles: the largest number of descriptors ever open at
         once (for tests and statistics).
@@ -318,6 +331,7 @@ class MultiFileWriter:
         self._dirty: Set[int] = set()
         self._dirtyDirs: Set[str] = set()
         self._realDownloadDir: Optional[str] = None
+        self.warnings: List[str] = []
         self.peakOpenFiles = 0
 
     # Paths
@@ -335,8 +349,13 @@ class MultiFileWriter:
         @raise StorageError: if C{path}, symbolic links resolved, is not
             within the download directory.
         """
-        if not _isWithin(os.path.realpath(path), self._realBase()):
-            raise StorageError(f"{path!r} leads outside {self.downloadDir!r}")
+        real = os.path.realpath(path)
+        if not isWithin(real, self._realBase()):
+            raise StorageError(
+                f"{path!r} leads outside the download directory "
+                f"{self.downloadDir!r} (to {real!r}, through a symbolic link): "
+                f"refused"
+            )
 
     def _checkLengths(self) -> None:
         """
@@ -401,7 +420,8 @@ class MultiFileWriter:
     def open(self) -> None:
         """
         Create the directory tree and every file, sparse, each exactly its
-        entry's length; padding files are never created.
+        entry's length, with the executable bits its entry asks for; then
+        the symbolic links.  Padding files are never created.
 
         @raise StorageError: for a path leading outside the download
             directory, something in the way (a directory where a file
@@ -412,31 +432,106 @@ class MultiFileWriter:
             self._realDownloadDir = os.path.realpath(self.downloadDir)
             self._checkLengths()
             checked: Set[str] = set()
+            links = []
             for fileIndex, path in enumerate(self.paths):
                 if path is None:
                     continue
-                directory = os.path.dirname(path)
-                self._makeDirectories(directory, checked)
-                length = self.layout.files[fileIndex].length
-                if os.path.lexists(path):
-                    self._checkInside(path)
-                    if not os.path.isfile(path):
-                        raise StorageError(f"{path!r} is not a regular file")
-                    if os.stat(path).st_size == length:
-                        continue
-                else:
-                    with self._lock:
-                        self._dirtyDirs.add(directory)
-                with self._descriptor(fileIndex, write=True, create=True) as fd:
-                    if os.fstat(fd).st_size != length:
-                        os.ftruncate(fd, length)
-                        with self._lock:
-                            self._dirty.add(fileIndex)
+                self._makeDirectories(os.path.dirname(path), checked)
+                entry = self.layout.files[fileIndex]
+                if entry.symlink is not None:
+                    links.append(fileIndex)
+                    continue
+                self._createFile(fileIndex)
+                if entry.executable:
+                    self._makeExecutable(fileIndex)
+            for fileIndex in links:
+                self._createSymlink(fileIndex)
         except (OSError, OverflowError) as e:
             # OverflowError: a length beyond off_t (2**63) for ftruncate.
             raise StorageError(f"cannot create the torrent's files: {e}") from e
         self.log.debug(
             "Opened {count} files under {root}", count=len(self.paths), root=self.root
+        )
+
+    def _createFile(self, fileIndex: int) -> None:
+        """
+        Create file C{fileIndex}, or bring an existing one to its entry's
+        length.
+        """
+        path = self.paths[fileIndex]
+        assert path is not None
+        length = self.layout.files[fileIndex].length
+        if os.path.lexists(path):
+            self._checkInside(path)
+            if not os.path.isfile(path):
+                raise StorageError(f"{path!r} is not a regular file")
+            if os.stat(path).st_size == length:
+                return
+        else:
+            with self._lock:
+                self._dirtyDirs.add(os.path.dirname(path))
+        with self._descriptor(fileIndex, write=True, create=True) as fd:
+            if os.fstat(fd).st_size != length:
+                os.ftruncate(fd, length)
+                with self._lock:
+                    self._dirty.add(fileIndex)
+
+    def _makeExecutable(self, fileIndex: int) -> None:
+        """
+        Give file C{fileIndex} the executable bits wherever it has read
+        bits (through its descriptor: never through a link).
+        """
+        with self._descriptor(fileIndex, write=False) as fd:
+            mode = stat.S_IMODE(os.fstat(fd).st_mode)
+            wanted = mode | (mode & 0o444) >> 2
+            if wanted != mode:
+                os.fchmod(fd, wanted)
+
+    def _createSymlink(self, fileIndex: int) -> None:
+        """
+        Create the symbolic link of entry C{fileIndex}, if it leads inside
+        the torrent's directory; else an empty file, with a warning.
+
+        The target is written relative to the link's real directory, so
+        that a directory on the way that is itself a link (inside the
+        download directory) cannot make it lead elsewhere; where it leads
+        is checked again once it exists, following every link on disk.
+        """
+        path = self.paths[fileIndex]
+        assert path is not None
+        entry = self.layout.files[fileIndex]
+        realRoot = os.path.realpath(self.root)
+        target = os.path.relpath(
+            os.path.join(realRoot, *entry.symlink),
+            os.path.realpath(os.path.dirname(path)),
+        )
+        if os.path.islink(path):
+            if os.readlink(path) == target:
+                return
+            # A link holds no data: an old one is replaced.
+            os.unlink(path)
+        elif os.path.lexists(path):
+            if not os.path.isfile(path) or os.path.getsize(path):
+                raise StorageError(
+                    f"{path!r} is in the way of a symbolic link of the torrent"
+                )
+            # An empty file: what an earlier run created in its place.
+            os.unlink(path)
+        os.symlink(target, path)
+        with self._lock:
+            self._dirtyDirs.add(os.path.dirname(path))
+        real = os.path.realpath(path)
+        if isWithin(real, realRoot) and real != realRoot:
+            return
+        os.unlink(path)
+        self._createFile(fileIndex)
+        problem = (
+            f"{path!r}: a symbolic link to {target!r} would lead to {real!r}, "
+            f"outside the torrent's directory; an empty file instead"
+        )
+        self.warnings.append(problem)
+        self.log.warn(
+            "{torrent}: {problem}", torrent=self.metainfo.name, problem=problem
         )
 
     def writePiece(self, index: int, data: Any) -> None:
@@ -552,11 +647,11 @@ class MultiFileWriter:
 
         @return: one entry per file, C{(size, mtime_ns)} for a regular file,
             C{None} for a missing one, something that is not a regular file,
-            or a padding file.
+            a padding file or a symbolic link.
         """
         result: List[FileStat] = []
-        for path in self.paths:
-            if path is None:
+        for path, entry in zip(self.paths, self.layout.files):
+            if path is None or entry.symlink is not None:
                 result.append(None)
                 continue
             try:
