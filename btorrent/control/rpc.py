@@ -337,16 +337,14 @@ class RPCResource(Resource):
 
         def reply(response: Dict[str, Any]) -> None:
             if not gone:
-                request.write(self._reply(request, response))
+                body = self._reply(request, response)
+                request.setHeader(b"Content-Length", b"%d" % len(body))
+                request.write(body)
                 request.finish()
 
         def failed(failure: Any) -> None:
             self.log.failure("RPC answer failed", failure)
-            if not gone:
-                request.write(
-                    self._reply(request, {"result": "internal error", "arguments": {}})
-                )
-                request.finish()
+            reply({"result": "internal error", "arguments": {}})
 
         self.methods.handle(decoded).addCallback(reply).addErrback(failed)
         return NOT_DONE_YET
