@@ -508,7 +508,8 @@ def makeURLFetcher(
                 raise ControlError(
                     f"gotMetadataFromURL: http error {response.code}: {phrase}"
                 )
-            if response.length is not None and response.length > maxSize:
+            length = response.length
+            if isinstance(length, int) and length > maxSize:
                 response.deliverBody(_Discard())
                 raise ControlError(f"{url}: larger than {maxSize} bytes")
             await treq.collect(response, collect).addTimeout(timeout, reactor)
