@@ -548,4 +548,19 @@ def exampleSession(
         state=DOWNLOADING,
     )
     downloading.rateDownload = 48_000
+    downloading.peers = (
+        dataclasses.replace(
+            done.peers[0],
+            port=6881,
+            clientName="libtorrent 2.0",
+            isIncoming=False,
+            progress=1.0,
+            rateToClient=48_000,
+            rateToPeer=0,
+            peerIsInterested=False,
+            isDownloadingFrom=True,
+            isUploadingTo=False,
+            flagStr="DE",
+        ),
+    )
     return session
