@@ -11,6 +11,8 @@ import dataclasses
 import json
 import os
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -1125,3 +1127,127 @@ class SessionMethodTests(SynchronousTestCase):
         self.assertEqual(self.h.ok("port-test"), {"port-is-open": False})
         response = self.h.call("blocklist-update")
         self.assertIn("no blocklist", response["result"])
+
+
+#: JSON values as a client may send them (NaN and infinities too: Python's
+#: decoder would take them if they got past the HTTP side).
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats()
+    | st.text(max_size=50),
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    max_leaves=15,
+)
+
+#: Values that are near what the methods expect, to reach deep checks.
+PLAUSIBLE = st.sampled_from(
+    [
+        0,
+        1,
+        2,
+        -1,
+        10**9,
+        10**20,
+        1.5,
+        2.0,
+        True,
+        False,
+        None,
+        "1",
+        "",
+        "/abs",
+        "rel",
+        "recently-active",
+        "ab" * 20,
+        [],
+        [0],
+        [1, 2],
+        [10**9],
+        ["tv"],
+        ["a,b"],
+        [{}],
+        {},
+        "magnet:?xt=urn:btih:" + "cd" * 20,
+        "required",
+    ]
+)
+
+_IDS = ["ids"]
+_FILES = [
+    "files-wanted",
+    "files-unwanted",
+    "priority-high",
+    "priority-low",
+    "priority-normal",
+]
+
+#: The argument names each method reads.
+METHOD_KEYS = {
+    "torrent-get": _IDS + ["fields", "format"],
+    "torrent-set": _IDS
+    + _FILES
+    + [
+        "downloadLimit",
+        "downloadLimited",
+        "uploadLimit",
+        "uploadLimited",
+        "honorsSessionLimits",
+        "seedRatioLimit",
+        "seedRatioMode",
+        "seedIdleLimit",
+        "seedIdleMode",
+        "peer-limit",
+        "bandwidthPriority",
+        "queuePosition",
+        "labels",
+        "trackerAdd",
+    ],
+    "torrent-add": _FILES
+    + [
+        "filename",
+        "metainfo",
+        "cookies",
+        "paused",
+        "download-dir",
+        "labels",
+        "peer-limit",
+        "bandwidthPriority",
+    ],
+    "session-set": list(SESSION_FIELDS),
+    "session-get": ["fields"],
+    "torrent-remove": _IDS + ["delete-local-data"],
+    "torrent-set-location": _IDS + ["location", "move"],
+    "torrent-rename-path": _IDS + ["path", "name"],
+    "free-space": ["path"],
+}
+
+
+class FuzzTests(SynchronousTestCase):
+    """
+    Any request gets an answer with a result line, never an internal
+    error, and the answer is strict JSON.
+    """
+
+    @given(data=st.data())
+    @settings(max_examples=600, deadline=None)
+    def test_anyArguments(self, data) -> None:
+        if not getattr(self, "harness", None) or not self.harness.session.torrents():
+            self.harness = Harness(self)
+        method = data.draw(
+            st.sampled_from(RPCMethods(None, None, None, "", None).methodNames + ["x"])
+        )
+        keys = METHOD_KEYS.get(method, _IDS) + ["bogus"]
+        arguments = data.draw(
+            st.dictionaries(st.sampled_from(keys), PLAUSIBLE | JSON_VALUES, max_size=5)
+        )
+        tag = data.draw(JSON_VALUES)
+        request = {"method": method, "arguments": arguments, "tag": tag}
+        response = self.successResultOf(self.harness.methods.handle(request))
+        self.assertIsInstance(response["result"], str)
+        self.assertNotIn("internal error", response["result"])
+        self.assertIsInstance(response["arguments"], dict)
+        json.loads(_jsonBytes(response))
+        self.assertEqual(self.flushLoggedErrors(), [])

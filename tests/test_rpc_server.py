@@ -13,6 +13,8 @@ import json
 import os
 from typing import Dict, List, Optional, Tuple
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import fail
 from twisted.internet.task import Clock
@@ -526,7 +528,7 @@ class JSONTests(SynchronousTestCase):
             (b"[" * 100_000, f"nested deeper than {MAX_JSON_DEPTH}"),
             (b'{"a":' * 40 + b"1" + b"}" * 40, f"nested deeper than {MAX_JSON_DEPTH}"),
             (b"[1]", "not a JSON object"),
-            (b"NaN", "not a JSON object"),
+            (b"NaN", "is not a JSON value"),
             (
                 b'{"method": "torrent-get", "arguments": {"ids": {}, "fields": ["id"]}}',
                 '"ids"',
@@ -540,6 +542,38 @@ class JSONTests(SynchronousTestCase):
         self.assertEqual(
             self.wire.rpc({"method": "port-test"}).json["result"], "success"
         )
+
+    def test_constants(self) -> None:
+        """
+        NaN and Infinity, which Python's decoder takes, are not JSON.
+        """
+        for body in [b'{"tag": NaN}', b"[Infinity]", b"-Infinity"]:
+            self.assertRaises(ValueError, parseRequestBody, body)
+            response = self.post(body)
+            self.assertIn("is not a JSON value", response.json["result"])
+
+    @given(st.binary(max_size=300))
+    @settings(max_examples=300)
+    def test_garbage(self, body: bytes) -> None:
+        """
+        Any bytes decode or raise L{ValueError}.
+        """
+        try:
+            parseRequestBody(body)
+        except ValueError:
+            pass
+
+    @given(st.lists(st.sampled_from(list(b'[]{}",:\\ 1a')), max_size=200))
+    @settings(max_examples=300)
+    def test_bracketSoup(self, chars) -> None:
+        """
+        Brackets, quotes and escapes in any order decode or raise
+        L{ValueError} (the depth scan and the decoder agree on strings).
+        """
+        try:
+            parseRequestBody(bytes(chars))
+        except ValueError:
+            pass
 
     def test_depth(self) -> None:
         """

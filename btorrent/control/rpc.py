@@ -97,6 +97,9 @@ MAX_JSON_DEPTH = 32
 #: Values (counted by commas) allowed in a request.
 MAX_JSON_VALUES = 4_000_000
 
+#: Seconds a connection may stay silent before it is closed.
+IDLE_TIMEOUT = 120
+
 #: After a 413, how long the rest of the body is read and dropped before
 #: the connection is cut (so that the client sees the answer, not a reset).
 LINGER_SECONDS = 10
@@ -130,9 +133,17 @@ def parseRequestBody(body: bytes) -> Any:
             else:
                 depth -= 1
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuseConstant)
     except (ValueError, RecursionError) as e:
         raise ValueError(f"invalid JSON: {e}") from None
+
+
+def _refuseConstant(name: str) -> None:
+    """
+    C{NaN}, C{Infinity} and C{-Infinity} are not JSON (Python's decoder
+    takes them).
+    """
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _jsonBytes(value: Any) -> bytes:
@@ -337,7 +348,13 @@ class RPCResource(Resource):
 
         def reply(response: Dict[str, Any]) -> None:
             if not gone:
-                body = self._reply(request, response)
+                try:
+                    body = self._reply(request, response)
+                except Exception:
+                    self.log.failure("RPC answer cannot be encoded")
+                    body = self._reply(
+                        request, {"result": "internal error", "arguments": {}}
+                    )
                 request.setHeader(b"Content-Length", b"%d" % len(body))
                 request.write(body)
                 request.finish()
@@ -450,12 +467,22 @@ class ControlSite(Site):
 
     requestFactory = LimitedRequest
     displayTracebacks = False
+    noisy = False
+
+    #: Write an access log line per request (clients poll every few
+    #: seconds: off unless asked for).
+    accessLog = False
 
     def __init__(self, root: ControlRoot, methods: RPCMethods, **kw: Any) -> None:
+        kw.setdefault("timeout", IDLE_TIMEOUT)
         super().__init__(root, **kw)
         self.maxBodySize = MAX_BODY_SIZE
         self.methods = methods
         self.access = root.access
+
+    def log(self, request: Request) -> None:
+        if self.accessLog:
+            super().log(request)
 
 
 class _Discard(Protocol):

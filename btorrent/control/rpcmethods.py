@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import stat
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -213,7 +214,9 @@ class RPCMethods:
             response["result"] = "invalid request: not a JSON object"
             return response
         tag = request.get("tag")
-        if isinstance(tag, (int, float, str)) and not isinstance(tag, bool):
+        if isinstance(tag, (int, str)) and not isinstance(tag, bool):
+            response["tag"] = tag
+        elif isinstance(tag, float) and math.isfinite(tag):
             response["tag"] = tag
         method = request.get("method")
         if not isinstance(method, str):
