@@ -237,6 +237,12 @@ class AccessPolicy:
                     client=host,
                     failures=self.logins.failures,
                 )
+                if self.logins.lockedOut:
+                    self.log.error(
+                        "RPC locked after {failures} failed logins in a row: "
+                        "restart the daemon to unlock",
+                        failures=self.logins.failures,
+                    )
             return _Refusal(
                 401,
                 f"unauthorized user: {self.logins.failures} unsuccessful login attempts",
