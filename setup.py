@@ -23,6 +23,7 @@ setup(
         "rich>=12",
         # RC4 for message stream encryption (btorrent.peer.mse).
         "cryptography>=3.4",
+        "treq>=22.1",
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6", "libtorrent>=2.0"],

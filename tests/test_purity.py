@@ -31,6 +31,10 @@ PURE = [
     "btorrent.engine.resume",
     "btorrent.trackerserver.swarm",
     "btorrent.tracker.announce",
+    "btorrent.control.api",
+    "btorrent.control.access",
+    "btorrent.control.rpcargs",
+    "btorrent.control.rpcfields",
 ]
 
 #: The only modules allowed to import the global reactor.
