@@ -29,6 +29,9 @@ PURE = [
     "btorrent.engine.resume",
     "btorrent.trackerserver.swarm",
     "btorrent.tracker.announce",
+    "btorrent.dht.krpc",
+    "btorrent.dht.routing",
+    "btorrent.dht.node",
 ]
 
 #: The only modules allowed to import the global reactor.
