@@ -290,6 +290,10 @@ def encode(message: Message) -> bytes:
     @raise ValueError: for a field the protocol cannot carry (an id that is
         not 20 bytes, a non-IPv4 address, a port out of range).
     """
+    if not isinstance(
+        message, (Ping, FindNode, GetPeers, AnnouncePeer, Response, Error)
+    ):
+        raise ValueError(f"not a KRPC message: {message!r}")
     t = message.transactionId
     if type(t) is not bytes or len(t) > MAX_TRANSACTION_ID:
         raise ValueError(f"transaction id must be at most 16 bytes: {t!r}")
@@ -326,8 +330,6 @@ def encode(message: Message) -> bytes:
             a[b"token"] = bytes(message.token)
             if message.impliedPort:
                 a[b"implied_port"] = 1
-        elif not isinstance(message, Ping):
-            raise ValueError(f"not a KRPC message: {message!r}")
         out[b"y"] = b"q"
         out[b"q"] = message.method
         out[b"a"] = a

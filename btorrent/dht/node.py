@@ -367,7 +367,9 @@ class Lookup:
         self._targetKey = int.from_bytes(target, "big")
         self._candidates: Dict[Address, _Candidate] = {}
         self._ids: Set[bytes] = set()
+        # Queries counting against alpha (not slow), and all unanswered.
         self._inflight = 0
+        self._outstanding = 0
         self._stepping = False
         self._again = False
         for nodeId, address in seeds:
@@ -446,7 +448,7 @@ class Lookup:
                 self._ask(c)
                 if c.state == _ASKED:
                     window += 1
-        if self._inflight == 0 and not self._again:
+        if self._outstanding == 0 and not self._again:
             self._finish()
 
     def _ask(self, c: _Candidate) -> None:
@@ -463,6 +465,7 @@ class Lookup:
 
         c.state = _ASKED
         self._inflight += 1
+        self._outstanding += 1
         sent = node._query(
             c.address,
             build,
@@ -475,10 +478,12 @@ class Lookup:
             if c.state == _ASKED:
                 c.state = _FAILED
                 self._inflight -= 1
+                self._outstanding -= 1
             return
         self.queries += 1
 
     def _release(self, c: _Candidate) -> None:
+        self._outstanding -= 1
         if not c.slow:
             self._inflight -= 1
 
@@ -626,6 +631,8 @@ class DHTNode:
         self.savedNodes = parseSavedNodes(savedNodes)
         self.lookups: Set[Lookup] = set()
         self._transactions: Dict[bytes, _Transaction] = {}
+        # Address -> how many of our queries to it await an answer.
+        self._awaiting: Dict[Address, int] = {}
         self._nextTransaction = rng.randrange(1 << 16)
         self._pinging: Set[Address] = set()
         self._secrets = [self._newSecret(), self._newSecret()]
@@ -720,6 +727,7 @@ class DHTNode:
             if transaction.timer.active():
                 transaction.timer.cancel()
         self._transactions.clear()
+        self._awaiting.clear()
         self._pinging.clear()
 
     def _maintain(self) -> None:
@@ -782,29 +790,39 @@ class DHTNode:
         if not self.running:
             return
         now = self.clock.seconds()
+        # A datagram from an address we await nothing from can only be a
+        # query (or junk): count it against the limit before decoding, so
+        # that a flood costs a dictionary lookup per datagram.
+        expected = address in self._awaiting
+        if not expected and not self._allow(address, now):
+            return
         try:
             message = krpc.decode(data)
         except KRPCError as e:
             self._counters["malformed"] += 1
             if e.query and e.transactionId is not None:
-                if self.rateLimiter.allow(address, now):
+                if not expected or self._allow(address, now):
                     self._sendMessage(
                         Error(e.transactionId, e.code, str(e)[:100]), address
                     )
-                else:
-                    self._counters["rateLimited"] += 1
             return
         if isinstance(message, (Response, Error)):
             self._answerReceived(message, address, now)
-        else:
+        elif not expected or self._allow(address, now):
             self._queryReceived(message, address, now)
+
+    def _allow(self, address: Address, now: float) -> bool:
+        if self.rateLimiter.allow(address, now):
+            return True
+        self._counters["rateLimited"] += 1
+        return False
 
     def _answerReceived(self, message, address: Address, now: float) -> None:
         transaction = self._transactions.get(message.transactionId)
         if transaction is None or transaction.address != address:
             self._counters["unexpected"] += 1
             return
-        del self._transactions[message.transactionId]
+        self._forget(message.transactionId)
         transaction.timer.cancel()
         if isinstance(message, Error):
             self._counters["errorsIn"] += 1
@@ -835,16 +853,7 @@ class DHTNode:
             transaction.onResponse(message)
 
     def _queryReceived(self, query, address: Address, now: float) -> None:
-        if not self.rateLimiter.allow(address, now):
-            self._counters["rateLimited"] += 1
-            return
         self._counters["queriesIn"] += 1
-        if (
-            not self.table.queried(query.nodeId, address, now)
-            and not query.readOnly
-            and self.table.wants(query.nodeId, address, now)
-        ):
-            self._ping(address, query.nodeId)
         t = query.transactionId
         ip = address if isUsableAddress(address) else None
         if isinstance(query, Ping):
@@ -870,6 +879,12 @@ class DHTNode:
         else:
             reply = self._announceReceived(query, address, now, ip)
         self._sendMessage(reply, address)
+        if (
+            not self.table.queried(query.nodeId, address, now)
+            and not query.readOnly
+            and self.table.wants(query.nodeId, address, now)
+        ):
+            self._ping(address, query.nodeId)
 
     def _announceReceived(self, query: AnnouncePeer, address: Address, now, ip):
         host = address[0]
@@ -892,6 +907,8 @@ class DHTNode:
     # -- datagrams out -----------------------------------------------------
 
     def _sendMessage(self, message, address: Address) -> None:
+        if not isUsableAddress(address):
+            return
         try:
             data = krpc.encode(message)
         except ValueError as e:
@@ -946,6 +963,7 @@ class DHTNode:
                 self.queryTimeout, self._timedOut, t
             )
         self._transactions[t] = transaction
+        self._awaiting[address] = self._awaiting.get(address, 0) + 1
         self._counters["queriesOut"] += 1
         self._sendMessage(query, address)
         return True
@@ -957,29 +975,48 @@ class DHTNode:
         )
         transaction.onSlow()
 
+    def _forget(self, t: bytes) -> _Transaction:
+        transaction = self._transactions.pop(t)
+        address = transaction.address
+        left = self._awaiting[address] - 1
+        if left:
+            self._awaiting[address] = left
+        else:
+            del self._awaiting[address]
+        return transaction
+
     def _timedOut(self, t: bytes) -> None:
-        transaction = self._transactions.pop(t, None)
-        if transaction is None:
+        if t not in self._transactions:
             return
+        transaction = self._forget(t)
         self._counters["timeouts"] += 1
         self.table.failed(transaction.address, self.clock.seconds(), transaction.nodeId)
         if transaction.onFailure is not None:
             transaction.onFailure(None)
 
-    def _ping(self, address: Address, nodeId: Optional[bytes]) -> None:
+    def _ping(
+        self, address: Address, nodeId: Optional[bytes], probe: bool = False
+    ) -> None:
+        """
+        Ping C{address} (a stranger that queried us, or, with C{probe}, a
+        questionable node of a full bucket).
+        """
         if address in self._pinging or len(self._pinging) >= MAX_PINGS:
             return
 
         def answered(response: Response) -> None:
             self._pinging.discard(address)
-            self._probe(self.table.questionable(response.nodeId, self.clock.seconds()))
+            if probe:
+                # BEP 5: it is good; check the next questionable node.
+                now = self.clock.seconds()
+                self._probe(self.table.questionable(response.nodeId, now))
 
         def failed(reason: Any) -> None:
             self._pinging.discard(address)
             entry = self.table.get(address)
             if reason is None and entry is not None and not entry.isBad():
                 # BEP 5: try once more before the node is discarded.
-                self._ping(address, entry.nodeId)
+                self._ping(address, entry.nodeId, probe)
 
         def build(t: bytes) -> Ping:
             return Ping(t, self.nodeId)
@@ -990,12 +1027,12 @@ class DHTNode:
 
     def _probe(self, questionable: List[NodeEntry]) -> None:
         """
-        Ping the least recently seen questionable node not being pinged.
+        Ping the least recently seen of C{questionable} (the questionable
+        nodes of one bucket), unless one of them is being pinged already.
         """
-        for entry in questionable:
-            if entry.address not in self._pinging:
-                self._ping(entry.address, entry.nodeId)
-                return
+        if questionable and not any(e.address in self._pinging for e in questionable):
+            entry = questionable[0]
+            self._ping(entry.address, entry.nodeId, probe=True)
 
     # -- lookups -----------------------------------------------------------
 

@@ -11,7 +11,7 @@ can be spoofed, an answer to our transaction cannot easily).  A node is:
   - B{good} if it answered us within the last 15 minutes, or answered us
     once and queried us within the last 15 minutes;
   - B{bad} once it failed to answer L{MAX_FAILURES} queries in a row;
-  - B{questionable} otherwise.
+  - B{questionable} otherwise (one failed query makes a node questionable).
 
 When a node arrives for a full bucket: a bad node is replaced by it; else
 the bucket is split if it covers our id; else, if some nodes are
@@ -121,9 +121,10 @@ class NodeEntry:
 
     def isGood(self, now: float) -> bool:
         """
-        Whether it is good at C{now} (BEP 5).
+        Whether it is good at C{now} (BEP 5); a node that failed to answer
+        since its last answer is not.
         """
-        if self.failures >= MAX_FAILURES:
+        if self.failures:
             return False
         if now - self.lastResponse < GOOD_INTERVAL:
             return True

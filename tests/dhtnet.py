@@ -1,0 +1,165 @@
+"""
+Helpers for DHT tests: an in-memory UDP network of sans-IO L{DHTNode}s on
+127.0.0.1 driven by one C{task.Clock}, and a guard that fails a test when a
+DHT socket would send anywhere but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from collections import deque
+from typing import Callable, Dict, List, Optional, Tuple
+
+from twisted.internet.task import Clock
+
+from btorrent.dht.node import DHTNode
+
+Address = Tuple[str, int]
+
+LOOPBACK = "127.0.0.1"
+
+
+def isLoopback(host: str) -> bool:
+    """
+    Whether C{host} is an IPv4 loopback address (127.0.0.0/8).
+    """
+    try:
+        return ipaddress.IPv4Address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class NonLoopbackDestination(AssertionError):
+    """
+    A DHT datagram was about to leave 127.0.0.1.
+    """
+
+
+class LoopbackGuard:
+    """
+    Wraps a C{send(data, address)} callable: every destination must be on
+    127.0.0.0/8, else L{NonLoopbackDestination} is raised before the
+    datagram is handed on, and the offence is recorded (so that a test
+    checks C{violations} even if the exception was swallowed somewhere).
+
+    @ivar violations: the offending destinations.
+    @ivar sent: how many datagrams were let through.
+    """
+
+    def __init__(self, send: Callable[[bytes, Address], None]) -> None:
+        self.wrapped = send
+        self.violations: List[Address] = []
+        self.sent = 0
+
+    def __call__(self, data: bytes, address: Address) -> None:
+        if not isLoopback(address[0]):
+            self.violations.append(address)
+            raise NonLoopbackDestination(f"DHT datagram to {address!r}")
+        self.sent += 1
+        self.wrapped(data, address)
+
+
+def guardProtocol(testCase, protocol) -> LoopbackGuard:
+    """
+    Install a L{LoopbackGuard} on a L{btorrent.dht.protocol.DHTProtocol}'s
+    node (the one path from the node to the socket), and have the test
+    fail at cleanup if it ever saw a non-loopback destination.
+    """
+    guard = LoopbackGuard(protocol.sendDatagram)
+    protocol.node.send = guard
+
+    def check() -> None:
+        testCase.assertEqual(guard.violations, [], "DHT sent outside 127.0.0.1")
+
+    testCase.addCleanup(check)
+    return guard
+
+
+class MemoryNetwork:
+    """
+    Datagrams between in-memory nodes, delivered in order by L{pump}.
+
+    @ivar clock: the C{task.Clock} all nodes share.
+    @ivar nodes: address -> node.
+    @ivar delivered: datagrams delivered so far.
+    @ivar lost: datagrams sent to an address where no node listens.
+    @ivar down: addresses whose datagrams are dropped (dead nodes).
+    """
+
+    def __init__(self, clock: Optional[Clock] = None, seed: int = 0) -> None:
+        self.clock = clock if clock is not None else Clock()
+        self.rng = random.Random(seed)
+        self.nodes: Dict[Address, DHTNode] = {}
+        self.queue: deque = deque()
+        self.delivered = 0
+        self.lost = 0
+        self.down: set = set()
+        self._nextPort = 10000
+
+    def addNode(
+        self, nodeId: Optional[bytes] = None, port: Optional[int] = None, **options
+    ) -> DHTNode:
+        """
+        A started node on 127.0.0.1 (a fresh port unless given).
+        """
+        if port is None:
+            port = self._nextPort
+            self._nextPort += 1
+        address = (LOOPBACK, port)
+        node = DHTNode(
+            nodeId,
+            self.clock,
+            random.Random(self.rng.getrandbits(64)),
+            ownAddress=address,
+            **options,
+        )
+        self.attach(node, address)
+        node.start()
+        return node
+
+    def attach(self, node: DHTNode, address: Address) -> None:
+        """
+        Plug C{node} in at C{address}.
+        """
+
+        def send(data: bytes, to: Address) -> None:
+            if not isLoopback(to[0]):
+                raise NonLoopbackDestination(f"in-memory DHT datagram to {to!r}")
+            self.queue.append((address, to, data))
+
+        node.send = send
+        self.nodes[address] = node
+
+    def pump(self, limit: int = 10_000_000) -> int:
+        """
+        Deliver datagrams until none is left (answers included).
+
+        @return: how many were delivered.
+        """
+        count = 0
+        while self.queue and count < limit:
+            source, destination, data = self.queue.popleft()
+            node = self.nodes.get(destination)
+            if node is None or destination in self.down or source in self.down:
+                self.lost += 1
+                continue
+            count += 1
+            node.datagramReceived(data, source)
+        self.delivered += count
+        return count
+
+    def settle(self, seconds: float, step: float = 1.0) -> None:
+        """
+        Let C{seconds} pass, delivering everything at each step.
+        """
+        self.pump()
+        elapsed = 0.0
+        while elapsed < seconds:
+            self.clock.advance(step)
+            elapsed += step
+            self.pump()
+
+
+def addressOf(node: DHTNode) -> Address:
+    return node.ownAddress
