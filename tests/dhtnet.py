@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import time
 from collections import deque
 from typing import Callable, Dict, List, Optional, Tuple
 
-from twisted.internet.task import Clock
+from twisted.internet import defer
+from twisted.internet.task import Clock, deferLater
 
 from btorrent.dht.node import DHTNode
 
@@ -163,3 +165,27 @@ class MemoryNetwork:
 
 def addressOf(node: DHTNode) -> Address:
     return node.ownAddress
+
+
+@defer.inlineCallbacks
+def waitFor(
+    reactor, predicate: Callable[[], bool], timeout: float, what: str, every=None
+):
+    """
+    Poll C{predicate} without blocking the reactor (the DHT services under
+    test answer meanwhile).
+
+    @param every: called about once a second while waiting (to nudge a
+        real client), if given.
+    @raise AssertionError: naming C{what} after C{timeout} seconds.
+    """
+    deadline = time.monotonic() + timeout
+    nudged = 0.0
+    while not predicate():
+        now = time.monotonic()
+        if now > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        if every is not None and now - nudged >= 1.0:
+            nudged = now
+            every()
+        yield deferLater(reactor, 0.05, lambda: None)

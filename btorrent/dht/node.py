@@ -329,8 +329,8 @@ class Lookup:
     @ivar peers: peers found (C{get_peers}), in the order they came.
     @ivar queries: queries this lookup sent (C{announce_peer} included).
     @ivar responses: answers it got.
-    @ivar hops: for C{get_peers}, the hop at which the first peer came (1 =
-        a node we knew before the lookup); for C{find_node}, the hop of the
+    @ivar hops: for C{get_peers}, the hop at which the first peer came (0 =
+        our own store, 1 = a node we knew before the lookup); for C{find_node}, the hop of the
         closest node found; C{None} if nothing came.
     @ivar closest: once done, the k closest nodes that answered
         (L{NodeInfo}s), closest first.
@@ -407,10 +407,30 @@ class Lookup:
 
     def start(self) -> None:
         """
-        Send the first queries (or finish at once if there is nobody to
-        ask).
+        Report the peers our own store holds (we may be one of the nodes
+        closest to the info-hash), send the first queries (or finish at once
+        if there is nobody to ask).
         """
+        if self.method == b"get_peers":
+            node = self.node
+            now = node.clock.seconds()
+            local = node.peerStore.get(self.target, now, MAX_VALUES, node.rng)
+            self._gotPeers(local, 0)
         self._step()
+
+    def _gotPeers(self, peers: Iterable[Address], hop: int) -> None:
+        for peer in peers:
+            if self.done:
+                return
+            if peer in self._peerSet or not isUsableAddress(peer):
+                continue
+            if self.hops is None:
+                self.hops = hop
+            self._peerSet.add(peer)
+            self.peers.append(peer)
+            self.node._peerFound()
+            if self.onPeer is not None:
+                self.onPeer(peer)
 
     def _step(self) -> None:
         # Answers may arrive from inside a send (an in-memory network): run
@@ -517,18 +537,9 @@ class Lookup:
             self._ids.add(response.nodeId)
         c.token = response.token
         if self.method == b"get_peers" and response.values:
-            for peer in response.values:
-                if peer in self._peerSet or not isUsableAddress(peer):
-                    continue
-                if self.hops is None:
-                    self.hops = c.hop
-                self._peerSet.add(peer)
-                self.peers.append(peer)
-                self.node._peerFound()
-                if self.onPeer is not None:
-                    self.onPeer(peer)
-                if self.done:
-                    return
+            self._gotPeers(response.values, c.hop)
+            if self.done:
+                return
         for info in response.nodes:
             self._addCandidate(info.nodeId, info.address, c.hop + 1)
         self._prune()
