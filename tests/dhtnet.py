@@ -7,6 +7,7 @@ DHT socket would send anywhere but 127.0.0.1.
 from __future__ import annotations
 
 import ipaddress
+import os
 import random
 import time
 from collections import deque
@@ -189,3 +190,68 @@ def waitFor(
             nudged = now
             every()
         yield deferLater(reactor, 0.05, lambda: None)
+
+
+def _procAddress(field: str, v6: bool) -> Tuple[str, int]:
+    """
+    Read C{"0100007F:1AE1"} (an address in C{/proc/net/*}) as
+    C{("127.0.0.1", 6881)}.
+    """
+    hexHost, hexPort = field.split(":")
+    raw = bytes.fromhex(hexHost)
+    if v6:
+        # Four 32-bit words, each in host (little-endian) order.
+        packed = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+        host = str(ipaddress.IPv6Address(packed))
+    else:
+        host = str(ipaddress.IPv4Address(raw[::-1]))
+    return host, int(hexPort, 16)
+
+
+def processSockets() -> Dict[int, Tuple[str, Address, Address]]:
+    """
+    The Internet sockets this process holds (libtorrent's threads
+    included), from C{/proc}: inode -> (kind, local address, remote
+    address).
+    """
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    sockets = {}
+    for kind in ("tcp", "udp", "tcp6", "udp6"):
+        with open(f"/proc/self/net/{kind}") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                inode = int(fields[9])
+                if inode in inodes:
+                    v6 = kind.endswith("6")
+                    sockets[inode] = (
+                        kind,
+                        _procAddress(fields[1], v6),
+                        _procAddress(fields[2], v6),
+                    )
+    return sockets
+
+
+def offLoopbackSockets(before) -> List[Tuple[str, Address, Address]]:
+    """
+    The sockets opened since C{before} (a L{processSockets} snapshot) that
+    could reach beyond 127.0.0.1: any not bound to a loopback address, or
+    connected to a non-loopback one.  A socket bound to 127.0.0.1 cannot
+    send to another host at all (the kernel refuses the route: see
+    C{tests.test_dht_loopback}).
+    """
+    bad = []
+    for inode, (kind, local, remote) in processSockets().items():
+        if inode in before:
+            continue
+        connected = remote[1] != 0
+        if not isLoopback(local[0]) or (connected and not isLoopback(remote[0])):
+            bad.append((kind, local, remote))
+    return bad

@@ -22,7 +22,7 @@ from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
 
 from btorrent.dht.protocol import DHTService
-from tests.dhtnet import guardProtocol, waitFor
+from tests.dhtnet import guardProtocol, offLoopbackSockets, processSockets, waitFor
 from tests.realclients import (
     LibtorrentSession,
     infoHashOf,
@@ -37,6 +37,7 @@ class DHTInteropTests(TestCase):
     timeout = 120
 
     def setUp(self) -> None:
+        self.socketsBefore = processSockets()
         self.directory = os.path.abspath(self.mktemp())
         os.makedirs(os.path.join(self.directory, "seed"))
         self.data = writeRandomFile(
@@ -45,6 +46,13 @@ class DHTInteropTests(TestCase):
         # No tracker: peers come from the DHT only.
         self.torrent = makeTorrent(self.data, [], self.directory)
         self.infoHash = infoHashOf(self.torrent)
+
+    def assertLoopbackOnly(self) -> None:
+        """
+        Every Internet socket opened during the test (btorrent's and
+        libtorrent's, listening and connected) is on 127.0.0.1.
+        """
+        self.assertEqual(offLoopbackSockets(self.socketsBefore), [])
 
     def btorrentNode(self, bootstrap=()) -> DHTService:
         service = DHTService(reactor, freePort(), "127.0.0.1", bootstrap)
@@ -103,6 +111,7 @@ class DHTInteropTests(TestCase):
         self.assertGreaterEqual(stats.announcesIn, 1)
         self.assertGreater(stats.queriesIn, 2)
         self.assertEqual(stats.badTokens, 0)
+        self.assertLoopbackOnly()
         print(
             f"\nlibtorrent swarm through btorrent's DHT node: {stats.queriesIn}"
             f" queries in, {stats.announcesIn} announces, {stats.nodes} nodes"
@@ -151,6 +160,7 @@ class DHTInteropTests(TestCase):
         stats = node.stats
         self.assertGreater(stats.responsesIn, 1)
         self.assertEqual(stats.malformed, 0)
+        self.assertLoopbackOnly()
         print(
             f"\nbtorrent through libtorrent's DHT: {len(lookups)} get_peers"
             f" lookups, {stats.queriesOut} queries out, {stats.responsesIn}"
