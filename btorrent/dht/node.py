@@ -330,8 +330,9 @@ class Lookup:
     @ivar queries: queries this lookup sent (C{announce_peer} included).
     @ivar responses: answers it got.
     @ivar hops: for C{get_peers}, the hop at which the first peer came (0 =
-        our own store, 1 = a node we knew before the lookup); for C{find_node}, the hop of the
-        closest node found; C{None} if nothing came.
+        our own store, 1 = a node we knew before the lookup); for
+        C{find_node}, the hop of the closest node found; C{None} if nothing
+        came.
     @ivar closest: once done, the k closest nodes that answered
         (L{NodeInfo}s), closest first.
     @ivar announced: C{announce_peer} queries sent after the lookup.
@@ -396,13 +397,18 @@ class Lookup:
         self._candidates[address] = _Candidate(nodeId, address, self._targetKey, hop)
 
     def _prune(self) -> None:
-        if len(self._candidates) <= MAX_CANDIDATES:
+        """
+        Forget the farthest candidates not yet asked beyond
+        L{MAX_CANDIDATES} (their ids stay known, so they do not come back).
+        """
+        excess = len(self._candidates) - MAX_CANDIDATES
+        if excess <= 0:
             return
         spare = sorted(
-            (c for c in self._candidates.values() if c.state in (_NEW, _FAILED)),
-            key=lambda c: (c.state == _NEW, -c.distance),
+            (c for c in self._candidates.values() if c.state == _NEW),
+            key=lambda c: -c.distance,
         )
-        for c in spare[: len(self._candidates) - MAX_CANDIDATES]:
+        for c in spare[:excess]:
             del self._candidates[c.address]
 
     def start(self) -> None:
