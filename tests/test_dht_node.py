@@ -141,6 +141,23 @@ class AnswerTests(SynchronousTestCase):
         self.assertIn(P, h.node.table)
         self.assertEqual(h.node.stats.nodes, 1)
 
+    def test_addNode(self) -> None:
+        """
+        C{addNode} (a PORT message) pings the address; an answer puts the
+        node in the table.  Known and unusable addresses are not pinged.
+        """
+        h = Harness()
+        h.node.addNode(P)
+        h.node.addNode(P)
+        h.node.addNode(("127.0.0.2", 0))
+        h.node.addNode(ME)
+        ((ping, to),) = h.take()
+        self.assertEqual((type(ping), to), (Ping, P))
+        h.feed(Response(ping.transactionId, X))
+        self.assertIn(P, h.node.table)
+        h.node.addNode(P)
+        self.assertEqual(h.take(), [])
+
     def test_findNode(self) -> None:
         """
         The k closest nodes we know, the requester left out.

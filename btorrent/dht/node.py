@@ -1051,6 +1051,16 @@ class DHTNode:
             entry = questionable[0]
             self._ping(entry.address, entry.nodeId, probe=True)
 
+    def addNode(self, address: Address) -> None:
+        """
+        Ping C{address}; if it answers, it enters the table (what BEP 5 asks
+        on a peer's PORT message).  Unusable addresses, our own and
+        addresses already known are ignored.
+        """
+        address = (address[0], address[1])
+        if isUsableAddress(address) and address not in self.table:
+            self._ping(address, None)
+
     # -- lookups -----------------------------------------------------------
 
     def _seeds(self, target: bytes, extra: Iterable = ()) -> List:

@@ -231,6 +231,13 @@ class DHTService(Service):
         """
         return None if self.listeningPort is None else self.listeningPort.getHost().port
 
+    def addNode(self, address: Address) -> None:
+        """
+        Ping a node heard of elsewhere (a peer's PORT message: its IP and
+        the port it gave); it joins the table if it answers.
+        """
+        self.node.addNode(address)
+
     def getPeers(
         self,
         infoHash: bytes,
