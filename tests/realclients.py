@@ -150,6 +150,35 @@ def loopbackSettings(port: int) -> dict:
     }
 
 
+def loopbackDHTSettings(port: int, bootstrap: Sequence[Tuple[str, int]]) -> dict:
+    """
+    L{loopbackSettings} with libtorrent's DHT on, for 127.0.0.1 only
+    (C{shared/peers.md}): the DHT node listens on 127.0.0.1:C{port} (UDP,
+    the listen interface must be explicit) and bootstraps from C{bootstrap}
+    alone (an empty list makes it a first node); nodes and peers may share
+    one IP; a high packet rate from one IP (every node here is 127.0.0.1)
+    is not banned.
+
+    @param bootstrap: C{(host, port)} pairs, every host 127.0.0.1.
+    @raise ValueError: for a bootstrap host that is not 127.0.0.1 (the
+        defaults of libtorrent point at the internet).
+    """
+    for host, _ in bootstrap:
+        if host != "127.0.0.1":
+            raise ValueError(f"DHT bootstrap node off loopback: {host!r}")
+    settings = loopbackSettings(port)
+    settings.update(
+        {
+            "enable_dht": True,
+            "dht_bootstrap_nodes": ",".join(f"{h}:{p}" for h, p in bootstrap),
+            "dht_restrict_routing_ips": False,
+            "dht_restrict_search_ips": False,
+            "dht_block_ratelimit": 1000,
+        }
+    )
+    return settings
+
+
 def loopbackSession(port: int, **overrides):
     """
     A libtorrent session with L{loopbackSettings}, updated by C{overrides}.
@@ -159,17 +188,16 @@ def loopbackSession(port: int, **overrides):
     return _lt().session(settings)
 
 
-def torrentFlags(seed: bool = False):
+def torrentFlags(seed: bool = False, dht: bool = False):
     """
     libtorrent torrent flags that keep a torrent off DHT, LSD and PEX; with
-    C{seed}, also C{seed_mode} (trust the data, no up-front hash check).
+    C{seed}, also C{seed_mode} (trust the data, no up-front hash check);
+    with C{dht}, the torrent uses the session's DHT.
     """
     lt = _lt()
-    flags = (
-        lt.torrent_flags.disable_dht
-        | lt.torrent_flags.disable_lsd
-        | lt.torrent_flags.disable_pex
-    )
+    flags = lt.torrent_flags.disable_lsd | lt.torrent_flags.disable_pex
+    if not dht:
+        flags |= lt.torrent_flags.disable_dht
     if seed:
         flags |= lt.torrent_flags.seed_mode
     return flags
@@ -178,20 +206,30 @@ def torrentFlags(seed: bool = False):
 class LibtorrentSession:
     """
     One libtorrent session listening on 127.0.0.1 only
-    (L{loopbackSettings}).
+    (L{loopbackSettings}); with C{dhtBootstrap}, its DHT node runs on
+    127.0.0.1 too (L{loopbackDHTSettings}).
 
-    @ivar port: its listening port.
+    @ivar port: its listening port (TCP, and UDP for the DHT).
     """
 
-    def __init__(self, port: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        port: Optional[int] = None,
+        dhtBootstrap: Optional[Sequence[Tuple[str, int]]] = None,
+    ) -> None:
         self.lt = _lt()
         self.port = port or freePort()
-        self.session = loopbackSession(self.port)
+        if dhtBootstrap is None:
+            self.settings = loopbackSettings(self.port)
+        else:
+            self.settings = loopbackDHTSettings(self.port, dhtBootstrap)
+        self.session = self.lt.session(self.settings)
         self.handles: List = []
 
-    def add(self, torrentPath: str, saveDir: str, seed: bool = False):
+    def add(self, torrentPath: str, saveDir: str, seed: bool = False, dht=False):
         """
-        Add a torrent; C{seed} trusts the data in C{saveDir} without a check.
+        Add a torrent; C{seed} trusts the data in C{saveDir} without a check;
+        C{dht} lets it announce and look up peers on the session's DHT.
 
         @return: the torrent handle.
         """
@@ -199,10 +237,30 @@ class LibtorrentSession:
         params = lt.add_torrent_params()
         params.ti = lt.torrent_info(torrentPath)
         params.save_path = saveDir
-        params.flags |= torrentFlags(seed)
+        params.flags |= torrentFlags(seed, dht)
         handle = self.session.add_torrent(params)
         self.handles.append(handle)
         return handle
+
+    def addMagnet(self, uri: str, saveDir: str, dht: bool = True):
+        """
+        Add a magnet link (its peers from C{x.pe}, or, with C{dht}, from the
+        session's DHT).
+
+        @return: the torrent handle.
+        """
+        params = self.lt.parse_magnet_uri(uri)
+        params.save_path = saveDir
+        params.flags |= torrentFlags(False, dht)
+        handle = self.session.add_torrent(params)
+        self.handles.append(handle)
+        return handle
+
+    def dhtAnnounce(self, handle) -> None:
+        """
+        Look up peers and announce the torrent on the DHT now.
+        """
+        handle.force_dht_announce()
 
     def finished(self, handle) -> bool:
         """

@@ -45,6 +45,9 @@ PURE = [
     "btorrent.control.access",
     "btorrent.control.rpcargs",
     "btorrent.control.rpcfields",
+    "btorrent.dht.krpc",
+    "btorrent.dht.routing",
+    "btorrent.dht.node",
 ]
 
 #: The only modules allowed to import the global reactor.
