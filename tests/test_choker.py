@@ -11,8 +11,10 @@ from typing import List
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent.engine.choker import Choker, ChokerService, chooseUnchoked, rankPeers
+from btorrent.engine.choker import Choker, chooseUnchoked, rankPeers
+from btorrent.engine.chokerservice import ChokerService
 from btorrent.util.events import EventSource
+from btorrent.util.heartbeat import Heartbeat
 from btorrent.util.rate import RateMeter
 
 
@@ -510,7 +512,8 @@ class ChokerTests(SynchronousTestCase):
 
     def test_stop(self) -> None:
         """
-        After L{Choker.stop} nothing happens on the timers or hooks.
+        After L{Choker.stop} nothing happens on the timers or hooks; starting
+        twice keeps one timer.
         """
         a = FakePeer("a")
         self.peers = [a]
@@ -525,7 +528,7 @@ class ChokerTests(SynchronousTestCase):
         self.assertEqual(b.calls, [])
         self.choker.start()
         self.choker.start()
-        self.assertEqual(len(self.clock.getDelayedCalls()), 3)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
 
     def test_noPeers(self) -> None:
         """
@@ -621,9 +624,12 @@ class ServiceTests(SynchronousTestCase):
         """
         torrent = FakeTorrent(Clock())
         torrent.uploadSlots = 7
+        torrent.heartbeat = Heartbeat(torrent.reactor)
         from btorrent.engine.torrent import _defaultChoker
 
-        self.assertEqual(_defaultChoker(torrent).choker.slots, 7)
+        service = _defaultChoker(torrent)
+        self.assertEqual(service.choker.slots, 7)
+        self.assertIs(service.choker.heartbeat, torrent.heartbeat)
 
     def test_noDownloader(self) -> None:
         """

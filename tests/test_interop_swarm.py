@@ -533,7 +533,8 @@ class HostilePeerTests(SwarmTestCase):
             def counting(data):
                 stats["received"] += len(data)
                 dataReceived(data)
-                buffered = len(protocol._leftover) + protocol._pendingSize
+                connection = protocol.connection
+                buffered = len(connection._leftover) + connection._pendingSize
                 stats["maxBuffered"] = max(stats["maxBuffered"], buffered)
 
             protocol.dataReceived = counting

@@ -316,12 +316,16 @@ class TorrentTests(SynchronousTestCase):
 
     def test_progressLines(self):
         """
-        Every 5 s, a line with percent, rates, peers and time left, as named
+        At most every L{PROGRESS_INTERVAL} seconds, and only when something
+        changed, a line with percent, rates, peers and time left, as named
         fields.
         """
         torrent = self.makeTorrent()
         torrent.startService()
-        self.reactor.advance(PROGRESS_INTERVAL)
+        for _ in range(int(PROGRESS_INTERVAL) - 1):
+            self.reactor.advance(1)
+        self.assertEqual(self.logged("{percent"), [])
+        self.reactor.advance(1)
         lines = self.logged("{percent")
         self.assertEqual(len(lines), 1)
         event = lines[0]
@@ -330,6 +334,10 @@ class TorrentTests(SynchronousTestCase):
         self.assertEqual(event["percent"], 0.0)
         self.assertEqual((event["downloaded"], event["uploaded"]), (0, 0))
         self.assertIn("; totals down 0 B (0 B) up 0 B (0 B)", formatEvent(event))
+        # Nothing changed: no line.
+        self.reactor.advance(PROGRESS_INTERVAL)
+        self.assertEqual(len(self.logged("{percent")), 1)
+        torrent.downloader.uploader.uploaded += 10
         self.reactor.advance(PROGRESS_INTERVAL)
         self.assertEqual(len(self.logged("{percent")), 2)
 
@@ -345,7 +353,8 @@ class TorrentTests(SynchronousTestCase):
         self.seedAll(torrent)
         torrent.downloader.uploader.uploaded = 12897485
         self.reactor.advance(PROGRESS_INTERVAL)
-        [event] = self.logged("{percent")
+        lines = self.logged("{percent")
+        event = lines[-1]
         self.assertEqual(event["downloaded"], self.info.totalLength)
         self.assertEqual(event["uploaded"], 12897485)
         text = formatEvent(event)
@@ -357,9 +366,10 @@ class TorrentTests(SynchronousTestCase):
         self.assertEqual(self.info.totalLength, 70000)
         torrent.downloader.uploader.uploaded += 1
         self.successResultOf(torrent.stopService())
-        lines = self.logged("{percent")
-        self.assertEqual(len(lines), 2)
-        self.assertEqual(lines[-1]["uploaded"], 12897486)
+        after = self.logged("{percent")
+        self.assertEqual(len(after), len(lines) + 1)
+        self.assertEqual(after[-1]["uploaded"], 12897486)
+        lines = after
         self.assertIn("up 12.3 MiB (12897486 B)", formatEvent(lines[-1]))
 
     def test_noTotalsLineWhenStoppedBeforeReady(self):

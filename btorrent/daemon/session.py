@@ -15,13 +15,16 @@ from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from btorrent import PEER_ID_PREFIX
+from btorrent.engine.queue import SlotQueue
 from btorrent.engine.storage import MultiFileWriter
 from btorrent.engine.torrent import RESUME_INTERVAL, Torrent
 from btorrent.interfaces import IPeerRouter
+from btorrent.util.heartbeat import BEAT, Heartbeat
 
 __all__ = ["PORT_TRIES", "Session", "makePeerId"]
 
@@ -59,6 +62,9 @@ class Session(MultiService):
         peerId: Optional[bytes] = None,
         runInThread=None,
         trackerOptions: Optional[dict] = None,
+        downloadQueueSize: Optional[int] = None,
+        seedQueueSize: Optional[int] = None,
+        heartbeatInterval: float = BEAT,
     ) -> None:
         """
         @param reactor: the reactor (C{IReactorTCP}, C{IReactorTime},
@@ -75,6 +81,12 @@ class Session(MultiService):
         @param trackerOptions: passed to every torrent's announcer
             (L{btorrent.tracker.announcer.makeAnnouncer}), e.g.
             C{udpRetransmitBase} and C{udpMaxRetries}.
+        @param downloadQueueSize: torrents downloading at once (C{None}: no
+            limit); the others wait in the download queue.
+        @param seedQueueSize: torrents seeding at once (C{None}: no limit).
+        @param heartbeatInterval: seconds between two beats of the session's
+            heartbeat (the finest period of its periodic work: a resume
+            interval under a second needs a faster beat).
         """
         super().__init__()
         self.reactor = reactor
@@ -94,6 +106,25 @@ class Session(MultiService):
         self.runInThread = runInThread
         self.listeningPort = None
         self._udpProtocols: Dict[bool, object] = {}
+        #: The one periodic timer of every torrent and connection.
+        self.heartbeat = Heartbeat(
+            reactor, interval=heartbeatInterval, onError=self._tickFailed
+        )
+        #: One torrent checks its data at a time.
+        self.checkQueue = SlotQueue(1)
+        self.downloadQueue = SlotQueue(
+            downloadQueueSize or 1, enabled=downloadQueueSize is not None
+        )
+        self.seedQueue = SlotQueue(
+            seedQueueSize or 1, enabled=seedQueueSize is not None
+        )
+
+    def _tickFailed(self, subscriber, error: BaseException) -> None:
+        self.log.failure(
+            "periodic work of {subscriber!r} failed",
+            failure=Failure(error),
+            subscriber=subscriber,
+        )
 
     def addTorrent(
         self,
@@ -139,9 +170,15 @@ class Session(MultiService):
             interface=self.interface,
             uploadSlots=uploadSlots,
             resumeInterval=resumeInterval,
+            heartbeat=self.heartbeat,
+            checkQueue=self.checkQueue,
+            downloadQueue=self.downloadQueue,
+            seedQueue=self.seedQueue,
         )
+        torrent.queuePosition = len(self.torrents)
         self.torrents[metainfo.infoHash] = torrent
-        torrent.setServiceParent(self)
+        if self.running:
+            torrent.start()
         return torrent
 
     def _makeAnnouncer(self, torrent: Torrent):
@@ -241,12 +278,17 @@ class Session(MultiService):
         torrent = self.torrents.get(infoHash)
         if torrent is None or torrent.downloader is None:
             return None
-        if not torrent.downloader.running:
+        downloader = torrent.downloader
+        if not downloader.running:
             return None
         from btorrent.peer.protocol import PeerContext
 
         return PeerContext(
-            infoHash, self.peerId, torrent.metainfo.pieceCount, torrent.downloader
+            infoHash,
+            self.peerId,
+            torrent.metainfo.pieceCount,
+            downloader,
+            *([downloader.features] if downloader.features is not None else []),
         )
 
     # Service
@@ -257,14 +299,15 @@ class Session(MultiService):
         """
         self.threadPool.start()
         self._listen()
+        super().startService()
         for torrent in self.torrents.values():
             torrent.port = self.port
-        super().startService()
+            torrent.start()
 
     def _listen(self) -> None:
         from btorrent.peer.protocol import PeerFactory
 
-        factory = PeerFactory(self, self.reactor)
+        factory = PeerFactory(self, self.reactor, heartbeat=self.heartbeat)
         if self.debug:
             factory.debug = True
         first = self.requestedPort
@@ -297,6 +340,12 @@ class Session(MultiService):
         Stop every torrent, stop listening, then stop the thread pool.
         """
         d = super().stopService()
+        d.addCallback(
+            lambda _: defer.DeferredList(
+                [torrent.stop() for torrent in self.torrents.values()],
+                consumeErrors=True,
+            )
+        )
 
         def stopped(result):
             ds = []
@@ -314,4 +363,9 @@ class Session(MultiService):
 
         d.addCallback(stopped)
         d.addBoth(poolDown)
+        d.addBoth(self._heartbeatDown)
         return d
+
+    def _heartbeatDown(self, result):
+        self.heartbeat.stop()
+        return result

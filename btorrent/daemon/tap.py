@@ -226,6 +226,7 @@ def makeService(options: Options):
             "udpRetransmitBase": options["udp-tracker-timeout"],
             "udpMaxRetries": options["udp-tracker-retries"],
         },
+        heartbeatInterval=min(1.0, options["resume-interval"]),
     )
     for info in options["metainfos"]:
         session.addTorrent(

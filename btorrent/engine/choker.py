@@ -4,10 +4,10 @@ Who we upload to: the choker.
 L{chooseUnchoked} is the policy, one pure function over a list of peers:
 while downloading, tit-for-tat (the interested peers that give us the best
 download rate); while seeding, the interested peers we upload to fastest;
-plus one optimistic unchoke.  L{Choker} runs it on a timer and rotates the
-optimistic unchoke; L{ChokerService} (in L{btorrent.engine.chokerservice}, also
-importable from here) wires a L{Choker} to a torrent.  This module never
-imports C{twisted.internet}.
+plus one optimistic unchoke.  L{Choker} runs it on the session's heartbeat
+and rotates the optimistic unchoke; L{ChokerService} (in
+L{btorrent.engine.chokerservice}) wires a L{Choker} to a torrent.  This
+module never imports C{twisted.internet}.
 
 The peers are L{btorrent.peer.protocol.PeerProtocol} objects, or anything with the
 same few attributes:
@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import random
 from typing import Any, Callable, Iterable, List, Optional, Set, Tuple
+
+from btorrent.util.heartbeat import Heartbeat
 
 
 def _downloadRate(peer: Any) -> float:
@@ -138,6 +140,7 @@ class Choker:
         uploadRate: Callable[[Any], float] = _uploadRate,
         seedingOrder: str = "fastest",
         roundRobinPeriod: Optional[float] = None,
+        heartbeat: Optional[Heartbeat] = None,
     ) -> None:
         """
         @param clock: provides C{IReactorTime}.
@@ -161,6 +164,9 @@ class Choker:
             longest take their turn).
         @param roundRobinPeriod: seconds of a turn in round robin (default
             three C{interval}s).
+        @param heartbeat: the session's L{Heartbeat}, on which the choker's
+            periodic work runs; without one, a timer of its own fires when
+            the next piece of work is due.
         @raise ValueError: for an unknown C{seedingOrder}.
         """
         if seedingOrder not in ("fastest", "roundrobin"):
@@ -186,45 +192,79 @@ class Choker:
         self.uploadRate = uploadRate
         self.optimistic: Optional[Any] = None
         self.regular: Set[Any] = set()
-        self._calls: dict = {}
+        self.heartbeat = heartbeat
+        self._running = False
+        self._due: dict = {}
+        self._timer = None
 
-    # Timers
+    # Time
 
     @property
     def running(self) -> bool:
         """
         C{True} between L{start} and L{stop}.
         """
-        return bool(self._calls)
+        return self._running
 
     def start(self) -> None:
         """
         Choose an optimistic unchoke, rechoke, and keep doing so on the
-        timers.
+        heartbeat.
         """
-        if self.running:
+        if self._running:
             return
-        self._schedule("regular", self.interval, self.rechoke)
-        self._schedule("optimistic", self.optimisticInterval, self.rotateOptimistic)
+        self._running = True
+        now = self.clock.seconds()
+        self._due = {
+            "regular": now + self.interval,
+            "optimistic": now + self.optimisticInterval,
+        }
         if self.fillInterval is not None:
-            self._schedule("fill", self.fillInterval, self.fillSlots)
+            self._due["fill"] = now + self.fillInterval
+        if self.heartbeat is not None:
+            self.heartbeat.subscribe(self, self.tick)
+        else:
+            self._scheduleTimer()
         self.rotateOptimistic()
 
     def stop(self) -> None:
         """
-        Stop the timers (the peers keep their state).
+        Stop the periodic work (the peers keep their state).
         """
-        calls, self._calls = self._calls, {}
-        for call in calls.values():
-            if call.active():
-                call.cancel()
+        self._running = False
+        if self.heartbeat is not None:
+            self.heartbeat.unsubscribe(self)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
 
-    def _schedule(self, name: str, delay: float, action: Callable[[], None]) -> None:
-        def fire() -> None:
-            self._schedule(name, delay, action)
-            action()
+    def _scheduleTimer(self) -> None:
+        delay = max(min(self._due.values()) - self.clock.seconds(), 0.0)
+        self._timer = self.clock.callLater(delay, self._timerFired)
 
-        self._calls[name] = self.clock.callLater(delay, fire)
+    def _timerFired(self) -> None:
+        self._timer = None
+        self.tick(self.clock.seconds())
+        if self._running:
+            self._scheduleTimer()
+
+    def tick(self, now: float) -> None:
+        """
+        A heartbeat: rechoke, rotate the optimistic unchoke and fill free
+        slots when each is due (nothing is looked at without peers).
+        """
+        due = self._due
+        periods = (
+            ("optimistic", self.optimisticInterval, self.rotateOptimistic),
+            ("regular", self.interval, self.rechoke),
+            ("fill", self.fillInterval, self.fillSlots),
+        )
+        for name, period, action in periods:
+            when = due.get(name)
+            if when is not None and now >= when - 1e-9:
+                due[name] = now + period
+                if self._running:
+                    action()
 
     # Hooks
 
@@ -393,17 +433,3 @@ class Choker:
         for times in (self._unchokedAt, self._chokedAt):
             for peer in [p for p in times if p not in present]:
                 del times[peer]
-
-
-def __getattr__(name: str) -> Any:
-    """
-    L{ChokerService} lives in L{btorrent.engine.chokerservice} (it needs
-    L{twisted.application}, which imports C{twisted.internet}); it is still
-    importable from here, loaded on first use, so that importing the policy
-    never loads C{twisted.internet}.
-    """
-    if name == "ChokerService":
-        from btorrent.engine.chokerservice import ChokerService
-
-        return ChokerService
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,6 +39,7 @@ class ChokerService(Service):
         interval: float = 10.0,
         optimisticInterval: float = 30.0,
         seedingOrder: str = "fastest",
+        heartbeat=None,
     ) -> None:
         """
         @param torrent: the torrent.
@@ -48,6 +49,7 @@ class ChokerService(Service):
         @param interval: seconds between full rechokes.
         @param optimisticInterval: seconds between optimistic rotations.
         @param seedingOrder: C{"fastest"} or C{"roundrobin"} (see L{Choker}).
+        @param heartbeat: the session's heartbeat (see L{Choker}).
         """
         self.torrent = torrent
         self.choker = Choker(
@@ -59,6 +61,7 @@ class ChokerService(Service):
             interval=interval,
             optimisticInterval=optimisticInterval,
             seedingOrder=seedingOrder,
+            heartbeat=heartbeat,
         )
 
     def _peers(self) -> List[Any]:

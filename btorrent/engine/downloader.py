@@ -331,6 +331,7 @@ class Downloader(Service):
         Start connecting to peers and checking timeouts.
         """
         super().startService()
+        self._completeFired = False
         self._nextHousekeeping = self.clock.seconds() + TICK
         self.heartbeat.subscribe(self, self.tick)
         self._checkComplete()

@@ -368,6 +368,19 @@ class PiecePicker:
         self._poolRemove(index)
         self._dropState(index)
 
+    def lose(self, index: int) -> None:
+        """
+        Piece C{index} is no longer on disk (a recheck found it bad): it is
+        wanted again if it was.
+        """
+        self._checkIndex(index)
+        if index not in self.haveBitfield:
+            return
+        self.haveBitfield.discard(index)
+        if self._wanted[index]:
+            self._missing += 1
+            self._poolAdd(index)
+
     def _dropState(self, index: int) -> None:
         """
         Forget a piece in progress, and any request for its blocks.

@@ -1,32 +1,61 @@
 """
-One torrent, wired: its storage, what is already on disk, the L{Downloader},
-the announcer and the choker.
+One torrent and its lifecycle: stopped, check-wait, checking,
+download-wait, downloading, seed-wait, seeding (Transmission's states), or
+stopped with an error.
 
-L{Torrent} holds no protocol logic; it starts its parts in the right order
-and stops them so that what is on disk and the resume data agree.
+L{Torrent} holds no protocol logic.  It builds its storage and picker once
+it knows its metadata, checks what is on disk (trusting fast-resume data
+that vouches for it), then runs its parts: the L{Downloader} (the
+coordinator of its peers), the choker and the announcer.  It stops them so
+that what is on disk and the resume data agree, and can be started again.
 """
 
 from __future__ import annotations
 
+import errno
 import random
-from typing import Any, Callable, Iterable, Optional, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Tuple
 
-from twisted.application.service import MultiService
 from twisted.internet import defer
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from btorrent.control.api import (
+    CHECK_WAIT,
+    CHECKING,
+    DOWNLOAD_WAIT,
+    DOWNLOADING,
+    ERROR_LOCAL,
+    ERROR_NONE,
+    SEED_WAIT,
+    SEEDING,
+    STATE_NAMES,
+    STOPPED,
+)
 from btorrent.engine import resume
 from btorrent.engine.downloader import Downloader, Progress
 from btorrent.engine.picker import PiecePicker
+from btorrent.engine.queue import SlotQueue
+from btorrent.engine.storage import StorageError
 from btorrent.interfaces import IAnnounceTarget
+from btorrent.util.events import EventSource
+from btorrent.util.heartbeat import Heartbeat
 
-__all__ = ["PROGRESS_INTERVAL", "Torrent", "formatRate", "formatSize"]
+__all__ = [
+    "PROGRESS_INTERVAL",
+    "RESUME_INTERVAL",
+    "STOP_ANNOUNCE_TIMEOUT",
+    "Torrent",
+    "TorrentError",
+    "formatRate",
+    "formatSize",
+    "shortHash",
+]
 
-#: Seconds between two progress lines in the log.
-PROGRESS_INTERVAL = 5.0
+#: Seconds between two progress lines in the log while a torrent transfers
+#: (a line is written only if something changed).
+PROGRESS_INTERVAL = 60.0
 
 #: Seconds between two saves of the resume data while pieces arrive (so
 #: that a crash loses little, and the final sync at stop has little to do).
@@ -52,6 +81,38 @@ def formatRate(n: float) -> str:
     A rate for people: C{"1.5 MiB/s"}.
     """
     return formatSize(n) + "/s"
+
+
+def shortHash(infoHash: bytes) -> str:
+    """
+    The first 8 hex digits of an info-hash: how log lines name a torrent.
+    """
+    return infoHash.hex()[:8]
+
+
+class TorrentError(Exception):
+    """
+    A torrent cannot go on: a local problem (its directory, its disk), in
+    one line for people.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "error"
+
+
+def describeFailure(failure: Failure) -> str:
+    """
+    One line for a local failure, for the torrent's error and the log.
+    """
+    value = failure.value
+    if isinstance(value, OSError) and value.errno == errno.ENOSPC:
+        return "no space left on the disk" + (
+            f" ({value.filename})" if value.filename else ""
+        )
+    if isinstance(value, OSError) and value.strerror:
+        where = f": {value.filename}" if value.filename else ""
+        return f"{value.strerror}{where}"
+    return str(value) or type(value).__name__
 
 
 def _withTimeout(d: defer.Deferred, seconds: float, clock) -> defer.Deferred:
@@ -80,18 +141,26 @@ def _withTimeout(d: defer.Deferred, seconds: float, clock) -> defer.Deferred:
 
 
 @implementer(IAnnounceTarget)
-class Torrent(MultiService):
+class Torrent:
     """
-    A torrent being downloaded or seeded.
+    A torrent: its state, its data, its parts while it runs.
 
-    @ivar metainfo: its L{btorrent.codec.metainfo.Metainfo}.
-    @ivar storage: its L{IPieceStorage}.
-    @ivar picker: its L{PiecePicker}.
-    @ivar downloader: its L{Downloader}, once the data on disk was checked.
-    @ivar announcer: its announcer service, once started (or C{None}).
-    @ivar ready: a L{Deferred} firing when the torrent has started (its
-        data checked, peers being sought), or failing if it cannot start.
-    @ivar completed: a L{Deferred} firing once every piece is verified.
+    @ivar metainfo: its L{btorrent.codec.metainfo.Metainfo} (C{None} while
+        its metadata is unknown).
+    @ivar storage: its L{IPieceStorage} (once the metadata is known).
+    @ivar picker: its L{PiecePicker} (once the metadata is known).
+    @ivar downloader: its L{Downloader} (once the metadata is known).
+    @ivar announcer: its announcer while it runs (or C{None}).
+    @ivar choker: its choker while it runs (or C{None}).
+    @ivar state: one of Transmission's states (L{btorrent.control.api}).
+    @ivar error: the kind of error (C{ERROR_NONE}, C{ERROR_LOCAL}...).
+    @ivar errorString: the error, one line.
+    @ivar ready: a L{Deferred} of the current start: fires when the torrent
+        runs (its data checked, peers sought), fails with L{TorrentError}
+        if it cannot start.
+    @ivar completed: fires once every wanted piece is verified.
+    @ivar events: C{stateChanged(old, new)}, C{pieceVerified(index)},
+        C{complete()}, C{error(text)}.
     """
 
     log = Logger()
@@ -115,11 +184,19 @@ class Torrent(MultiService):
         interface: str = "",
         uploadSlots: int = 4,
         resumeInterval: float = RESUME_INTERVAL,
+        heartbeat: Optional[Heartbeat] = None,
+        checkQueue: Optional[SlotQueue] = None,
+        downloadQueue: Optional[SlotQueue] = None,
+        seedQueue: Optional[SlotQueue] = None,
+        infoHash: Optional[bytes] = None,
+        name: Optional[str] = None,
+        storageFactory: Optional[Callable[[Any], Any]] = None,
     ) -> None:
         """
-        @param metainfo: the torrent.
+        @param metainfo: the torrent, or C{None} while its metadata is
+            unknown (then C{infoHash} and C{storageFactory} are needed).
         @param storage: its L{IPieceStorage} (a C{MultiFileWriter}), not yet
-            opened.
+            opened; or C{None} to build it with C{storageFactory}.
         @param stateDir: where fast-resume data lives, or C{None} for none.
         @param peerId: our peer id.
         @param runInThread: C{runInThread(f, *args) -> Deferred}, running
@@ -133,61 +210,143 @@ class Torrent(MultiService):
             announcer service (with C{completed()}); C{None} for the one of
             L{btorrent.tracker.announcer} over the torrent's trackers.
         @param chokerFactory: C{chokerFactory(torrent)} builds the choker
-            service; C{None} for L{btorrent.engine.choker}'s.
+            service; C{None} for L{btorrent.engine.chokerservice}'s.
         @param rng: the source of randomness for the picker.
         @param peers: addresses to connect to at start, besides the
             trackers' peers.
-        @param interface: the local address to dial peers from (any by
-            default).
+        @param interface: the local address to dial peers from.
         @param uploadSlots: regular unchoke slots of the default choker.
         @param resumeInterval: seconds between two saves of fast-resume
             data while pieces arrive (also saved at stop).
+        @param heartbeat: the session's L{Heartbeat} (by default, one of the
+            torrent's own).
+        @param checkQueue: the session's queue for checking data (one at a
+            time); by default one of the torrent's own.
+        @param downloadQueue: the session's download queue (default: no
+            limit).
+        @param seedQueue: the session's seed queue (default: no limit).
+        @param infoHash: the info-hash, when C{metainfo} is C{None}.
+        @param name: the name to show while the metadata is unknown.
+        @param storageFactory: C{storageFactory(metainfo)} builds the
+            storage once the metadata is known.
         """
-        super().__init__()
-        self.metainfo = metainfo
-        self.storage = storage
         self.stateDir = stateDir
         self.peerId = peerId
         self.runInThread = runInThread
         self.reactor = reactor
         self._port = port
         self.maxPeers = maxPeers
+        self.pieceOrder = pieceOrder
         self.debug = debug
         self.announcerFactory = announcerFactory or _defaultAnnouncer
         self.chokerFactory = chokerFactory or _defaultChoker
-        self.initialPeers = list(peers)
+        self.rng = rng or random.Random()
+        self.initialPeers: List[Tuple[str, int]] = list(peers)
         self.interface = interface
         self.uploadSlots = uploadSlots
         self.resumeInterval = resumeInterval
-        self.picker = PiecePicker(
-            metainfo.pieceCount,
-            metainfo.pieceLength,
-            metainfo.totalLength,
-            rng or random.Random(),
-            order=pieceOrder,
+        self.heartbeat = heartbeat if heartbeat is not None else Heartbeat(reactor)
+        self.checkQueue = checkQueue if checkQueue is not None else SlotQueue(1)
+        self.downloadQueue = (
+            downloadQueue if downloadQueue is not None else SlotQueue(enabled=False)
         )
+        self.seedQueue = (
+            seedQueue if seedQueue is not None else SlotQueue(enabled=False)
+        )
+        self.storageFactory = storageFactory
+        self.events = EventSource()
+        self.metainfo = None
+        self.storage = storage
+        self.picker: Optional[PiecePicker] = None
         self.downloader: Optional[Downloader] = None
         self.announcer = None
         self.choker = None
+        self._infoHash = infoHash if metainfo is None else metainfo.infoHash
+        self._name = name
+        self.state = STOPPED
+        self.error = ERROR_NONE
+        self.errorString = ""
         self.ready = defer.Deferred()
         self.completed = defer.Deferred()
+        self.queuePosition = 0
+        self._wanted = False  # start() was called and not stop()
+        self._checked = False  # the data on disk was checked this process
+        self._forceRecheck = False
+        self._checkProgress: Tuple[int, int] = (0, 0)
+        self._stopping: Optional[defer.Deferred] = None
         self._starting: Optional[defer.Deferred] = None
-        self._stopping = False
+        self._checking: Optional[defer.Deferred] = None
         self._storageOpen = False
-        self._progressCall: Optional[LoopingCall] = None
-        self._resumeCall: Optional[LoopingCall] = None
         self._savedCount = -1
         self._saving: Optional[defer.Deferred] = None
-        self._checked = (0, metainfo.pieceCount)
+        self._nextProgress = 0.0
+        self._nextResume = 0.0
+        self._lastLogged: Optional[tuple] = None
+        self._completeLogged = False
+        if metainfo is not None:
+            self._setMetainfo(metainfo)
 
-    # IAnnounceTarget
+    # Identity
 
     @property
     def infoHash(self) -> bytes:
         """
         The torrent's info-hash.
         """
-        return self.metainfo.infoHash
+        return self._infoHash
+
+    @property
+    def name(self) -> str:
+        """
+        The torrent's name (the magnet's C{dn}, or the hash, while the
+        metadata is unknown).
+        """
+        if self.metainfo is not None:
+            return self.metainfo.name
+        return self._name or self._infoHash.hex()
+
+    @property
+    def logFields(self) -> dict:
+        """
+        The fields every log line of this torrent carries.
+        """
+        return {"infoHash": shortHash(self._infoHash), "name": self.name}
+
+    def _log(self, level: str, text: str, **fields) -> None:
+        getattr(self.log, level)(text, **self.logFields, **fields)
+
+    def _setMetainfo(self, metainfo) -> None:
+        """
+        The metadata is known: build the picker, the storage and the
+        downloader.
+        """
+        self.metainfo = metainfo
+        self._infoHash = metainfo.infoHash
+        if self.storage is None:
+            self.storage = self.storageFactory(metainfo)
+        self.picker = PiecePicker(
+            metainfo.pieceCount,
+            metainfo.pieceLength,
+            metainfo.totalLength,
+            self.rng,
+            order=self.pieceOrder,
+        )
+        self._checkProgress = (0, metainfo.pieceCount)
+
+    def setMetainfo(self, metainfo) -> None:
+        """
+        The metadata arrived (a magnet link): go on as a torrent with its
+        metadata, checking what is on disk first.
+        """
+        if self.metainfo is not None:
+            return
+        if metainfo.infoHash != self._infoHash:
+            raise ValueError("metadata of another torrent")
+        self._setMetainfo(metainfo)
+        if self._wanted and self._stopping is None:
+            self._begin()
+
+    # IAnnounceTarget
 
     @property
     def port(self) -> int:
@@ -223,19 +382,57 @@ class Torrent(MultiService):
         """
         if self.downloader is not None:
             return self.downloader.left
-        return self.metainfo.totalLength
+        if self.metainfo is not None:
+            return self.metainfo.totalLength
+        return 0
 
     def addPeers(self, peers) -> None:
         """
-        Peers from a tracker: the downloader connects to them.
+        Peers from a tracker (or the DHT, PEX, the user): the downloader
+        connects to them once it runs.
         """
         peers = list(peers)
-        if self.downloader is not None and self.downloader.running:
-            self.downloader.addPeers(peers)
+        downloader = self.downloader
+        if downloader is not None and downloader.running:
+            downloader.addPeers(peers)
         else:
             self.initialPeers.extend(peers)
+            del self.initialPeers[:-1000]
 
     # State
+
+    @property
+    def running(self) -> bool:
+        """
+        Whether the torrent is started (whatever it waits for).
+        """
+        return self._wanted
+
+    @property
+    def stateName(self) -> str:
+        """
+        The state, in words.
+        """
+        return STATE_NAMES[self.state]
+
+    def _setState(self, state: int) -> None:
+        old, self.state = self.state, state
+        if old != state:
+            self._log(
+                "info",
+                "{name}: {stateName}",
+                stateName=STATE_NAMES[state],
+                oldState=STATE_NAMES[old],
+            )
+            self.events.emit("stateChanged", old, state)
+
+    @property
+    def complete(self) -> bool:
+        """
+        Whether every wanted piece is verified (our one meaning of
+        "complete").
+        """
+        return self.picker is not None and self.picker.complete
 
     def progress(self) -> Progress:
         """
@@ -243,69 +440,138 @@ class Torrent(MultiService):
         """
         if self.downloader is not None:
             return self.downloader.progress()
-        return Progress(0, self.metainfo.totalLength, 0.0, 0.0, 0, None)
+        total = self.metainfo.totalLength if self.metainfo is not None else 0
+        return Progress(0, total, 0.0, 0.0, 0, None)
 
     @property
     def checking(self) -> Optional[Tuple[int, int]]:
         """
-        C{(done, total)} pieces while the data on disk is being checked,
-        else C{None}.
+        C{(done, total)} pieces while the data on disk is being checked or
+        waits to be, else C{None}.
         """
-        if self.downloader is None and self.running:
-            return self._checked
+        if self.state in (CHECKING, CHECK_WAIT):
+            return self._checkProgress
         return None
 
-    # Service
+    # Lifecycle
 
-    def startService(self) -> None:
+    def start(self) -> defer.Deferred:
         """
-        Open the storage, find what is already on disk, then start the
-        downloader, announcer and choker.
+        Start the torrent: check its data (queued behind other checks)
+        unless this process did already, then download or seed (queued if
+        the session's queues are full).  Clears a local error.
+
+        @return: L{ready}.
         """
-        super().startService()
-        self._starting = self._start()
-        self._starting.addCallbacks(self._started, self._startFailed)
+        if self._wanted:
+            return self.ready
+        if self._stopping is not None:
+            # Start again once the stop is over.
+            d = defer.Deferred()
+            self._stopping.addCallback(lambda _: self.start().chainDeferred(d))
+            return d
+        self._wanted = True
+        self.error = ERROR_NONE
+        self.errorString = ""
+        if self.ready.called:
+            self.ready = defer.Deferred()
+        if self.metainfo is None:
+            self._setState(DOWNLOADING)
+            return self.ready
+        self._begin()
+        return self.ready
+
+    def _begin(self) -> None:
+        if self._checked and not self._forceRecheck:
+            self._queueTransfer()
+            return
+        self._setState(CHECK_WAIT)
+        waiting = self._starting = self.checkQueue.acquire(self)
+
+        def go(_):
+            self._starting = None
+            self._checking = self._check()
+
+        waiting.addCallback(go)
 
     @defer.inlineCallbacks
-    def _start(self):
-        name = self.metainfo.name
+    def _check(self):
+        """
+        Open the storage and find what is on disk: the resume data if it
+        vouches for the files, else a recheck.
+        """
+        if not self._wanted and not self._verifyOnly:
+            self.checkQueue.release(self)
+            return
+        self._setState(CHECKING)
+        try:
+            pieces = yield self._readDisk()
+        except resume.RecheckStopped:
+            self.checkQueue.release(self)
+            self._checking = None
+            return
+        except Exception:
+            self.checkQueue.release(self)
+            self._checking = None
+            self._failed(Failure())
+            return
+        self.checkQueue.release(self)
+        self._checking = None
+        self._checked = True
+        self._forceRecheck = False
+        picker = self.picker
+        for index, had in enumerate(pieces):
+            if had:
+                picker.have(index)
+            elif index in picker.haveBitfield:
+                picker.lose(index)
+        self._log(
+            "info",
+            "{name}: {have} of {total} pieces on disk are good",
+            have=sum(1 for had in pieces if had),
+            total=len(pieces),
+        )
+        self._savedCount = -1
+        if self._verifyOnly:
+            self._verifyOnly = False
+            yield self._closeStorage(save=True)
+            self._setState(STOPPED)
+            return
+        if self._wanted:
+            self._queueTransfer()
+
+    _verifyOnly = False
+
+    @defer.inlineCallbacks
+    def _readDisk(self):
+        metainfo = self.metainfo
         yield self.runInThread(self.storage.open)
         self._storageOpen = True
+        for warning in getattr(self.storage, "warnings", ()):
+            self._log("warn", "{name}: {storageWarning}", storageWarning=warning)
         have = None
-        if self.stateDir is not None:
+        if self.stateDir is not None and not self._forceRecheck:
             have = yield self.runInThread(
                 lambda: resume.readResume(
                     self.stateDir,
-                    self.metainfo.infoHash,
-                    self.metainfo.pieceCount,
+                    metainfo.infoHash,
+                    metainfo.pieceCount,
                     self.storage.fileStats(),
                 )
             )
         if have is not None:
-            pieces = resume.piecesFromBitfield(have, self.metainfo.pieceCount)
-            self.log.info(
+            pieces = resume.piecesFromBitfield(have, metainfo.pieceCount)
+            self._log(
+                "info",
                 "{name}: fast resume, {count} of {total} pieces on disk",
-                name=name,
                 count=sum(pieces),
                 total=len(pieces),
             )
-        else:
-            pieces = yield self._recheck()
-        if self._stopping:
-            return
-        for index, had in enumerate(pieces):
-            if had:
-                self.picker.have(index)
-        self.log.info(
-            "{name}: {have} of {total} pieces on disk are good",
-            name=self.metainfo.name,
-            have=sum(1 for had in pieces if had),
-            total=len(pieces),
-        )
-        self._makeParts()
+            return pieces
+        pieces = yield self._recheck()
+        return pieces
 
     def _recheck(self) -> defer.Deferred:
-        name = self.metainfo.name
         clock = self.reactor
         lastLogged = [clock.seconds()]
 
@@ -314,84 +580,263 @@ class Torrent(MultiService):
             self.reactor.callFromThread(report, done, total)
 
         def report(done: int, total: int) -> None:
-            self._checked = (done, total)
+            self._checkProgress = (done, total)
             now = clock.seconds()
             if now - lastLogged[0] >= PROGRESS_INTERVAL or done == total:
                 lastLogged[0] = now
-                self.log.info(
+                self._log(
+                    "info",
                     "{name}: checking the data on disk, {done} of {total} pieces",
-                    name=name,
                     done=done,
                     total=total,
                 )
 
         def stop() -> bool:
-            return self._stopping
+            return not self._wanted and not self._verifyOnly
 
         return self.runInThread(
             resume.recheck, self.storage, self.metainfo, progress, stop
         )
 
-    def _makeParts(self) -> None:
-        downloader = Downloader(
-            self.metainfo,
-            self.picker,
-            self.storage,
-            self.runInThread,
-            self.reactor,
-            self.reactor,
-            self.peerId,
-            listenPort=self._port,
-            maxPeers=self.maxPeers,
-            debug=self.debug,
-            bindAddress=self.interface,
+    def _queueTransfer(self) -> None:
+        """
+        The data is checked: download, or seed if complete, when the queue
+        lets us.
+        """
+        if self.complete:
+            queue, waiting = self.seedQueue, SEED_WAIT
+        else:
+            queue, waiting = self.downloadQueue, DOWNLOAD_WAIT
+        d = queue.acquire(self)
+        if not d.called:
+            self._setState(waiting)
+        self._starting = d
+        d.addCallback(lambda _: self._run())
+
+    def _run(self) -> None:
+        """
+        Run the parts: the downloader, the choker, the announcer.
+        """
+        self._starting = None
+        if not self._wanted:
+            return
+        if not self._storageOpen:
+            d = self.runInThread(self.storage.open)
+
+            def opened(_):
+                self._storageOpen = True
+                self._run()
+
+            d.addCallbacks(opened, self._failed)
+            return
+        if self.downloader is None:
+            self.downloader = Downloader(
+                self.metainfo,
+                self.picker,
+                self.storage,
+                self.runInThread,
+                self.reactor,
+                self.reactor,
+                self.peerId,
+                listenPort=self._port,
+                maxPeers=self.maxPeers,
+                debug=self.debug,
+                bindAddress=self.interface,
+                heartbeat=self.heartbeat,
+                logFields=self.logFields,
+            )
+            events = self.downloader.events
+            events.listen("complete", self._complete)
+            events.listen("pieceVerified", self._pieceVerified)
+            events.listen("writeFailed", self._writeFailed)
+        downloader = self.downloader
+        downloader.listenPort = self._port
+        downloader.verifiedBytes = sum(
+            self.metainfo.pieceSize(i) for i in self.picker.haveBitfield
         )
-        downloader.events.listen("complete", self._complete)
-        self.downloader = downloader
-        downloader.setServiceParent(self)
+        downloader.startService()
         self.choker = self.chokerFactory(self)
         if self.choker is not None:
-            self.choker.setServiceParent(self)
+            self.choker.startService()
         self.announcer = self.announcerFactory(self)
         if self.announcer is not None:
-            self.announcer.setServiceParent(self)
+            self.announcer.startService()
+        self._setState(SEEDING if self.complete else DOWNLOADING)
         if self.initialPeers:
             peers, self.initialPeers = self.initialPeers, []
             downloader.addPeers(peers)
+        now = self.reactor.seconds()
+        self._nextProgress = now + PROGRESS_INTERVAL
+        self._nextResume = now + self.resumeInterval
+        self._savedCount = self.picker.haveBitfield.count
+        self.heartbeat.subscribe(self, self.tick)
+        if not self.ready.called:
+            self.ready.callback(None)
 
-    def _started(self, _) -> None:
-        self._starting = None
-        if self._stopping:
-            return
-        self._progressCall = LoopingCall(self.logProgress)
-        self._progressCall.clock = self.reactor
-        self._progressCall.start(PROGRESS_INTERVAL, now=False)
-        if self.stateDir is not None:
-            self._savedCount = self.picker.haveBitfield.count
-            self._resumeCall = LoopingCall(self.saveResume)
-            self._resumeCall.clock = self.reactor
-            self._resumeCall.start(self.resumeInterval, now=False)
-        self.ready.callback(None)
+    def tick(self, now: float) -> None:
+        """
+        A heartbeat: a progress line at most every L{PROGRESS_INTERVAL}
+        seconds when something changed, resume data every
+        L{resumeInterval} when pieces arrived.
+        """
+        if now >= self._nextProgress:
+            self._nextProgress = now + PROGRESS_INTERVAL
+            self._logProgressIfChanged()
+        if now >= self._nextResume:
+            self._nextResume = now + self.resumeInterval
+            if self.picker.haveBitfield.count != self._savedCount:
+                self.saveResume()
 
-    def _startFailed(self, failure) -> None:
-        self._starting = None
-        if failure.check(resume.RecheckStopped) and self._stopping:
-            return
-        self.log.failure(
-            "{name}: cannot start", failure=failure, name=self.metainfo.name
-        )
-        self.ready.errback(failure)
+    def _logProgressIfChanged(self) -> None:
+        key = (self.picker.haveBitfield.count, self.downloaded, self.uploaded)
+        if key != self._lastLogged:
+            self.logProgress()
+
+    def _pieceVerified(self, index: int) -> None:
+        self.events.emit("pieceVerified", index)
 
     def _complete(self) -> None:
-        name = self.metainfo.name
-        if self.downloader is not None and self.downloader.downloaded:
-            self.log.info("{name}: download complete", name=name)
-        else:
-            self.log.info("{name}: complete, seeding", name=name)
-        if self.announcer is not None and self.downloader.downloaded:
+        downloader = self.downloader
+        if not self._completeLogged:
+            self._completeLogged = True
+            if downloader.downloaded:
+                self._log("info", "{name}: download complete")
+            else:
+                self._log("info", "{name}: complete, seeding")
+        if self.announcer is not None and downloader.downloaded:
             self.announcer.completed()
+        if self.state == DOWNLOADING:
+            self.downloadQueue.release(self)
+            self.seedQueue.acquire(self)
+            self._setState(SEEDING)
+            self.saveResume(force=True)
+            self.logProgress()
+        self.events.emit("complete")
         if not self.completed.called:
             self.completed.callback(None)
+
+    def _writeFailed(self, index: int, failure: Failure) -> None:
+        self._failed(failure)
+
+    def _failed(self, failure: Failure) -> None:
+        """
+        A local error: the torrent stops, keeps its verified pieces, and
+        shows the error until it is started again.
+        """
+        text = describeFailure(failure)
+        if failure.check(OSError, TorrentError, StorageError):
+            self._log("error", "{name}: {error}", error=text)
+        else:
+            self._log("failure", "{name}: cannot go on", failure=failure)
+        self.fail(text)
+
+    def fail(self, text: str) -> defer.Deferred:
+        """
+        Stop with a local error (one line) shown on the torrent.
+        """
+        self.error = ERROR_LOCAL
+        self.errorString = text
+        if not self.ready.called:
+            self.ready.errback(TorrentError(text))
+        d = self.stop()
+        self.events.emit("error", text)
+        return d
+
+    def stop(self) -> defer.Deferred:
+        """
+        Stop: announce C{stopped} (a bounded wait), disconnect the peers,
+        wait for pending writes, save the resume data and close the files.
+        It stays stopped until L{start}ed.
+
+        @return: a L{Deferred} firing when stopped.
+        """
+        if self._stopping is not None:
+            return self._stopping
+        self._wanted = False
+        if (
+            self.state == STOPPED
+            and not self._storageOpen
+            and self._starting is None
+            and self._checking is None
+        ):
+            return defer.succeed(None)
+        d = self._stopping = self._stop()
+
+        def done(result):
+            self._stopping = None
+            return result
+
+        d.addBoth(done)
+        return d
+
+    @defer.inlineCallbacks
+    def _stop(self):
+        self.heartbeat.unsubscribe(self)
+        for queue in (self.checkQueue, self.downloadQueue, self.seedQueue):
+            queue.release(self)
+        if self._starting is not None and not self._starting.called:
+            starting, self._starting = self._starting, None
+            starting.cancel()
+        if self._checking is not None:
+            # The recheck sees _wanted false and stops; wait for it.
+            yield self._checking
+        if self._saving is not None:
+            yield self._saving
+        stopping = []
+        if self.announcer is not None and self.announcer.running:
+            d = defer.maybeDeferred(self.announcer.stopService)
+            stopping.append(_withTimeout(d, STOP_ANNOUNCE_TIMEOUT, self.reactor))
+        if self.choker is not None and self.choker.running:
+            stopping.append(defer.maybeDeferred(self.choker.stopService))
+        downloader = self.downloader
+        wasRunning = downloader is not None and downloader.running
+        if wasRunning:
+            stopping.append(defer.maybeDeferred(downloader.stopService))
+        yield defer.DeferredList(stopping, consumeErrors=True)
+        self.announcer = None
+        self.choker = None
+        if wasRunning:
+            # The final totals, every peer gone.
+            self.logProgress()
+        yield self._closeStorage(save=self._checked)
+        self._setState(STOPPED)
+
+    @defer.inlineCallbacks
+    def _closeStorage(self, save: bool):
+        if self._storageOpen:
+            if save and self.stateDir is not None:
+                yield self.saveResume(force=True)
+            self._storageOpen = False
+            try:
+                yield self.runInThread(self.storage.close)
+            except Exception:
+                self._log("failure", "{name}: cannot close its files")
+
+    def verify(self) -> defer.Deferred:
+        """
+        Check the data on disk again, ignoring the resume data (queued
+        behind other checks); a running torrent starts again after.
+
+        @return: a L{Deferred} firing when the check is queued.
+        """
+        if self.metainfo is None:
+            return defer.succeed(None)
+        wasRunning = self._wanted
+        d = self.stop()
+
+        def restart(_):
+            self._forceRecheck = True
+            self._checked = False
+            if wasRunning:
+                self.start()
+            else:
+                self._verifyOnly = True
+                self._begin()
+
+        d.addCallback(restart)
+        return d
+
+    # Logs and resume data
 
     def logProgress(self) -> None:
         """
@@ -405,11 +850,13 @@ class Torrent(MultiService):
         eta = "-" if p.eta is None else f"{p.eta:.0f} s"
         downloaded = self.downloaded
         uploaded = self.uploaded
-        self.log.info(
+        if self.picker is not None:
+            self._lastLogged = (self.picker.haveBitfield.count, downloaded, uploaded)
+        self._log(
+            "info",
             "{name}: {percent:.1f}% down {down} up {up} peers {peers} eta {eta}; "
             "totals down {downloadedText} ({downloaded} B) "
             "up {uploadedText} ({uploaded} B)",
-            name=self.metainfo.name,
             percent=p.percent,
             down=formatRate(p.downloadRate),
             up=formatRate(p.uploadRate),
@@ -432,8 +879,10 @@ class Torrent(MultiService):
         @return: a L{Deferred} firing when saved (never failing: a failure
             is logged).
         """
-        if self.stateDir is None or self._saving is not None:
-            return self._saving or defer.succeed(None)
+        if self.stateDir is None or self.picker is None or not self._storageOpen:
+            return defer.succeed(None)
+        if self._saving is not None:
+            return self._saving
         count = self.picker.haveBitfield.count
         if count == self._savedCount and not force:
             return defer.succeed(None)
@@ -450,11 +899,7 @@ class Torrent(MultiService):
             self._savedCount = count
 
         def failed(failure):
-            self.log.failure(
-                "{name}: cannot save the resume data",
-                failure=failure,
-                name=self.metainfo.name,
-            )
+            self._log("failure", "{name}: cannot save the resume data", failure=failure)
 
         def done(_):
             self._saving = None
@@ -463,36 +908,19 @@ class Torrent(MultiService):
         d.addBoth(done)
         return d
 
-    @defer.inlineCallbacks
-    def stopService(self):
+    # Compatibility with the service protocol (btorrent download, tests).
+
+    def startService(self) -> None:
         """
-        Stop announcing (bounded wait for C{stopped}), disconnect the peers,
-        wait for pending writes, save the resume data and close the files.
+        Same as L{start}.
         """
-        self._stopping = True
-        for call in (self._progressCall, self._resumeCall):
-            if call is not None and call.running:
-                call.stop()
-        if self._saving is not None:
-            yield self._saving
-        if self._starting is not None:
-            yield self._starting
-        stopping = []
-        for service in reversed(list(self)):
-            d = defer.maybeDeferred(service.stopService)
-            if service is self.announcer:
-                d = _withTimeout(d, STOP_ANNOUNCE_TIMEOUT, self.reactor)
-            stopping.append(d)
-        self.running = 0
-        yield defer.DeferredList(stopping, consumeErrors=True)
-        if self.downloader is not None:
-            # The final totals, every peer gone.
-            self.logProgress()
-        if self._storageOpen:
-            if self.stateDir is not None and self.downloader is not None:
-                yield self.saveResume(force=True)
-            yield self.runInThread(self.storage.close)
-            self._storageOpen = False
+        self.start()
+
+    def stopService(self) -> defer.Deferred:
+        """
+        Same as L{stop}.
+        """
+        return self.stop()
 
 
 def _defaultAnnouncer(torrent: Torrent):
@@ -511,6 +939,8 @@ def _defaultChoker(torrent: Torrent):
     """
     The choker over the torrent's connected peers, with its C{uploadSlots}.
     """
-    from btorrent.engine.choker import ChokerService
+    from btorrent.engine.chokerservice import ChokerService
 
-    return ChokerService(torrent, slots=torrent.uploadSlots)
+    return ChokerService(
+        torrent, slots=torrent.uploadSlots, heartbeat=torrent.heartbeat
+    )
