@@ -21,6 +21,7 @@ setup(
         "bcoding>=1.5",
         "zope.interface>=5",
         "rich>=12",
+        "treq>=22.1",
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6", "libtorrent>=2.0"],
