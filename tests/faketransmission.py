@@ -234,7 +234,9 @@ class FakeTransmission(Resource):
     def rpc_torrent_set(self, arguments) -> dict:
         for t in self._selected(arguments):
             for key, value in arguments.items():
-                if key == "files-wanted":
+                if key in ("files-wanted", "files-unwanted") and "fileStats" not in t:
+                    t[key] = value
+                elif key == "files-wanted":
                     for i in value or range(len(t["fileStats"])):
                         t["fileStats"][i]["wanted"] = True
                 elif key == "files-unwanted":

@@ -649,17 +649,22 @@ COMMANDS = {
 
 def connection(args) -> Tuple[str, Optional[Tuple[str, str]]]:
     """
-    The RPC URL and credentials from C{--rpc}/C{--auth}, else
-    C{BTORRENT_RPC}/C{BTORRENT_AUTH}, else the defaults.
+    The RPC URL and credentials from C{--rpc}/C{--auth} (parsed by
+    L{btorrent.cli.remoteargs}), else C{BTORRENT_RPC}/C{BTORRENT_AUTH},
+    else the default URL and none.
 
-    @raise CommandError: for a bad URL or credentials.
+    @raise CommandError: for a bad URL or credentials in the environment.
     """
-    url = getattr(args, "rpc", None) or os.environ.get("BTORRENT_RPC") or DEFAULT_URL
-    auth = getattr(args, "auth", None) or os.environ.get("BTORRENT_AUTH") or None
+    url = getattr(args, "rpc", None)
+    auth = getattr(args, "auth", None)
     try:
-        return normalizeURL(url), parseAuth(auth) if auth else None
+        if url is None:
+            url = normalizeURL(os.environ.get("BTORRENT_RPC") or DEFAULT_URL)
+        if auth is None and os.environ.get("BTORRENT_AUTH"):
+            auth = parseAuth(os.environ["BTORRENT_AUTH"])
     except ValueError as e:
         raise CommandError(str(e)) from None
+    return url, auth
 
 
 async def run(reactor, args, out: IO[str], err: IO[str]) -> int:

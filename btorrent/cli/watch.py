@@ -28,6 +28,9 @@ from btorrent.cli.text import humanRate
 
 __all__ = ["table", "watch"]
 
+#: The width of a progress bar, in characters.
+BAR = 10
+
 #: The most rows shown (a daemon with more torrents gets a "... more" line).
 MAX_ROWS = 200
 
@@ -41,27 +44,31 @@ def table(torrents: List[Dict[str, Any]], title: Optional[str] = None):
     from rich.table import Table
     from rich.text import Text
 
-    grid = Table(title=title, expand=False, show_edge=False, pad_edge=False)
-    grid.add_column("ID", justify="right")
-    grid.add_column("Name", overflow="ellipsis", no_wrap=True, max_width=40)
-    grid.add_column("Progress", no_wrap=True)
-    grid.add_column("State", no_wrap=True)
-    grid.add_column("Down", justify="right", no_wrap=True)
-    grid.add_column("Up", justify="right", no_wrap=True)
-    grid.add_column("Peers", justify="right")
-    grid.add_column("ETA", justify="right", no_wrap=True)
+    grid = Table(
+        title=title, box=None, pad_edge=False, collapse_padding=True, padding=(0, 1)
+    )
+    # On a narrow terminal the name gives way (cut with an ellipsis); the
+    # figures keep their room ("999.9 kB/s", "unknown").
+    grid.add_column("ID", justify="right", no_wrap=True)
+    grid.add_column("Name", min_width=8)
+    grid.add_column("Progress", no_wrap=True, width=BAR)
+    grid.add_column("Done", justify="right", no_wrap=True, min_width=6)
+    grid.add_column("State", max_width=20)
+    for name in ("Down", "Up"):
+        grid.add_column(name, justify="right", no_wrap=True, min_width=10)
+    grid.add_column("Peers", justify="right", no_wrap=True, min_width=5)
+    grid.add_column("ETA", justify="right", no_wrap=True, min_width=7)
     down = up = 0.0
     for torrent in sorted(torrents, key=lambda t: t["id"])[:MAX_ROWS]:
         done = percentDone(torrent)
-        bar = Table.grid(padding=(0, 1))
-        bar.add_row(ProgressBar(total=100, completed=done, width=20), f"{done:5.1f}%")
         down += numberField(torrent, "rateDownload")
         up += numberField(torrent, "rateUpload")
         grid.add_row(
             str(torrent["id"]),
-            Text(textField(torrent, "name", "?")),
-            bar,
-            Text(stateText(torrent)),
+            Text(textField(torrent, "name", "?"), no_wrap=True, overflow="ellipsis"),
+            ProgressBar(total=100, completed=done, width=BAR),
+            f"{done:.1f}%",
+            Text(stateText(torrent), no_wrap=True, overflow="ellipsis"),
             humanRate(numberField(torrent, "rateDownload")),
             humanRate(numberField(torrent, "rateUpload")),
             str(int(numberField(torrent, "peersConnected"))),
