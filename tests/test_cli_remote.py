@@ -294,6 +294,9 @@ class ListTests(RemoteTestCase):
         code, out, err = await self.btorrent("list")
         self.assertEqual((code, err), (0, ""))
         self.assertEqual(len(out.splitlines()), 2)
+        self.assertEqual(
+            out.splitlines()[1].split(), ["Sum:", "0", "B", "0", "B/s", "0", "B/s"]
+        )
 
     async def test_hostileFields(self) -> None:
         """
