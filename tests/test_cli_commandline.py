@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from btorrent import __version__
@@ -152,6 +154,49 @@ class ArgumentTypeTests(SynchronousTestCase):
         self.assertEqual(parseAuth("a:b:c"), ("a", "b:c"))
         self.assertEqual(parseAuth("a:"), ("a", ""))
         self.assertRaises(ValueError, parseAuth, "nocolon")
+
+
+class ArgumentTypePropertyTests(SynchronousTestCase):
+    """
+    Any text given to the argument parsers is a value of the right type or
+    a one-line error, never another exception.
+    """
+
+    @given(st.text(max_size=60))
+    def test_anyText(self, text: str) -> None:
+        """
+        Each parser, on any text.
+        """
+        for parse, kinds in [
+            (parseRate, (int, type(None))),
+            (parseRatio, (tuple,)),
+            (parseFileList, (list,)),
+            (parseTorrentId, (int, str, type(ALL))),
+        ]:
+            try:
+                value = parse(text)
+            except argparse.ArgumentTypeError as e:
+                self.assertNotIn("\n", str(e))
+            else:
+                self.assertIsInstance(value, kinds)
+        for parse in (normalizeURL, parseAuth):
+            try:
+                parse(text)
+            except ValueError as e:
+                self.assertNotIn("\n", str(e).replace("\\n", ""))
+
+    @given(st.integers(min_value=0, max_value=10**6), st.sampled_from(["", "k", "M"]))
+    def test_rateRoundTrip(self, number: int, unit: str) -> None:
+        """
+        A whole rate in k or M is sent exactly; any positive rate as at
+        least 1 kB/s.
+        """
+        kB = parseRate(f"{number}{unit}")
+        factor = {"": 1, "k": 1000, "M": 10**6}[unit]
+        if unit:
+            self.assertEqual(kB, number * factor // 1000)
+        else:
+            self.assertEqual(kB, max(round(number / 1000), 1) if number else 0)
 
 
 class ParserTests(SynchronousTestCase):

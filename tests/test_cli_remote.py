@@ -365,6 +365,33 @@ class InfoTests(RemoteTestCase):
         )
         self.assertIn("files:\n    0 skip   0.0%  data.bin (4.9 KiB)\n", byId)
 
+    async def test_hostileFields(self) -> None:
+        """
+        Details of the wrong types (trackers a number, files a string,
+        file stats not objects, dates text) show as unknown or nothing,
+        never raise.
+        """
+        self.addFake(
+            1,
+            "a" * 40,
+            trackers=5,
+            files=[{"name": 7, "length": "x"}, "junk"],
+            fileStats=[1],
+            addedDate="yesterday",
+            doneDate=10**30,
+            pieceCount=None,
+            comment=["x"],
+            error=3,
+            errorString="tracker\x07 said no",
+        )
+        code, out, err = await self.btorrent("info", "1")
+        self.assertEqual((code, err), (0, ""))
+        self.assertIn("trackers:     none\n", out)
+        self.assertIn("files:\n    0 get  100.0%  ? (0 B)\n", out)
+        self.assertIn("error:        tracker\\x07 said no\n", out)
+        self.assertNotIn("added:", out)
+        self.assertNotIn("completed:", out)
+
     async def test_several(self) -> None:
         """
         Several IDs: one block each, in the order asked; a torrent named

@@ -9,9 +9,12 @@ from __future__ import annotations
 import base64
 import json
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory, Protocol
-from twisted.trial.unittest import TestCase
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.server import NOT_DONE_YET
 
 from btorrent.cli import rpcclient
@@ -21,6 +24,7 @@ from btorrent.cli.rpcclient import (
     MethodFailed,
     ProtocolError,
     RPCClient,
+    RPCError,
 )
 from tests.faketransmission import FakeTransmission, listen
 from tests.realpeers import freePort
@@ -469,3 +473,56 @@ class SizeAndTimeTests(ClientTestCase):
         self.assertEqual(
             reason(error.ConnectError(osError="bad\nthing")), "bad\\nthing"
         )
+
+
+class DecodeTests(SynchronousTestCase):
+    """
+    The reply decoder on any bytes: the arguments, or an L{RPCError} with
+    one line.
+    """
+
+    def setUp(self) -> None:
+        self.client = RPCClient(MemoryReactorClock(), "http://127.0.0.1:1/rpc")
+
+    def check(self, data: bytes) -> None:
+        try:
+            arguments = self.client._decode("m", 1, data)
+        except RPCError as e:
+            self.assertNotIn("\n", str(e))
+            self.assertLess(len(str(e)), 500)
+        else:
+            self.assertIsInstance(arguments, dict)
+
+    @given(st.binary(max_size=200))
+    def test_anyBytes(self, data: bytes) -> None:
+        """
+        Random bytes.
+        """
+        self.check(data)
+
+    @given(
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+            lambda inner: st.lists(inner, max_size=4)
+            | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+            max_leaves=20,
+        ),
+        st.sampled_from(["result", "arguments", "tag"]),
+    )
+    def test_anyJSON(self, value, key: str) -> None:
+        """
+        Any JSON value, alone or under one of the reply's keys.
+        """
+        self.check(json.dumps(value).encode())
+        self.check(json.dumps({"result": "success", key: value}).encode())
+
+    def test_truncated(self) -> None:
+        """
+        Every truncation of a good reply.
+        """
+        good = json.dumps(
+            {"result": "success", "arguments": {"torrents": [{"id": 1}]}, "tag": 1}
+        ).encode()
+        for end in range(len(good)):
+            self.assertRaises(ProtocolError, self.client._decode, "m", 1, good[:end])
+        self.assertEqual(self.client._decode("m", 1, good), {"torrents": [{"id": 1}]})

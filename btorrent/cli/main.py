@@ -489,7 +489,12 @@ def _buildParser(command: Optional[str] = None) -> argparse.ArgumentParser:
         "numbers, info-hash prefixes or all.",
     )
     info.add_argument("targets", nargs="+", metavar="X.torrent|ID")
-    info.add_argument("--json", action="store_true", help="print JSON")
+    info.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON: one object for a .torrent, an array of the daemon's "
+        "torrents",
+    )
     addConnectionOptions(info, argparse.SUPPRESS)
 
     if command in (None, "download"):

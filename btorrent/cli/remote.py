@@ -470,7 +470,8 @@ def _infoLines(t: Dict[str, Any]) -> List[str]:
         lines.append(f"comment:      {textField(t, 'comment')}")
     if textField(t, "creator"):
         lines.append(f"created by:   {textField(t, 'creator')}")
-    trackers = [x for x in t.get("trackers") or [] if isinstance(x, dict)]
+    trackers = t.get("trackers") if isinstance(t.get("trackers"), list) else []
+    trackers = [x for x in trackers if isinstance(x, dict)]
     lines.append("trackers:" if trackers else "trackers:     none")
     for tracker in trackers:
         lines.append(

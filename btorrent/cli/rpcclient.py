@@ -34,6 +34,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH
 
 from btorrent.cli.remoteargs import DEFAULT_URL
+from btorrent.cli.text import printable
 
 __all__ = [
     "AuthenticationFailed",
@@ -110,12 +111,9 @@ class MethodFailed(RPCError):
 def _oneLine(text: str) -> str:
     """
     C{text} from the daemon made safe to show on one line: control
-    characters escaped, cut at L{MAX_RESULT_TEXT} characters.
+    characters escaped (L{printable}), cut at L{MAX_RESULT_TEXT} characters.
     """
-    text = "".join(
-        c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-        for c in text
-    )
+    text = printable(text)
     if len(text) > MAX_RESULT_TEXT:
         text = text[:MAX_RESULT_TEXT] + "... (cut)"
     return text
