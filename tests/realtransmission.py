@@ -17,6 +17,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from typing import Optional, Tuple
 
 from tests.realpeers import freePort, stopProcess
 
@@ -26,9 +27,14 @@ class Transmission:
     One transmission-daemon process with its own config directory.
 
     @ivar peerPort: its BitTorrent listening port on 127.0.0.1.
+    @ivar rpcURL: its RPC endpoint.
     """
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, auth: Optional[Tuple[str, str]] = None) -> None:
+        """
+        @param directory: for its config, log and downloads.
+        @param auth: C{(user, password)} to require on its RPC, or C{None}.
+        """
         binary = shutil.which("transmission-daemon")
         if binary is None:
             raise RuntimeError(
@@ -52,7 +58,9 @@ class Transmission:
             "bind-address-ipv6": "::1",
             "rpc-bind-address": "127.0.0.1",
             "rpc-port": self.rpcPort,
-            "rpc-authentication-required": False,
+            "rpc-authentication-required": auth is not None,
+            "rpc-username": auth[0] if auth else "",
+            "rpc-password": auth[1] if auth else "",
             "rpc-whitelist": "127.0.0.1",
             "rpc-whitelist-enabled": True,
             "rpc-host-whitelist-enabled": False,
@@ -75,6 +83,8 @@ class Transmission:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        self.auth = auth
+        self.rpcURL = f"http://127.0.0.1:{self.rpcPort}/transmission/rpc"
         self._session = ""
         deadline = time.monotonic() + 15
         while True:
@@ -106,11 +116,15 @@ class Transmission:
         @return: the C{arguments} of the reply.
         """
         body = json.dumps({"method": method, "arguments": arguments}).encode()
+        headers = {}
+        if self.auth is not None:
+            credentials = base64.b64encode(":".join(self.auth).encode()).decode()
+            headers["Authorization"] = "Basic " + credentials
         for _ in range(3):
             request = urllib.request.Request(
-                f"http://127.0.0.1:{self.rpcPort}/transmission/rpc",
+                self.rpcURL,
                 data=body,
-                headers={"X-Transmission-Session-Id": self._session},
+                headers={**headers, "X-Transmission-Session-Id": self._session},
             )
             try:
                 with urllib.request.urlopen(request, timeout=5) as response:

@@ -573,6 +573,15 @@ class InfoTests(CLITestCase):
             "create": ["create", "x", "-t", "u"],
             "info": ["info", "x"],
             "download": ["download", "x.torrent"],
+            "add": ["add", "x.torrent"],
+            "list": ["list"],
+            "start": ["start", "1"],
+            "stop": ["stop", "1"],
+            "verify": ["verify", "1"],
+            "remove": ["remove", "1"],
+            "set": ["set", "1", "--down", "1M"],
+            "stats": ["stats"],
+            "watch": ["watch"],
         }
         self.assertEqual(set(cli.COMMANDS), set(samples))
         for name, argv in samples.items():
@@ -620,12 +629,34 @@ class DownloadCommandTests(CLITestCase):
 
     def test_help(self) -> None:
         """
-        C{btorrent download --help} lists the foreground engine's options.
+        C{btorrent download --help} lists the foreground engine's options,
+        the data's directory under the name every command uses,
+        C{-d/--download-dir}; the old C{-o/--output} is not shown.
         """
         code, out, err = self.btorrent("download", "--help")
         self.assertEqual(code, 0)
-        for option in ("--output", "--port", "--piece-order", "--seed", "--state-dir"):
+        for option in (
+            "-d DIR, --download-dir DIR",
+            "--port",
+            "--piece-order",
+            "--seed",
+            "--state-dir",
+        ):
             self.assertIn(option, out)
+        self.assertNotIn("--output", out)
+        self.assertNotIn("-o ", out)
+
+    def test_downloadDir(self) -> None:
+        """
+        C{-d DIR}, C{--download-dir DIR} and the old C{-o DIR} and
+        C{--output DIR} all set the directory; the default is the current
+        one.
+        """
+        parser = cli._buildParser("download")
+        for option in ("-d", "--download-dir", "-o", "--output"):
+            args = parser.parse_args(["download", "x.torrent", option, "/data"])
+            self.assertEqual(args.output, "/data")
+        self.assertEqual(parser.parse_args(["download", "x.torrent"]).output, ".")
 
     def test_missingTorrent(self) -> None:
         """

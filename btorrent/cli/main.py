@@ -1,11 +1,32 @@
 """
-The C{btorrent} command: C{btorrent create} and C{btorrent info}.
+The C{btorrent} command.
+
+Local commands: C{create} (write a .torrent), C{info X.torrent} (describe
+one), C{download} (the engine in the foreground, L{btorrent.cli.foreground}).
+Remote commands, driving a running daemon (btorrent's or a
+transmission-daemon) over the Transmission RPC (L{btorrent.cli.remote}):
+C{add}, C{list}, C{info ID}, C{start}, C{stop}, C{verify}, C{remove},
+C{set}, C{stats}, C{watch}.  C{info} is local when its argument is an
+existing file or cannot be a torrent ID, remote otherwise (or when C{--rpc}
+or C{--auth} is given).
 
 Each subcommand is a function C{(args, out, err) -> int} registered in
-L{COMMANDS}; its arguments are declared in L{_buildParser}.  To add a
-subcommand, add a parser there and an entry to L{COMMANDS}.  Errors the user
-can fix (a bad path, a bad torrent) print one line to C{err} and give a
-non-zero exit code, never a traceback.
+L{COMMANDS}; its arguments are declared in L{_buildParser} (the remote
+ones in L{btorrent.cli.remoteargs}).  Errors the user can fix (a bad path,
+a bad torrent, a daemon that is not running) print one line to C{err} and
+give a non-zero exit code, never a traceback; a bad argument prints its
+one-line error first, then the usage.
+
+Option names follow one scheme: C{-d/--download-dir DIR} wherever the
+directory the data goes into is meant (C{download}, C{add}, like the
+daemon's), C{-o/--output FILE} only for a file written (C{create}).
+C{download -o DIR}, the old spelling, is still accepted (hidden).
+
+Imports are lazy per subcommand: C{btorrent info X.torrent} loads neither
+Twisted's reactor nor the download engine, C{create} and C{info} no
+C{twisted.internet} at all.  This module is the only one of the command
+line that runs the reactor (C{task.react}), and only for C{download} and the
+remote commands.
 
 C{btorrent create} refuses a C{-t} that is not an C{http://}, C{https://}
 or C{udp://} URL with a host (L{checkTrackerURL}), warns about each special
@@ -23,14 +44,28 @@ import json
 import os
 import re
 import sys
-import unicodedata
 from typing import IO, Callable, Dict, List, Optional, Sequence
 from urllib.parse import urlsplit
 
+from btorrent import __version__
+from btorrent.cli.remoteargs import (
+    REMOTE_COMMANDS,
+    addConnectionOptions,
+    addRemoteCommands,
+    looksLikeTorrentId,
+    parseTorrentId,
+)
+from btorrent.cli.text import humanSize, printable
 from btorrent.codec import metainfo
-from btorrent.engine.storage import writeFileAtomically
 
-__all__ = ["COMMANDS", "checkTrackerURL", "main", "parseSize", "printable"]
+__all__ = [
+    "COMMANDS",
+    "checkTrackerURL",
+    "humanSize",
+    "main",
+    "parseSize",
+    "printable",
+]
 
 #: Inputs at least this big get a progress bar (when stderr is a terminal).
 PROGRESS_THRESHOLD = 64 * 1024 * 1024
@@ -52,43 +87,6 @@ def parseSize(text: str) -> int:
             f"invalid size {text!r} (examples: 262144, 256K, 1M)"
         )
     return int(m.group(1)) * _UNITS[m.group(2).lower()]
-
-
-def humanSize(n: int) -> str:
-    """
-    A size in binary units, e.g. C{1.5 MiB}.
-    """
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-# Characters that would act on a terminal rather than show: controls (C0,
-# DEL, C1), format characters (bidirectional overrides, zero-width ones),
-# lone surrogates and line or paragraph separators.
-_UNPRINTABLE = frozenset(["Cc", "Cf", "Cs", "Zl", "Zp"])
-
-
-def printable(text: str) -> str:
-    """
-    C{text} with every character that would act on a terminal (escape
-    sequences, line breaks, bidirectional overrides) shown as a Python
-    escape, such as C{\\x1b} or C{\\u202e}, so that text from a torrent
-    cannot forge lines or drive the terminal.
-    """
-    if text.isprintable():
-        return text
-    return "".join(
-        (
-            c.encode("unicode_escape").decode("ascii")
-            if c == "\\" or unicodedata.category(c) in _UNPRINTABLE
-            else c
-        )
-        for c in text
-    )
 
 
 class _Failure(Exception):
@@ -225,6 +223,8 @@ def _create(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     except OSError as e:
         raise _Failure(f"{e.filename or source}: {e.strerror or e}") from None
     info = metainfo.load(data)
+    from btorrent.engine.storage import writeFileAtomically
+
     try:
         writeFileAtomically(output, data)
     except OSError as e:
@@ -300,8 +300,18 @@ def _infoJSON(info: metainfo.Metainfo) -> dict:
 
 def _info(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """
-    C{btorrent info X.torrent}: describe a torrent.
+    C{btorrent info X.torrent}: describe a torrent; C{btorrent info ID...}:
+    ask the daemon about some of its torrents (L{_isLocalInfo} decides).
     """
+    if not _isLocalInfo(args):
+        try:
+            args.ids = [parseTorrentId(target) for target in args.targets]
+        except argparse.ArgumentTypeError as e:
+            raise _Failure(str(e)) from None
+        return _remote(args, out, err)
+    if len(args.targets) > 1:
+        raise _Failure("give one .torrent file, or torrent IDs to ask the daemon about")
+    args.torrent = args.targets[0]
     try:
         info = metainfo.loadFile(args.torrent)
     except OSError as e:
@@ -337,6 +347,20 @@ def _info(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     return 0
 
 
+def _isLocalInfo(args: argparse.Namespace) -> bool:
+    """
+    Whether C{btorrent info} describes a local .torrent: without C{--rpc}
+    or C{--auth}, when its one argument is an existing file or cannot be a
+    torrent ID (a number, a hex info-hash prefix, C{all}).
+    """
+    if args.rpc is not None or args.auth is not None:
+        return False
+    return any(
+        os.path.lexists(target) or not looksLikeTorrentId(target)
+        for target in args.targets
+    )
+
+
 def _download(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """
     C{btorrent download}: the engine in the foreground (L{btorrent.cli.foreground}).
@@ -346,21 +370,89 @@ def _download(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     return foreground.runDownload(args, out, err)
 
 
+def _remote(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """
+    A remote command (L{btorrent.cli.remote}), on the reactor until it is
+    done or interrupted.
+    """
+    from twisted.internet import defer, task
+
+    from btorrent.cli import remote
+
+    outcome: List[int] = []
+
+    def bug(failure) -> None:
+        # Not an error the user can fix (those are handled in remote.run):
+        # show it whole.
+        err.write(f"btorrent {args.command}: internal error\n")
+        failure.printTraceback(file=err)
+        outcome.append(1)
+
+    def start(reactor):
+        d = defer.ensureDeferred(remote.run(reactor, args, out, err))
+        return d.addCallbacks(outcome.append, bug)
+
+    try:
+        task.react(start)
+    except SystemExit:
+        pass
+    if outcome:
+        return outcome[0]
+    err.write(f"btorrent {args.command}: interrupted\n")
+    return remote.INTERRUPTED
+
+
 #: Subcommand name → function C{(args, out, err) -> exit code}.
 COMMANDS: Dict[str, Callable[[argparse.Namespace, IO[str], IO[str]], int]] = {
     "create": _create,
     "info": _info,
     "download": _download,
+    **{name: _remote for name in REMOTE_COMMANDS},
 }
 
 
-def _buildParser() -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """
+    An argument parser whose errors come first: the one-line error, then
+    the usage (argparse prints them the other way round).
+    """
+
+    def error(self, message: str):
+        """
+        Print C{PROG: error: MESSAGE}, then the usage, and exit 2.
+        """
+        self.exit(
+            2,
+            f"{self.prog}: error: {message}\n{self.format_usage()}"
+            f"(see {self.prog} --help)\n",
+        )
+
+
+#: The help of C{btorrent download} (declared in L{btorrent.cli.foreground}).
+_DOWNLOAD_HELP = "download a torrent in the foreground, with progress"
+
+
+def _buildParser(command: Optional[str] = None) -> argparse.ArgumentParser:
     """
     The argument parser: one subparser per entry of L{COMMANDS}.
+
+    @param command: the subcommand about to run, if known: the arguments of
+        C{download}, whose declaration imports the engine, are declared
+        only when it is C{download} or C{None}.
     """
-    parser = argparse.ArgumentParser(
-        prog="btorrent", description="Create, inspect and download BitTorrent files."
+    parser = _Parser(
+        prog="btorrent",
+        description="Create, inspect and download BitTorrent files, and drive "
+        "a running daemon (btorrent's or Transmission's) over its RPC.",
+        epilog="Remote commands talk to --rpc URL (default $BTORRENT_RPC, else "
+        "http://127.0.0.1:9091/transmission/rpc) with --auth USER:PASSWORD "
+        "(default $BTORRENT_AUTH). 'btorrent COMMAND --help' shows a "
+        "command's options.",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"btorrent {__version__}"
+    )
+    addConnectionOptions(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     create = sub.add_parser("create", help="create a .torrent for a file or directory")
@@ -389,14 +481,65 @@ def _buildParser() -> argparse.ArgumentParser:
         "-f", "--force", action="store_true", help="overwrite the output file"
     )
 
-    info = sub.add_parser("info", help="describe a .torrent file")
-    info.add_argument("torrent", metavar="X.torrent")
-    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info = sub.add_parser(
+        "info",
+        help="describe a .torrent file, or torrents of the daemon",
+        description="Describe a .torrent file (an existing file, or an argument "
+        "that cannot be a torrent ID), or ask the daemon about torrents: "
+        "numbers, info-hash prefixes or all.",
+    )
+    info.add_argument("targets", nargs="+", metavar="X.torrent|ID")
+    info.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON: one object for a .torrent, an array of the daemon's "
+        "torrents",
+    )
+    addConnectionOptions(info, argparse.SUPPRESS)
 
-    from btorrent.cli.foreground import addDownloadParser
+    if command in (None, "download"):
+        from btorrent.cli.foreground import addDownloadParser
 
-    addDownloadParser(sub)
+        _renameDownloadDir(addDownloadParser(sub))
+    else:
+        sub.add_parser("download", help=_DOWNLOAD_HELP)
+    addRemoteCommands(sub)
     return parser
+
+
+def _renameDownloadDir(download: argparse.ArgumentParser) -> None:
+    """
+    Give C{btorrent download} the option name every other command uses for
+    the data's directory, C{-d/--download-dir}; C{-o/--output DIR}, its old
+    name, stays accepted but hidden.
+    """
+    download.add_argument(
+        "-d",
+        "--download-dir",
+        dest="output",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="directory the files go into (default: the current one)",
+    )
+    # argparse has no public way to hide an option once declared (the
+    # declaration is btorrent.cli.foreground's).
+    download._option_string_actions["--output"].help = argparse.SUPPRESS
+
+
+def _commandWord(argv: Sequence[str]) -> Optional[str]:
+    """
+    The subcommand in C{argv}: its first word that is neither an option nor
+    the value of C{--rpc} or C{--auth}.
+    """
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            return next(words, None)
+        if word in ("--rpc", "--auth"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def main(
@@ -415,7 +558,8 @@ def main(
     """
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
-    parser = _buildParser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _buildParser(_commandWord(argv) or "")
     try:
         # argparse prints usage errors to sys.stderr itself.
         saved = sys.stdout, sys.stderr
