@@ -54,7 +54,6 @@ _FLAGS = [
     "--metrics-recording-only",
     "--password-store=basic",
     "--use-mock-keychain",
-    "--proxy-server=" + _DEAD_PROXY,
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 ]
 
@@ -79,12 +78,17 @@ class Browser:
         chromedriver reports them (C{level}, C{source}, C{message}).
     """
 
-    def __init__(self, width: int = 1280, height: int = 900) -> None:
+    def __init__(
+        self, width: int = 1280, height: int = 900, proxy: str = _DEAD_PROXY
+    ) -> None:
         """
         Start the browser.
 
         @param width: the window's width in CSS pixels.
         @param height: the window's height in CSS pixels.
+        @param proxy: where every request for an address other than loopback
+            goes (by default nowhere; Chromium tries Google and its search
+            engine in the background whatever flags it gets).
         @raise MissingSoftware: when Chromium, its driver or selenium is
             missing.
         """
@@ -103,6 +107,9 @@ class Browser:
         options.binary_location = CHROMIUM
         for flag in _FLAGS:
             options.add_argument(flag)
+        if urlsplit(proxy).hostname != "127.0.0.1":
+            raise ValueError(f"the proxy must be on 127.0.0.1: {proxy!r}")
+        options.add_argument(f"--proxy-server={proxy}")
         options.add_argument(f"--user-data-dir={self._profile}")
         options.add_argument(f"--window-size={width},{height}")
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
