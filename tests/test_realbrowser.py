@@ -48,7 +48,7 @@ class Trap:
         self.socket.close()
 
 
-class BrowserTests(SynchronousTestCase):
+class HarnessTests(SynchronousTestCase):
     """
     L{Browser} in a real headless Chromium.
     """
