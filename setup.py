@@ -15,7 +15,11 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(exclude=["tests", "tests.*", "benchmarks"])
     + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/btorrent_plugin.py"]},
+    # The web page the daemon serves (plain files, no build step).
+    package_data={
+        "twisted": ["plugins/btorrent_plugin.py"],
+        "btorrent.control": ["static/*.html", "static/*.js", "static/*.css"],
+    },
     install_requires=[
         "Twisted[tls]>=22.10",
         "bcoding>=1.5",
@@ -26,7 +30,13 @@ setup(
         "treq>=22.1",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6", "libtorrent>=2.0"],
+        "test": [
+            "pytest>=7",
+            "pytest-timeout>=2",
+            "hypothesis>=6",
+            "libtorrent>=2.0",
+            "selenium>=4.11",
+        ],
         "dev": ["black", "ruff", "pyinstrument"],
     },
     entry_points={"console_scripts": ["btorrent = btorrent.cli.main:main"]},

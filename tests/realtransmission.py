@@ -18,8 +18,50 @@ import time
 import urllib.error
 import urllib.request
 from typing import Optional, Tuple
+from typing import Optional
 
 from tests.realpeers import freePort, stopProcess
+
+
+class RPCClient:
+    """
+    A blocking client of a Transmission RPC (Transmission's or btorrent's).
+
+    @ivar url: the RPC's address, e.g. C{http://127.0.0.1:P/transmission/rpc}.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._session = ""
+        # Straight to 127.0.0.1, whatever proxy the environment names.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def call(self, method: str, **arguments) -> dict:
+        """
+        Call one RPC method; handles the X-Transmission-Session-Id dance.
+
+        @return: the C{arguments} of the reply.
+        @raise RuntimeError: when the C{result} is not C{success}.
+        """
+        body = json.dumps({"method": method, "arguments": arguments}).encode()
+        for _ in range(3):
+            request = urllib.request.Request(
+                self.url,
+                data=body,
+                headers={"X-Transmission-Session-Id": self._session},
+            )
+            try:
+                with self._opener.open(request, timeout=5) as response:
+                    reply = json.loads(response.read())
+            except urllib.error.HTTPError as e:
+                if e.code == 409:
+                    self._session = e.headers["X-Transmission-Session-Id"]
+                    continue
+                raise
+            if reply.get("result") != "success":
+                raise RuntimeError(f"RPC {method}: {reply.get('result')}")
+            return reply.get("arguments", {})
+        raise RuntimeError("RPC: no session id")
 
 
 class Transmission:
@@ -34,6 +76,16 @@ class Transmission:
         """
         @param directory: for its config, log and downloads.
         @param auth: C{(user, password)} to require on its RPC, or C{None}.
+    @ivar rpcPort: its RPC (and web) port on 127.0.0.1.
+    """
+
+    def __init__(self, directory: str, webHome: Optional[str] = None) -> None:
+        """
+        Start the daemon.
+
+        @param directory: its own directory (config, log, downloads).
+        @param webHome: a directory it serves at C{/transmission/web/}
+            (C{TRANSMISSION_WEB_HOME}), instead of its own web client.
         """
         binary = shutil.which("transmission-daemon")
         if binary is None:
@@ -77,8 +129,12 @@ class Transmission:
         with open(os.path.join(self.configDir, "settings.json"), "w") as f:
             json.dump(settings, f)
         self.logFile = os.path.join(directory, "transmission.log")
+        environment = dict(os.environ)
+        if webHome is not None:
+            environment["TRANSMISSION_WEB_HOME"] = webHome
         self.process = subprocess.Popen(
             [binary, "-f", "-g", self.configDir, "-e", self.logFile],
+            env=environment,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -86,6 +142,7 @@ class Transmission:
         self.auth = auth
         self.rpcURL = f"http://127.0.0.1:{self.rpcPort}/transmission/rpc"
         self._session = ""
+        self.client = RPCClient(f"http://127.0.0.1:{self.rpcPort}/transmission/rpc")
         deadline = time.monotonic() + 15
         while True:
             try:
@@ -99,6 +156,13 @@ class Transmission:
                     ) from None
                 time.sleep(0.1)
 
+    @property
+    def webURL(self) -> str:
+        """
+        The address of the web client it serves.
+        """
+        return f"http://127.0.0.1:{self.rpcPort}/transmission/web/"
+
     def log(self) -> str:
         """
         The daemon's log so far (for failure messages).
@@ -111,7 +175,7 @@ class Transmission:
 
     def rpc(self, method: str, **arguments) -> dict:
         """
-        Call one RPC method; handles the X-Transmission-Session-Id dance.
+        Call one RPC method (see L{RPCClient.call}).
 
         @return: the C{arguments} of the reply.
         """
@@ -138,6 +202,7 @@ class Transmission:
                 raise RuntimeError(f"transmission {method}: {reply.get('result')}")
             return reply.get("arguments", {})
         raise RuntimeError("transmission RPC: no session id")
+        return self.client.call(method, **arguments)
 
     def addTorrent(self, torrentBytes: bytes, downloadDir: str) -> int:
         """
