@@ -18,7 +18,6 @@ import time
 import urllib.error
 import urllib.request
 from typing import Optional, Tuple
-from typing import Optional
 
 from tests.realpeers import freePort, stopProcess
 
@@ -30,8 +29,9 @@ class RPCClient:
     @ivar url: the RPC's address, e.g. C{http://127.0.0.1:P/transmission/rpc}.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, auth: Optional[Tuple[str, str]] = None) -> None:
         self.url = url
+        self.auth = auth
         self._session = ""
         # Straight to 127.0.0.1, whatever proxy the environment names.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -44,11 +44,15 @@ class RPCClient:
         @raise RuntimeError: when the C{result} is not C{success}.
         """
         body = json.dumps({"method": method, "arguments": arguments}).encode()
+        headers = {}
+        if self.auth is not None:
+            credentials = base64.b64encode(":".join(self.auth).encode()).decode()
+            headers["Authorization"] = "Basic " + credentials
         for _ in range(3):
             request = urllib.request.Request(
                 self.url,
                 data=body,
-                headers={"X-Transmission-Session-Id": self._session},
+                headers={**headers, "X-Transmission-Session-Id": self._session},
             )
             try:
                 with self._opener.open(request, timeout=5) as response:
@@ -70,20 +74,20 @@ class Transmission:
 
     @ivar peerPort: its BitTorrent listening port on 127.0.0.1.
     @ivar rpcURL: its RPC endpoint.
-    """
-
-    def __init__(self, directory: str, auth: Optional[Tuple[str, str]] = None) -> None:
-        """
-        @param directory: for its config, log and downloads.
-        @param auth: C{(user, password)} to require on its RPC, or C{None}.
     @ivar rpcPort: its RPC (and web) port on 127.0.0.1.
     """
 
-    def __init__(self, directory: str, webHome: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        directory: str,
+        auth: Optional[Tuple[str, str]] = None,
+        webHome: Optional[str] = None,
+    ) -> None:
         """
         Start the daemon.
 
         @param directory: its own directory (config, log, downloads).
+        @param auth: C{(user, password)} to require on its RPC, or C{None}.
         @param webHome: a directory it serves at C{/transmission/web/}
             (C{TRANSMISSION_WEB_HOME}), instead of its own web client.
         """
@@ -141,8 +145,7 @@ class Transmission:
         )
         self.auth = auth
         self.rpcURL = f"http://127.0.0.1:{self.rpcPort}/transmission/rpc"
-        self._session = ""
-        self.client = RPCClient(f"http://127.0.0.1:{self.rpcPort}/transmission/rpc")
+        self.client = RPCClient(self.rpcURL, auth)
         deadline = time.monotonic() + 15
         while True:
             try:
@@ -179,29 +182,6 @@ class Transmission:
 
         @return: the C{arguments} of the reply.
         """
-        body = json.dumps({"method": method, "arguments": arguments}).encode()
-        headers = {}
-        if self.auth is not None:
-            credentials = base64.b64encode(":".join(self.auth).encode()).decode()
-            headers["Authorization"] = "Basic " + credentials
-        for _ in range(3):
-            request = urllib.request.Request(
-                self.rpcURL,
-                data=body,
-                headers={**headers, "X-Transmission-Session-Id": self._session},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=5) as response:
-                    reply = json.loads(response.read())
-            except urllib.error.HTTPError as e:
-                if e.code == 409:
-                    self._session = e.headers["X-Transmission-Session-Id"]
-                    continue
-                raise
-            if reply.get("result") != "success":
-                raise RuntimeError(f"transmission {method}: {reply.get('result')}")
-            return reply.get("arguments", {})
-        raise RuntimeError("transmission RPC: no session id")
         return self.client.call(method, **arguments)
 
     def addTorrent(self, torrentBytes: bytes, downloadDir: str) -> int:
