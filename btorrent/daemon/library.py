@@ -37,7 +37,12 @@ from btorrent.control.api import (
     SessionStats,
 )
 from btorrent.daemon.records import TorrentRecord
-from btorrent.util.statefile import readState, writeAtomically, writeState
+from btorrent.util.statefile import (
+    readState,
+    removeTemporaries,
+    writeAtomically,
+    writeState,
+)
 
 __all__ = ["INVALID_TORRENT", "STATE_VERSION", "Library"]
 
@@ -127,6 +132,7 @@ class Library(Service):
         and skip it.
         """
         os.makedirs(self.torrentsDir, exist_ok=True)
+        removeTemporaries(self.statePath)
         document, problem = readState(self.statePath, STATE_VERSION, _checkState)
         if problem is not None:
             self.log.warn("state file: {problem}; using the backup", problem=problem)

@@ -509,6 +509,17 @@ def buildDaemon(options: Options, reactor) -> Daemon:
         TCPServer(
             options["rpc-port"], site, interface=options["rpc-bind"]
         ).setServiceParent(daemon)
+    if options["watch-dir"] is not None:
+        from btorrent.daemon.watchdir import WatchDir
+
+        WatchDir(
+            options["watch-dir"],
+            library.addTorrent,
+            session.heartbeat,
+            session.runInThread,
+            reactor,
+            AddOptions(downloadDir=options["download-dir"]),
+        ).setServiceParent(daemon)
     ReannounceOnSignal(session, reactor).setServiceParent(daemon)
     return daemon
 

@@ -27,6 +27,7 @@ __all__ = [
     "StateFileError",
     "fsyncDirectory",
     "readState",
+    "removeTemporaries",
     "writeAtomically",
     "writeState",
 ]
@@ -107,6 +108,30 @@ def _linkBackup(path: str, directory: str) -> None:
             target.flush()
             os.fsync(target.fileno())
     os.replace(staging, path + ".bak")
+
+
+def removeTemporaries(path: str) -> int:
+    """
+    Remove the temporary files a writer of C{path} killed mid-save left
+    beside it (never C{path} or its backup).
+
+    @return: how many were removed.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = os.path.basename(path) + "."
+    removed = 0
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    for name in names:
+        if name.startswith(prefix) and name.endswith(".tmp"):
+            try:
+                os.unlink(os.path.join(directory, name))
+                removed += 1
+            except OSError:
+                pass
+    return removed
 
 
 def writeState(path: str, state: Any, version: int) -> None:
