@@ -316,8 +316,14 @@ class Library(Service):
         """
         return defer.maybeDeferred(self._add, source, options)
 
-    @defer.inlineCallbacks
-    def _add(self, source, options: AddOptions):
+    def _parse(self, source, options: AddOptions):
+        """
+        Check what is being added.
+
+        @return: C{(infoHash, metainfo or None, magnet link or None, the
+            bytes to keep, their path in the state dir, the download dir)}.
+        @raise ControlError: for something that is not a torrent.
+        """
         downloadDir = options.downloadDir or self.settings.downloadDir
         if not os.path.isabs(downloadDir):
             raise ControlError("download-dir must be an absolute path")
@@ -328,29 +334,34 @@ class Library(Service):
                 magnet = parseMagnet(source)
             except MagnetError as e:
                 raise ControlError(str(e)) from None
-            existing = self._byHash.get(magnet.infoHash)
-            if existing is not None:
-                return AddResult(existing, True)
-            torrent = self._addMagnet(source, downloadDir)
             path = os.path.join(self.torrentsDir, magnet.infoHash.hex() + ".magnet")
-            data = source.encode("utf-8")
+            return (
+                magnet.infoHash,
+                None,
+                source,
+                source.encode("utf-8"),
+                path,
+                downloadDir,
+            )
+        try:
+            info = metainfoCodec.load(bytes(source))
+        except metainfoCodec.MetainfoError:
+            raise ControlError(INVALID_TORRENT) from None
+        path = os.path.join(self.torrentsDir, info.infoHash.hex() + ".torrent")
+        return info.infoHash, info, None, bytes(source), path, downloadDir
+
+    def _enter(self, parsed, options: AddOptions) -> AddResult:
+        """
+        Put a checked torrent (its copy already in the state dir) in the
+        list and the session.
+        """
+        infoHash, info, link, _, _, downloadDir = parsed
+        existing = self._byHash.get(infoHash)
+        if existing is not None:
+            return AddResult(existing, True)
+        if info is None:
+            torrent = self._addMagnet(link, downloadDir)
         else:
-            try:
-                info = metainfoCodec.load(bytes(source))
-            except metainfoCodec.MetainfoError:
-                raise ControlError(INVALID_TORRENT) from None
-            existing = self._byHash.get(info.infoHash)
-            if existing is not None:
-                return AddResult(existing, True)
-            path = os.path.join(self.torrentsDir, info.infoHash.hex() + ".torrent")
-            data = bytes(source)
-            torrent = None
-        os.makedirs(self.torrentsDir, exist_ok=True)
-        yield self.session.runInThread(writeAtomically, path, data)
-        if torrent is None:
-            existing = self._byHash.get(info.infoHash)
-            if existing is not None:
-                return AddResult(existing, True)
             torrent = self.session.addTorrent(
                 info, downloadDir, start=False, **self.addDefaults
             )
@@ -377,6 +388,29 @@ class Library(Service):
             torrent.start()
         self.save()
         return AddResult(record, False)
+
+    def addAtStart(self, source, options: AddOptions = AddOptions()) -> AddResult:
+        """
+        Add a torrent before the daemon runs (C{--torrent}), blocking on
+        the disk.
+        """
+        parsed = self._parse(source, options)
+        existing = self._byHash.get(parsed[0])
+        if existing is not None:
+            return AddResult(existing, True)
+        os.makedirs(self.torrentsDir, exist_ok=True)
+        writeAtomically(parsed[4], parsed[3])
+        return self._enter(parsed, options)
+
+    @defer.inlineCallbacks
+    def _add(self, source, options: AddOptions):
+        parsed = self._parse(source, options)
+        existing = self._byHash.get(parsed[0])
+        if existing is not None:
+            return AddResult(existing, True)
+        os.makedirs(self.torrentsDir, exist_ok=True)
+        yield self.session.runInThread(writeAtomically, parsed[4], parsed[3])
+        return self._enter(parsed, options)
 
     @defer.inlineCallbacks
     def removeTorrent(self, record: TorrentRecord, deleteData: bool = False):

@@ -274,6 +274,14 @@ class Options(usage.Options):
         print(f"btorrent {__version__}")
         sys.exit(0)
 
+    def parseStrictly(self, options=None) -> None:
+        """
+        Parse C{options}.
+
+        @raise usage.UsageError: for a mistake.
+        """
+        super().parseOptions(options)
+
     def parseOptions(self, options=None) -> None:
         """
         Parse, and on a mistake print one line (the error first, then
@@ -281,7 +289,7 @@ class Options(usage.Options):
         whole usage before the error.
         """
         try:
-            super().parseOptions(options)
+            self.parseStrictly(options)
         except usage.UsageError as e:
             sys.stderr.write(f"twistd btorrent: {e}\n(see twistd btorrent --help)\n")
             sys.exit(2)
@@ -484,7 +492,7 @@ def buildDaemon(options: Options, reactor) -> Daemon:
         if info.infoHash in session.torrents:
             continue
         with open(path, "rb") as f:
-            library.addTorrent(
+            library.addAtStart(
                 f.read(), AddOptions(downloadDir=options["download-dir"])
             )
     site = None
