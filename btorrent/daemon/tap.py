@@ -17,6 +17,7 @@ from typing import List, Optional
 
 from twisted.application.internet import TCPServer
 from twisted.application.service import MultiService, Service
+from twisted.internet import defer
 from twisted.python import usage
 
 from btorrent import __version__
@@ -434,6 +435,21 @@ class Daemon(MultiService):
         self.session = session
         self.library = library
         self.site = site
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        """
+        Stop the control plane and the list first (it stops the torrents
+        and saves the final totals, on the session's threads), then the
+        session.  (A plain L{MultiService} stops every child at once.)
+        """
+        Service.stopService(self)
+        others = [child for child in reversed(list(self)) if child is not self.session]
+        yield defer.DeferredList(
+            [defer.maybeDeferred(child.stopService) for child in others],
+            consumeErrors=True,
+        )
+        yield defer.maybeDeferred(self.session.stopService)
 
 
 def _split(text: str) -> List[str]:

@@ -105,6 +105,11 @@ def describeFailure(failure: Failure) -> str:
     One line for a local failure, for the torrent's error and the log.
     """
     value = failure.value
+    cause = value
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+        value = cause
     if isinstance(value, OSError) and value.errno == errno.ENOSPC:
         return "no space left on the disk" + (
             f" ({value.filename})" if value.filename else ""
@@ -736,6 +741,10 @@ class Torrent:
         """
         self.error = ERROR_LOCAL
         self.errorString = text
+        # What is on disk may not be what we think: the next start reads
+        # the resume data again (saved at the stop, it names only pieces
+        # written) and rechecks if the files changed.
+        self._checked = False
         if not self.ready.called:
             self.ready.errback(TorrentError(text))
         d = self.stop()
