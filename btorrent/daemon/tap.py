@@ -13,6 +13,7 @@ from twisted.application.service import Service
 from twisted.python import usage
 
 from btorrent.codec import metainfo
+from btorrent.twistdfiles import useOwnFileNames
 
 
 def defaultStateDir() -> str:
@@ -138,6 +139,7 @@ class Options(usage.Options):
 
         @raise usage.UsageError: naming the problem.
         """
+        useOwnFileNames(self, "btorrent")
         if not self["torrents"]:
             raise usage.UsageError("--torrent is required")
         loaded = []
