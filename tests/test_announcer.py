@@ -656,6 +656,28 @@ class HostileTrackerTests(AnnouncerTestCase):
     What a hostile tracker says is logged and kept bounded.
     """
 
+    def test_mappedSelfDropped(self) -> None:
+        """
+        Our own port at an IPv4-mapped loopback address, as a tracker
+        sends it over HTTP, is not handed to the torrent.
+        """
+        from btorrent.codec import bencode
+
+        body = bencode.encode(
+            {
+                b"interval": 60,
+                b"peers6": bytes(10)
+                + b"\xff\xff\x7f\x00\x00\x01"
+                + self.target.port.to_bytes(2, "big"),
+                b"peers": bytes([10, 0, 0, 1]) + self.target.port.to_bytes(2, "big"),
+            }
+        )
+        response = codec.decodeHTTPResponse(body)
+        announcer = self.make([["a"]])
+        announcer.startService()
+        self.client("a").answer(response)
+        self.assertEqual(self.target.peers, [[("10.0.0.1", self.target.port)]])
+
     def test_hugeReasonLoggedCut(self) -> None:
         """
         A client error of a megabyte (whatever client) is logged as

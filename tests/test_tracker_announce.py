@@ -887,3 +887,33 @@ class PeerCapTests(SynchronousTestCase):
             {b"ip": b"10.0.0.1", b"port": i + 1} for i in range(5)
         ]
         self.assertEqual(len(a.decodeDictionaryPeers(entries, limit=3)), 2)
+
+
+class MappedAddressTests(SynchronousTestCase):
+    """
+    A tracker listing an IPv4-mapped IPv6 address (C{::ffff:127.0.0.1}, our
+    own port: a way to make us dial ourselves) gets the IPv4 address back,
+    which the checks for our own address know.
+    """
+
+    def test_compactV6(self) -> None:
+        """
+        Compact IPv6 entries that map IPv4 addresses decode as IPv4.
+        """
+        data = bytes(10) + b"\xff\xff" + bytes([127, 0, 0, 1]) + b"\x1a\xe1"
+        self.assertEqual(a.decodeCompactPeers(data, v6=True), (("127.0.0.1", 6881),))
+
+    def test_dictionary(self) -> None:
+        """
+        Dictionary entries too, in any spelling.
+        """
+        entries = [
+            {b"ip": b"::ffff:127.0.0.1", b"port": 1},
+            {b"ip": b"::FFFF:7f00:2", b"port": 2},
+            {b"ip": b"0:0:0:0:0:ffff:10.0.0.1", b"port": 3},
+            {b"ip": b"::ffff:0.0.0.0", b"port": 4},
+        ]
+        self.assertEqual(
+            a.decodeDictionaryPeers(entries),
+            (("127.0.0.1", 1), ("127.0.0.2", 2), ("10.0.0.1", 3)),
+        )

@@ -567,6 +567,20 @@ class ScrapeTests(LoopbackTestCase):
         self.assertIn(b"pk=1", uri)
 
     @defer.inlineCallbacks
+    def test_onlyAskedFor(self):
+        """
+        Figures of info-hashes not asked for (a tracker may send thousands)
+        are not kept.
+        """
+        files = {bytes([i]) * 20: ScrapeStats(i, i, i) for i in range(1, 200)}
+        files[HASH] = ScrapeStats(1, 2, 3)
+        root = resource.Resource()
+        root.putChild(b"scrape", Canned(a.encodeScrapeResponse(files)))
+        base = self.serve(root)
+        result = yield self.client(base + "/announce").scrape([HASH])
+        self.assertEqual(result, {HASH: ScrapeStats(1, 2, 3)})
+
+    @defer.inlineCallbacks
     def test_unsupported(self):
         """
         Without C{announce} as the last path component, scrape fails at once.

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import CannotListenError, ConnectionDone
 from twisted.internet.task import Clock
@@ -816,3 +818,69 @@ class SlowlorisTests(SynchronousTestCase):
         sockets = self.flood(port, 300)
         self.assertEqual(len([s for s in sockets if not _isClosed(s)]), 128)
         self.assertEqual(_httpAnnounce(port, "127.0.0.2"), b"HTTP/1.0 200 OK")
+
+
+class StatsCostTests(SynchronousTestCase):
+    """
+    C{/stats} costs O(1): the swarm keeps its totals as announces change
+    them (walking 100,000 swarms took 7 ms a request, 600 announces' worth).
+    """
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(
+            st.one_of(
+                st.tuples(
+                    st.just("announce"),
+                    st.integers(0, 3),  # swarm
+                    st.integers(0, 5),  # peer
+                    st.sampled_from([0, 10]),  # left
+                    st.sampled_from(["", "started", "completed", "stopped"]),
+                ),
+                st.tuples(st.just("expire"), st.integers(0, 4000)),
+                st.tuples(
+                    st.just("restore"),
+                    st.dictionaries(st.integers(0, 3), st.integers(1, 5), max_size=3),
+                ),
+            ),
+            max_size=60,
+        ),
+        st.integers(0, 3),
+    )
+    def test_totalsKept(self, operations, maxArchived) -> None:
+        """
+        After any announces, expiries, archive evictions and restored counts,
+        the totals are what walking every swarm gives.
+        """
+        clock = Clock()
+        swarm = Swarm(clock, random.Random(1), interval=1000, maxArchived=maxArchived)
+        for operation in operations:
+            if operation[0] == "announce":
+                _, torrent, peer, left, event = operation
+                swarm.announce(
+                    bytes([torrent]) * 20,
+                    bytes([peer]) * 20,
+                    f"10.0.0.{peer}",
+                    6881,
+                    left,
+                    event,
+                )
+            elif operation[0] == "expire":
+                clock.advance(operation[1])
+                swarm.expire()
+            else:
+                swarm.restoreDownloadCounts(
+                    {bytes([t]) * 20: n for t, n in operation[1].items()}
+                )
+            stats = swarm.stats()
+            torrents = swarm.torrents.values()
+            seeders = sum(t.seeders for t in torrents)
+            self.assertEqual(
+                (stats.seeders, stats.leechers, stats.downloaded, stats.peers),
+                (
+                    seeders,
+                    sum(len(t) for t in torrents) - seeders,
+                    sum(t.downloaded for t in torrents) + sum(swarm.archive.values()),
+                    sum(len(t) for t in torrents),
+                ),
+            )

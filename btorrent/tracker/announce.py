@@ -258,12 +258,17 @@ def trackerText(value: Union[bytes, str], limit: int = MAX_TRACKER_TEXT) -> str:
 
 def _validIP(host: str) -> Optional[str]:
     """
-    Normalise an IP literal usable as a peer address, or C{None}.
+    Normalise an IP literal usable as a peer address, or C{None}.  An
+    IPv4-mapped IPv6 address (C{::ffff:127.0.0.1}) is the IPv4 address it
+    maps: that is where a connection to it goes, and a check for our own
+    address must see it so.
     """
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     if address.is_unspecified or address.is_multicast:
         return None
     if address.version == 4 and int(address) == 0xFFFFFFFF:

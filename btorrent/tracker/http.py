@@ -571,13 +571,16 @@ class HTTPTrackerClient:
         Scrape the tracker (BEP 48) at the URL derived from the announce URL.
 
         @return: a L{Deferred} firing with a dict mapping info-hashes to
-            L{ScrapeStats}, or failing with L{TrackerError} (also when the
+            L{ScrapeStats} (only those asked for: a tracker may send
+            thousands), or failing with L{TrackerError} (also when the
             announce URL gives no scrape URL).
         """
         try:
             url = scrapeRequestURL(scrapeURL(self.url), infoHashes)
         except TrackerError as e:
             return defer.fail(e)
+        wanted = set(infoHashes)
         d = self._get(url)
         d.addCallback(self._decode, decodeScrapeResponse)
+        d.addCallback(lambda files: {h: s for h, s in files.items() if h in wanted})
         return d
