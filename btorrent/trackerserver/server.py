@@ -78,6 +78,8 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS_PER_HOST",
     "DEFAULT_REQUEST_TIMEOUT",
     "MAX_REQUEST_BODY",
+    "NOT_READING",
+    "TOO_SLOW",
     "MAX_SCRAPE_HASHES",
     "AnnounceResource",
     "ScrapeResource",
@@ -112,6 +114,9 @@ DEFAULT_REQUEST_TIMEOUT = 30.0
 #: or a seedbox: libtorrent makes at most 50 HTTP announces at once).
 DEFAULT_MAX_CONNECTIONS = 4096
 DEFAULT_MAX_CONNECTIONS_PER_HOST = 128
+#: Why a connection is dropped (L{TrackerSite.dropped} counts by these).
+TOO_SLOW = "sent no whole request in time"
+NOT_READING = "did not read its answers"
 #: Seconds between two reports of connections refused or dropped.
 _REPORT_INTERVAL = 60.0
 
@@ -423,6 +428,12 @@ class BodilessRequest(Request):
         self.channel.loseConnection()
 
 
+def _ignore(*args) -> None:
+    """
+    Do nothing.
+    """
+
+
 class TrackerChannel(HTTPChannel):
     """
     An HTTP channel with a deadline on each request: from the connection
@@ -430,10 +441,19 @@ class TrackerChannel(HTTPChannel):
     headers and any body, at most the site's C{requestTimeout} seconds,
     however the bytes trickle in.  Twisted's own timeout is an idle timeout,
     reset by every byte: a client sending one byte every 5 s was never
-    dropped.  It tells its L{TrackerSite} when it closes.
+    dropped.
+
+    A client whose answers back up (the transport's buffer is full: it
+    pipelines requests and does not read) is dropped too: Twisted answers
+    every request already read before it stops reading, and 64 KiB of
+    pipelined announces made 380 KiB of answers wait in memory, per
+    connection.  No tracker client pipelines.
+
+    It tells its L{TrackerSite} when it closes.
     """
 
     _deadline = None
+    _dropped = False
     _host: Optional[str] = None
 
     def connectionMade(self) -> None:
@@ -454,8 +474,26 @@ class TrackerChannel(HTTPChannel):
 
     def _tooSlow(self) -> None:
         self._deadline = None
-        self.site.requestTimedOut(self._host)
+        self._drop(TOO_SLOW)
+
+    def _drop(self, reason: str) -> None:
+        if self._dropped:
+            return
+        self._dropped = True
+        self._cancelDeadline()
+        self.site.connectionDropped(reason)
         self.transport.abortConnection()
+        # Read no more, not even the requests already buffered (Twisted
+        # does the same after a request that closes the connection).
+        self.dataReceived = self.lineReceived = self.rawDataReceived = _ignore
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's buffer is full: the client does not read its
+        answers.  Drop it.
+        """
+        super().pauseProducing()
+        self._drop(NOT_READING)
 
     def allContentReceived(self) -> None:
         """
@@ -496,7 +534,8 @@ class TrackerSite(Site):
 
     @ivar openConnections: connections open now.
     @ivar refused: connections refused so far.
-    @ivar timedOut: connections dropped for a request too slow so far.
+    @ivar dropped: connections dropped so far, by reason (L{TOO_SLOW},
+        L{NOT_READING}).
     """
 
     requestFactory = BodilessRequest
@@ -526,10 +565,10 @@ class TrackerSite(Site):
         self.maxConnectionsPerHost = maxConnectionsPerHost
         self.openConnections = 0
         self.refused = 0
-        self.timedOut = 0
+        self.dropped: Dict[str, int] = {}
         self._perHost: Dict[str, int] = {}
         self._refusedSinceLog = 0
-        self._timedOutSinceLog = 0
+        self._droppedSinceLog: Dict[str, int] = {}
         self._lastReport: Optional[float] = None
 
     def buildProtocol(self, addr):
@@ -575,14 +614,18 @@ class TrackerSite(Site):
                 limit=self.maxConnections,
                 perHost=self.maxConnectionsPerHost,
             )
-        if self._timedOutSinceLog:
+        for reason, count in sorted(self._droppedSinceLog.items()):
             log.info(
-                "Dropped {count} HTTP connections that sent no whole request "
-                "within {timeout:g} s",
-                count=self._timedOutSinceLog,
-                timeout=self.requestTimeout,
+                "Dropped {count} HTTP connections that {reason}",
+                count=count,
+                reason=(
+                    f"{reason} ({self.requestTimeout:g} s)"
+                    if reason == TOO_SLOW
+                    else reason
+                ),
             )
-        self._refusedSinceLog = self._timedOutSinceLog = 0
+        self._refusedSinceLog = 0
+        self._droppedSinceLog = {}
 
     def channelClosed(self, host: Optional[str]) -> None:
         """
@@ -596,13 +639,12 @@ class TrackerSite(Site):
             else:
                 self._perHost.pop(host, None)
 
-    def requestTimedOut(self, host: Optional[str]) -> None:
+    def connectionDropped(self, reason: str) -> None:
         """
-        A L{TrackerChannel} from C{host} is dropped: its request was too
-        slow.
+        A L{TrackerChannel} is dropped, for C{reason}.
         """
-        self.timedOut += 1
-        self._timedOutSinceLog += 1
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        self._droppedSinceLog[reason] = self._droppedSinceLog.get(reason, 0) + 1
         self._report()
 
     def log(self, request) -> None:
