@@ -155,6 +155,20 @@ class RequestDeadlineTests(SiteTestCase):
         self.clock.advance(0.1)
         self.assertTrue(transport.disconnected)
 
+    def test_idleTimeoutQuiet(self) -> None:
+        """
+        Twisted's idle timeout, when it comes first, drops the connection
+        the same way: counted, without a log line per connection.
+        """
+        self.site(requestTimeout=100, timeout=5)
+        connections = [self.connect(port=40000 + i) for i in range(50)]
+        self.clock.advance(5)
+        self.assertTrue(all(transport.disconnected for _, transport in connections))
+        self.assertEqual(self.tracker.dropped, {TOO_SLOW: 50})
+        self.assertEqual(
+            [e for e in self.events if "Timing out" in e.get("log_format", "")], []
+        )
+
     def test_slowBody(self) -> None:
         """
         The deadline covers a body as well as the headers.

@@ -487,6 +487,14 @@ class TrackerChannel(HTTPChannel):
         # does the same after a request that closes the connection).
         self.dataReceived = self.lineReceived = self.rawDataReceived = _ignore
 
+    def timeoutConnection(self) -> None:
+        """
+        Twisted's idle timeout (no byte for the site's C{timeout}): drop the
+        connection as too slow, without Twisted's log line per connection
+        (an attacker's connections would each write one).
+        """
+        self._drop(TOO_SLOW)
+
     def pauseProducing(self) -> None:
         """
         The transport's buffer is full: the client does not read its
