@@ -22,6 +22,7 @@ from twisted.python import usage
 
 from btorrent import __version__
 from btorrent.codec import metainfo
+from btorrent.twistdfiles import useOwnFileNames
 
 __all__ = [
     "DEFAULT_PORT",
@@ -302,6 +303,9 @@ class Options(usage.Options):
 
         @raise usage.UsageError: naming the problem.
         """
+        useOwnFileNames(self, "btorrent")
+        if not self["torrents"]:
+            raise usage.UsageError("--torrent is required")
         loaded = []
         for path in self["torrents"]:
             try:
