@@ -304,8 +304,6 @@ class Options(usage.Options):
         @raise usage.UsageError: naming the problem.
         """
         useOwnFileNames(self, "btorrent")
-        if not self["torrents"]:
-            raise usage.UsageError("--torrent is required")
         loaded = []
         for path in self["torrents"]:
             try:
