@@ -36,6 +36,7 @@ class DaemonProcess:
         *arguments: str,
         downloadDir: Optional[str] = None,
         start: bool = True,
+        auth=None,
     ) -> None:
         self.test = test
         self.base = base
@@ -46,7 +47,8 @@ class DaemonProcess:
         self.peerPort = freePort()
         self.rpcPort = freePort()
         self.arguments = list(arguments)
-        self.rpc = RPCClient(f"http://127.0.0.1:{self.rpcPort}/transmission/rpc")
+        self.auth = auth
+        self.rpc = RPCClient(f"http://127.0.0.1:{self.rpcPort}/transmission/rpc", auth)
         self.process: Optional[subprocess.Popen] = None
         self.runs = 0
         test.addCleanup(self.kill)
@@ -86,7 +88,7 @@ class DaemonProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.rpc = RPCClient(self.rpc.url)
+        self.rpc = RPCClient(self.rpc.url, self.auth)
         self.waitFor(self._answers, timeout, "the RPC to answer")
 
     def _answers(self) -> bool:
