@@ -55,6 +55,10 @@ INVALID_TORRENT = "invalid or corrupt torrent file"
 #: Seconds between two saves of the totals while torrents transfer.
 SAVE_INTERVAL = 60.0
 
+#: Seconds a change waits for others before the list is saved (a client
+#: adding a thousand torrents makes a few saves, not a thousand).
+SAVE_DELAY = 0.5
+
 #: Removed torrents remembered for C{recently-active}.
 MAX_REMOVED = 1000
 
@@ -120,6 +124,7 @@ class Library(Service):
         self._startedAt = clock.seconds()
         self._saving: Optional[defer.Deferred] = None
         self._saveAgain = False
+        self._pendingSave = None
         self._nextSave = 0.0
         self._changedAt = 0.0
 
@@ -242,11 +247,15 @@ class Library(Service):
 
     def changed(self, record: Optional[TorrentRecord] = None) -> None:
         """
-        Something worth keeping changed: save soon (at once for a start,
-        a stop, an add or a remove).
+        Something worth keeping changed (an add, a stop, a setting): save
+        within L{SAVE_DELAY} seconds; changes in that time share one save.
         """
-        if self.running:
-            self.save()
+        if self.running and self._pendingSave is None:
+            self._pendingSave = self.clock.callLater(SAVE_DELAY, self._savePending)
+
+    def _savePending(self) -> None:
+        self._pendingSave = None
+        self.save()
 
     # Service
 
@@ -281,6 +290,9 @@ class Library(Service):
         """
         super().stopService()
         self.session.heartbeat.unsubscribe(self)
+        if self._pendingSave is not None and self._pendingSave.active():
+            self._pendingSave.cancel()
+        self._pendingSave = None
         yield defer.DeferredList(
             [record.torrent.stop() for record in self.records.values()],
             consumeErrors=True,
@@ -386,7 +398,7 @@ class Library(Service):
         )
         if self.running and not record.paused:
             torrent.start()
-        self.save()
+        self.changed(record)
         return AddResult(record, False)
 
     def addAtStart(self, source, options: AddOptions = AddOptions()) -> AddResult:
@@ -491,7 +503,7 @@ class Library(Service):
         for name, value in changes.items():
             setattr(self.settings, name, value)
         self.applySettings()
-        self.save()
+        self.changed()
 
     def applySettings(self) -> None:
         """
@@ -573,7 +585,7 @@ class Library(Service):
             raise ControlError(f"unknown queue move {where}")
         for position, record in enumerate(order):
             record.torrent.queuePosition = position
-        self.save()
+        self.changed()
 
     def queueSet(self, record: TorrentRecord, position: int) -> None:
         """

@@ -134,7 +134,6 @@ class TorrentRecord:
             if old not in (DOWNLOADING, SEEDING):
                 self.startDate = int(now)
         self.activityDate = int(now)
-        self.library.changed(self)
 
     def _accountTime(self, now: float) -> None:
         if self._runSince is not None:

@@ -424,7 +424,7 @@ class Torrent:
         old, self.state = self.state, state
         if old != state:
             self._log(
-                "info",
+                "debug",
                 "{name}: {stateName}",
                 stateName=STATE_NAMES[state],
                 oldState=STATE_NAMES[old],
@@ -491,27 +491,17 @@ class Torrent:
             self._queueTransfer()
             return
         self._setState(CHECK_WAIT)
-        waiting = self._starting = self.checkQueue.acquire(self)
-
-        def go(_):
-            self._starting = None
-            self._checking = self._check()
-
-        waiting.addCallback(go)
+        self._checking = self._check()
 
     @defer.inlineCallbacks
     def _check(self):
         """
-        Open the storage and find what is on disk: the resume data if it
-        vouches for the files, else a recheck.
+        Find what is on disk: the resume data if it vouches for the files
+        (cheap: no queue), else a recheck when the check queue lets us.
         """
-        if not self._wanted and not self._verifyOnly:
-            self.checkQueue.release(self)
-            return
-        self._setState(CHECKING)
         try:
             pieces = yield self._readDisk()
-        except resume.RecheckStopped:
+        except (resume.RecheckStopped, defer.CancelledError):
             self.checkQueue.release(self)
             self._checking = None
             return
@@ -533,7 +523,7 @@ class Torrent:
         self._log(
             "info",
             "{name}: {have} of {total} pieces on disk are good",
-            have=sum(1 for had in pieces if had),
+            have=picker.haveBitfield.count,
             total=len(pieces),
         )
         self._savedCount = -1
@@ -547,32 +537,45 @@ class Torrent:
 
     _verifyOnly = False
 
+    def _openAndReadResume(self):
+        """
+        In a thread: open the storage and read the resume data (C{None}
+        unless it vouches for every file).
+        """
+        self.storage.open()
+        if self.stateDir is None or self._forceRecheck:
+            return None
+        metainfo = self.metainfo
+        return resume.readResume(
+            self.stateDir,
+            metainfo.infoHash,
+            metainfo.pieceCount,
+            self.storage.fileStats(),
+        )
+
     @defer.inlineCallbacks
     def _readDisk(self):
         metainfo = self.metainfo
-        yield self.runInThread(self.storage.open)
+        have = yield self.runInThread(self._openAndReadResume)
         self._storageOpen = True
         for warning in getattr(self.storage, "warnings", ()):
             self._log("warn", "{name}: {storageWarning}", storageWarning=warning)
-        have = None
-        if self.stateDir is not None and not self._forceRecheck:
-            have = yield self.runInThread(
-                lambda: resume.readResume(
-                    self.stateDir,
-                    metainfo.infoHash,
-                    metainfo.pieceCount,
-                    self.storage.fileStats(),
-                )
-            )
         if have is not None:
             pieces = resume.piecesFromBitfield(have, metainfo.pieceCount)
             self._log(
-                "info",
+                "debug",
                 "{name}: fast resume, {count} of {total} pieces on disk",
                 count=sum(pieces),
                 total=len(pieces),
             )
             return pieces
+        # A full recheck: one torrent at a time.
+        waiting = self._starting = self.checkQueue.acquire(self)
+        yield waiting
+        self._starting = None
+        if not self._wanted and not self._verifyOnly:
+            raise defer.CancelledError()
+        self._setState(CHECKING)
         pieces = yield self._recheck()
         return pieces
 
