@@ -455,3 +455,97 @@ class NoSkipTests(SynchronousTestCase):
                 result.stdout,
             )
             self.assertIn(reason, result.stdout)
+
+
+class OptionTrapTests(SynchronousTestCase):
+    """
+    The rule for twistd's and btorrent's options, with the letters that
+    mean something else on each side of C{btorrent}, is in
+    C{twistd btorrent --help} and the README, and is true.
+    """
+
+    def dirs(self) -> list:
+        """
+        btorrent options for a state and a download dir of this test.
+        """
+        base = os.path.abspath(self.mktemp())
+        return ["--state-dir", os.path.join(base, "s"), "--download-dir", base]
+
+    def test_profileTrap(self):
+        """
+        C{-p} before C{btorrent} is twistd's profiler output file; after it,
+        btorrent's peer port.
+        """
+        from twisted.scripts.twistd import ServerOptions
+
+        before = ServerOptions()
+        before.parseOptions(["-p", "22900", "btorrent", *self.dirs()])
+        self.assertEqual(before["profile"], "22900")
+        self.assertEqual(before.subOptions["port"], 51413)
+        after = ServerOptions()
+        after.parseOptions(["btorrent", "-p", "22900", *self.dirs()])
+        self.assertIsNone(after["profile"])
+        self.assertEqual(after.subOptions["port"], 22900)
+
+    def test_directoryTrap(self):
+        """
+        C{-d} before C{btorrent} is twistd's run directory; after it,
+        btorrent's download dir.
+        """
+        from twisted.scripts.twistd import ServerOptions
+
+        base = os.path.abspath(self.mktemp())
+        options = ServerOptions()
+        options.parseOptions(
+            ["-d", "/srv", "btorrent", "-s", os.path.join(base, "s"), "-d", base]
+        )
+        self.assertEqual(options["rundir"], "/srv")
+        self.assertEqual(options.subOptions["download-dir"], base)
+
+    def test_help(self):
+        """
+        C{twistd btorrent --help} states the rule and the traps.
+        """
+        from tests.twistdproc import repositoryEnvironment
+
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from twisted.scripts.twistd import run; run()",
+                "btorrent",
+                "--help",
+            ],
+            env=repositoryEnvironment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        text = " ".join(result.stdout.split())
+        for phrase in (
+            "Options before 'btorrent' are twistd's (-n foreground, --pidfile, "
+            "--logfile), options after it are btorrent's: twistd -n --pidfile= "
+            "btorrent -p 51413 -d ~/Downloads.",
+            "there -p is twistd's --profile (it runs the profiler and writes its "
+            "results to a file named after the argument), -d its --rundir (the "
+            "directory twistd changes to), -s its --source (an application file) "
+            "and --debug runs the Python debugger.",
+        ):
+            self.assertIn(phrase, text)
+
+    def test_readme(self):
+        """
+        The README says it too.
+        """
+        with open(os.path.join(REPOSITORY, "README.rst"), encoding="utf-8") as f:
+            readme = " ".join(f.read().split())
+        for phrase in (
+            "options before ``btorrent`` are twistd's, options after it are "
+            "btorrent's",
+            "``twistd -p 22900 btorrent`` runs Twisted's profiler and writes its "
+            "results to a file named ``22900``",
+            "``-d`` is twistd's ``--rundir``",
+            "``twistd btorrent --help`` says the same",
+        ):
+            self.assertIn(phrase, readme)
