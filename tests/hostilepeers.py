@@ -20,7 +20,7 @@ import os
 import struct
 from typing import Callable, List, Optional
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.task import LoopingCall
@@ -29,6 +29,8 @@ from btorrent.codec import wire
 
 __all__ = [
     "GarbagePeer",
+    "IdleHandshakePeer",
+    "IdleSwarm",
     "KeepAliveFlood",
     "LyingSeeder",
     "TorrentContent",
@@ -433,6 +435,162 @@ class KeepAliveFlood(WirePeer):
         if self.loop.running:
             self.loop.stop()
         super().connectionLost(reason)
+
+
+class IdleHandshakePeer(WirePeer):
+    """
+    A peer that completes the handshake and then says nothing useful:
+    at most a keep-alive every C{keepAlive} seconds (to outlast an idle
+    timeout), never its pieces, its interest or a request.  Many of them
+    try to hold every connection slot of a torrent.
+    """
+
+    def __init__(
+        self, infoHash: bytes, pieceCount: int, clock, keepAlive: float = 0.0, **kwargs
+    ) -> None:
+        """
+        @param clock: the reactor (for the keep-alives).
+        @param keepAlive: seconds between keep-alives (0: none).
+        @param kwargs: for L{WirePeer}.
+        """
+        super().__init__(infoHash, pieceCount, **kwargs)
+        self.loop: Optional[LoopingCall] = None
+        if keepAlive > 0:
+            self.loop = LoopingCall(self.send, bytes(4))
+            self.loop.clock = clock
+            self.keepAlive = keepAlive
+
+    def afterHandshake(self) -> None:
+        """
+        Start the keep-alives, if any.
+        """
+        if self.loop is not None:
+            self.loop.start(self.keepAlive, now=False)
+
+    def connectionLost(self, reason) -> None:
+        """
+        Stop the keep-alives.
+        """
+        if self.loop is not None and self.loop.running:
+            self.loop.stop()
+        super().connectionLost(reason)
+
+
+class IdleSwarm:
+    """
+    C{count} L{IdleHandshakePeer} connections to one port, each opened
+    again C{reconnect} seconds after btorrent closes it (a persistent
+    attacker), until L{stop}.
+
+    @ivar open: the peers whose connection is open (handshaken or not).
+    @ivar connections: connections opened so far.
+    @ivar handshakes: connections on which btorrent's handshake arrived
+        (one it drops at once may close before its handshake is sent).
+    @ivar closedByBtorrent: connections btorrent closed.
+    @ivar failures: connections that could not be opened.
+    """
+
+    def __init__(
+        self,
+        reactor,
+        port: int,
+        infoHash: bytes,
+        pieceCount: int,
+        count: int = 500,
+        reconnect: Optional[float] = 1.0,
+        keepAlive: float = 0.0,
+    ) -> None:
+        """
+        @param reconnect: seconds before a closed connection is opened
+            again (C{None}: never).
+        @param keepAlive: for each L{IdleHandshakePeer}.
+        """
+        self.reactor = reactor
+        self.port = port
+        self.infoHash = infoHash
+        self.pieceCount = pieceCount
+        self.count = count
+        self.reconnect = reconnect
+        self.keepAlive = keepAlive
+        self.open: List[IdleHandshakePeer] = []
+        self.connections = 0
+        self.handshakes = 0
+        self.closedByBtorrent = 0
+        self.failures = 0
+        self._stopped = False
+        self._pending: List = []
+        self._connecting: set = set()
+
+    def start(self) -> None:
+        """
+        Open every connection.
+        """
+        for _ in range(self.count):
+            self._connect()
+
+    def _connect(self) -> None:
+        if self._stopped:
+            return
+        peer = IdleHandshakePeer(
+            self.infoHash, self.pieceCount, self.reactor, keepAlive=self.keepAlive
+        )
+
+        def connected(peer):
+            self._connecting.discard(attempt)
+            self.connections += 1
+            self.open.append(peer)
+            peer.handshaken.addCallback(self._handshaken)
+            peer.lost.addCallback(self._lost, peer)
+
+        def failed(reason):
+            self._connecting.discard(attempt)
+            if not self._stopped:
+                self.failures += 1
+                self._later()
+
+        attempt = connectPeer(self.reactor, self.port, peer)
+        self._connecting.add(attempt)
+        attempt.addCallbacks(connected, failed)
+
+    def _handshaken(self, peer) -> None:
+        self.handshakes += 1
+
+    def _lost(self, reason, peer) -> None:
+        self.open.remove(peer)
+        if not self._stopped:
+            self.closedByBtorrent += 1
+            self._later()
+
+    def _later(self) -> None:
+        if self._stopped or self.reconnect is None:
+            return
+        self._pending = [c for c in self._pending if c.active()]
+        self._pending.append(self.reactor.callLater(self.reconnect, self._connect))
+
+    def stopReconnecting(self) -> None:
+        """
+        Open no more connections; those open stay open.
+        """
+        self.reconnect = None
+        for call in self._pending:
+            if call.active():
+                call.cancel()
+        self._pending = []
+
+    def stop(self) -> Deferred:
+        """
+        Stop reconnecting and close every connection.
+
+        @return: a L{Deferred} firing once every connection is closed.
+        """
+        self.stopReconnecting()
+        self._stopped = True
+        for attempt in list(self._connecting):
+            attempt.cancel()
+        waiting = [peer.lost for peer in self.open if not peer.lost.called]
+        for peer in list(self.open):
+            peer.transport.abortConnection()
+        return DeferredList(waiting)
 
 
 def connectPeer(reactor, port: int, peer: WirePeer) -> Deferred:

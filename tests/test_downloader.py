@@ -831,13 +831,16 @@ class ConnectionTests(DownloaderMixin, SynchronousTestCase):
     def test_refuseSelfDuplicatesAndFull(self):
         """
         Our own peer id, a second connection from one peer id, and peers
-        beyond the limit are refused.
+        beyond the limit are refused (when no connected peer is idle: see
+        tests/test_slots.py).
         """
         self.build(maxPeers=2)
         self.assertIsNone(self.connect(peerId=OUR_ID))
         first = self.connect()
         self.assertIsNone(self.connect(peerId=first.peerId))
-        self.connect()
+        second = self.connect()
+        for peer in (first, second):
+            peer.receive(wire.Interested())
         self.assertIsNone(self.connect())
         self.assertEqual(len(self.downloader.peers), 2)
 
@@ -920,14 +923,16 @@ class ConnectionTests(DownloaderMixin, SynchronousTestCase):
     def test_maxPeersWhoeverDials(self):
         """
         Incoming peers and our own dials share C{maxPeers}: dials that
-        complete after incoming peers took the slots are refused.
+        complete after incoming peers (not idle) took the slots are refused.
         """
         self.build(maxPeers=2)
         self.downloader.addPeers([("127.0.0.1", 7001), ("127.0.0.1", 7002)])
         factories = [c[2] for c in self.reactor.tcpClients]
         self.assertEqual(len(factories), 2)
-        self.assertIsNotNone(self.connect())
-        self.assertIsNotNone(self.connect())
+        for _ in range(2):
+            peer = self.connect()
+            self.assertIsNotNone(peer)
+            peer.receive(wire.Interested())
         for factory in factories:
             self.assertIsNone(self.connect(factory=factory))
         self.assertEqual(len(self.downloader.peers), 2)

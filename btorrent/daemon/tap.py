@@ -129,9 +129,15 @@ class Options(usage.Options):
         "its web page and Transmission RPC (http://127.0.0.1:9091/), "
         "'btorrent add|list|...', the watch dir, or --torrent at start.  "
         "With no option it starts empty, keeping its torrents in the state "
-        "dir across restarts.  Options before 'btorrent' are twistd's "
-        "(-n foreground, --pidfile, --logfile; twistd's -p is its profiler "
-        "and -d its chroot), options after it are btorrent's."
+        "dir across restarts.  "
+        "Options before 'btorrent' are twistd's (-n foreground, --pidfile, "
+        "--logfile), options after it are btorrent's: "
+        "twistd -n --pidfile= btorrent -p 51413 -d ~/Downloads.  "
+        "Some letters mean something else before 'btorrent': there -p is "
+        "twistd's --profile (it runs the profiler and writes its results to a "
+        "file named after the argument), -d its --rundir (the directory "
+        "twistd changes to), -s its --source (an application file) and "
+        "--debug runs the Python debugger."
     )
 
     optParameters = [

@@ -6,7 +6,8 @@ torrent reports to (L{IPeerOwner}), wiring the parts that do the work.
   - L{btorrent.engine.requests}: request pipelines, timeouts, endgame;
   - L{btorrent.engine.assembler}: piece assembly, hashing and writing;
   - L{btorrent.engine.uploader}: serving blocks;
-  - L{btorrent.engine.smartban}: who sent bad data.
+  - L{btorrent.engine.smartban}: who sent bad data;
+  - L{btorrent.engine.slots}: who gives way when the slots are full.
 
 The coordinator keeps what they share: the connected peers and, per peer,
 its pieces as counted in the picker's availability and our interest in it.
@@ -39,6 +40,12 @@ from btorrent.engine.requests import (
     Requester,
     RequestQueue,
     requestDepth,
+)
+from btorrent.engine.slots import (
+    QUIET_DEADLINE,
+    USEFUL_MESSAGES,
+    evictionCandidate,
+    quietPeers,
 )
 from btorrent.engine.smartban import MAX_STRIKES, SmartBan, blockDigests
 from btorrent.engine.storage import StorageError
@@ -114,9 +121,20 @@ class PeerRecord:
     @ivar serving: its requests waiting for us (the uploader's).
     @ivar strikeKey: how smart ban names it: the address we dialled, or its
         peer id.
+    @ivar connectedAt: when it was accepted.
+    @ivar usefulAt: when it last sent one of L{USEFUL_MESSAGES} (C{None}:
+        never).
     """
 
-    __slots__ = ("known", "wanted", "queue", "serving", "strikeKey")
+    __slots__ = (
+        "known",
+        "wanted",
+        "queue",
+        "serving",
+        "strikeKey",
+        "connectedAt",
+        "usefulAt",
+    )
 
     def __init__(self, pieceCount: int, now: float, strikeKey: Any) -> None:
         self.known = Bitfield(pieceCount)
@@ -124,6 +142,8 @@ class PeerRecord:
         self.queue = RequestQueue(now)
         self.serving: deque = deque()
         self.strikeKey = strikeKey
+        self.connectedAt = now
+        self.usefulAt: Optional[float] = None
 
 
 def _makeClientFactory(factoryClass, context, clock, debug, heartbeat, onEnd):
@@ -157,6 +177,8 @@ class Downloader(Service):
     @ivar extensions: BEP 10 extension handlers by name: each has
         C{messageReceived(peer, payload)} and may have
         C{handshakeReceived(peer, fields)} and C{peerLost(peer)}.
+    @ivar quietDeadline: seconds after its handshake within which a peer
+        must say something useful (L{btorrent.engine.slots}).
     """
 
     log = Logger()
@@ -253,6 +275,7 @@ class Downloader(Service):
         )
         self._completeFired = False
         self._nextHousekeeping = 0.0
+        self.quietDeadline = QUIET_DEADLINE
         self.verifiedBytes = sum(metainfo.pieceSize(i) for i in picker.haveBitfield)
 
     # Compatibility names for the parts' settings.
@@ -364,6 +387,12 @@ class Downloader(Service):
             return
         self._nextHousekeeping = now + TICK
         self.checkTimeouts()
+        for peer in quietPeers(self.peers.items(), now, self.quietDeadline):
+            self._evict(
+                peer,
+                f"said nothing useful within {self.quietDeadline:.0f} s of its "
+                f"handshake",
+            )
         self._connectMore()
 
     # State
@@ -468,8 +497,9 @@ class Downloader(Service):
 
     def peerConnected(self, peer) -> bool:
         """
-        Accept a peer unless we are full (L{maxPeers} connected, whichever
-        side dialled), it is us, a duplicate or banned; send it our
+        Accept a peer unless it is us, a duplicate or banned, or we are
+        full (L{maxPeers} connected, whichever side dialled) and no peer is
+        idle enough to give way (L{btorrent.engine.slots}); send it our
         bitfield.
         """
         if not self.running:
@@ -482,8 +512,11 @@ class Downloader(Service):
             return False
         factory = getattr(peer, "factory", None)
         outgoingAddress = getattr(factory, "outgoingAddress", None)
+        evicted = None
         if len(self.peers) >= self.maxPeers:
-            return False
+            evicted = evictionCandidate(self.peers.items())
+            if evicted is None:
+                return False
         for other in self.peers:
             if other.peerId == peer.peerId or other.address == peer.address:
                 return False
@@ -506,9 +539,27 @@ class Downloader(Service):
         )
         # Pieces may have been announced between the handshake and now.
         if peer.peerPieces is not None and peer.peerPieces.count:
+            record.usefulAt = record.connectedAt
             self._syncBitfield(peer, record)
+        if evicted is not None:
+            self._evict(evicted, "idle, and the slots are full: room for a newcomer")
         self.events.emit("peersChanged")
         return True
+
+    def _evict(self, peer, reason: str) -> None:
+        """
+        Drop C{peer} now and free its slot at once (its connection closes
+        later).
+        """
+        self._log(
+            "info",
+            "peer {host}:{port} dropped: {reason}",
+            host=peer.address[0],
+            port=peer.address[1],
+            reason=reason,
+        )
+        peer.drop(reason)
+        self.peerLost(peer, reason)
 
     def peerLost(self, peer, reason) -> None:
         """
@@ -547,6 +598,8 @@ class Downloader(Service):
         if record is None:
             return
         kind = type(message)
+        if kind in USEFUL_MESSAGES:
+            record.usefulAt = self.clock.seconds()
         if kind is wire.Piece:
             self._gotBlock(peer, record, message)
         elif kind is wire.Have:

@@ -28,6 +28,7 @@ from btorrent.interfaces import IPieceStorage
 from btorrent.util.statefile import fsyncDirectory, writeAtomically
 
 __all__ = [
+    "DEFAULT_UMASK",
     "FileLayout",
     "MultiFileWriter",
     "StorageError",
@@ -49,6 +50,13 @@ _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _SEEK_DATA = getattr(os, "SEEK_DATA", 0)
 _SEEK_HOLE = getattr(os, "SEEK_HOLE", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+#: The bits taken away from the modes of the files and directories a
+#: torrent creates, whatever the process's umask (twistd's background mode
+#: sets 077): C{rw-r--r--} files and C{rwxr-xr-x} directories, as
+#: Transmission's default C{umask} of 022 gives.
+DEFAULT_UMASK = 0o022
 
 
 class StorageError(Exception):
@@ -271,6 +279,11 @@ class MultiFileWriter:
     its place and a warning is logged and kept in L{warnings}.  Symbolic
     links hold no data and are never opened.
 
+    Files and directories are created with the modes C{0o666} and C{0o777}
+    less C{umask} (L{DEFAULT_UMASK}: C{rw-r--r--} and C{rwxr-xr-x}), set
+    explicitly, so that the process's umask does not matter; what already
+    exists keeps its mode.
+
     Descriptors are kept in a least-recently-used pool of at most
     C{maxOpenFiles}; a thread needing a descriptor while all of them are in
     use by other threads waits for one.  All methods are thread-safe.
@@ -282,23 +295,36 @@ class MultiFileWriter:
     @ivar maxOpenFiles: the bound of the descriptor pool.
     @ivar peakOpenFiles: the largest number of descriptors ever open at
         once (for tests and statistics).
+    @ivar umask: the bits taken away from the modes of what is created.
     """
 
     log = Logger()
 
-    def __init__(self, metainfo: Any, downloadDir: str, maxOpenFiles: int = 64) -> None:
+    def __init__(
+        self,
+        metainfo: Any,
+        downloadDir: str,
+        maxOpenFiles: int = 64,
+        umask: int = DEFAULT_UMASK,
+    ) -> None:
         """
         @param metainfo: a C{btorrent.codec.metainfo.Metainfo} (uses C{name},
             C{files}, C{multiFile}, C{pieceLength}, C{totalLength}).
         @param downloadDir: the directory holding the torrent's data.
         @param maxOpenFiles: how many descriptors may be open at once.
+        @param umask: the permission bits taken away from the modes of the
+            files (C{0o666}) and directories (C{0o777}) it creates,
+            whatever the process's umask.
         @raise StorageError: for a name or path component that could escape
             the download directory.
-        @raise ValueError: for C{maxOpenFiles} < 1 or an inconsistent file
-            list.
+        @raise ValueError: for C{maxOpenFiles} < 1, a C{umask} outside
+            C{0..0o777} or an inconsistent file list.
         """
         if maxOpenFiles < 1:
             raise ValueError("maxOpenFiles must be at least 1")
+        if not 0 <= umask <= 0o777:
+            raise ValueError(f"umask must be 0..0o777, not {umask:#o}")
+        self.umask = umask
         self.metainfo = metainfo
         self.maxOpenFiles = maxOpenFiles
         self.layout = FileLayout(
@@ -409,11 +435,43 @@ class MultiFileWriter:
                     if not os.path.isdir(current):
                         raise StorageError(f"{current!r} is not a directory")
                 else:
-                    os.mkdir(current)
+                    self._makeDirectory(current)
                     with self._lock:
                         self._dirtyDirs.add(os.path.dirname(current))
                 checked.add(current)
         checked.add(directory)
+
+    def _makeDirectory(self, path: str) -> None:
+        """
+        Create the directory C{path} with the mode L{umask} gives, whatever
+        the process's umask (set through a descriptor: never through a
+        link).
+        """
+        os.mkdir(path, 0o777 & ~self.umask)
+        fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC)
+        try:
+            os.fchmod(fd, 0o777 & ~self.umask)
+        finally:
+            os.close(fd)
+
+    def _makeDownloadDirectory(self) -> None:
+        """
+        Create the download directory and its missing parents, each with
+        the mode L{umask} gives.
+        """
+        missing = []
+        path = self.downloadDir
+        while not os.path.lexists(path):
+            missing.append(path)
+            parent = os.path.dirname(path)
+            if parent == path:
+                break
+            path = parent
+        for path in reversed(missing):
+            try:
+                self._makeDirectory(path)
+            except FileExistsError:
+                pass
 
     # IPieceStorage
 
@@ -428,7 +486,7 @@ class MultiFileWriter:
             belongs) or an I/O failure.
         """
         try:
-            os.makedirs(self.downloadDir, exist_ok=True)
+            self._makeDownloadDirectory()
             self._realDownloadDir = os.path.realpath(self.downloadDir)
             self._checkLengths()
             checked: Set[str] = set()
@@ -804,10 +862,17 @@ class MultiFileWriter:
                 flags |= _O_NOFOLLOW
         elif create:
             self._checkInside(os.path.dirname(path))
-        if create:
-            flags |= os.O_CREAT
+            # Ours, so its mode is ours to set.
+            flags |= os.O_CREAT | os.O_EXCL
         try:
-            return os.open(path, flags | os.O_RDWR, 0o666), True
+            fd = os.open(path, flags | os.O_RDWR, 0o666 & ~self.umask)
+            if flags & os.O_EXCL:
+                try:
+                    os.fchmod(fd, 0o666 & ~self.umask)
+                except OSError:
+                    os.close(fd)
+                    raise
+            return fd, True
         except PermissionError:
             if write:
                 raise StorageError(f"{path!r} is not writable") from None
