@@ -253,6 +253,9 @@ class Downloader(Service):
         self._completeFired = False
         self._nextHousekeeping = 0.0
         self.verifiedBytes = sum(metainfo.pieceSize(i) for i in picker.haveBitfield)
+        #: The download rate limiter (L{btorrent.engine.bandwidth}) while a
+        #: limit applies, else C{None}: then no block is charged anywhere.
+        self.downloadLimiter = None
 
     # Compatibility names for the parts' settings.
 
@@ -654,6 +657,9 @@ class Downloader(Service):
                 peer.drop(verdict)
             return
         self.downloadRate.update(length)
+        limiter = self.downloadLimiter
+        if limiter is not None:
+            limiter.charge(peer, length)
         self.assembler.blockReceived(index, begin, block, record.strikeKey)
         self.requester.fill(peer, record)
 
