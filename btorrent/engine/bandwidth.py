@@ -5,8 +5,7 @@ uploads, shaped by back-pressure rather than by dropping data.
 The pieces:
 
   - L{TokenBucket}: bytes per second, refilled by the scheduler, holding at
-    most L{BURST} seconds' worth; it may go into debt (a block is charged
-    whole), which later refills pay back.
+    most L{BURST} seconds' worth.
   - L{SessionBandwidth}: the session's limits (Transmission's
     C{speed-limit-down/up} and the alternative "turtle" limits behind one
     switch), its two buckets, and the one timer (every L{TICK} seconds,
@@ -20,12 +19,16 @@ The pieces:
     calls: C{charge(peer, nbytes)} after a block came or went,
     C{blocked(peer)} before a block is sent.
 
-Sharing, every tick: a session bucket is shared max-min fairly between the
+Sharing, every tick: what a peer did not use of its last grant goes back
+to the buckets; a session bucket is shared max-min fairly between the
 torrents under it that are active (a torrent's own, lower limit caps its
-share and the rest goes to the others); a torrent's allowance is split
-equally between its active peers (a peer is active if it is held back or
-moved bytes in the last tick).  A peer that used up its quota, or whose
-buckets are empty, is held back until a tick gives it a quota again:
+share and the rest goes to the others); a torrent's allowance is granted in
+equal parts to its active peers (a peer is active if it is held back or
+moved bytes in the last tick), taken from the buckets.  A peer moves bytes
+against its credit; a block is charged whole, so the credit may go below
+zero, and that overdraft is paid from its next grants (deficit round
+robin: every peer gets its share over time whatever its block sizes).  A
+peer out of credit is held back until a grant puts it in credit again:
 
   - download: reading from its transport pauses (C{pauseProducing}), so
     the sender's TCP window closes; and the requester keeps at most about
@@ -34,7 +37,9 @@ buckets are empty, is held back until a tick gives it a quota again:
 
 Unused allowance stays in the bucket (up to L{BURST} seconds' worth) for
 the next tick.  Over any window the bytes moved are at most the rate times
-the window, plus the burst, plus one read (64 KiB) or block per peer.
+the window, plus the burst, plus one read (64 KiB) or block per peer.  A
+peer that has not moved anything for a tick gets no grant until it does
+(one read or block on credit), so idle peers do not hold bandwidth.
 
 Pure: the clock (C{seconds()}, C{callLater()}) is given, nothing here
 imports C{twisted.internet}.
@@ -111,7 +116,7 @@ class TokenBucket:
     Bytes that may move now.
 
     @ivar rate: bytes per second added.
-    @ivar tokens: bytes that may move (negative: a debt).
+    @ivar tokens: bytes that may be granted.
     @ivar capacity: the most it holds.
     """
 
@@ -330,7 +335,7 @@ class TorrentLimiter:
     def charge(self, peer: Any, nbytes: int) -> None:
         """
         C{nbytes} of blocks moved to or from C{peer}: hold it back if that
-        used up its quota or a bucket.
+        used up its credit.
         """
         if self.budget is not None:
             self.budget -= nbytes
@@ -345,12 +350,7 @@ class TorrentLimiter:
             consumer = self._consumers[peer] = _Consumer()
         consumer.spent += nbytes
         consumer.credit -= nbytes
-        empty = False
-        for bucket in chain:
-            bucket.tokens -= nbytes
-            if bucket.tokens <= 0:
-                empty = True
-        if (empty or consumer.credit <= 0) and not consumer.blocked:
+        if consumer.credit <= 0 and not consumer.blocked:
             consumer.blocked = True
             self.hold(peer)
 
@@ -391,12 +391,27 @@ class TorrentLimiter:
         for peer in gone:
             del self._consumers[peer]
 
-    def distribute(self, allowance: float) -> None:
+    def reclaim(self) -> None:
         """
-        A new tick: split C{allowance} bytes equally between the active
-        peers (deficit round robin: a peer's overdraft from the last tick
-        is taken from its new quota, unused credit does not pile up), and
-        let go those held back that are in credit again.
+        Give the credit the peers did not use back to the buckets.
+        """
+        unused = 0.0
+        for consumer in self._consumers.values():
+            if consumer.credit > 0:
+                unused += consumer.credit
+                consumer.credit = 0.0
+        if unused:
+            for bucket in self.chain:
+                bucket.tokens += unused
+
+    def distribute(self, allowance: float) -> float:
+        """
+        A new tick: grant C{allowance} bytes, taken from the buckets, in
+        equal parts to the active peers, and let go those held back that
+        are in credit again.  A peer's overdraft (a block is charged whole)
+        is paid from its next grants: deficit round robin.
+
+        @return: the bytes granted.
         """
         consumers = self._consumers
         active = [p for p, c in consumers.items() if c.blocked or c.spent]
@@ -404,14 +419,16 @@ class TorrentLimiter:
         exhausted = self.budget is not None and self.budget <= 0
         for consumer in consumers.values():
             consumer.spent = 0
-            if consumer.credit > 0:
-                consumer.credit = 0.0
         for peer in active:
             consumer = consumers[peer]
             consumer.credit += quota
             if consumer.blocked and consumer.credit > 0 and not exhausted:
                 consumer.blocked = False
                 self.release(peer)
+        granted = quota * len(active)
+        for bucket in self.chain:
+            bucket.tokens -= granted
+        return granted
 
     def releaseAll(self) -> None:
         """
@@ -713,6 +730,7 @@ class SessionBandwidth:
             if limiter.own is not None:
                 limiter.own.refill(elapsed)
             limiter.prune()
+            limiter.reclaim()
             limiters.append(limiter)
         # The session bucket, shared max-min fairly between the active
         # torrents under it (a torrent's own bucket caps its demand).

@@ -369,20 +369,21 @@ class Downloader(Service):
     @property
     def complete(self) -> bool:
         """
-        Whether every piece is verified and written.
+        Whether every wanted piece is verified and written.
         """
-        return self.verifiedBytes == self.metainfo.totalLength
+        return self.picker.complete
 
     @property
     def left(self) -> int:
         """
-        Bytes still missing.
+        Bytes of wanted pieces still missing.
         """
-        return self.metainfo.totalLength - self.verifiedBytes
+        return self.picker.missingBytes
 
     def progress(self) -> Progress:
         """
-        A snapshot of the download.
+        A snapshot of the download (of the wanted pieces: C{totalBytes} is
+        Transmission's C{sizeWhenDone}).
         """
         rate = self.downloadRate.rate
         left = self.left
@@ -391,9 +392,10 @@ class Downloader(Service):
             eta = 0.0
         elif rate > 0:
             eta = left / rate
+        total = self.picker.sizeWhenDone
         return Progress(
-            verifiedBytes=self.verifiedBytes,
-            totalBytes=self.metainfo.totalLength,
+            verifiedBytes=total - left,
+            totalBytes=total,
             downloadRate=rate,
             uploadRate=self.uploadRate.rate,
             peers=len(self.peers),
@@ -481,6 +483,10 @@ class Downloader(Service):
         factory = getattr(peer, "factory", None)
         outgoingAddress = getattr(factory, "outgoingAddress", None)
         if len(self.peers) >= self.maxPeers:
+            return False
+        globalRoom = self.dialer.globalRoom
+        if outgoingAddress is None and globalRoom is not None and globalRoom() <= 0:
+            # The session's peer limit (a dial of ours holds its slot).
             return False
         for other in self.peers:
             if other.peerId == peer.peerId or other.address == peer.address:
@@ -592,8 +598,7 @@ class Downloader(Service):
         record.known = peer.peerPieces.copy()
         self.picker.addPeer(record.known)
         theirs = int.from_bytes(record.known.toBytes(), "big")
-        ours = int.from_bytes(self.picker.haveBitfield.toBytes(), "big")
-        record.wanted = bin(theirs & ~ours).count("1")
+        record.wanted = bin(theirs & self.picker.neededBits()).count("1")
         self._updateInterest(peer, record)
         if self._completeFired and record.known.complete:
             peer.drop("both complete")
@@ -608,6 +613,24 @@ class Downloader(Service):
             self._updateInterest(peer, record)
         if self._completeFired and record.known.complete:
             peer.drop("both complete")
+
+    def wantedChanged(self) -> None:
+        """
+        The wanted pieces changed (file selection): count again what each
+        peer has for us, tell it whether we are interested; complete now,
+        or no longer (then dial seeds again).
+        """
+        needed = self.picker.neededBits()
+        for peer, record in list(self.peers.items()):
+            theirs = int.from_bytes(record.known.toBytes(), "big")
+            record.wanted = bin(theirs & needed).count("1")
+            self._updateInterest(peer, record)
+        if self.complete:
+            self._checkComplete()
+        elif self._completeFired:
+            self._completeFired = False
+            self.dialer.retrySeeds()
+            self._connectMore()
 
     def _updateInterest(self, peer, record: PeerRecord) -> None:
         interested = record.wanted > 0

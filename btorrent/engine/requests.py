@@ -175,6 +175,9 @@ class Requester:
 
     def _stillWanted(self, known) -> bool:
         theirs = int.from_bytes(known.toBytes(), "big")
+        needed = getattr(self.picker, "neededBits", None)
+        if needed is not None:
+            return bool(theirs & needed())
         ours = int.from_bytes(self.picker.haveBitfield.toBytes(), "big")
         return bool(theirs & ~ours)
 

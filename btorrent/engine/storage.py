@@ -351,6 +351,8 @@ class MultiFileWriter:
         self._gate = threading.Condition()
         self._gateUsers = 0
         self._moving = False
+        # open() and setUnwanted() one at a time.
+        self._selecting = threading.Lock()
         self._realDownloadDir: Optional[str] = None
         self.warnings: List[str] = []
         self.peakOpenFiles = 0
@@ -446,8 +448,13 @@ class MultiFileWriter:
 
         @raise StorageError: for a path leading outside the download
             directory, something in the way (a directory where a file
-            belongs) or an I/O failure.
+            belongs) or an I/O failure.  Unwanted files not on disk are
+            not created (see L{setUnwanted}).
         """
+        with self._selecting:
+            self._open()
+
+    def _open(self) -> None:
         try:
             os.makedirs(self.downloadDir, exist_ok=True)
             self._realDownloadDir = os.path.realpath(self.downloadDir)
@@ -753,7 +760,10 @@ class MultiFileWriter:
         @raise ValueError: for an index out of range (nothing is changed).
         @raise StorageError: for an I/O failure while copying.
         """
-        files = frozenset(files)
+        with self._selecting:
+            self._setUnwanted(frozenset(files), partsPath)
+
+    def _setUnwanted(self, files: frozenset, partsPath: Optional[str]) -> None:
         for index in files:
             if not 0 <= index < len(self.paths):
                 raise ValueError(f"file index {index} out of range")
