@@ -128,7 +128,6 @@ class DownloadLimitTests(LimitTestMixin, TestCase):
 
         samples = yield sample(received, SETTLE + WINDOW + 2.0)
         rates = windowRates(samples, SETTLE)
-        print("RATES", rates)
         self.assertGreaterEqual(len(rates), 2)
         for (rate,) in rates:
             self.assertNear(rate, LIMIT)
@@ -138,7 +137,6 @@ class DownloadLimitTests(LimitTestMixin, TestCase):
         torrent.controls.setLimits(downloadLimited=False)
         yield pollUntil(lambda: torrent.completed.called, 30, "the download")
         fullSpeed = left / (time.monotonic() - lifted)
-        print("FULL", fullSpeed)
         self.assertGreater(fullSpeed, 5 * LIMIT, f"{fullSpeed / 1e6:.1f} MB/s")
         data.assertSame(self, os.path.join(base, "down"))
 
@@ -180,7 +178,6 @@ class DownloadLimitTests(LimitTestMixin, TestCase):
 
         samples = yield sample(received, SETTLE + WINDOW + 1.0)
         rates = windowRates(samples, SETTLE)
-        print("RATES", rates)
         self.assertTrue(rates)
         for pair in rates:
             self.assertNear(sum(pair), LIMIT, what="the session's rate")
@@ -221,7 +218,6 @@ class UploadLimitTests(LimitTestMixin, TestCase):
 
         samples = yield sample(sent, SETTLE + WINDOW + 2.0)
         rates = windowRates(samples, SETTLE)
-        print("RATES", rates)
         self.assertGreaterEqual(len(rates), 2)
         for (rate,) in rates:
             self.assertNear(rate, LIMIT)
@@ -231,6 +227,5 @@ class UploadLimitTests(LimitTestMixin, TestCase):
         session.controls.setSettings({"speedLimitUpEnabled": False})
         yield pollUntil(lambda: leecher.finished, 30, "the leecher")
         fullSpeed = left / (time.monotonic() - lifted)
-        print("FULL", fullSpeed)
         self.assertGreater(fullSpeed, 5 * LIMIT, f"{fullSpeed / 1e6:.1f} MB/s")
         data.assertSame(self, leechDir, settle=5)
