@@ -148,6 +148,7 @@ class SessionControls:
         self.bandwidth = SessionBandwidth(clock)
         self.seed = SessionSeedLimits()
         self.peers = PeerLimit()
+        self.torrents: List[TorrentControls] = []
 
     def settings(self) -> Dict[str, Any]:
         """
@@ -181,8 +182,12 @@ class SessionControls:
         peerLimit = self.peers.maximum
         if "peerLimitGlobal" in changes:
             peerLimit = _checkPeerLimit(changes["peerLimitGlobal"], "peerLimitGlobal")
+        changedSeed = seed != self.seed
         self.seed = seed
         self.peers.maximum = peerLimit
+        if changedSeed:
+            for torrent in list(self.torrents):
+                torrent.seedLimitsChanged()
         if limits != self.bandwidth.limits:
             self.bandwidth.limits = limits
             self.bandwidth._rebuild()
@@ -246,6 +251,7 @@ class TorrentControls:
         self._downloader = None
         self._finishing = False
         torrent.events.listen("stateChanged", self._stateChanged)
+        self.session.torrents.append(self)
 
     def _stateChanged(self, old: int, new: int) -> None:
         if new == SEEDING and self._downloader is not None:
@@ -308,6 +314,8 @@ class TorrentControls:
         """
         self.detach()
         self.bandwidth.close()
+        if self in self.session.torrents:
+            self.session.torrents.remove(self)
 
     def startedByUser(self) -> None:
         """
@@ -459,7 +467,10 @@ class TorrentControls:
 
     def _checkSeedLimits(self, now: float) -> None:
         torrent = self.torrent
-        if torrent.state != SEEDING or self._finishing:
+        if self._finishing:
+            # Stopping: the spent budget holds every upload back till then.
+            return
+        if torrent.state != SEEDING:
             self._setBudget(None)
             return
         goal = self.seedRatioGoal
@@ -499,7 +510,11 @@ class TorrentControls:
 
     def _finish(self, text: str, **fields) -> None:
         self._finishing = True
-        self._setBudget(None)
+        limiter = self.bandwidth.limiters[UP]
+        if limiter.budget is not None:
+            limiter.budget = min(limiter.budget, 0)
+        else:
+            self.bandwidth.setUploadBudget(0, None)
         self._log("info", "{name}: seeding done, " + text + "; stopping", **fields)
         self.torrent.events.emit("seedLimitReached")
         # Not from inside whatever called us (a state change, a send).
@@ -523,12 +538,19 @@ class TorrentControls:
 
     def setSeedLimits(self, **changes: Any) -> None:
         """
-        Change seeding limits (names of L{SeedLimits}); checked at the next
-        heartbeat.
+        Change seeding limits (names of L{SeedLimits}); at once.
 
         @raise ControlError: for a bad value (nothing changed).
         """
         self.seed = self.seed.changed(changes)
+        self.seedLimitsChanged()
+
+    def seedLimitsChanged(self) -> None:
+        """
+        The seeding limits in force changed: they apply at once.
+        """
+        if self._downloader is not None:
+            self._checkSeedLimits(self.torrent.reactor.seconds())
 
     def setSequential(self, sequential: bool) -> None:
         """
@@ -714,7 +736,9 @@ class TorrentControls:
         # Everything is checked: apply.
         if limits != self.bandwidth.limits:
             self.bandwidth.setLimits(**limits.toJSON())
-        self.seed = seed
+        if seed != self.seed:
+            self.seed = seed
+            self.seedLimitsChanged()
         if peerLimit is not None:
             self.setPeerLimit(peerLimit)
         if sequential is not None:
