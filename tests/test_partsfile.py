@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import threading
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from btorrent.engine import resume
@@ -375,3 +377,46 @@ class StorageSelectionTests(SelectionMixin, SynchronousTestCase):
         self.assertEqual(errors, [])
         for index in wanted:
             self.assertEqual(writer.readPiece(index), self.piece(index))
+
+
+class HostilePartsFileTests(SynchronousTestCase):
+    """
+    Whatever bytes sit where the parts file lives, loading it is no error:
+    garbage is dropped, slots name only real pieces, reads stay within
+    the file.
+    """
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.binary(max_size=600),
+        st.booleans(),
+        st.integers(0, 12),
+    )
+    def test_anyBytes(self, tail, validHeader, pieceCount):
+        path = os.path.join(os.path.abspath(self.mktemp()), "x.parts")
+        os.makedirs(os.path.dirname(path))
+        head = MAGIC + (16).to_bytes(8, "big") if validHeader else b""
+        with open(path, "wb") as f:
+            f.write(head + tail)
+        parts = PartsFile(path, 16, pieceCount)
+        pieces = parts.pieces
+        self.assertTrue(all(0 <= p < pieceCount for p in pieces))
+        for index in pieces:
+            target = bytearray(16)
+            self.assertTrue(parts.read(index, 0, target))
+        if pieceCount:
+            parts.write(pieceCount - 1, 0, b"y" * 16)
+            target = bytearray(16)
+            parts.read(pieceCount - 1, 0, target)
+            self.assertEqual(bytes(target), b"y" * 16)
+        parts.close()
+
+    def test_giantPieceLength(self):
+        """
+        A header naming another piece length (however large) is not ours.
+        """
+        path = os.path.join(os.path.abspath(self.mktemp()), "x.parts")
+        os.makedirs(os.path.dirname(path))
+        with open(path, "wb") as f:
+            f.write(MAGIC + (2**63).to_bytes(8, "big") + b"\0" * 100)
+        self.assertEqual(PartsFile(path, 16, 4).pieces, frozenset())
