@@ -140,15 +140,18 @@ class Session(MultiService):
         chokerFactory=None,
         uploadSlots: int = 4,
         resumeInterval: float = RESUME_INTERVAL,
+        start: bool = True,
     ) -> Torrent:
         """
-        Add a torrent (started at once if the session runs).
+        Add a torrent (started at once if the session runs and C{start}).
 
         @param metainfo: the torrent's L{btorrent.codec.metainfo.Metainfo}.
         @param downloadDir: where its files go.
         @param peers: addresses to connect to besides the trackers' peers.
         @param uploadSlots: regular unchoke slots (the choker's).
         @param resumeInterval: seconds between saves of fast-resume data.
+        @param start: start it with the session (else whoever added it
+            starts it).
         @return: the L{Torrent}.
         @raise ValueError: if the torrent is already there.
         """
@@ -180,10 +183,22 @@ class Session(MultiService):
             sessionControls=self.controls,
         )
         torrent.queuePosition = len(self.torrents)
+        torrent.startWithSession = start
         self.torrents[metainfo.infoHash] = torrent
-        if self.running:
+        if self.running and start:
             torrent.start()
         return torrent
+
+    def removeTorrent(self, infoHash: bytes) -> defer.Deferred:
+        """
+        Stop a torrent and forget it.
+
+        @return: a L{Deferred} firing once it is stopped.
+        """
+        torrent = self.torrents.pop(infoHash, None)
+        if torrent is None:
+            return defer.succeed(None)
+        return torrent.stop()
 
     def _makeAnnouncer(self, torrent: Torrent):
         """
@@ -306,7 +321,8 @@ class Session(MultiService):
         super().startService()
         for torrent in self.torrents.values():
             torrent.port = self.port
-            torrent.start()
+            if getattr(torrent, "startWithSession", True):
+                torrent.start()
 
     def _listen(self) -> None:
         from btorrent.peer.protocol import PeerFactory
