@@ -20,6 +20,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from btorrent import PEER_ID_PREFIX
+from btorrent.engine.controls import SessionControls
 from btorrent.engine.queue import SlotQueue
 from btorrent.engine.storage import MultiFileWriter
 from btorrent.engine.torrent import RESUME_INTERVAL, Torrent
@@ -110,6 +111,8 @@ class Session(MultiService):
         self.heartbeat = Heartbeat(
             reactor, interval=heartbeatInterval, onError=self._tickFailed
         )
+        #: Rate limits, seeding limits and the peer limit of every torrent.
+        self.controls = SessionControls(reactor)
         #: One torrent checks its data at a time.
         self.checkQueue = SlotQueue(1)
         self.downloadQueue = SlotQueue(
@@ -177,6 +180,7 @@ class Session(MultiService):
             checkQueue=self.checkQueue,
             downloadQueue=self.downloadQueue,
             seedQueue=self.seedQueue,
+            sessionControls=self.controls,
         )
         torrent.queuePosition = len(self.torrents)
         torrent.startWithSession = start
@@ -364,6 +368,7 @@ class Session(MultiService):
         )
 
         def stopped(result):
+            self.controls.stop()
             ds = []
             if self.listeningPort is not None:
                 listening, self.listeningPort = self.listeningPort, None

@@ -116,6 +116,9 @@ class Dialer:
         self.candidates: OrderedDict[Address, _Candidate] = OrderedDict()
         self.connecting: Dict[Address, Any] = {}
         self._handshaken: Set[Address] = set()
+        #: C{globalRoom()}: connections the session still allows across
+        #: its torrents (its global peer limit), or C{None} for no limit.
+        self.globalRoom: Optional[Callable[[], int]] = None
 
     def isSelf(self, address: Address) -> bool:
         """
@@ -168,8 +171,11 @@ class Dialer:
         """
         now = self.clock.seconds()
         used = len(connected) + self.pending()
+        room = self.globalRoom() if self.globalRoom is not None else None
         for address, candidate in list(self.candidates.items()):
             if used >= self.maxPeers:
+                return
+            if room is not None and room <= 0:
                 return
             if address in self.connecting or address in connected:
                 continue
@@ -179,6 +185,8 @@ class Dialer:
                 continue
             self._dial(address)
             used += 1
+            if room is not None:
+                room -= 1
 
     def _dial(self, address: Address) -> None:
         def onEnd(handshaken: bool) -> None:
@@ -220,6 +228,15 @@ class Dialer:
             return
         delay = RETRY_DELAY * 2 ** (candidate.failures - 1)
         candidate.notBefore = self.clock.seconds() + delay
+
+    def retrySeeds(self) -> None:
+        """
+        We want pieces again (files became wanted): seeds left when we
+        were complete may be dialled at once.
+        """
+        for candidate in self.candidates.values():
+            if candidate.seed:
+                candidate.notBefore = 0.0
 
     def peerLeft(self, address: Address, wasSeed: bool) -> None:
         """

@@ -277,6 +277,9 @@ class Downloader(Service):
         self._nextHousekeeping = 0.0
         self.quietDeadline = QUIET_DEADLINE
         self.verifiedBytes = sum(metainfo.pieceSize(i) for i in picker.haveBitfield)
+        #: The download rate limiter (L{btorrent.engine.bandwidth}) while a
+        #: limit applies, else C{None}: then no block is charged anywhere.
+        self.downloadLimiter = None
 
     # Compatibility names for the parts' settings.
 
@@ -400,20 +403,21 @@ class Downloader(Service):
     @property
     def complete(self) -> bool:
         """
-        Whether every piece is verified and written.
+        Whether every wanted piece is verified and written.
         """
-        return self.verifiedBytes == self.metainfo.totalLength
+        return self.picker.complete
 
     @property
     def left(self) -> int:
         """
-        Bytes still missing.
+        Bytes of wanted pieces still missing.
         """
-        return self.metainfo.totalLength - self.verifiedBytes
+        return self.picker.missingBytes
 
     def progress(self) -> Progress:
         """
-        A snapshot of the download.
+        A snapshot of the download (of the wanted pieces: C{totalBytes} is
+        Transmission's C{sizeWhenDone}).
         """
         rate = self.downloadRate.rate
         left = self.left
@@ -422,9 +426,10 @@ class Downloader(Service):
             eta = 0.0
         elif rate > 0:
             eta = left / rate
+        total = self.picker.sizeWhenDone
         return Progress(
-            verifiedBytes=self.verifiedBytes,
-            totalBytes=self.metainfo.totalLength,
+            verifiedBytes=total - left,
+            totalBytes=total,
             downloadRate=rate,
             uploadRate=self.uploadRate.rate,
             peers=len(self.peers),
@@ -517,6 +522,15 @@ class Downloader(Service):
             evicted = evictionCandidate(self.peers.items())
             if evicted is None:
                 return False
+        globalRoom = self.dialer.globalRoom
+        if (
+            evicted is None
+            and outgoingAddress is None
+            and globalRoom is not None
+            and globalRoom() <= 0
+        ):
+            # The session's peer limit (a dial of ours holds its slot).
+            return False
         for other in self.peers:
             if other.peerId == peer.peerId or other.address == peer.address:
                 return False
@@ -647,8 +661,7 @@ class Downloader(Service):
         record.known = peer.peerPieces.copy()
         self.picker.addPeer(record.known)
         theirs = int.from_bytes(record.known.toBytes(), "big")
-        ours = int.from_bytes(self.picker.haveBitfield.toBytes(), "big")
-        record.wanted = bin(theirs & ~ours).count("1")
+        record.wanted = bin(theirs & self.picker.neededBits()).count("1")
         self._updateInterest(peer, record)
         if self._completeFired and record.known.complete:
             peer.drop("both complete")
@@ -663,6 +676,24 @@ class Downloader(Service):
             self._updateInterest(peer, record)
         if self._completeFired and record.known.complete:
             peer.drop("both complete")
+
+    def wantedChanged(self) -> None:
+        """
+        The wanted pieces changed (file selection): count again what each
+        peer has for us, tell it whether we are interested; complete now,
+        or no longer (then dial seeds again).
+        """
+        needed = self.picker.neededBits()
+        for peer, record in list(self.peers.items()):
+            theirs = int.from_bytes(record.known.toBytes(), "big")
+            record.wanted = bin(theirs & needed).count("1")
+            self._updateInterest(peer, record)
+        if self.complete:
+            self._checkComplete()
+        elif self._completeFired:
+            self._completeFired = False
+            self.dialer.retrySeeds()
+            self._connectMore()
 
     def _updateInterest(self, peer, record: PeerRecord) -> None:
         interested = record.wanted > 0
@@ -712,6 +743,9 @@ class Downloader(Service):
                 peer.drop(verdict)
             return
         self.downloadRate.update(length)
+        limiter = self.downloadLimiter
+        if limiter is not None:
+            limiter.charge(peer, length)
         self.assembler.blockReceived(index, begin, block, record.strikeKey)
         self.requester.fill(peer, record)
 

@@ -116,6 +116,9 @@ class Requester:
         self.paused = paused
         self.queueOf = queueOf
         self.requestTimeout = REQUEST_TIMEOUT
+        #: C{depthCap(peer)}: requests in flight at most under a download
+        #: limit (L{btorrent.engine.bandwidth}); C{None} without one.
+        self.depthCap = None
 
     def fill(self, peer, record) -> None:
         """
@@ -138,6 +141,8 @@ class Requester:
         if now >= queue.depthAt:
             # The rate moves slowly: size the queue a few times a second.
             queue.depth = requestDepth(peer.downloadRate.rate)
+            if self.depthCap is not None:
+                queue.depth = min(queue.depth, self.depthCap(peer))
             queue.depthAt = now + DEPTH_REFRESH
         depth = queue.depth
         inFlight = len(queue.requests)
@@ -170,6 +175,9 @@ class Requester:
 
     def _stillWanted(self, known) -> bool:
         theirs = int.from_bytes(known.toBytes(), "big")
+        needed = getattr(self.picker, "neededBits", None)
+        if needed is not None:
+            return bool(theirs & needed())
         ours = int.from_bytes(self.picker.haveBitfield.toBytes(), "big")
         return bool(theirs & ~ours)
 

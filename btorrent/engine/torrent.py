@@ -34,6 +34,7 @@ from btorrent.control.api import (
     STOPPED,
 )
 from btorrent.engine import resume
+from btorrent.engine.controls import TorrentControls
 from btorrent.engine.downloader import Downloader, Progress
 from btorrent.engine.picker import PiecePicker
 from btorrent.engine.queue import SlotQueue
@@ -196,6 +197,7 @@ class Torrent:
         infoHash: Optional[bytes] = None,
         name: Optional[str] = None,
         storageFactory: Optional[Callable[[Any], Any]] = None,
+        sessionControls=None,
     ) -> None:
         """
         @param metainfo: the torrent, or C{None} while its metadata is
@@ -234,6 +236,9 @@ class Torrent:
         @param name: the name to show while the metadata is unknown.
         @param storageFactory: C{storageFactory(metainfo)} builds the
             storage once the metadata is known.
+        @param sessionControls: the session's
+            L{btorrent.engine.controls.SessionControls} (rate limits,
+            seeding limits, peer limit); by default a private set.
         """
         self.stateDir = stateDir
         self.peerId = peerId
@@ -288,6 +293,8 @@ class Torrent:
         self._nextResume = 0.0
         self._lastLogged: Optional[tuple] = None
         self._completeLogged = False
+        #: Rate limits, file selection, order, seeding and peer limits.
+        self.controls = TorrentControls(self, sessionControls)
         if metainfo is not None:
             self._setMetainfo(metainfo)
 
@@ -337,6 +344,7 @@ class Torrent:
             order=self.pieceOrder,
         )
         self._checkProgress = (0, metainfo.pieceCount)
+        self.controls.metadataKnown()
 
     def setMetainfo(self, metainfo) -> None:
         """
@@ -470,6 +478,7 @@ class Torrent:
         """
         if self._wanted:
             return self.ready
+        self.controls.startedByUser()
         if self._stopping is not None:
             # Start again once the stop is over.
             d = defer.Deferred()
@@ -663,6 +672,7 @@ class Torrent:
             self.metainfo.pieceSize(i) for i in self.picker.haveBitfield
         )
         downloader.startService()
+        self.controls.attach(downloader)
         self.choker = self.chokerFactory(self)
         if self.choker is not None:
             self.choker.startService()
@@ -722,6 +732,17 @@ class Torrent:
         self.events.emit("complete")
         if not self.completed.called:
             self.completed.callback(None)
+
+    def _wantMore(self) -> None:
+        """
+        Files became wanted on a complete torrent (the transfer controls):
+        download again.
+        """
+        if self.state == SEEDING:
+            self.seedQueue.release(self)
+            self.downloadQueue.acquire(self)
+            self._completeLogged = False
+            self._setState(DOWNLOADING)
 
     def _writeFailed(self, index: int, failure: Failure) -> None:
         self._failed(failure)
@@ -784,6 +805,7 @@ class Torrent:
     @defer.inlineCallbacks
     def _stop(self):
         self.heartbeat.unsubscribe(self)
+        self.controls.detach()
         for queue in (self.checkQueue, self.downloadQueue, self.seedQueue):
             queue.release(self)
         if self._starting is not None and not self._starting.called:

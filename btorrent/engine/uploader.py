@@ -73,6 +73,9 @@ class Uploader:
         self.uploaded = 0
         self.uploadRate = RateMeter(clock)
         self.cacheBytes = 0
+        #: The upload rate limiter (L{btorrent.engine.bandwidth}) while a
+        #: limit applies, else C{None}.
+        self.limiter = None
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._reading: Dict[int, Deferred] = {}
 
@@ -121,12 +124,16 @@ class Uploader:
         """
         cache = self._cache
         serving: deque = record.serving
+        limiter = self.limiter
         while serving:
             if peer.amChoking or not self.isServing(peer, record):
                 serving.clear()
                 return
             if getattr(peer, "writePaused", False):
                 # Its send buffer is full: go on in peerWritable.
+                return
+            if limiter is not None and limiter.blocked(peer):
+                # Over its share of the limit: go on when released.
                 return
             index, begin, length = serving[0]
             data = cache.get(index)
@@ -138,6 +145,8 @@ class Uploader:
             peer.sendPiece(index, begin, data[begin : begin + length])
             self.uploaded += length
             self.uploadRate.update(length)
+            if limiter is not None:
+                limiter.charge(peer, length)
 
     def _readPiece(self, index: int) -> Deferred:
         reading = self._reading.get(index)
