@@ -789,10 +789,16 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
 
     def test_writeFailureRefetches(self):
         """
-        A piece that cannot be written is fetched again.
+        A piece that cannot be written is wanted again, and the torrent
+        hears of it (a disk error is the torrent's error: one line, no
+        traceback here).
         """
         self.build(pieceLength=BLOCK_SIZE, pieces=1, lastShort=None)
         failures = []
+        heard = []
+        self.downloader.events.listen(
+            "writeFailed", lambda index, failure: heard.append((index, failure.value))
+        )
 
         def failOnce(index, data):
             if not failures:
@@ -806,7 +812,9 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         peer.receive(wire.Unchoke())
         self.answer(peer)
         self.assertEqual(failures, [0])
-        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertEqual([index for index, _ in heard], [0])
+        self.assertEqual(str(heard[0][1]), "disk full")
+        self.assertEqual(self.flushLoggedErrors(OSError), [])
         self.assertEqual(self.completed, [True])
 
     def test_stopWaitsForWrites(self):
