@@ -137,7 +137,7 @@ class PersistenceTests(LibraryTestsMixin, SynchronousTestCase):
         library = self.makeLibrary()
         one = self.add(library, self.one, labels=("a", "b")).torrent
         two = self.add(library, self.two, paused=True).torrent
-        one.uploadedBefore = 12345
+        one.torrent.controls.uploadedBefore = 12345
         self.successResultOf(library.save())
         again = self.makeLibrary()
         records = again.torrents()

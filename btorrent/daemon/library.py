@@ -150,6 +150,7 @@ class Library(Service):
                 if isinstance(value, int) and value >= 0:
                     self._cumulative[key] = value
         self._nextId = max(int(document.get("nextId", 1) or 1), 1)
+        self._loadSessionControls(document.get("sessionControls"))
         for entry in document.get("torrents", []):
             try:
                 self._loadTorrent(entry)
@@ -159,6 +160,25 @@ class Library(Service):
                     entry=str(entry)[:200],
                     error=str(e),
                 )
+
+    def _loadSessionControls(self, data) -> None:
+        """
+        Bring back the session's limits; the command line's settings then
+        win (L{applySettings} at start).
+        """
+        if not isinstance(data, dict):
+            return
+        controls = self.session.controls
+        try:
+            controls.load(data)
+        except ControlError as e:
+            self.log.warn(
+                "state file: session limits not usable ({error})", error=str(e)
+            )
+            return
+        for name, value in controls.settings().items():
+            if hasattr(self.settings, name):
+                setattr(self.settings, name, value)
 
     def _loadTorrent(self, entry: dict) -> None:
         infoHash = bytes.fromhex(entry["infoHash"])
@@ -214,6 +234,7 @@ class Library(Service):
             "nextId": self._nextId,
             "torrents": [record.toJSON() for record in self.records.values()],
             "stats": cumulative,
+            "sessionControls": self.session.controls.toJSON(),
         }
 
     def save(self) -> defer.Deferred:
@@ -377,8 +398,13 @@ class Library(Service):
             torrent = self.session.addTorrent(
                 info, downloadDir, start=False, **self.addDefaults
             )
-        if options.peerLimit is not None:
-            torrent.maxPeers = options.peerLimit
+        try:
+            torrent.controls.setOptions(options)
+        except ControlError:
+            # A bad option (a file index out of range): nothing is added.
+            self.session.removeTorrent(torrent.infoHash)
+            torrent.controls.close()
+            raise
         record = TorrentRecord(
             self, self._nextId, torrent, downloadDir, labels=options.labels
         )
@@ -437,6 +463,13 @@ class Library(Service):
         self._removed.append((self.clock.seconds(), record.id))
         del self._removed[:-MAX_REMOVED]
         yield self.session.removeTorrent(record.infoHash)
+        partsPath = record.torrent.controls.partsPath
+        record.torrent.controls.close()
+        if partsPath is not None:
+            try:
+                os.unlink(partsPath)
+            except OSError:
+                pass
         hexHash = record.infoHash.hex()
         for name in (hexHash + ".torrent", hexHash + ".magnet", hexHash + ".resume"):
             for directory in (self.torrentsDir, self.stateDir):
@@ -500,6 +533,16 @@ class Library(Service):
             raise ControlError("download-dir must be an absolute path")
         if "peerPort" in changes and not 0 < changes["peerPort"] < 65536:
             raise ControlError("peer-port must be 1..65535")
+        controls = self.session.controls
+        # Rate, seeding and peer limits are the transfer controls': they
+        # check their values (a bad one changes nothing) and apply at once.
+        controls.setSettings(
+            {
+                name: value
+                for name, value in changes.items()
+                if name in controls.SETTINGS
+            }
+        )
         for name, value in changes.items():
             setattr(self.settings, name, value)
         self.applySettings()
@@ -515,6 +558,7 @@ class Library(Service):
         )
         self.session.seedQueue.resize(settings.seedQueueSize, settings.seedQueueEnabled)
         self.addDefaults["maxPeers"] = settings.peerLimitPerTorrent
+        self.addDefaults["umask"] = settings.umask
 
     def _currentStats(self) -> dict:
         current = dict(self._current)

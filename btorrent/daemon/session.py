@@ -141,6 +141,7 @@ class Session(MultiService):
         uploadSlots: int = 4,
         resumeInterval: float = RESUME_INTERVAL,
         start: bool = True,
+        umask: int = 0o022,
     ) -> Torrent:
         """
         Add a torrent (started at once if the session runs and C{start}).
@@ -152,6 +153,7 @@ class Session(MultiService):
         @param resumeInterval: seconds between saves of fast-resume data.
         @param start: start it with the session (else whoever added it
             starts it).
+        @param umask: permissions taken away from the files it creates.
         @return: the L{Torrent}.
         @raise ValueError: if the torrent is already there.
         """
@@ -161,7 +163,7 @@ class Session(MultiService):
             raise ValueError(f"torrent {metainfo.infoHash.hex()} is already added")
         torrent = Torrent(
             metainfo,
-            MultiFileWriter(metainfo, downloadDir),
+            MultiFileWriter(metainfo, downloadDir, umask=umask),
             self.stateDir,
             self.peerId,
             self.runInThread,
