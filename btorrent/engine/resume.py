@@ -474,6 +474,17 @@ def recheck(
 
     reported = 0
     step = max(1, total // 200)
+    if len(chunks) <= 1:
+        # A small torrent (one chunk): no pool of threads for it (ten
+        # thousand small torrents checked one after the other paid for a
+        # pool each).
+        for first, count in chunks:
+            if stop is not None and stop():
+                raise RecheckStopped(results)
+            results[first : first + count] = check(first, count)
+        if progress is not None:
+            progress(total, total)
+        return results
     pending: deque[Tuple[int, int, Future]] = deque()
     chunkIter = iter(chunks)
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recheck") as pool:
