@@ -121,6 +121,8 @@ class DownloadOptionsTests(SynchronousTestCase):
             "[::1]:6001",
             "--upload-slots",
             "9",
+            "--dht-bootstrap",
+            "127.0.0.1:7100",
             "--quiet",
         )
         reactor = Reactor()
@@ -133,6 +135,7 @@ class DownloadOptionsTests(SynchronousTestCase):
                 "interface": "127.0.0.1",
                 "stateDir": "/tmp/state",
                 "debug": True,
+                "dhtBootstrap": [("127.0.0.1", 7100)],
             },
         )
         self.assertEqual(

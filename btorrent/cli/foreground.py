@@ -114,6 +114,17 @@ def addDownloadParser(subparsers) -> argparse.ArgumentParser:
         help="a peer to connect to, besides the trackers' (repeatable)",
     )
     parser.add_argument(
+        "--no-dht", action="store_true", help="no DHT (trackerless peers)"
+    )
+    parser.add_argument(
+        "--dht-bootstrap",
+        metavar="HOST:PORT",
+        type=parsePeer,
+        action="append",
+        default=[],
+        help="a DHT node to join through (repeatable; default: the public " "routers)",
+    )
+    parser.add_argument(
         "--down-limit",
         metavar="RATE",
         type=parseRate,
@@ -228,6 +239,7 @@ def download(reactor, args: argparse.Namespace, info, err: IO[str]) -> defer.Def
     from twisted.internet.error import CannotListenError
 
     from btorrent.daemon.session import Session
+    from btorrent.dht.protocol import bootstrapNodes
 
     result = defer.Deferred()
     session = Session(
@@ -236,6 +248,7 @@ def download(reactor, args: argparse.Namespace, info, err: IO[str]) -> defer.Def
         interface=args.interface,
         stateDir=args.state_dir,
         debug=args.debug,
+        dhtBootstrap=bootstrapNodes(args.no_dht, args.dht_bootstrap),
     )
     try:
         torrent = session.addTorrent(

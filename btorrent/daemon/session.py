@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from functools import partial
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 from twisted.application.service import MultiService
 from twisted.internet import defer
@@ -26,8 +26,12 @@ from btorrent.engine.storage import MultiFileWriter
 from btorrent.engine.torrent import RESUME_INTERVAL, Torrent
 from btorrent.interfaces import IPeerRouter
 from btorrent.util.heartbeat import BEAT, Heartbeat
+from btorrent.util.statefile import readState, writeState
 
 __all__ = ["PORT_TRIES", "Session", "makePeerId"]
+
+#: The version of C{dht.json}, the DHT nodes kept across restarts.
+DHT_STATE_VERSION = 1
 
 #: How many ports after the one asked for we try when it is taken.
 PORT_TRIES = 20
@@ -66,6 +70,7 @@ class Session(MultiService):
         downloadQueueSize: Optional[int] = None,
         seedQueueSize: Optional[int] = None,
         heartbeatInterval: float = BEAT,
+        dhtBootstrap: Optional[Sequence[Tuple[str, int]]] = None,
     ) -> None:
         """
         @param reactor: the reactor (C{IReactorTCP}, C{IReactorTime},
@@ -85,6 +90,11 @@ class Session(MultiService):
         @param downloadQueueSize: torrents downloading at once (C{None}: no
             limit); the others wait in the download queue.
         @param seedQueueSize: torrents seeding at once (C{None}: no limit).
+        @param dhtBootstrap: run a DHT node (BEP 5) on the UDP port of the
+            same number as the peer port, joining through these
+            C{(host, port)} and the nodes saved at the last stop; C{None}
+            for no DHT.  (The daemon passes the public routers by default;
+            tests pass loopback nodes.)
         @param heartbeatInterval: seconds between two beats of the session's
             heartbeat (the finest period of its periodic work: a resume
             interval under a second needs a faster beat).
@@ -121,6 +131,10 @@ class Session(MultiService):
         self.seedQueue = SlotQueue(
             seedQueueSize or 1, enabled=seedQueueSize is not None
         )
+        self.dhtBootstrap = None if dhtBootstrap is None else list(dhtBootstrap)
+        #: The DHT node (a L{btorrent.dht.protocol.DHTService}) while it runs.
+        self.dht = None
+        self._dhtPeers = None
 
     def _tickFailed(self, subscriber, error: BaseException) -> None:
         self.log.failure(
@@ -186,6 +200,7 @@ class Session(MultiService):
         )
         torrent.queuePosition = len(self.torrents)
         torrent.startWithSession = start
+        torrent.dht = self.dht
         self.torrents[metainfo.infoHash] = torrent
         if self.running and start:
             torrent.start()
@@ -200,6 +215,8 @@ class Session(MultiService):
         torrent = self.torrents.pop(infoHash, None)
         if torrent is None:
             return defer.succeed(None)
+        if self._dhtPeers is not None:
+            self._dhtPeers.forget(infoHash)
         return torrent.stop()
 
     def _makeAnnouncer(self, torrent: Torrent):
@@ -320,11 +337,76 @@ class Session(MultiService):
         """
         self.threadPool.start()
         self._listen()
+        if self.dhtBootstrap is not None:
+            self._startDHT()
         super().startService()
         for torrent in self.torrents.values():
             torrent.port = self.port
+            torrent.dht = self.dht
             if getattr(torrent, "startWithSession", True):
                 torrent.start()
+
+    def _dhtPath(self) -> Optional[str]:
+        if self.stateDir is None:
+            return None
+        return os.path.join(self.stateDir, "dht.json")
+
+    def _startDHT(self) -> None:
+        """
+        Start the DHT node on our port number (UDP), with the nodes saved
+        at the last stop; announce every torrent on it.
+        """
+        from btorrent.daemon.dhtpeers import DHTPeers
+        from btorrent.dht.protocol import DHTService
+
+        saved = []
+        path = self._dhtPath()
+        if path is not None:
+            try:
+                document, _ = readState(path, DHT_STATE_VERSION)
+            except (OSError, ValueError) as e:
+                self.log.warn("DHT nodes not loaded: {error}", error=str(e))
+                document = None
+            if document is not None and isinstance(document.get("nodes"), list):
+                saved = document["nodes"]
+        try:
+            self.dht = DHTService(
+                self.reactor,
+                self.port,
+                self.interface,
+                self.dhtBootstrap,
+                savedNodes=saved,
+                onSave=self._saveDHTNodes,
+            )
+            self.dht.startService()
+        except CannotListenError as e:
+            self.log.error(
+                "no DHT: cannot listen on UDP port {port}: {error}",
+                port=self.port,
+                error=str(e),
+            )
+            self.dht = None
+            return
+        self._dhtPeers = DHTPeers(self, self.dht)
+        self._dhtPeers.start()
+
+    def _saveDHTNodes(self, nodes) -> None:
+        path = self._dhtPath()
+        if path is None:
+            return
+        try:
+            writeState(path, {"nodes": nodes}, DHT_STATE_VERSION)
+        except OSError as e:
+            self.log.warn("DHT nodes not saved: {error}", error=str(e))
+
+    def _stopDHT(self):
+        if self._dhtPeers is not None:
+            self._dhtPeers.stop()
+            self._dhtPeers = None
+        dht, self.dht = self.dht, None
+        if dht is not None:
+            return defer.maybeDeferred(dht.stopService)
+        return None
 
     def _listen(self) -> None:
         from btorrent.peer.protocol import PeerFactory
@@ -371,7 +453,7 @@ class Session(MultiService):
 
         def stopped(result):
             self.controls.stop()
-            ds = []
+            ds = [d for d in [self._stopDHT()] if d is not None]
             if self.listeningPort is not None:
                 listening, self.listeningPort = self.listeningPort, None
                 ds.append(defer.maybeDeferred(listening.stopListening))

@@ -260,11 +260,26 @@ class Options(usage.Options):
     ]
     optFlags = [
         ["debug", None, "Log every peer message."],
+        ["no-dht", None, "No DHT (BEP 5): trackerless torrents find no peers."],
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self["torrents"] = []
+        self["dht-bootstrap"] = []
+
+    def opt_dht_bootstrap(self, address: str) -> None:
+        """
+        A DHT node to join through, HOST:PORT (may be given several times;
+        default: the public routers).
+        """
+        host, sep, port = address.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise usage.UsageError(
+                f"--dht-bootstrap must be HOST:PORT, not {address!r}"
+            )
+        self["dht-bootstrap"].append((host, int(port)))
 
     def opt_torrent(self, path: str) -> None:
         """
@@ -471,6 +486,7 @@ def buildDaemon(options: Options, reactor) -> Daemon:
     from btorrent.control.api import AddOptions, SessionSettings
     from btorrent.daemon.library import Library
     from btorrent.daemon.session import Session
+    from btorrent.dht.protocol import bootstrapNodes
 
     downloadQueue = options["download-queue-size"]
     seedQueue = options["seed-queue-size"]
@@ -487,6 +503,7 @@ def buildDaemon(options: Options, reactor) -> Daemon:
         downloadQueueSize=downloadQueue or None,
         seedQueueSize=seedQueue or None,
         heartbeatInterval=min(1.0, options["resume-interval"]),
+        dhtBootstrap=bootstrapNodes(options["no-dht"], options["dht-bootstrap"]),
     )
     settings = SessionSettings(
         downloadDir=options["download-dir"],
@@ -497,6 +514,7 @@ def buildDaemon(options: Options, reactor) -> Daemon:
         seedQueueEnabled=bool(seedQueue),
         peerLimitPerTorrent=options["max-peers"],
         umask=options["umask"],
+        dhtEnabled=not options["no-dht"],
     )
     library = Library(
         session,

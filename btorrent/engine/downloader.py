@@ -250,6 +250,10 @@ class Downloader(Service):
         self.events = EventSource()
         self.extensions: Dict[str, Any] = {}
         self.features = None
+        #: The session's DHT node (C{addNode}, C{boundPort}), or C{None}: a
+        #: peer that runs a DHT hears our node's port (C{PORT}), and the
+        #: node of a peer that tells us its port is pinged.
+        self.dht = None
         self.smartBan = SmartBan()
         self.dialer = Dialer(
             clock,
@@ -544,6 +548,9 @@ class Downloader(Service):
         have = self.picker.haveBitfield
         if have.count or getattr(peer, "fast", False):
             peer.sendBitfield(have)
+        dht = self.dht
+        if dht is not None and getattr(peer, "peerDHT", False) and dht.boundPort:
+            peer.sendMessage(wire.Port(dht.boundPort))
         self._log(
             "info",
             "peer {host}:{port} connected ({peers} peers)",
@@ -644,6 +651,9 @@ class Downloader(Service):
         elif kind is wire.Interested or kind is wire.NotInterested:
             # The protocol keeps the flag; the choker may have a slot.
             self.events.emit("peersChanged")
+        elif kind is wire.Port:
+            if self.dht is not None and 0 < message.port < 65536:
+                self.dht.addNode((peer.address[0], message.port))
         elif kind is ExtensionMessage:
             handler = self.extensions.get(message.name)
             if handler is not None:

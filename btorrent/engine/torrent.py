@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import random
+from dataclasses import replace
 from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 from twisted.internet import defer
@@ -40,6 +41,7 @@ from btorrent.engine.picker import PiecePicker
 from btorrent.engine.queue import SlotQueue
 from btorrent.engine.storage import StorageError
 from btorrent.interfaces import IAnnounceTarget
+from btorrent.peer.connection import Features
 from btorrent.util.events import EventSource
 from btorrent.util.heartbeat import Heartbeat
 
@@ -279,6 +281,8 @@ class Torrent:
         self.ready = defer.Deferred()
         self.completed = defer.Deferred()
         self.queuePosition = 0
+        #: The session's DHT node, or C{None} (set by the session).
+        self.dht = None
         self._wanted = False  # start() was called and not stop()
         self._checked = False  # the data on disk was checked this process
         self._forceRecheck = False
@@ -668,6 +672,10 @@ class Torrent:
             events.listen("writeFailed", self._writeFailed)
         downloader = self.downloader
         downloader.listenPort = self._port
+        downloader.dht = self.dht
+        downloader.features = replace(
+            downloader.features or Features(), dht=self.dht is not None
+        )
         downloader.verifiedBytes = sum(
             self.metainfo.pieceSize(i) for i in self.picker.haveBitfield
         )

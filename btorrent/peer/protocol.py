@@ -172,6 +172,7 @@ class PeerProtocol(Protocol):
     bytesDownloaded = _delegate("bytesDownloaded", "Block bytes received.")
     bytesUploaded = _delegate("bytesUploaded", "Block bytes sent.")
     fast = _delegate("fast", "Both sides offered the Fast extension.")
+    peerDHT = _delegate("peerDHT", "The peer runs a DHT (reserved bit).")
     extended = _delegate("extended", "Both sides offered BEP 10 extensions.")
     peerExtensions = _delegate("peerExtensions", "The peer's BEP 10 ids by name.")
 
