@@ -37,6 +37,10 @@ DHT_STATE_VERSION = 1
 PORT_TRIES = 20
 
 
+def _queuePosition(torrent) -> int:
+    return torrent.queuePosition
+
+
 def makePeerId() -> bytes:
     """
     A fresh peer id: our client prefix and 12 random bytes.
@@ -124,12 +128,16 @@ class Session(MultiService):
         #: Rate limits, seeding limits and the peer limit of every torrent.
         self.controls = SessionControls(reactor)
         #: One torrent checks its data at a time.
-        self.checkQueue = SlotQueue(1)
+        self.checkQueue = SlotQueue(1, position=_queuePosition)
         self.downloadQueue = SlotQueue(
-            downloadQueueSize or 1, enabled=downloadQueueSize is not None
+            downloadQueueSize or 1,
+            enabled=downloadQueueSize is not None,
+            position=_queuePosition,
         )
         self.seedQueue = SlotQueue(
-            seedQueueSize or 1, enabled=seedQueueSize is not None
+            seedQueueSize or 1,
+            enabled=seedQueueSize is not None,
+            position=_queuePosition,
         )
         self.dhtBootstrap = None if dhtBootstrap is None else list(dhtBootstrap)
         #: The DHT node (a L{btorrent.dht.protocol.DHTService}) while it runs.
