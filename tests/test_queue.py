@@ -43,7 +43,7 @@ class SlotQueueTests(SynchronousTestCase):
     def test_positions(self) -> None:
         """
         Waiters go by queue position, then arrival; a waiter moved in the
-        queue while waiting takes its new place.
+        queue while waiting takes its new place once the queue is told.
         """
         queue = SlotQueue(1, position=lambda o: o.position)
         holder = Owner("holder")
@@ -52,6 +52,7 @@ class SlotQueueTests(SynchronousTestCase):
         waits = {o: queue.acquire(o) for o in (late, early, middle)}
         self.assertEqual(queue.waiting, [early, middle, late])
         late.position = 0
+        queue.reorder()
         self.assertEqual(queue.waiting, [late, early, middle])
         queue.release(holder)
         self.assertTrue(waits[late].called)

@@ -629,7 +629,16 @@ class Library(Service):
             raise ControlError(f"unknown queue move {where}")
         for position, record in enumerate(order):
             record.torrent.queuePosition = position
+        self._reorderQueues()
         self.changed()
+
+    def _reorderQueues(self) -> None:
+        for queue in (
+            self.session.checkQueue,
+            self.session.downloadQueue,
+            self.session.seedQueue,
+        ):
+            queue.reorder()
 
     def queueSet(self, record: TorrentRecord, position: int) -> None:
         """
@@ -640,6 +649,7 @@ class Library(Service):
         order.insert(max(0, min(position, len(order))), record)
         for index, each in enumerate(order):
             each.torrent.queuePosition = index
+        self._reorderQueues()
 
     def moveTorrent(self, record: TorrentRecord, path: str, move: bool):
         """

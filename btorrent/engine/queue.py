@@ -120,6 +120,17 @@ class SlotQueue:
             self.enabled = enabled
         self._admit()
 
+    def reorder(self) -> None:
+        """
+        Positions changed (the queue was reordered): put the waiters in
+        their new order.
+        """
+        self._heap = [
+            (self.position(owner), arrival, owner)
+            for owner, (_, arrival) in self._waiting.items()
+        ]
+        heapq.heapify(self._heap)
+
     def _admit(self) -> None:
         heap = self._heap
         while self._waiting and heap and self._free():
