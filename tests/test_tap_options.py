@@ -50,6 +50,24 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options["download-dir"], os.path.abspath("dl"))
         self.assertEqual(options["state-dir"], tap.defaultStateDir())
         self.assertTrue(options["debug"])
+        self.assertEqual(options["encryption"], "preferred")
+
+    def test_encryption(self) -> None:
+        """
+        C{--encryption} takes Transmission's three settings and reaches the
+        session, which applies it to its torrents.
+        """
+        path = self.makeTorrent()
+        for mode in ("tolerated", "preferred", "required"):
+            options = tap.Options()
+            options.parseOptions(
+                ["--torrent", path, "--port", "0", "--encryption", mode]
+            )
+            self.assertEqual(options["encryption"], mode)
+            service = tap.makeService(options)
+            self.assertEqual(service.encryption, mode)
+            [torrent] = service.torrents.values()
+            self.assertEqual(torrent.encryption, mode)
 
     def test_torrentRequired(self) -> None:
         """
@@ -107,6 +125,7 @@ class OptionsTests(SynchronousTestCase):
             (["--resume-interval", "0"], "--resume-interval"),
             (["--udp-tracker-timeout", "0"], "--udp-tracker-timeout"),
             (["--udp-tracker-timeout", "soon"], "--udp-tracker-timeout"),
+            (["--encryption", "always"], "--encryption"),
         ]:
             e = self.assertRaises(
                 usage.UsageError,

@@ -113,6 +113,15 @@ def addDownloadParser(subparsers) -> argparse.ArgumentParser:
         help="a peer to connect to, besides the trackers' (repeatable)",
     )
     parser.add_argument(
+        "--encryption",
+        choices=("tolerated", "preferred", "required"),
+        default="preferred",
+        help="message stream encryption (MSE/PE) with peers: tolerated "
+        "(dial in plaintext, accept both), preferred (dial encrypted, "
+        "plaintext if the peer cannot), required (encrypted only); "
+        "default preferred",
+    )
+    parser.add_argument(
         "--quiet", action="store_true", help="no progress bar, errors only"
     )
     parser.add_argument("--debug", action="store_true", help="log every peer message")
@@ -200,6 +209,7 @@ def download(reactor, args: argparse.Namespace, info, err: IO[str]) -> defer.Def
         interface=args.interface,
         stateDir=args.state_dir,
         debug=args.debug,
+        encryption=args.encryption,
     )
     try:
         torrent = session.addTorrent(

@@ -24,6 +24,9 @@ from btorrent.engine.queue import SlotQueue
 from btorrent.engine.storage import MultiFileWriter
 from btorrent.engine.torrent import RESUME_INTERVAL, Torrent
 from btorrent.interfaces import IPeerRouter
+from btorrent.peer.encryption import DEFAULT as DEFAULT_ENCRYPTION
+from btorrent.peer.encryption import checkMode
+from btorrent.peer.mse import obfuscatedHash
 from btorrent.util.heartbeat import BEAT, Heartbeat
 
 __all__ = ["PORT_TRIES", "Session", "makePeerId"]
@@ -65,6 +68,7 @@ class Session(MultiService):
         downloadQueueSize: Optional[int] = None,
         seedQueueSize: Optional[int] = None,
         heartbeatInterval: float = BEAT,
+        encryption: str = DEFAULT_ENCRYPTION,
     ) -> None:
         """
         @param reactor: the reactor (C{IReactorTCP}, C{IReactorTime},
@@ -87,6 +91,10 @@ class Session(MultiService):
         @param heartbeatInterval: seconds between two beats of the session's
             heartbeat (the finest period of its periodic work: a resume
             interval under a second needs a faster beat).
+        @param encryption: MSE for peer connections, both ways:
+            C{"tolerated"}, C{"preferred"} or C{"required"}
+            (L{btorrent.peer.encryption}).
+        @raise ValueError: for another C{encryption}.
         """
         super().__init__()
         self.reactor = reactor
@@ -96,6 +104,8 @@ class Session(MultiService):
         self.trackerOptions = dict(trackerOptions or {})
         self.stateDir = stateDir
         self.debug = debug
+        self.encryption = checkMode(encryption)
+        self._skeys: Dict[bytes, bytes] = {}
         self.peerId = peerId or makePeerId()
         self.torrents: Dict[bytes, Torrent] = {}
         self.threadPool = ThreadPool(
@@ -175,6 +185,7 @@ class Session(MultiService):
             downloadQueue=self.downloadQueue,
             seedQueue=self.seedQueue,
         )
+        torrent.encryption = self.encryption
         torrent.queuePosition = len(self.torrents)
         self.torrents[metainfo.infoHash] = torrent
         if self.running:
@@ -291,6 +302,17 @@ class Session(MultiService):
             *([downloader.features] if downloader.features is not None else []),
         )
 
+    def _skeyLookup(self, hashed: bytes) -> Optional[bytes]:
+        """
+        The info-hash of the torrent an MSE handshake names by
+        C{HASH('req2', infoHash)}, or C{None}.
+        """
+        if len(self._skeys) != len(self.torrents) or any(
+            infoHash not in self.torrents for infoHash in self._skeys.values()
+        ):
+            self._skeys = {obfuscatedHash(ih): ih for ih in self.torrents}
+        return self._skeys.get(hashed)
+
     # Service
 
     def startService(self) -> None:
@@ -310,6 +332,9 @@ class Session(MultiService):
         factory = PeerFactory(self, self.reactor, heartbeat=self.heartbeat)
         if self.debug:
             factory.debug = True
+        # Plain BitTorrent or MSE, told apart by the first bytes.
+        factory.encryption = self.encryption
+        factory.mseLookup = self._skeyLookup
         first = self.requestedPort
         candidates = (
             [0] if first == 0 else range(first, min(first + PORT_TRIES, 65535) + 1)

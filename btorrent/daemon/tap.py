@@ -115,6 +115,14 @@ class Options(usage.Options):
             "0..8 (BEP 15 allows 8: over two hours for a dead tracker).",
             _integer("--udp-tracker-retries"),
         ],
+        [
+            "encryption",
+            None,
+            "preferred",
+            "Message stream encryption (MSE/PE) with peers: tolerated (dial "
+            "in plaintext, accept both), preferred (dial encrypted, "
+            "plaintext if the peer cannot), required (encrypted only).",
+        ],
     ]
     optFlags = [
         ["debug", None, "Log every peer message."],
@@ -165,6 +173,10 @@ class Options(usage.Options):
             raise usage.UsageError("--udp-tracker-timeout must be 0.1..600 seconds")
         if not (0 <= self["udp-tracker-retries"] <= 8):
             raise usage.UsageError("--udp-tracker-retries must be 0..8")
+        if self["encryption"] not in ("tolerated", "preferred", "required"):
+            raise usage.UsageError(
+                "--encryption must be tolerated, preferred or required"
+            )
         if self["state-dir"] is None:
             self["state-dir"] = defaultStateDir()
         self["download-dir"] = os.path.abspath(self["download-dir"])
@@ -227,6 +239,7 @@ def makeService(options: Options):
             "udpMaxRetries": options["udp-tracker-retries"],
         },
         heartbeatInterval=min(1.0, options["resume-interval"]),
+        encryption=options["encryption"],
     )
     for info in options["metainfos"]:
         session.addTorrent(

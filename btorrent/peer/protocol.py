@@ -30,6 +30,15 @@ C{Downloader}):
   - C{owner.peerWritable(peer)}, if it has that method, when the
     transport's send buffer drained after L{PeerProtocol.writePaused} was
     set.
+  - C{owner.peerChoked(peer)}, if it has that method, right after we
+    choked the peer (with the Fast extension its queued requests are to
+    be rejected).
+
+Message stream encryption (L{btorrent.peer.encryption}): the factories wrap
+the protocol they build in an MSE transport when told to
+(L{PeerClientFactory.mseProvide}, L{PeerFactory.mseLookup}); the protocol
+then sees the wrapper as its transport, and L{PeerProtocol.isEncrypted}
+says whether the stream is RC4.
 """
 
 from __future__ import annotations
@@ -65,6 +74,8 @@ from btorrent.peer.connection import (
     Violation,
     maxMessageLength,
 )
+from btorrent.peer.encryption import DEFAULT as DEFAULT_ENCRYPTION
+from btorrent.peer.encryption import wrapIncoming, wrapOutgoing
 from btorrent.util.heartbeat import Heartbeat
 
 __all__ = [
@@ -223,6 +234,14 @@ class PeerProtocol(Protocol):
         self._dropReason: Optional[str] = None
         self._closed = False  # dropped, or the connection was lost
 
+    @property
+    def isEncrypted(self) -> bool:
+        """
+        Whether the connection is RC4-encrypted (MSE); C{False} for a plain
+        connection, and for MSE that chose plaintext.
+        """
+        return bool(getattr(self.transport, "isEncrypted", False))
+
     def __repr__(self) -> str:
         direction = "out" if self.outgoing else "in"
         return f"<PeerProtocol {self._peerName()} {direction}>"
@@ -362,6 +381,12 @@ class PeerProtocol(Protocol):
                 return
             if handshake.peerId == context.peerId:
                 self._protocolError("connection to ourselves")
+                return
+            skey = getattr(self.transport, "infoHash", None)
+            if isinstance(skey, bytes) and skey != handshake.infoHash:
+                self._protocolError(
+                    "handshake for another info-hash than its MSE handshake"
+                )
                 return
             self.context = context
             connection.features = context.features
@@ -532,6 +557,10 @@ class PeerProtocol(Protocol):
         """
         if self.connection.open and not self.connection.amChoking:
             self.sendMessage(_CHOKE)
+            if self._owned:
+                choked = getattr(self.context.owner, "peerChoked", None)
+                if choked is not None:
+                    choked(self)
 
     def unchoke(self) -> None:
         """
@@ -577,7 +606,16 @@ class PeerFactory(ServerFactory):
     """
     Builds L{PeerProtocol}s for incoming connections; each routes its
     handshake by info-hash through C{router}.
+
+    @ivar mseLookup: C{None} (plain connections only), or the MSE lookup
+        (C{HASH('req2', SKEY) -> infoHash | None}): every connection is
+        then wrapped to take a plain handshake or MSE as L{encryption}
+        says.
+    @ivar encryption: the policy (L{btorrent.peer.encryption.MODES}).
     """
+
+    mseLookup = None
+    encryption = DEFAULT_ENCRYPTION
 
     def __init__(
         self, router, clock, debug: bool = False, heartbeat: Optional[Heartbeat] = None
@@ -607,6 +645,8 @@ class PeerFactory(ServerFactory):
             peerId=getattr(self.router, "peerId", None),
         )
         p.factory = self
+        if self.mseLookup is not None:
+            return wrapIncoming(p, self.clock, self.mseLookup, self.encryption)
         return p
 
 
@@ -619,7 +659,15 @@ class PeerClientFactory(ClientFactory):
     owner's C{connectionFailed(address, reason)} if it has one.  (With an
     endpoint, the failure comes back as the endpoint's L{Deferred}
     instead.)
+
+    @ivar mseProvide: C{None} to connect in plaintext, else the MSE
+        methods to offer (L{btorrent.peer.encryption.outgoingProvide}):
+        the protocol is then wrapped in an MSE initiator.
+    @ivar built: the protocol built last (the wrapper, if any).
     """
+
+    mseProvide: Optional[int] = None
+    built = None
 
     def __init__(
         self,
@@ -655,7 +703,16 @@ class PeerClientFactory(ClientFactory):
             heartbeat=self.heartbeat,
         )
         p.factory = self
-        return p
+        self.built = wrapOutgoing(p, self.clock, self.context.infoHash, self.mseProvide)
+        return self.built
+
+    @property
+    def mseFailed(self) -> bool:
+        """
+        Whether the connection built last was MSE and its MSE handshake did
+        not finish (the peer closed it, stalled or answered garbage).
+        """
+        return getattr(self.built, "handshakeError", None) is not None
 
     def clientConnectionFailed(self, connector, reason: Failure) -> None:
         """
