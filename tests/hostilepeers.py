@@ -114,6 +114,9 @@ class WirePeer(Protocol):
     @ivar lost: a L{Deferred} firing with the reason (the exception: a
         L{Failure} would make it fail) when the connection closes.
     @ivar localPort: the port of this side of the connection.
+    @ivar notBitTorrent: btorrent's first bytes were not a BitTorrent
+        handshake (an MSE handshake: btorrent dials encrypted first); the
+        connection was closed at once.
     """
 
     def __init__(
@@ -122,17 +125,23 @@ class WirePeer(Protocol):
         pieceCount: int,
         peerId: Optional[bytes] = None,
         sendHandshake: bool = True,
+        reserved: bytes = bytes(8),
     ) -> None:
         """
         @param infoHash: the info-hash for our handshake.
         @param pieceCount: pieces of the torrent (for bitfields).
         @param peerId: our peer id (a fresh one by default).
         @param sendHandshake: send our handshake as the connection opens.
+        @param reserved: the reserved bytes of our handshake
+            (C{wire.reservedBytes(fast=True)} to negotiate the Fast
+            extension: then btorrent's Fast messages are parsed too).
         """
         self.infoHash = infoHash
         self.pieceCount = pieceCount
         self.peerId = peerId or makePeerId()
         self.sendHandshake = sendHandshake
+        self.reserved = reserved
+        self.notBitTorrent = False
         self.handshake: Optional[wire.Handshake] = None
         self.messages: List[object] = []
         self.bytesReceived = 0
@@ -164,7 +173,11 @@ class WirePeer(Protocol):
         The connection is open: send our handshake.
         """
         if self.sendHandshake:
-            self.send(wire.encodeHandshake(wire.Handshake(self.infoHash, self.peerId)))
+            self.send(
+                wire.encodeHandshake(
+                    wire.Handshake(self.infoHash, self.peerId, self.reserved)
+                )
+            )
 
     def afterHandshake(self) -> None:
         """
@@ -189,15 +202,27 @@ class WirePeer(Protocol):
         """
         Parse btorrent's handshake, then its messages.
         """
+        if self.notBitTorrent:
+            return
         self.bytesReceived += len(data)
         self._buffer += data
         if self.handshake is None:
+            n = min(len(self._buffer), len(wire.HANDSHAKE_PREFIX))
+            if self._buffer[:n] != wire.HANDSHAKE_PREFIX[:n]:
+                # Not BitTorrent (btorrent's MSE attempt): refuse it, as a
+                # client without MSE does; btorrent then dials in plaintext.
+                self.notBitTorrent = True
+                self.transport.abortConnection()
+                return
             if len(self._buffer) < wire.HANDSHAKE_LENGTH:
                 return
             self.handshake = wire.decodeHandshake(
                 bytes(self._buffer[: wire.HANDSHAKE_LENGTH])
             )
             del self._buffer[: wire.HANDSHAKE_LENGTH]
+            factory = getattr(self, "factory", None)
+            if isinstance(factory, _PeerServer):
+                factory.handshaken(self)
             self.afterHandshake()
             self.handshaken.callback(self)
         offset = 0
@@ -446,24 +471,37 @@ def connectPeer(reactor, port: int, peer: WirePeer) -> Deferred:
 
 
 class _PeerServer(ServerFactory):
+    """
+    @ivar peers: the peers btorrent sent a BitTorrent handshake to, in
+        order (a connection that began with MSE is not among them).
+    @ivar built: every peer built.
+    """
+
     def __init__(self, makePeer: Callable[[], WirePeer]) -> None:
         self.makePeer = makePeer
         self.peers: List[WirePeer] = []
+        self.built: List[WirePeer] = []
         self._waiting: List[Deferred] = []
 
     def buildProtocol(self, addr) -> WirePeer:
         peer = self.makePeer()
         peer.factory = self
+        self.built.append(peer)
+        return peer
+
+    def handshaken(self, peer: WirePeer) -> None:
+        """
+        btorrent's BitTorrent handshake reached C{peer}.
+        """
         self.peers.append(peer)
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             d.callback(peer)
-        return peer
 
     def firstPeer(self) -> Deferred:
         """
-        A L{Deferred} firing with the first peer built (at once if there
-        is one already).
+        A L{Deferred} firing with the first peer that got btorrent's
+        BitTorrent handshake (at once if there is one already).
         """
         if self.peers:
             return succeed(self.peers[0])
@@ -478,8 +516,9 @@ def listenPeers(reactor, makePeer: Callable[[], WirePeer]):
     C{makePeer()} per connection.
 
     @return: C{(listeningPort, factory)}; C{factory.peers} lists the peers
-        built so far, C{factory.firstPeer()} waits for the first one,
-        C{listeningPort.getHost().port} is the port.
+        btorrent spoke BitTorrent to so far (its MSE attempts, refused, are
+        only in C{factory.built}), C{factory.firstPeer()} waits for the
+        first one, C{listeningPort.getHost().port} is the port.
     """
     factory = _PeerServer(makePeer)
     listening = reactor.listenTCP(0, factory, interface="127.0.0.1")

@@ -12,11 +12,12 @@ from typing import Optional
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from btorrent.codec import metainfo
+from btorrent.codec.wire import Handshake, encodeHandshake
 from btorrent.daemon.session import Session
 from btorrent.peer import encryption
 from btorrent.peer.connection import Features
@@ -209,6 +210,40 @@ class WiringTests(SynchronousTestCase):
         # MSE error as its reason.
         [(address, reason)] = owner.failed
         self.assertIsInstance(reason.value, MSEError)
+
+
+class ShutdownTests(SynchronousTestCase):
+    """
+    A listening factory that stops aborts the connections still in their
+    MSE handshake, and only those.
+    """
+
+    def test_stopFactory(self):
+        clock = task.Clock()
+        owner = RecordingOwner()
+        context = PeerContext(INFO_HASH, SERVER_ID, 8, owner)
+        factory = PeerFactory(Router(context), clock)
+        factory.mseLookup = {}.get
+        factory.doStart()
+        waiting = factory.buildProtocol(ADDRESS)
+        waitingTransport = StringTransport()
+        waiting.makeConnection(waitingTransport)
+        waiting.dataReceived(b"\x07" * 50)
+        self.assertTrue(waiting.handshaking)
+        plain = factory.buildProtocol(ADDRESS)
+        plainTransport = StringTransport()
+        plain.makeConnection(plainTransport)
+        plain.dataReceived(encodeHandshake(Handshake(INFO_HASH, CLIENT_ID, bytes(8))))
+        self.assertFalse(plain.handshaking)
+        self.assertEqual(len(owner.connected), 1)
+        factory.doStop()
+        self.assertTrue(waitingTransport.disconnecting)
+        self.assertFalse(plainTransport.disconnecting)
+        waiting.connectionLost(Failure(ConnectionDone()))
+        # The MSE deadline is gone (the open connection's heartbeat stays).
+        self.assertEqual(
+            [c for c in clock.getDelayedCalls() if "_timedOut" in repr(c)], []
+        )
 
 
 class SessionLookupTests(SynchronousTestCase):

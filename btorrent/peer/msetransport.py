@@ -55,6 +55,18 @@ HANDSHAKE_TIMEOUT = 20.0
 log = Logger()
 
 
+def _peerName(address) -> str:
+    """
+    C{host:port} of a transport address, as the peer protocol names peers
+    in the log.
+    """
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is None or port is None:
+        return str(address)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class _MSEWrapper(Protocol):
     """
     What both directions share: the wrapped protocol's transport, the
@@ -179,7 +191,7 @@ class _MSEWrapper(Protocol):
         self._pending = bytearray()
         log.info(
             "MSE handshake with {peer} failed: {reason}",
-            peer=self.transport.getPeer(),
+            peer=_peerName(self.transport.getPeer()),
             reason=str(error),
         )
         abort = getattr(self.transport, "abortConnection", None)
@@ -187,6 +199,22 @@ class _MSEWrapper(Protocol):
             abort()
         else:
             self.transport.loseConnection()
+
+    @property
+    def handshaking(self) -> bool:
+        """
+        Whether the MSE handshake (or, incoming, the wait for the first
+        bytes) is still under way.
+        """
+        return not self._ready and self.handshakeError is None
+
+    def abortHandshake(self, reason: str = "shutting down") -> None:
+        """
+        Abort the connection if its handshake is still under way (a server
+        shutting down); a connection past it is left alone.
+        """
+        if self.handshaking and self.transport is not None:
+            self._fail(MSEError(reason))
 
     def _timedOut(self) -> None:
         self._deadline = None

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple, Union
+from weakref import WeakSet
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import ClientFactory, Protocol, ServerFactory
@@ -616,6 +617,7 @@ class PeerFactory(ServerFactory):
 
     mseLookup = None
     encryption = DEFAULT_ENCRYPTION
+    _wrappers = None
 
     def __init__(
         self, router, clock, debug: bool = False, heartbeat: Optional[Heartbeat] = None
@@ -646,8 +648,22 @@ class PeerFactory(ServerFactory):
         )
         p.factory = self
         if self.mseLookup is not None:
-            return wrapIncoming(p, self.clock, self.mseLookup, self.encryption)
+            wrapper = wrapIncoming(p, self.clock, self.mseLookup, self.encryption)
+            if self._wrappers is None:
+                self._wrappers = WeakSet()
+            self._wrappers.add(wrapper)
+            return wrapper
         return p
+
+    def stopFactory(self) -> None:
+        """
+        We stopped listening: abort the connections still in their MSE
+        handshake (no torrent owns them yet; their deadline must not
+        outlive the session).
+        """
+        wrappers, self._wrappers = self._wrappers or (), None
+        for wrapper in list(wrappers):
+            wrapper.abortHandshake()
 
 
 class PeerClientFactory(ClientFactory):
