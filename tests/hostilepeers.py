@@ -28,6 +28,7 @@ from twisted.internet.task import LoopingCall
 from btorrent.codec import wire
 
 __all__ = [
+    "BrokenMSEPeer",
     "GarbagePeer",
     "KeepAliveFlood",
     "LyingSeeder",
@@ -458,6 +459,115 @@ class KeepAliveFlood(WirePeer):
         if self.loop.running:
             self.loop.stop()
         super().connectionLost(reason)
+
+
+class BrokenMSEPeer(Protocol):
+    """
+    An MSE initiator (L{btorrent.peer.mse}'s step 1 and 3, written out
+    here from the specification's formulas) that breaks the handshake in
+    one way, C{how}:
+
+      - C{"noHash"}: after btorrent's key, random bytes where
+        C{HASH('req1', S)} should be: btorrent never finds it;
+      - C{"padding"}: C{padding} bytes (10 MB by default) of PadA after its
+        key, sent as fast as the connection takes them;
+      - C{"unknownTorrent"}: a correct step 3 for a torrent btorrent does
+        not serve;
+      - C{"wrongVC"}: a correct step 3 for the torrent, but a verification
+        constant that is not zeros.
+
+    It never closes the connection itself: when L{lost} fires, btorrent
+    closed it.
+
+    @ivar sent: bytes handed to the transport.
+    @ivar received: what btorrent sent (its key and pad).
+    @ivar lost: fires with the reason's exception when the connection
+        closes.
+    """
+
+    def __init__(
+        self, infoHash: bytes, how: str, clock=None, padding: int = 10 << 20
+    ) -> None:
+        """
+        @param infoHash: the torrent to ask for (C{"unknownTorrent"} asks
+            for another).
+        @param clock: the reactor, for C{"padding"}'s sending loop.
+        """
+        from btorrent.peer import mse
+
+        self.mse = mse
+        self.infoHash = infoHash
+        self.how = how
+        self.clock = clock
+        self.padding = padding
+        self.sent = 0
+        self.received = bytearray()
+        self.lost: Deferred = Deferred()
+        self._x = mse.privateKey()
+        self._stepped = False
+        self._loop: Optional[LoopingCall] = None
+
+    def _send(self, data: bytes) -> None:
+        self.sent += len(data)
+        self.transport.write(data)
+
+    def connectionMade(self) -> None:
+        """
+        Step 1: our key (and, C{"padding"}, the flood of PadA).
+        """
+        self._send(self.mse.publicKey(self._x))
+        if self.how == "padding":
+            chunk = os.urandom(1 << 16)
+
+            def more() -> None:
+                if self.sent >= self.padding or not self.transport.connected:
+                    self._loop.stop()
+                    return
+                self._send(chunk)
+
+            self._loop = LoopingCall(more)
+            self._loop.clock = self.clock
+            self._loop.start(0.001)
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Step 3, broken, once btorrent's key is here.
+        """
+        self.received += data
+        if self._stepped or self.how == "padding":
+            return
+        if len(self.received) < self.mse.KEY_LENGTH:
+            return
+        self._stepped = True
+        if self.how == "noHash":
+            self._send(os.urandom(4096))
+            return
+        import hashlib
+
+        def sha1(*parts: bytes) -> bytes:
+            return hashlib.sha1(b"".join(parts)).digest()
+
+        secret = self.mse.sharedSecret(
+            self._x, bytes(self.received[: self.mse.KEY_LENGTH])
+        )
+        skey = self.infoHash
+        if self.how == "unknownTorrent":
+            skey = sha1(b"not the torrent", skey)
+        req2 = sha1(b"req2", skey)
+        req3 = sha1(b"req3", secret)
+        xored = bytes(a ^ b for a, b in zip(req2, req3))
+        encrypt, _ = self.mse.streamCiphers(secret, skey, True)
+        vc = b"\x01" * 8 if self.how == "wrongVC" else bytes(8)
+        fields = vc + self.mse.CRYPTO_RC4.to_bytes(4, "big") + bytes(2) + bytes(2)
+        self._send(sha1(b"req1", secret) + xored + encrypt(fields))
+
+    def connectionLost(self, reason) -> None:
+        """
+        Fire L{lost}.
+        """
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self.lost.callback(reason.value)
 
 
 def connectPeer(reactor, port: int, peer: WirePeer) -> Deferred:

@@ -61,6 +61,7 @@ from btorrent.codec.wire import (
     KeepAlive,
     NotInterested,
     Piece,
+    RejectRequest,
     Request,
     Unchoke,
 )
@@ -513,7 +514,10 @@ class PeerProtocol(Protocol):
         """
         Refuse a request (only with the Fast extension).
         """
-        self.connection.sendReject(index, begin, length)
+        connection = self.connection
+        if self.debug and connection.open and connection.fast:
+            self._logSent(RejectRequest(index, begin, length))
+        connection.sendReject(index, begin, length)
         self._flush()
 
     def sendPiece(self, index: int, begin: int, data) -> None:
