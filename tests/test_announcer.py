@@ -10,13 +10,19 @@ import random
 from twisted.application.service import IService
 from twisted.internet import defer, task
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from btorrent.interfaces import IAnnounceTarget, ITrackerClient
-from btorrent.tracker.announce import AnnounceResponse, TrackerError, TrackerFailure
+from btorrent.tracker import announce as codec
+from btorrent.tracker.announce import (
+    MAX_TRACKER_ID,
+    AnnounceResponse,
+    TrackerError,
+    TrackerFailure,
+)
 from btorrent.tracker.announcer import Announcer, makeAnnouncer, makeClient
 from btorrent.tracker.http import HTTPTrackerClient
 from btorrent.tracker.udp import UDPTrackerClient, UDPTrackerProtocol
@@ -578,3 +584,224 @@ class FactoryTests(SynchronousTestCase):
         self.successResultOf(d)
         reactor.advance(60)
         self.assertEqual(reactor.getDelayedCalls(), [])
+
+
+def warnings(events: list) -> list:
+    """
+    The warnings (and worse) among log events, formatted.
+    """
+    return [
+        formatEvent(e)
+        for e in events
+        if e.get("log_level") is not None and e["log_level"].name in ("warn", "error")
+    ]
+
+
+class StopIsNoFailureTests(AnnouncerTestCase):
+    """
+    An announce cancelled because the announcer stops is no tracker
+    failing: nothing is logged and no other tracker is asked.  (C{btorrent
+    download} printed "Tracker ... failed: ConnectingCancelledError" over
+    its progress bar at every successful exit.)
+    """
+
+    def test_httpClientConnecting(self) -> None:
+        """
+        With the real HTTP client, stopping while it connects for the
+        C{completed} announce: no warning, no other tier asked, nothing
+        left scheduled.
+        """
+        reactor = MemoryReactorClock()
+        announcer = makeAnnouncer(
+            self.target,
+            [["http://127.0.0.1:1/announce"], ["http://127.0.0.1:2/announce"]],
+            reactor,
+        )
+        announcer.startService()
+        self.assertEqual(len(reactor.tcpClients), 1)
+        d = announcer.stopService()
+        self.successResultOf(d)
+        self.assertEqual(warnings(self.events), [])
+        self.assertEqual(len(reactor.tcpClients), 1)
+        self.assertIsNone(announcer.lastError)
+        reactor.advance(3600)
+        self.assertEqual(len(reactor.tcpClients), 1)
+        self.assertEqual(reactor.getDelayedCalls(), [])
+
+    def test_clientTurnsCancelIntoError(self) -> None:
+        """
+        A client that reports its cancellation as a L{TrackerError} (as
+        the HTTP client did) is not logged as failing either, and the walk
+        stops there.
+        """
+
+        class Confused(FakeClient):
+            def announce(self, request) -> defer.Deferred:
+                d = defer.Deferred(
+                    lambda d: d.errback(TrackerError("ConnectingCancelledError"))
+                )
+                self.log.append((self.url, request))
+                return d
+
+        clients = [[Confused("a", self.asked)], [FakeClient("b", self.asked)]]
+        announcer = Announcer(self.target, clients, self.clock, random.Random(0))
+        announcer.startService()
+        self.successResultOf(announcer.stopService())
+        self.assertEqual(warnings(self.events), [])
+        self.assertEqual([url for url, request in self.asked], ["a"])
+
+
+class HostileTrackerTests(AnnouncerTestCase):
+    """
+    What a hostile tracker says is logged and kept bounded.
+    """
+
+    def test_mappedSelfDropped(self) -> None:
+        """
+        Our own port at an IPv4-mapped loopback address, as a tracker
+        sends it over HTTP, is not handed to the torrent.
+        """
+        from btorrent.codec import bencode
+
+        body = bencode.encode(
+            {
+                b"interval": 60,
+                b"peers6": bytes(10)
+                + b"\xff\xff\x7f\x00\x00\x01"
+                + self.target.port.to_bytes(2, "big"),
+                b"peers": bytes([10, 0, 0, 1]) + self.target.port.to_bytes(2, "big"),
+            }
+        )
+        response = codec.decodeHTTPResponse(body)
+        announcer = self.make([["a"]])
+        announcer.startService()
+        self.client("a").answer(response)
+        self.assertEqual(self.target.peers, [[("10.0.0.1", self.target.port)]])
+
+    def test_hugeReasonLoggedCut(self) -> None:
+        """
+        A client error of a megabyte (whatever client) is logged as
+        L{codec.MAX_ERROR_TEXT} characters and the note of the cut.
+        """
+        announcer = self.make([["a"]])
+        announcer.startService()
+        self.client("a").fail("x" * (1 << 20))
+        logged = warnings(self.events)
+        self.assertTrue(logged)
+        self.assertLess(sum(map(len, logged)), 1000)
+        self.assertIn(
+            "x" * codec.MAX_ERROR_TEXT + "\u2026(cut, 1048576 characters)",
+            logged[0],
+        )
+
+    def test_hugeTrackerIdDropped(self) -> None:
+        """
+        A tracker id longer than L{MAX_TRACKER_ID} is dropped with a
+        warning, not kept or sent back; a shorter one still is.
+        """
+        announcer = self.make([["a"]])
+        announcer.startService()
+        self.client("a").answer(trackerId=b"T" * MAX_TRACKER_ID, interval=100)
+        self.clock.advance(100)
+        self.assertEqual(self.asked[-1][1].trackerId, b"T" * MAX_TRACKER_ID)
+        self.assertEqual(warnings(self.events), [])
+        self.client("a").answer(trackerId=b"U" * (1 << 20), interval=100)
+        self.clock.advance(100)
+        self.assertEqual(self.asked[-1][1].trackerId, b"T" * MAX_TRACKER_ID)
+        self.assertIsNone(announcer.lastResponse.trackerId)
+        [warning] = warnings(self.events)
+        self.assertIn("tracker id of 1048576 bytes", warning)
+        self.assertLess(len(warning), 300)
+
+
+MB = 1_000_000
+CUT = "\u2026(cut, 1000000 characters)"
+
+
+class HugeTrackerStringsTests(TestCase):
+    """
+    A real HTTP tracker answering with megabyte strings, through the real
+    HTTP client: bytes logged per announce and bytes sent back are bounded.
+    """
+
+    def setUp(self) -> None:
+        self.events: list = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def serve(self, body: bytes):
+        from twisted.internet import reactor
+        from twisted.web import resource, server
+
+        uris: list = []
+
+        class Canned(resource.Resource):
+            isLeaf = True
+
+            def render_GET(self, request) -> bytes:
+                uris.append(request.uri)
+                return body
+
+        port = reactor.listenTCP(0, server.Site(Canned()), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return f"http://127.0.0.1:{port.getHost().port}/announce", uris
+
+    @defer.inlineCallbacks
+    def announceTwice(self, body: bytes):
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        url, uris = self.serve(body)
+        announcer = makeAnnouncer(FakeTarget(), [[url]], reactor, stopTimeout=5)
+        announcer.startService()
+        for n in (1, 2):
+            for _ in range(200):
+                if len(uris) >= n and announcer._inFlight is None:
+                    break
+                yield deferLater(reactor, 0.01, lambda: None)
+            if n == 1:
+                announcer.announceNow(force=True)
+        yield announcer.stopService()
+        return announcer, uris
+
+    @defer.inlineCallbacks
+    def test_failureReason(self):
+        """
+        A 1 MB C{failure reason} (the body cap is 1 MiB): under 1 KB of log
+        per announce.
+        """
+        body = codec.bencode.encode({b"failure reason": b"F" * MB})
+        announcer, uris = yield self.announceTwice(body)
+        logged = warnings(self.events)
+        self.assertGreaterEqual(len(logged), 2)
+        self.assertLess(sum(map(len, logged)), 1000 * len(uris))
+        self.assertTrue(any(CUT in line for line in logged))
+
+    @defer.inlineCallbacks
+    def test_warning(self):
+        """
+        A 1 MB C{warning message}: logged cut, under 1 KB per announce.
+        """
+        body = codec.bencode.encode({b"interval": 60, b"warning message": b"W" * MB})
+        announcer, uris = yield self.announceTwice(body)
+        self.assertEqual(len(uris), 3)  # started, regular, stopped
+        logged = warnings(self.events)
+        self.assertEqual(len(logged), 3)
+        self.assertLess(sum(map(len, logged)), 1000 * len(uris))
+        self.assertTrue(all(CUT in line for line in logged))
+
+    @defer.inlineCallbacks
+    def test_trackerId(self):
+        """
+        A 1 MB C{tracker id} is not sent back: the announces after it are as
+        short as the first.
+        """
+        body = codec.bencode.encode({b"interval": 60, b"tracker id": b"I" * MB})
+        announcer, uris = yield self.announceTwice(body)
+        self.assertEqual(len(uris), 3)
+        self.assertFalse([uri for uri in uris if b"trackerid" in uri])
+        self.assertLess(max(map(len, uris)), 400)
+        logged = warnings(self.events)
+        self.assertEqual(len(logged), 2)
+        self.assertTrue(all("tracker id of 1000000 bytes" in line for line in logged))
+        self.assertLess(sum(map(len, logged)), 1000 * len(uris))

@@ -604,7 +604,7 @@ class TapSpecialFileTests(CLITestCase):
             callUnblocked,
             self,
             "x.torrent",
-            tap.Options().parseOptions,
+            tap.Options().parseStrictly,
             ["--torrent", "x.torrent"],
         )
         self.assertEqual(
@@ -616,7 +616,7 @@ class TapSpecialFileTests(CLITestCase):
         A device is refused the same way.
         """
         e = self.assertRaises(
-            usage.UsageError, tap.Options().parseOptions, ["--torrent", os.devnull]
+            usage.UsageError, tap.Options().parseStrictly, ["--torrent", os.devnull]
         )
         self.assertIn("not a regular file (a character device)", str(e))
 

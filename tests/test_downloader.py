@@ -1184,3 +1184,50 @@ class RandomSwarmTests(DownloaderMixin, SynchronousTestCase):
                 self.storage.pieces[index],
                 self.data[start : start + self.metainfo.pieceSize(index)],
             )
+
+
+class DialerBoundTests(SynchronousTestCase):
+    """
+    The dialer's address list is bounded.
+    """
+
+    def test_candidatesBounded(self):
+        """
+        However many addresses trackers, PEX and the DHT give, at most
+        L{MAX_CANDIDATES} are kept: the oldest go first, never one being
+        dialled.
+        """
+        from btorrent.engine.dialer import MAX_CANDIDATES, Dialer
+
+        clock = task.Clock()
+        dialled = []
+        dialer = Dialer(
+            clock,
+            lambda address, onEnd: dialled.append(address) or object(),
+            maxPeers=1,
+        )
+        dialer.add([("10.0.0.1", 1)])
+        dialer.connectMore(set(), complete=False)
+        self.assertEqual(dialled, [("10.0.0.1", 1)])
+        dialer.add((f"10.1.{i // 250}.{i % 250}", 2) for i in range(MAX_CANDIDATES * 2))
+        self.assertEqual(len(dialer.candidates), MAX_CANDIDATES)
+        self.assertIn(("10.0.0.1", 1), dialer.candidates)
+        self.assertIn(
+            (
+                f"10.1.{(MAX_CANDIDATES * 2 - 1) // 250}.{(MAX_CANDIDATES * 2 - 1) % 250}",
+                2,
+            ),
+            dialer.candidates,
+        )
+
+    def test_mappedAddressIsUs(self):
+        """
+        Our own port on an IPv4-mapped loopback address is ourselves.
+        """
+        from btorrent.engine.dialer import Dialer
+
+        dialer = Dialer(task.Clock(), lambda a, e: object(), listenPort=6881)
+        dialer.add([("::ffff:127.0.0.1", 6881), ("[::1]", 6881), ("127.0.0.2", 6881)])
+        self.assertEqual(dict(dialer.candidates), {})
+        dialer.add([("::ffff:127.0.0.1", 6882)])
+        self.assertEqual(list(dialer.candidates), [("127.0.0.1", 6882)])

@@ -276,7 +276,8 @@ class AnnouncerInteropTests(OpentrackerTestCase):
             stopTimeout=0.5,
         )
         announcer.startService()
-        for _ in range(100):
+        # Up to 10 s: a loaded machine answers a UDP announce late.
+        for _ in range(1000):
             if announcer.workingClient is not None:
                 break
             yield deferLater(reactor, 0.01, lambda: None)

@@ -246,3 +246,26 @@ class SafeJoinTests(SynchronousTestCase):
         os.symlink(os.path.abspath(outside), os.path.join(root, "link"))
         e = self.assertRaises(UnsafePathError, safeJoin, root, ["link", "f"])
         self.assertIn("outside", str(e))
+
+
+class CleanComponentTests(SynchronousTestCase):
+    """
+    L{safepath.cleanComponent}: names that cannot pass for others.
+    """
+
+    def test_invisibleDropped(self) -> None:
+        """
+        Direction overrides and zero-width characters are dropped, as
+        libtorrent drops them ("gnp.exe" must not show as "exe.png").
+        """
+        from btorrent.codec.safepath import cleanComponent
+
+        self.assertEqual(cleanComponent("a\u202egnp.exe"), "agnp.exe")
+        self.assertEqual(cleanComponent("x\u200by\ufeffz\u2060"), "xyz")
+        self.assertEqual(cleanComponent("\u200b\u200c"), "_")
+
+    def test_controlsShownAsUnderscore(self) -> None:
+        from btorrent.codec.safepath import cleanComponent
+
+        self.assertEqual(cleanComponent("a\x01b\x7fc\x85"), "a_b_c_")
+        self.assertEqual(cleanComponent("plain name.txt"), "plain name.txt")

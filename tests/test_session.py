@@ -307,7 +307,7 @@ class MakeServiceTests(SynchronousTestCase):
                 "8",
             ]
         )
-        session = makeService(options)
+        session = makeService(options).session
         self.assertEqual(
             session.trackerOptions, {"udpRetransmitBase": 2.5, "udpMaxRetries": 8}
         )
@@ -447,7 +447,7 @@ class ReannounceTests(SynchronousTestCase):
         _, path = makeInfo(base)
         options = Options()
         options.parseOptions(["--torrent", path, "--download-dir", base])
-        session = makeService(options)
-        children = [c for c in session if isinstance(c, ReannounceOnSignal)]
+        daemon = makeService(options)
+        children = [c for c in daemon if isinstance(c, ReannounceOnSignal)]
         self.assertEqual(len(children), 1)
-        self.assertIs(children[0].session, session)
+        self.assertIs(children[0].session, daemon.session)

@@ -35,17 +35,21 @@ class OptionsTests(SynchronousTestCase):
             f.write(metainfo.create(data, [["http://127.0.0.1:6969/announce"]]))
         return path
 
+    def setUp(self) -> None:
+        home = os.path.abspath(self.mktemp())
+        self.patch(os, "environ", {**os.environ, "HOME": home, "XDG_DATA_HOME": ""})
+
     def test_valid(self) -> None:
         """
         Valid options load every torrent and fill in the defaults.
         """
         path = self.makeTorrent()
         options = tap.Options()
-        options.parseOptions(
+        options.parseStrictly(
             ["--torrent", path, "-t", path, "--port", "0", "-d", "dl", "--debug"]
         )
         self.assertEqual(len(options["metainfos"]), 2)
-        self.assertEqual(options["metainfos"][0].name, "data.bin")
+        self.assertEqual(options["metainfos"][0][1].name, "data.bin")
         self.assertEqual(options["port"], 0)
         self.assertEqual(options["download-dir"], os.path.abspath("dl"))
         self.assertEqual(options["state-dir"], tap.defaultStateDir())
@@ -57,24 +61,100 @@ class OptionsTests(SynchronousTestCase):
         C{--encryption} takes Transmission's three settings and reaches the
         session, which applies it to its torrents.
         """
+        from twisted.internet.testing import MemoryReactorClock
+
         path = self.makeTorrent()
         for mode in ("tolerated", "preferred", "required"):
             options = tap.Options()
             options.parseOptions(
-                ["--torrent", path, "--port", "0", "--encryption", mode]
+                [
+                    "--torrent",
+                    path,
+                    "--port",
+                    "0",
+                    "--rpc-port",
+                    "0",
+                    "--state-dir",
+                    os.path.abspath(self.mktemp()),
+                    "--encryption",
+                    mode,
+                ]
             )
             self.assertEqual(options["encryption"], mode)
-            service = tap.makeService(options)
-            self.assertEqual(service.encryption, mode)
-            [torrent] = service.torrents.values()
+            daemon = tap.buildDaemon(options, MemoryReactorClock())
+            self.assertEqual(daemon.session.encryption, mode)
+            self.assertEqual(daemon.library.settings.encryption, mode)
+            [torrent] = daemon.session.torrents.values()
             self.assertEqual(torrent.encryption, mode)
 
-    def test_torrentRequired(self) -> None:
+    def test_empty(self) -> None:
         """
-        Without --torrent, L{usage.UsageError} says it is required.
+        Without arguments: an empty daemon with Transmission's ports, the
+        state under the user's XDG data dir and downloads in ~/Downloads,
+        both created.
         """
-        e = self.assertRaises(usage.UsageError, tap.Options().parseOptions, [])
-        self.assertIn("--torrent is required", str(e))
+        options = tap.Options()
+        options.parseStrictly([])
+        self.assertEqual(options["metainfos"], [])
+        self.assertEqual(options["port"], 51413)
+        self.assertEqual(options["rpc-port"], 9091)
+        self.assertEqual(options["rpc-bind"], "127.0.0.1")
+        home = os.environ["HOME"]
+        self.assertEqual(
+            options["state-dir"], os.path.join(home, ".local", "share", "btorrent")
+        )
+        self.assertEqual(options["download-dir"], os.path.join(home, "Downloads"))
+        self.assertTrue(os.path.isdir(options["state-dir"]))
+        self.assertTrue(os.path.isdir(options["download-dir"]))
+        self.assertEqual(options["umask"], 0o022)
+        self.assertEqual(options["download-queue-size"], 5)
+
+    def test_unusableDirectories(self) -> None:
+        """
+        A state dir or download dir that cannot be created is one clear
+        error naming it.
+        """
+        blocker = os.path.abspath(self.mktemp())
+        with open(blocker, "w") as f:
+            f.write("x")
+        for option, what in (("--state-dir", "state dir"), ("-d", "download dir")):
+            path = os.path.join(blocker, "sub")
+            e = self.assertRaises(
+                usage.UsageError, tap.Options().parseStrictly, [option, path]
+            )
+            self.assertEqual(
+                str(e), f"cannot create the {what} {path}: Not a directory"
+            )
+
+    def test_rpcOptions(self) -> None:
+        """
+        The RPC must not listen beyond loopback without a password; a user
+        needs a password file and the other way round.
+        """
+        e = self.assertRaises(
+            usage.UsageError, tap.Options().parseStrictly, ["--rpc-bind", "0.0.0.0"]
+        )
+        self.assertIn("password", str(e))
+        e = self.assertRaises(
+            usage.UsageError, tap.Options().parseStrictly, ["--rpc-username", "u"]
+        )
+        self.assertEqual(str(e), "--rpc-username and --rpc-password-file go together")
+        secret = os.path.abspath(self.mktemp())
+        with open(secret, "w") as f:
+            f.write("hunter2\n")
+        options = tap.Options()
+        options.parseStrictly(
+            [
+                "--rpc-bind",
+                "0.0.0.0",
+                "--rpc-username",
+                "u",
+                "--rpc-password-file",
+                secret,
+            ]
+        )
+        self.assertTrue(options["rpc-password-hash"].startswith("pbkdf2-sha256$"))
+        self.assertNotIn("hunter2", options["rpc-password-hash"])
 
     def test_missingTorrent(self) -> None:
         """
@@ -82,7 +162,7 @@ class OptionsTests(SynchronousTestCase):
         """
         path = self.mktemp()
         e = self.assertRaises(
-            usage.UsageError, tap.Options().parseOptions, ["--torrent", path]
+            usage.UsageError, tap.Options().parseStrictly, ["--torrent", path]
         )
         self.assertIn(f"cannot read torrent {path}", str(e))
 
@@ -93,7 +173,7 @@ class OptionsTests(SynchronousTestCase):
         path = self.mktemp()
         os.makedirs(path)
         e = self.assertRaises(
-            usage.UsageError, tap.Options().parseOptions, ["--torrent", path]
+            usage.UsageError, tap.Options().parseStrictly, ["--torrent", path]
         )
         self.assertIn(f"cannot read torrent {path}", str(e))
 
@@ -105,7 +185,7 @@ class OptionsTests(SynchronousTestCase):
         with open(path, "wb") as f:
             f.write(b"d4:infod4:name2:..ee")
         e = self.assertRaises(
-            usage.UsageError, tap.Options().parseOptions, ["--torrent", path]
+            usage.UsageError, tap.Options().parseStrictly, ["--torrent", path]
         )
         self.assertIn(f"invalid torrent {path}", str(e))
         self.assertIn("info", str(e))
@@ -126,10 +206,14 @@ class OptionsTests(SynchronousTestCase):
             (["--udp-tracker-timeout", "0"], "--udp-tracker-timeout"),
             (["--udp-tracker-timeout", "soon"], "--udp-tracker-timeout"),
             (["--encryption", "always"], "--encryption"),
+            (["--rpc-port", "65536"], "--rpc-port"),
+            (["--download-queue-size", "-1"], "--download-queue-size"),
+            (["--umask", "9"], "--umask"),
+            (["--watch-dir", "/no/such/dir"], "watch dir"),
         ]:
             e = self.assertRaises(
                 usage.UsageError,
-                tap.Options().parseOptions,
+                tap.Options().parseStrictly,
                 ["--torrent", path, *args],
             )
             self.assertIn(words, str(e))
@@ -146,10 +230,10 @@ class OptionsTests(SynchronousTestCase):
             self.assertEqual(tap.defaultStateDir(), "/home/u/.local/share/btorrent")
         path = self.makeTorrent()
         options = tap.Options()
-        options.parseOptions(["--torrent", path])
+        options.parseStrictly(["--torrent", path])
         self.assertEqual(options["state-dir"], "/home/u/.local/share/btorrent")
         options = tap.Options()
-        options.parseOptions(["--torrent", path, "--state-dir", "/s"])
+        options.parseStrictly(["--torrent", path, "--state-dir", "/s"])
         self.assertEqual(options["state-dir"], "/s")
 
 
@@ -190,11 +274,31 @@ class TwistdTests(SynchronousTestCase):
         ]:
             self.assertIn(option, result.stdout)
 
-    def test_noTorrent(self) -> None:
+    def test_oneLineError(self) -> None:
         """
-        C{twistd btorrent} without --torrent fails, saying so.
+        A mistake on the command line is one line first (not after the
+        whole usage), a hint, and exit status 2; no traceback.
         """
-        result = self.twistd("btorrent")
-        self.assertNotEqual(result.returncode, 0)
-        self.assertIn("--torrent is required", result.stdout + result.stderr)
+        result = self.twistd("btorrent", "--port", "99999")
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(
+            result.stderr,
+            "twistd btorrent: --port must be 0..65535, not 99999\n"
+            "(see twistd btorrent --help)\n",
+        )
+        self.assertEqual(result.stdout, "")
+        result = self.twistd("btorrent", "--no-such-option")
+        self.assertEqual(result.returncode, 2)
+        self.assertTrue(result.stderr.startswith("twistd btorrent: "), result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+
+    def test_version(self) -> None:
+        """
+        C{twistd btorrent --version} prints btorrent's version.
+        """
+        from btorrent import __version__
+
+        result = self.twistd("btorrent", "--version")
+        self.assertEqual(result.returncode, 0)
+        self.assertEqual(result.stdout, f"btorrent {__version__}\n")
         self.assertNotIn("Traceback", result.stdout + result.stderr)

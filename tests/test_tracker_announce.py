@@ -344,7 +344,8 @@ responses = st.builds(
     peers=st.lists(st.tuples(v4hosts.map(str), ports), max_size=10).map(tuple),
     complete=st.none() | st.integers(0, 2**40),
     incomplete=st.none() | st.integers(0, 2**40),
-    warning=st.none() | st.text(max_size=20),
+    # Printable: the decoder escapes anything else (HostileTextTests).
+    warning=st.none() | st.text(max_size=20).filter(str.isprintable),
     trackerId=st.none() | st.binary(max_size=20),
 )
 
@@ -403,6 +404,7 @@ class HTTPResponseTests(SynchronousTestCase):
         e = self.assertRaises(
             TrackerFailure, a.decodeHTTPResponse, b"d14:failure reasoni3ee"
         )
+        self.assertEqual(e.reason, "a failure reason that is not text (an integer)")
 
     def test_garbage(self) -> None:
         """
@@ -714,3 +716,204 @@ class UDPTests(SynchronousTestCase):
         r = AnnounceRequest(**{**r.__dict__, "trackerId": None, "compact": True})
         message = a.UDPAnnounceRequest(cid, tid, r)
         self.assertEqual(a.decodeUDPRequest(a.encodeUDPRequest(message)), message)
+
+
+MIB = 1 << 20
+CUT = "\u2026(cut, 1048576 characters)"
+
+
+class HostileTextTests(SynchronousTestCase):
+    """
+    A tracker's words are kept and logged cut to L{a.MAX_TRACKER_TEXT}
+    characters, the cut said, control characters escaped: a 1 MB C{failure
+    reason} or C{warning message} is not written whole into the log on
+    every announce.
+    """
+
+    def test_trackerText(self) -> None:
+        """
+        Short printable text is kept as is; long text is cut and says how
+        long it was; bad UTF-8 is replaced; control characters, terminal
+        escapes and direction overrides are escaped.
+        """
+        self.assertEqual(a.trackerText("slow down"), "slow down")
+        self.assertEqual(a.trackerText(b"caf\xc3\xa9 \xff"), "caf\xe9 \ufffd")
+        self.assertEqual(
+            a.trackerText("a\nb\x1b[2J\u202ec\U000e0001"),
+            "a\\x0ab\\x1b[2J\\u202ec\\U000e0001",
+        )
+        self.assertEqual(a.trackerText("x" * MIB), "x" * a.MAX_TRACKER_TEXT + CUT)
+        self.assertEqual(
+            a.trackerText("abcdef", limit=3), "abc\u2026(cut, 6 characters)"
+        )
+
+    @given(st.binary(max_size=2000) | st.text(max_size=2000))
+    def test_trackerTextBounded(self, value) -> None:
+        """
+        Whatever a tracker sends, the text kept is printable and at most ten
+        times L{a.MAX_TRACKER_TEXT} characters (each one escaped) plus the
+        note of the cut.
+        """
+        text = a.trackerText(value)
+        self.assertTrue(text.isprintable())
+        self.assertLessEqual(len(text), 10 * a.MAX_TRACKER_TEXT + 40)
+
+    def test_hugeFailureReason(self) -> None:
+        """
+        A 1 MB C{failure reason} becomes a 300-character reason and the
+        note of the cut.
+        """
+        body = bencode.encode({b"failure reason": b"x" * MIB})
+        for decoder in (a.decodeHTTPResponse, a.decodeScrapeResponse):
+            e = self.assertRaises(TrackerFailure, decoder, body)
+            self.assertEqual(e.reason, "x" * a.MAX_TRACKER_TEXT + CUT)
+            self.assertEqual(str(e), e.reason)
+
+    def test_hugeFailureReasonNotText(self) -> None:
+        """
+        A C{failure reason} that is a huge list is named, never shown.
+        """
+        body = b"d14:failure reasonl" + b"le" * (MIB // 2) + b"ee"
+        e = self.assertRaises(TrackerFailure, a.decodeHTTPResponse, body)
+        self.assertEqual(e.reason, "a failure reason that is not text (a list)")
+
+    def test_hugeWarning(self) -> None:
+        """
+        A 1 MB C{warning message} is kept cut; the answer is still used.
+        """
+        body = bencode.encode(
+            {b"interval": 60, b"peers": b"", b"warning message": b"w" * MIB}
+        )
+        response = a.decodeHTTPResponse(body)
+        self.assertEqual(response.interval, 60)
+        self.assertEqual(response.warning, "w" * a.MAX_TRACKER_TEXT + CUT)
+
+    def test_hugeUDPError(self) -> None:
+        """
+        A UDP error message as large as a datagram gets is kept cut.
+        """
+        data = struct.pack("!II", a.ACTION_ERROR, 7) + b"e" * 65000
+        message = a.decodeUDPResponse(data)
+        self.assertEqual(
+            message,
+            a.UDPErrorResponse(
+                7, "e" * a.MAX_TRACKER_TEXT + "\u2026(cut, 65000 characters)"
+            ),
+        )
+
+    def test_trackerIdKept(self) -> None:
+        """
+        The decoder keeps a long C{tracker id} as given: dropping it is the
+        client's decision (it logs it), see L{a.MAX_TRACKER_ID}.
+        """
+        body = bencode.encode({b"interval": 60, b"tracker id": b"t" * MIB})
+        self.assertEqual(a.decodeHTTPResponse(body).trackerId, b"t" * MIB)
+
+
+class PeerCapTests(SynchronousTestCase):
+    """
+    At most L{a.MAX_RESPONSE_PEERS} peer entries of one answer are read:
+    decoding 1 MiB of compact peers whole takes about a second of CPU and
+    30 MB at its peak.
+    """
+
+    def compact(self, count: int, v6: bool = False) -> bytes:
+        size = 16 if v6 else 4
+        return b"".join(
+            (i + 1).to_bytes(size, "big") + b"\x1a\xe1" for i in range(count)
+        )
+
+    def test_compactCapped(self) -> None:
+        """
+        A 1 MiB compact list gives L{a.MAX_RESPONSE_PEERS} peers, the
+        first ones, and a bounded peak of memory.
+        """
+        import tracemalloc
+
+        raw = self.compact(MIB // 6)
+        body = bencode.encode({b"interval": 60, b"peers": raw})
+        tracemalloc.start()
+        try:
+            response = a.decodeHTTPResponse(body)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        self.assertEqual(len(response.peers), a.MAX_RESPONSE_PEERS)
+        self.assertEqual(response.peers[0], ("0.0.0.1", 6881))
+        # The body is 1 MiB and bencode copies it once; 174,762 decoded
+        # peers would take about 30 MB on top.
+        self.assertLess(peak, 4 * MIB)
+
+    def test_sharedBetweenFamilies(self) -> None:
+        """
+        IPv4 entries read count against the cap before IPv6 ones; a
+        dictionary list is capped the same way.
+        """
+        cap = a.MAX_RESPONSE_PEERS
+        body = bencode.encode(
+            {
+                b"interval": 60,
+                b"peers": self.compact(cap - 10),
+                b"peers6": self.compact(cap, v6=True),
+            }
+        )
+        peers = a.decodeHTTPResponse(body).peers
+        self.assertEqual(len(peers), cap)
+        self.assertEqual(sum(":" in host for host, port in peers), 10)
+        entries = [{b"ip": b"10.0.0.1", b"port": i + 1} for i in range(cap + 500)]
+        body = bencode.encode({b"interval": 60, b"peers": entries})
+        self.assertEqual(len(a.decodeHTTPResponse(body).peers), cap)
+
+    def test_udpCapped(self) -> None:
+        """
+        A UDP announce answer is capped too.
+        """
+        data = struct.pack("!IIIII", a.ACTION_ANNOUNCE, 1, 60, 0, 0) + self.compact(
+            a.MAX_RESPONSE_PEERS + 100
+        )
+        response = a.decodeUDPResponse(data).response
+        self.assertEqual(len(response.peers), a.MAX_RESPONSE_PEERS)
+
+    def test_limitArgument(self) -> None:
+        """
+        C{limit} counts entries read, valid or not; none means all.
+        """
+        raw = b"\x00" * 6 + self.compact(5)
+        self.assertEqual(len(a.decodeCompactPeers(raw)), 5)
+        self.assertEqual(len(a.decodeCompactPeers(raw, limit=3)), 2)
+        self.assertEqual(a.decodeCompactPeers(raw, limit=0), ())
+        self.assertEqual(a.decodeCompactPeers(raw, limit=-1), ())
+        entries = [{b"ip": b"10.0.0.1", b"port": 0}] + [
+            {b"ip": b"10.0.0.1", b"port": i + 1} for i in range(5)
+        ]
+        self.assertEqual(len(a.decodeDictionaryPeers(entries, limit=3)), 2)
+
+
+class MappedAddressTests(SynchronousTestCase):
+    """
+    A tracker listing an IPv4-mapped IPv6 address (C{::ffff:127.0.0.1}, our
+    own port: a way to make us dial ourselves) gets the IPv4 address back,
+    which the checks for our own address know.
+    """
+
+    def test_compactV6(self) -> None:
+        """
+        Compact IPv6 entries that map IPv4 addresses decode as IPv4.
+        """
+        data = bytes(10) + b"\xff\xff" + bytes([127, 0, 0, 1]) + b"\x1a\xe1"
+        self.assertEqual(a.decodeCompactPeers(data, v6=True), (("127.0.0.1", 6881),))
+
+    def test_dictionary(self) -> None:
+        """
+        Dictionary entries too, in any spelling.
+        """
+        entries = [
+            {b"ip": b"::ffff:127.0.0.1", b"port": 1},
+            {b"ip": b"::FFFF:7f00:2", b"port": 2},
+            {b"ip": b"0:0:0:0:0:ffff:10.0.0.1", b"port": 3},
+            {b"ip": b"::ffff:0.0.0.0", b"port": 4},
+        ]
+        self.assertEqual(
+            a.decodeDictionaryPeers(entries),
+            (("127.0.0.1", 1), ("127.0.0.2", 2), ("10.0.0.1", 3)),
+        )

@@ -25,7 +25,13 @@ from btorrent.tracker.announce import (
     TrackerError,
     TrackerFailure,
 )
-from btorrent.tracker.http import HTTPTrackerClient, _CappedBodyReader
+from btorrent.tracker.http import (
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+    MAX_INTERIM_RESPONSES,
+    HTTPTrackerClient,
+    _CappedBodyReader,
+)
 
 HASH = bytes(range(20))
 PEER_ID = b"-BT0100-" + bytes(range(240, 252))
@@ -239,9 +245,9 @@ class AnnounceTests(LoopbackTestCase):
             TrackerError,
         )
         self.assertIn("larger than 4096", str(e))
-        # The same body within the cap is fine.
+        # The same body within the cap is fine (its first peers are read).
         result = yield self.client(base + "/announce").announce(request())
-        self.assertEqual(len(result.peers), 20000)
+        self.assertEqual(len(result.peers), a.MAX_RESPONSE_PEERS)
 
     @defer.inlineCallbacks
     def test_oversizedGzipBody(self):
@@ -292,6 +298,245 @@ class AnnounceTests(LoopbackTestCase):
         self.assertIn("refused", str(e).lower())
 
 
+class EndlessHeaders(Protocol):
+    """
+    Answers a request with a status line and then header lines, as fast as
+    the client reads them, until the connection goes; counts what it sent.
+    """
+
+    instances: list = []
+
+    def connectionMade(self) -> None:
+        EndlessHeaders.instances.append(self)
+        self.sent = 0
+        self.closed = defer.Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self.sent:
+            self.sent = 17
+            self.transport.write(b"HTTP/1.1 200 OK\r\n")
+            self.transport.registerProducer(self, False)
+
+    def resumeProducing(self) -> None:
+        chunk = b"".join(
+            b"X-Junk-%d: %s\r\n" % (self.sent + i, b"j" * 1000) for i in range(16)
+        )
+        self.sent += len(chunk)
+        self.transport.write(chunk)
+
+    def stopProducing(self) -> None:
+        pass
+
+    def connectionLost(self, reason=None) -> None:
+        self.closed.callback(self.sent)
+
+
+class HeaderLimitLoopbackTests(LoopbackTestCase):
+    """
+    A real server streaming headers forever: the client stops reading at
+    the limit and fails at once, not at the deadline.
+    """
+
+    @defer.inlineCallbacks
+    def test_endlessHeaders(self):
+        """
+        The request fails with the limit's error well before its 30 s
+        deadline, and the server sees the connection close.
+        """
+        EndlessHeaders.instances = []
+        port = reactor.listenTCP(
+            0, Factory.forProtocol(EndlessHeaders), interface="127.0.0.1"
+        )
+        self.addCleanup(port.stopListening)
+        url = f"http://127.0.0.1:{port.getHost().port}/announce"
+        started = reactor.seconds()
+        e = yield self.assertFailure(self.client(url).announce(request()), TrackerError)
+        elapsed = reactor.seconds() - started
+        self.assertEqual(
+            str(e), f"response headers larger than {MAX_HEADER_BYTES} bytes"
+        )
+        self.assertLess(elapsed, 5)
+        [server] = EndlessHeaders.instances
+        sent = yield server.closed
+        # What the server got written before the close: what we read, and
+        # what the kernel's buffers held.  Unbounded before (30 MB in 10 s).
+        self.assertLess(sent, 16 * (1 << 20))
+
+
+class HeaderLimitTests(SynchronousTestCase):
+    """
+    The response head limits, on a memory reactor, fed whole and byte by
+    byte.
+    """
+
+    def connect(self, **kw):
+        clock = MemoryReactorClock()
+        client = HTTPTrackerClient("http://127.0.0.1:9/announce", clock, **kw)
+        d = client.announce(request())
+        protocol = clock.tcpClients[0][2].buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        return d, protocol, transport
+
+    def response(self, headers: int = 0, interim: int = 0, body: bytes = b"") -> bytes:
+        body = body or a.encodeHTTPResponse(AnnounceResponse(interval=60))
+        head = b"HTTP/1.1 100 Continue\r\n\r\n" * interim
+        head += b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n" % len(body)
+        head += b"".join(b"X-%d: v\r\n" % i for i in range(headers))
+        return head + b"\r\n" + body
+
+    def feed(self, protocol, transport, data: bytes, step: int) -> None:
+        for i in range(0, len(data), step):
+            if transport.disconnecting:
+                break
+            protocol.dataReceived(data[i : i + step])
+
+    def test_withinLimits(self) -> None:
+        """
+        A response with the most headers and interim responses allowed
+        (one header line being C{Content-Length}) is read, whole or byte by
+        byte (a CR LF split between reads included), with a body whose
+        lines are not counted.
+        """
+        body = a.encodeHTTPResponse(AnnounceResponse(interval=60, warning="\r\n" * 149))
+        data = self.response(
+            headers=MAX_HEADERS - 1, interim=MAX_INTERIM_RESPONSES, body=body
+        )
+        for step in (len(data), 1, 7):
+            d, protocol, transport = self.connect()
+            self.feed(protocol, transport, data, step)
+            self.assertEqual(self.successResultOf(d).interval, 60)
+
+    def refused(self, data: bytes, step: int, **kw) -> str:
+        d, protocol, transport = self.connect(**kw)
+        self.feed(protocol, transport, data, step)
+        self.assertTrue(transport.disconnecting)
+        self.assertNoResult(d)
+        from twisted.internet.error import ConnectionAborted
+        from twisted.python.failure import Failure
+
+        protocol.connectionLost(Failure(ConnectionAborted()))
+        return str(self.failureResultOf(d, TrackerError).value)
+
+    def test_tooManyHeaders(self) -> None:
+        """
+        One header line more than allowed fails the request; interim
+        responses' headers count too.
+        """
+        data = self.response(headers=MAX_HEADERS)
+        for step in (len(data), 1):
+            self.assertEqual(
+                self.refused(data, step), f"more than {MAX_HEADERS} response headers"
+            )
+        self.assertEqual(
+            self.refused(self.response(headers=3), 1, maxHeaders=3),
+            "more than 3 response headers",
+        )
+        interim = b"HTTP/1.1 100 Continue\r\nX-A: 1\r\n\r\n"
+        self.assertEqual(
+            self.refused(interim * 3 + self.response(), 5, maxHeaders=3),
+            "more than 3 response headers",
+        )
+
+    def test_tooManyBytes(self) -> None:
+        """
+        Endless header bytes are cut at the limit: what was taken in is the
+        limit and one read at most.
+        """
+        line = b"X-Long: " + b"x" * 8000 + b"\r\n"
+        data = b"HTTP/1.1 200 OK\r\n" + line * 100
+        for step in (4096, 1):
+            d, protocol, transport = self.connect()
+            fed = 0
+            while not transport.disconnecting:
+                protocol.dataReceived(data[fed : fed + step])
+                fed += step
+            self.assertLessEqual(fed, MAX_HEADER_BYTES + step)
+            self.assertGreater(fed, MAX_HEADER_BYTES)
+        self.assertEqual(
+            self.refused(data, 1000, maxHeaderBytes=5000),
+            "response headers larger than 5000 bytes",
+        )
+
+    def test_tooManyInterim(self) -> None:
+        """
+        Endless interim responses are refused after a few.
+        """
+        data = b"HTTP/1.1 100 Continue\r\n\r\n" * 1000
+        for step in (len(data), 1):
+            self.assertEqual(
+                self.refused(data, step),
+                f"more than {MAX_INTERIM_RESPONSES} interim responses",
+            )
+
+
+class CancelTests(SynchronousTestCase):
+    """
+    Cancelling a request (the announcer does when it stops) fails it with
+    L{defer.CancelledError}, whatever stage it was at: no tracker failed.
+    A deadline passing is still a L{TrackerError}.
+    """
+
+    def test_cancelWhileConnecting(self) -> None:
+        """
+        While connecting (Twisted says C{ConnectingCancelledError}).
+        """
+        clock = MemoryReactorClock()
+        client = HTTPTrackerClient("http://127.0.0.1:9/announce", clock)
+        for call in (client.announce, lambda r: client.scrape([HASH])):
+            d = call(request())
+            d.cancel()
+            self.failureResultOf(d, defer.CancelledError)
+
+    def test_cancelWhileWaiting(self) -> None:
+        """
+        Connected, waiting for the answer, or reading the body: the
+        connection is closed.
+        """
+        for answer in (b"", b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nd"):
+            clock = MemoryReactorClock()
+            client = HTTPTrackerClient("http://127.0.0.1:9/announce", clock)
+            d = client.announce(request())
+            protocol = clock.tcpClients[0][2].buildProtocol(None)
+            transport = StringTransport()
+            protocol.makeConnection(transport)
+            protocol.dataReceived(answer)
+            d.cancel()
+            self.failureResultOf(d, defer.CancelledError)
+            # Closed (stopProducing closes a real connection).
+            self.assertTrue(
+                transport.disconnecting or transport.producerState == "stopped"
+            )
+            self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_cancelAfterAnswer(self) -> None:
+        """
+        Cancelling an answered request changes nothing.
+        """
+        clock = MemoryReactorClock()
+        client = HTTPTrackerClient("http://127.0.0.1:9/announce", clock)
+        d = client.announce(request())
+        protocol = clock.tcpClients[0][2].buildProtocol(None)
+        protocol.makeConnection(StringTransport())
+        body = a.encodeHTTPResponse(AnnounceResponse(interval=61))
+        protocol.dataReceived(
+            b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        )
+        d.cancel()
+        self.assertEqual(self.successResultOf(d).interval, 61)
+
+    def test_deadlineIsNoCancel(self) -> None:
+        """
+        The request's own deadline is a tracker failing.
+        """
+        clock = MemoryReactorClock()
+        client = HTTPTrackerClient("http://127.0.0.1:9/announce", clock, timeout=5)
+        d = client.announce(request())
+        clock.advance(5)
+        e = self.failureResultOf(d, TrackerError)
+        self.assertIn("no answer within 5 s", e.getErrorMessage())
+
+
 def deferLater(seconds: float) -> defer.Deferred:
     from twisted.internet.task import deferLater as later
 
@@ -320,6 +565,20 @@ class ScrapeTests(LoopbackTestCase):
         [uri] = tracker.uris
         self.assertEqual(a.parseScrapeQuery(uri.split(b"?", 1)[1]), [HASH, other])
         self.assertIn(b"pk=1", uri)
+
+    @defer.inlineCallbacks
+    def test_onlyAskedFor(self):
+        """
+        Figures of info-hashes not asked for (a tracker may send thousands)
+        are not kept.
+        """
+        files = {bytes([i]) * 20: ScrapeStats(i, i, i) for i in range(1, 200)}
+        files[HASH] = ScrapeStats(1, 2, 3)
+        root = resource.Resource()
+        root.putChild(b"scrape", Canned(a.encodeScrapeResponse(files)))
+        base = self.serve(root)
+        result = yield self.client(base + "/announce").scrape([HASH])
+        self.assertEqual(result, {HASH: ScrapeStats(1, 2, 3)})
 
     @defer.inlineCallbacks
     def test_unsupported(self):

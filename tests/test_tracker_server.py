@@ -691,9 +691,11 @@ import os  # noqa: E402
 import struct  # noqa: E402
 
 from twisted.internet.address import IPv4Address, IPv6Address  # noqa: E402
+from twisted.internet.error import ConnectionDone  # noqa: E402
 from twisted.internet.testing import StringTransport  # noqa: E402
 from twisted.logger import globalLogPublisher  # noqa: E402
 from twisted.python import usage  # noqa: E402
+from twisted.python.failure import Failure  # noqa: E402
 
 from btorrent.codec import bencode  # noqa: E402
 from btorrent.tracker import announce as codec  # noqa: E402
@@ -756,6 +758,9 @@ class HTTPClient:
         protocol.makeConnection(transport)
         protocol.dataReceived(data)
         self.lastTransport = transport
+        if transport.disconnecting:
+            # What the reactor does once the transport has closed.
+            protocol.connectionLost(Failure(ConnectionDone()))
         head, _, body = transport.value().partition(b"\r\n\r\n")
         status = int(head.split(b" ")[1]) if head else None
         return status, head, body
@@ -1747,7 +1752,7 @@ class OptionsTests(SynchronousTestCase):
 
     def test_makeService(self) -> None:
         """
-        The service holds the swarm service and the TCP and UDP servers on
+        The service holds the swarm service and the TCP and UDP ports on
         the one port and interface, with the options applied.
         """
         options = self.parse(
@@ -1762,13 +1767,19 @@ class OptionsTests(SynchronousTestCase):
             "--max-torrents",
             "5",
         )
-        top = makeService(options, reactor=Clock())
+        from btorrent.trackerserver import tap
+        from tests.test_tracker_server_limits import ListeningReactor
+
+        self.patch(tap, "raiseOpenFilesLimit", lambda: None)
+        reactor = ListeningReactor()
+        top = makeService(options, reactor=reactor)
         kinds = sorted(type(s).__name__ for s in top)
-        self.assertEqual(kinds, ["SwarmService", "TCPServer", "UDPServer"])
-        for s in top:
-            if type(s).__name__ in ("TCPServer", "UDPServer"):
-                self.assertEqual(s.args[0], 7000)
-                self.assertEqual(s.kwargs["interface"], "127.0.0.1")
+        self.assertEqual(kinds, ["ListeningPort", "ListeningPort", "SwarmService"])
+        self.assertEqual(
+            [(port, interface) for port, _, _, interface in reactor.tcpServers]
+            + [(port, interface) for port, _, interface, _ in reactor.udpServers],
+            [(7000, "127.0.0.1")] * 2,
+        )
         self.assertEqual(
             (top.swarm.interval, top.swarm.minInterval, top.swarm.maxTorrents),
             (60, 30, 5),
@@ -1776,7 +1787,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(top.swarm.maxArchived, 100_000)
         top = makeService(
             self.parse("--max-archived", "7", "--sweep-interval", "2"),
-            reactor=Clock(),
+            reactor=ListeningReactor(),
         )
         self.assertEqual(top.swarm.maxArchived, 7)
         [swarmService] = [s for s in top if isinstance(s, SwarmService)]

@@ -31,8 +31,19 @@ def twistdCommand(
     """
     The command line of C{twistd PLUGIN ARGUMENTS}: in the foreground
     (C{-n}, no pid file) unless C{pidFile} is given, in which case twistd
-    daemonizes and writes it.
+    daemonizes and writes it.  For C{btorrent}, without C{--rpc-port} the
+    RPC is off (C{--rpc-port 0}: tests never take 9091), and without
+    C{--state-dir} the state goes beside the log file.
     """
+    arguments = list(arguments)
+    if plugin == "btorrent":
+        # Tests never bind the RPC's default port (9091) unless they ask,
+        # and never use the user's state dir.
+        if not any(a.startswith("--rpc-port") for a in arguments):
+            arguments += ["--rpc-port", "0"]
+        if not any(a.startswith("--state-dir") or a == "-s" for a in arguments):
+            stateDir = os.path.join(os.path.dirname(os.path.abspath(logFile)), "state")
+            arguments += ["--state-dir", stateDir]
     command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
     if pidFile is None:
         command += ["-n", "--pidfile="]

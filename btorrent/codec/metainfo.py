@@ -86,7 +86,7 @@ from btorrent.codec.safepath import (
     MAX_PATH_DEPTH,
     UnsafePathError,
     checkComponent,
-    cutComponent,
+    cleanComponent,
     displayPath,
     normalizePath,
     shownPath,
@@ -454,7 +454,7 @@ def _name(info: dict, warnings: _Warnings) -> str:
         checkComponent(name, f"info.name {shownPath([name])!r}")
     except UnsafePathError as e:
         raise MetainfoError(str(e)) from None
-    return cutComponent(name)
+    return cleanComponent(name)
 
 
 def _length(d: dict, where: str) -> int:

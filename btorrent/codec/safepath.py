@@ -48,6 +48,7 @@ __all__ = [
     "UnsafePathError",
     "checkComponent",
     "componentProblem",
+    "cleanComponent",
     "cutComponent",
     "displayPath",
     "isWithin",
@@ -144,6 +145,30 @@ def checkComponent(component: str, where: str) -> None:
         raise UnsafePathError(f"{where}: unsafe path component: {problem}")
 
 
+#: Invisible and direction-changing characters, dropped from names as
+#: libtorrent drops them: they make a name look like another
+#: (C{"gnp.exe"} shown as C{"exe.png"}).
+_INVISIBLE = re.compile(
+    "[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
+
+#: Control characters (C0, DEL, C1), shown as C{_} as libtorrent does.
+_CONTROL = re.compile("[\x01-\x1f\x7f\x80-\x9f]")
+
+
+def cleanComponent(component: str) -> str:
+    """
+    A name as it may be shown and written: invisible and
+    direction-changing characters dropped, control characters turned into
+    C{_}, then cut to L{MAX_COMPONENT_BYTES} (L{cutComponent}).
+    """
+    cleaned = _CONTROL.sub("_", _INVISIBLE.sub("", component))
+    if not cleaned and component:
+        # Nothing visible left: a name still (libtorrent's "_").
+        cleaned = "_"
+    return cutComponent(cleaned)
+
+
 def cutComponent(component: str) -> str:
     """
     Cut a component longer than L{MAX_COMPONENT_BYTES} bytes as libtorrent
@@ -203,7 +228,7 @@ def normalizePath(
             raise UnsafePathError(
                 f"{where} {shownPath(kept)!r}: unsafe path component: {problem}"
             )
-    path = tuple(cutComponent(c) for c in kept)
+    path = tuple(cleanComponent(c) for c in kept)
     size = sum(len(c.encode("utf-8", "surrogateescape")) + 1 for c in (*prefix, *path))
     if size - 1 > MAX_PATH_BYTES:
         raise UnsafePathError(

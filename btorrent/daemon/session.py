@@ -147,15 +147,18 @@ class Session(MultiService):
         chokerFactory=None,
         uploadSlots: int = 4,
         resumeInterval: float = RESUME_INTERVAL,
+        start: bool = True,
     ) -> Torrent:
         """
-        Add a torrent (started at once if the session runs).
+        Add a torrent (started at once if the session runs and C{start}).
 
         @param metainfo: the torrent's L{btorrent.codec.metainfo.Metainfo}.
         @param downloadDir: where its files go.
         @param peers: addresses to connect to besides the trackers' peers.
         @param uploadSlots: regular unchoke slots (the choker's).
         @param resumeInterval: seconds between saves of fast-resume data.
+        @param start: start it with the session (else whoever added it
+            starts it).
         @return: the L{Torrent}.
         @raise ValueError: if the torrent is already there.
         """
@@ -187,10 +190,22 @@ class Session(MultiService):
         )
         torrent.encryption = self.encryption
         torrent.queuePosition = len(self.torrents)
+        torrent.startWithSession = start
         self.torrents[metainfo.infoHash] = torrent
-        if self.running:
+        if self.running and start:
             torrent.start()
         return torrent
+
+    def removeTorrent(self, infoHash: bytes) -> defer.Deferred:
+        """
+        Stop a torrent and forget it.
+
+        @return: a L{Deferred} firing once it is stopped.
+        """
+        torrent = self.torrents.pop(infoHash, None)
+        if torrent is None:
+            return defer.succeed(None)
+        return torrent.stop()
 
     def _makeAnnouncer(self, torrent: Torrent):
         """
@@ -302,6 +317,22 @@ class Session(MultiService):
             *([downloader.features] if downloader.features is not None else []),
         )
 
+    def setEncryption(self, mode: str) -> None:
+        """
+        Change the encryption policy (the RPC's C{session-set}): for new
+        connections of every torrent, both ways.
+
+        @raise ValueError: for a mode that is not one of
+            L{btorrent.peer.encryption.MODES}.
+        """
+        self.encryption = checkMode(mode)
+        for torrent in self.torrents.values():
+            torrent.encryption = mode
+            if torrent.downloader is not None:
+                torrent.downloader.encryption = mode
+        if self.listeningPort is not None:
+            self.listeningPort.factory.encryption = mode
+
     def _skeyLookup(self, hashed: bytes) -> Optional[bytes]:
         """
         The info-hash of the torrent an MSE handshake names by
@@ -324,7 +355,8 @@ class Session(MultiService):
         super().startService()
         for torrent in self.torrents.values():
             torrent.port = self.port
-            torrent.start()
+            if getattr(torrent, "startWithSession", True):
+                torrent.start()
 
     def _listen(self) -> None:
         from btorrent.peer.protocol import PeerFactory

@@ -1,29 +1,62 @@
 """
 The composition root of C{twistd btorrent}: command-line options and
-L{makeService}.  This is the only module (with L{btorrent.cli.main}) that uses the
-global reactor.
+L{makeService}.  This is the only module (with L{btorrent.cli.main} and
+L{btorrent.trackerserver.tap}) that uses the global reactor.
+
+C{twistd -n btorrent} with no argument starts an empty daemon: torrents are
+then added through the RPC, the web page, C{btorrent add} or the watch dir,
+and kept in the state dir across restarts.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
+from typing import List, Optional
 
-from twisted.application.service import Service
+from twisted.application.internet import TCPServer
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer
 from twisted.python import usage
 
+from btorrent import __version__
 from btorrent.codec import metainfo
+from btorrent.twistdfiles import useOwnFileNames
+
+__all__ = [
+    "DEFAULT_PORT",
+    "DEFAULT_RPC_PORT",
+    "Options",
+    "ReannounceOnSignal",
+    "defaultDownloadDir",
+    "defaultStateDir",
+    "makeService",
+]
+
+#: Transmission's peer port, ours by default.
+DEFAULT_PORT = 51413
+
+#: Transmission's RPC port, ours by default.
+DEFAULT_RPC_PORT = 9091
 
 
 def defaultStateDir() -> str:
     """
-    The default directory for fast-resume data: C{$XDG_DATA_HOME/btorrent},
-    usually C{~/.local/share/btorrent}.
+    The default state directory: C{$XDG_DATA_HOME/btorrent}, usually
+    C{~/.local/share/btorrent}.
     """
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(
         os.path.expanduser("~"), ".local", "share"
     )
     return os.path.join(base, "btorrent")
+
+
+def defaultDownloadDir() -> str:
+    """
+    The default download directory: C{~/Downloads}.
+    """
+    return os.path.join(os.path.expanduser("~"), "Downloads")
 
 
 def _coercer(option: str, kind, noun: str):
@@ -55,19 +88,59 @@ def _integer(option: str):
     return _coercer(option, int, "an integer")
 
 
+def _octal(option: str):
+    """
+    A coercer for an octal option (a umask) whose error names the option.
+    """
+    return _coercer(option, lambda text: int(text, 8), "octal digits")
+
+
+def checkWritableDirectory(path: str, what: str) -> Optional[str]:
+    """
+    Create C{path} if it is missing and check that files can be created
+    in it.
+
+    @return: C{None}, or the problem in one line.
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        return f"cannot create the {what} {path}: {e.strerror or e}"
+    if not os.path.isdir(path):
+        return f"the {what} {path} is not a directory"
+    probe = os.path.join(path, f".btorrent-write-test-{os.getpid()}")
+    try:
+        with open(probe, "wb"):
+            pass
+        os.unlink(probe)
+    except OSError as e:
+        return f"cannot write in the {what} {path}: {e.strerror or e}"
+    return None
+
+
 class Options(usage.Options):
     """
     Options of C{twistd btorrent}.
     """
 
-    synopsis = "--torrent FILE [--torrent FILE ...] [options]"
+    synopsis = "[options]"
     longdesc = (
-        "Download and seed BitTorrent torrents.  Every --torrent is served "
-        "from one listening port."
+        "The btorrent daemon: downloads and seeds torrents, steered through "
+        "its web page and Transmission RPC (http://127.0.0.1:9091/), "
+        "'btorrent add|list|...', the watch dir, or --torrent at start.  "
+        "With no option it starts empty, keeping its torrents in the state "
+        "dir across restarts.  Options before 'btorrent' are twistd's "
+        "(-n foreground, --pidfile, --logfile; twistd's -p is its profiler "
+        "and -d its chroot), options after it are btorrent's."
     )
 
     optParameters = [
-        ["download-dir", "d", ".", "Directory the downloaded files go into."],
+        [
+            "download-dir",
+            "d",
+            None,
+            "Directory downloads go into (default ~/Downloads).",
+        ],
         [
             "interface",
             "i",
@@ -77,11 +150,17 @@ class Options(usage.Options):
         [
             "port",
             "p",
-            6881,
-            "TCP port for incoming peer connections.",
+            DEFAULT_PORT,
+            "TCP port for incoming peers; the next free one if taken.",
             _integer("--port"),
         ],
-        ["state-dir", "s", None, "Directory for fast-resume data."],
+        [
+            "state-dir",
+            "s",
+            None,
+            "Directory for the torrent list and fast-resume data "
+            "(default $XDG_DATA_HOME/btorrent).",
+        ],
         ["max-peers", None, 50, "Peers per torrent.", _integer("--max-peers")],
         ["piece-order", None, "random", "Piece selection: random or rarest."],
         [
@@ -123,6 +202,63 @@ class Options(usage.Options):
             "in plaintext, accept both), preferred (dial encrypted, "
             "plaintext if the peer cannot), required (encrypted only).",
         ],
+        [
+            "download-queue-size",
+            None,
+            5,
+            "Torrents downloading at once; the others wait (0: no limit).",
+            _integer("--download-queue-size"),
+        ],
+        [
+            "seed-queue-size",
+            None,
+            0,
+            "Torrents seeding at once (0: no limit, the default).",
+            _integer("--seed-queue-size"),
+        ],
+        ["watch-dir", None, None, "Add every .torrent that appears here."],
+        [
+            "rpc-port",
+            None,
+            DEFAULT_RPC_PORT,
+            "Port of the web page and the Transmission RPC (0: none).",
+            _integer("--rpc-port"),
+        ],
+        ["rpc-bind", None, "127.0.0.1", "Address the RPC listens on."],
+        [
+            "rpc-whitelist",
+            None,
+            "127.0.0.1,::1",
+            "Client addresses allowed on the RPC (comma-separated, * wildcards).",
+        ],
+        [
+            "rpc-host-whitelist",
+            None,
+            "",
+            "Host names allowed in the RPC's Host header besides IP "
+            "addresses and localhost (comma-separated).",
+        ],
+        ["rpc-username", None, None, "User name the RPC requires."],
+        [
+            "rpc-password-file",
+            None,
+            None,
+            "File holding the RPC password (plain, or a hash made by btorrent).",
+        ],
+        [
+            "web-home",
+            None,
+            None,
+            "Transmission's web client to serve at /transmission/web/ "
+            "(default: $TRANSMISSION_WEB_HOME or Debian's).",
+        ],
+        [
+            "umask",
+            None,
+            "022",
+            "Permissions taken away from the files and directories created.",
+            _octal("--umask"),
+        ],
     ]
     optFlags = [
         ["debug", None, "Log every peer message."],
@@ -134,24 +270,52 @@ class Options(usage.Options):
 
     def opt_torrent(self, path: str) -> None:
         """
-        A .torrent file to download and seed (may be given several times).
+        A .torrent file to add at start (may be given several times; one
+        already known is not added twice).
         """
         self["torrents"].append(path)
 
     opt_t = opt_torrent
 
+    def opt_version(self) -> None:
+        """
+        Print btorrent's version and exit.
+        """
+        print(f"btorrent {__version__}")
+        sys.exit(0)
+
+    def parseStrictly(self, options=None) -> None:
+        """
+        Parse C{options}.
+
+        @raise usage.UsageError: for a mistake.
+        """
+        super().parseOptions(options)
+
+    def parseOptions(self, options=None) -> None:
+        """
+        Parse, and on a mistake print one line (the error first, then
+        where to read more) and exit with status 2: twistd would print its
+        whole usage before the error.
+        """
+        try:
+            self.parseStrictly(options)
+        except usage.UsageError as e:
+            sys.stderr.write(f"twistd btorrent: {e}\n(see twistd btorrent --help)\n")
+            sys.exit(2)
+
     def postOptions(self) -> None:
         """
-        Check the options and load every torrent.
+        Check the options, load the torrents given, and check that the
+        state dir and the download dir can be written.
 
         @raise usage.UsageError: naming the problem.
         """
-        if not self["torrents"]:
-            raise usage.UsageError("--torrent is required")
+        useOwnFileNames(self, "btorrent")
         loaded = []
         for path in self["torrents"]:
             try:
-                loaded.append(metainfo.loadFile(path))
+                loaded.append((path, metainfo.loadFile(path)))
             except OSError as e:
                 raise usage.UsageError(
                     f"cannot read torrent {path}: {e.strerror or e}"
@@ -159,8 +323,9 @@ class Options(usage.Options):
             except metainfo.MetainfoError as e:
                 raise usage.UsageError(f"invalid torrent {path}: {e}") from None
         self["metainfos"] = loaded
-        if not (0 <= self["port"] <= 65535):
-            raise usage.UsageError(f"--port must be 0..65535, not {self['port']}")
+        for name in ("port", "rpc-port"):
+            if not (0 <= self[name] <= 65535):
+                raise usage.UsageError(f"--{name} must be 0..65535, not {self[name]}")
         if self["max-peers"] < 1:
             raise usage.UsageError("--max-peers must be at least 1")
         if not (1 <= self["upload-slots"] <= 1000):
@@ -177,16 +342,69 @@ class Options(usage.Options):
             raise usage.UsageError(
                 "--encryption must be tolerated, preferred or required"
             )
+        for name in ("download-queue-size", "seed-queue-size"):
+            if not (0 <= self[name] <= 10000):
+                raise usage.UsageError(f"--{name} must be 0..10000")
+        if isinstance(self["umask"], str):
+            self["umask"] = int(self["umask"], 8)
+        if not (0 <= self["umask"] <= 0o777):
+            raise usage.UsageError("--umask must be 000..777")
+        self._checkRPC()
         if self["state-dir"] is None:
             self["state-dir"] = defaultStateDir()
+        if self["download-dir"] is None:
+            self["download-dir"] = defaultDownloadDir()
+        self["state-dir"] = os.path.abspath(self["state-dir"])
         self["download-dir"] = os.path.abspath(self["download-dir"])
+        for name, what in (
+            ("state-dir", "state dir"),
+            ("download-dir", "download dir"),
+        ):
+            problem = checkWritableDirectory(self[name], what)
+            if problem is not None:
+                raise usage.UsageError(problem)
+        if self["watch-dir"] is not None:
+            self["watch-dir"] = os.path.abspath(self["watch-dir"])
+            if not os.path.isdir(self["watch-dir"]):
+                raise usage.UsageError(
+                    f"the watch dir {self['watch-dir']} is not a directory"
+                )
+
+    def _checkRPC(self) -> None:
+        from btorrent.control.access import hashPassword, rpcBindProblem
+
+        passwordHash = None
+        path = self["rpc-password-file"]
+        if path is not None:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    password = f.readline().rstrip("\r\n")
+            except OSError as e:
+                raise usage.UsageError(
+                    f"cannot read --rpc-password-file {path}: {e.strerror or e}"
+                ) from None
+            if not password:
+                raise usage.UsageError(f"--rpc-password-file {path} is empty")
+            if password.startswith("{") or password.startswith("pbkdf2-sha256$"):
+                passwordHash = password
+            else:
+                passwordHash = hashPassword(password)
+        if (self["rpc-username"] is None) != (passwordHash is None):
+            raise usage.UsageError("--rpc-username and --rpc-password-file go together")
+        self["rpc-password-hash"] = passwordHash
+        if self["rpc-port"]:
+            problem = rpcBindProblem(
+                self["rpc-bind"], self["rpc-username"], passwordHash
+            )
+            if problem is not None:
+                raise usage.UsageError(problem)
 
 
 class ReannounceOnSignal(Service):
     """
     While running, C{SIGUSR1} makes every torrent of the session announce
-    now (L{btorrent.daemon.session.Session.reannounce}): C{kill -USR1 PID} is the
-    daemon's "ask the trackers for more peers".
+    now (L{btorrent.daemon.session.Session.reannounce}): C{kill -USR1 PID}
+    is the daemon's "ask the trackers for more peers".
     """
 
     def __init__(self, session, reactor, signalNumber: int = signal.SIGUSR1) -> None:
@@ -215,19 +433,53 @@ class ReannounceOnSignal(Service):
             self._previous = None
 
 
-def makeService(options: Options):
+class Daemon(MultiService):
     """
-    Build the daemon: one L{btorrent.daemon.session.Session} listening on
-    C{--port} (or the next free port), with one torrent per C{--torrent},
-    on the global reactor; C{SIGUSR1} makes every torrent announce now.
+    The whole daemon: the session (peers, trackers, disk), the torrent list
+    (L{btorrent.daemon.library.Library}) and the control plane.  The list
+    stops before the session, so that it saves the final totals.
 
-    @param options: the parsed L{Options}.
-    @return: the L{btorrent.daemon.session.Session}.
+    @ivar session: the L{btorrent.daemon.session.Session}.
+    @ivar library: the L{btorrent.daemon.library.Library}.
+    @ivar site: the control plane's web site, or C{None}.
     """
-    from twisted.internet import reactor
 
+    def __init__(self, session, library, site=None) -> None:
+        super().__init__()
+        self.session = session
+        self.library = library
+        self.site = site
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        """
+        Stop the control plane and the list first (it stops the torrents
+        and saves the final totals, on the session's threads), then the
+        session.  (A plain L{MultiService} stops every child at once.)
+        """
+        Service.stopService(self)
+        others = [child for child in reversed(list(self)) if child is not self.session]
+        yield defer.DeferredList(
+            [defer.maybeDeferred(child.stopService) for child in others],
+            consumeErrors=True,
+        )
+        yield defer.maybeDeferred(self.session.stopService)
+
+
+def _split(text: str) -> List[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def buildDaemon(options: Options, reactor) -> Daemon:
+    """
+    Build the daemon from parsed options on C{reactor}.
+    """
+    from btorrent.control.api import AddOptions, SessionSettings
+    from btorrent.daemon.library import Library
     from btorrent.daemon.session import Session
 
+    downloadQueue = options["download-queue-size"]
+    seedQueue = options["seed-queue-size"]
     session = Session(
         reactor,
         port=options["port"],
@@ -238,17 +490,90 @@ def makeService(options: Options):
             "udpRetransmitBase": options["udp-tracker-timeout"],
             "udpMaxRetries": options["udp-tracker-retries"],
         },
+        downloadQueueSize=downloadQueue or None,
+        seedQueueSize=seedQueue or None,
         heartbeatInterval=min(1.0, options["resume-interval"]),
         encryption=options["encryption"],
     )
-    for info in options["metainfos"]:
-        session.addTorrent(
-            info,
-            options["download-dir"],
-            maxPeers=options["max-peers"],
-            pieceOrder=options["piece-order"],
-            uploadSlots=options["upload-slots"],
-            resumeInterval=options["resume-interval"],
+    settings = SessionSettings(
+        downloadDir=options["download-dir"],
+        peerPort=options["port"],
+        downloadQueueSize=downloadQueue or 5,
+        downloadQueueEnabled=bool(downloadQueue),
+        seedQueueSize=seedQueue or 10,
+        seedQueueEnabled=bool(seedQueue),
+        peerLimitPerTorrent=options["max-peers"],
+        umask=options["umask"],
+        encryption=options["encryption"],
+    )
+    library = Library(
+        session,
+        options["state-dir"],
+        settings,
+        reactor,
+        shutdown=reactor.stop,
+        addDefaults={
+            "maxPeers": options["max-peers"],
+            "pieceOrder": options["piece-order"],
+            "uploadSlots": options["upload-slots"],
+            "resumeInterval": options["resume-interval"],
+        },
+    )
+    library.load()
+    for path, info in options["metainfos"]:
+        if info.infoHash in session.torrents:
+            continue
+        with open(path, "rb") as f:
+            library.addAtStart(
+                f.read(), AddOptions(downloadDir=options["download-dir"])
+            )
+    site = None
+    daemon = Daemon(session, library)
+    session.setServiceParent(daemon)
+    library.setServiceParent(daemon)
+    if options["rpc-port"]:
+        from btorrent.control.rpc import makeRPCSite
+        from btorrent.control.web import installPages
+
+        site = makeRPCSite(
+            library,
+            reactor,
+            whitelist=_split(options["rpc-whitelist"]),
+            hostWhitelist=_split(options["rpc-host-whitelist"]),
+            username=options["rpc-username"],
+            passwordHash=options["rpc-password-hash"],
+            configDir=options["state-dir"],
         )
-    ReannounceOnSignal(session, reactor).setServiceParent(session)
-    return session
+        installPages(site.resource, options["web-home"])
+        daemon.site = site
+        TCPServer(
+            options["rpc-port"], site, interface=options["rpc-bind"]
+        ).setServiceParent(daemon)
+    if options["watch-dir"] is not None:
+        from btorrent.daemon.watchdir import WatchDir
+
+        WatchDir(
+            options["watch-dir"],
+            library.addTorrent,
+            session.heartbeat,
+            session.runInThread,
+            reactor,
+            AddOptions(downloadDir=options["download-dir"]),
+        ).setServiceParent(daemon)
+    ReannounceOnSignal(session, reactor).setServiceParent(daemon)
+    return daemon
+
+
+def makeService(options: Options):
+    """
+    Build the daemon on the global reactor: the session listening on
+    C{--port} (or the next free port), the torrents of the state dir and of
+    C{--torrent}, the web page and RPC on C{--rpc-port}; C{SIGUSR1} makes
+    every torrent announce now.
+
+    @param options: the parsed L{Options}.
+    @return: the L{Daemon}.
+    """
+    from twisted.internet import reactor
+
+    return buildDaemon(options, reactor)

@@ -144,6 +144,12 @@ class Assembler:
                 del self._pieces[index]
                 self._pieceComplete(index, piece)
 
+    def inFlight(self) -> list:
+        """
+        The pieces with some blocks received and not yet complete.
+        """
+        return list(self._pieces)
+
     def forget(self, index: int) -> None:
         """
         Drop the blocks of a piece in flight (its data must be fetched

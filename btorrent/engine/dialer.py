@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Set, Tuple
 from twisted.logger import Logger
 
 __all__ = [
+    "MAX_CANDIDATES",
     "MAX_FAILURES",
     "RETRY_DELAY",
     "Dialer",
@@ -22,6 +23,11 @@ __all__ = [
 #: Reconnection back-off: first delay, and how many failures we accept.
 RETRY_DELAY = 30.0
 MAX_FAILURES = 5
+
+#: Addresses remembered per torrent (libtorrent keeps about 3,000): past
+#: it, the oldest that is not being dialled is forgotten, so that trackers,
+#: PEX and the DHT cannot grow the list without bound.
+MAX_CANDIDATES = 3000
 
 Address = Tuple[str, int]
 
@@ -135,6 +141,14 @@ class Dialer:
                 continue
             if address not in self.candidates:
                 self.candidates[address] = _Candidate()
+                if len(self.candidates) > MAX_CANDIDATES:
+                    self._forgetOldest()
+
+    def _forgetOldest(self) -> None:
+        for address in self.candidates:
+            if address not in self.connecting:
+                del self.candidates[address]
+                return
 
     def forget(self, address: Address) -> None:
         """

@@ -42,6 +42,7 @@ from btorrent.engine.requests import (
     requestDepth,
 )
 from btorrent.engine.smartban import MAX_STRIKES, SmartBan, blockDigests
+from btorrent.engine.storage import StorageError
 from btorrent.engine.uploader import MAX_PEER_QUEUE, MAX_REQUEST_LENGTH, Uploader
 from btorrent.interfaces import IPeerOwner
 from btorrent.peer import encryption
@@ -359,6 +360,10 @@ class Downloader(Service):
         for peer in list(self.peers):
             peer.drop("shutting down")
         self.uploader.clear()
+        # Pieces half received are dropped with their buffers: the picker
+        # must want their blocks again.
+        for index in self.assembler.inFlight():
+            self.picker.pieceFailed(index)
         return self.assembler.stop()
 
     def tick(self, now: float) -> None:
@@ -778,9 +783,20 @@ class Downloader(Service):
 
     def pieceLost(self, index: int, failure) -> None:
         """
-        A piece could not be written: it is wanted again.
+        A piece could not be written: it is wanted again, and the torrent
+        hears of it (an expected disk error is its error, not a bug here).
         """
-        self._log("failure", "cannot write piece {index}", failure=failure, index=index)
+        if failure.check(OSError, StorageError):
+            self._log(
+                "warn",
+                "cannot write piece {index}: {error}",
+                index=index,
+                error=failure.getErrorMessage(),
+            )
+        else:
+            self._log(
+                "failure", "cannot write piece {index}", failure=failure, index=index
+            )
         self.picker.pieceFailed(index)
         self.events.emit("writeFailed", index, failure)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import tempfile
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
@@ -26,6 +25,7 @@ from zope.interface import implementer
 
 from btorrent.codec.safepath import componentProblem, isWithin
 from btorrent.interfaces import IPieceStorage
+from btorrent.util.statefile import fsyncDirectory, writeAtomically
 
 __all__ = [
     "FileLayout",
@@ -947,51 +947,12 @@ def _shorten(text: str, limit: int = 120) -> str:
     return text[:half] + "..." + text[-half:]
 
 
-def fsyncDirectory(directory: str) -> None:
-    """
-    C{fsync} a directory so that entries created or renamed in it survive a
-    crash (a no-op where directories cannot be opened, as on Windows, or
-    when it is gone).
-
-    @raise OSError: when the C{fsync} itself fails.
-    """
-    try:
-        fd = os.open(directory, os.O_RDONLY | _O_CLOEXEC)
-    except (PermissionError, IsADirectoryError):  # pragma: no cover (Windows)
-        return
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def writeFileAtomically(path: str, data: bytes) -> None:
     """
     Replace the file at C{path} with C{data} so that a crash at any moment
-    leaves either the old file or the new one: write a temporary file beside
-    it (a unique name, so two writers never share one), flush and C{fsync}
-    it, rename it over C{path}, C{fsync} the directory.
-
-    On any failure the temporary file is removed and C{path} is as it was.
+    leaves either the old file or the new one (see
+    L{btorrent.util.statefile.writeAtomically}).
 
     @raise OSError: for an I/O failure.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(
-        dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-    fsyncDirectory(directory)
+    writeAtomically(path, data)

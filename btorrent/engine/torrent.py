@@ -106,6 +106,11 @@ def describeFailure(failure: Failure) -> str:
     One line for a local failure, for the torrent's error and the log.
     """
     value = failure.value
+    cause = value
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+        value = cause
     if isinstance(value, OSError) and value.errno == errno.ENOSPC:
         return "no space left on the disk" + (
             f" ({value.filename})" if value.filename else ""
@@ -423,7 +428,7 @@ class Torrent:
         old, self.state = self.state, state
         if old != state:
             self._log(
-                "info",
+                "debug",
                 "{name}: {stateName}",
                 stateName=STATE_NAMES[state],
                 oldState=STATE_NAMES[old],
@@ -490,27 +495,17 @@ class Torrent:
             self._queueTransfer()
             return
         self._setState(CHECK_WAIT)
-        waiting = self._starting = self.checkQueue.acquire(self)
-
-        def go(_):
-            self._starting = None
-            self._checking = self._check()
-
-        waiting.addCallback(go)
+        self._checking = self._check()
 
     @defer.inlineCallbacks
     def _check(self):
         """
-        Open the storage and find what is on disk: the resume data if it
-        vouches for the files, else a recheck.
+        Find what is on disk: the resume data if it vouches for the files
+        (cheap: no queue), else a recheck when the check queue lets us.
         """
-        if not self._wanted and not self._verifyOnly:
-            self.checkQueue.release(self)
-            return
-        self._setState(CHECKING)
         try:
             pieces = yield self._readDisk()
-        except resume.RecheckStopped:
+        except (resume.RecheckStopped, defer.CancelledError):
             self.checkQueue.release(self)
             self._checking = None
             return
@@ -532,7 +527,7 @@ class Torrent:
         self._log(
             "info",
             "{name}: {have} of {total} pieces on disk are good",
-            have=sum(1 for had in pieces if had),
+            have=picker.haveBitfield.count,
             total=len(pieces),
         )
         self._savedCount = -1
@@ -546,32 +541,45 @@ class Torrent:
 
     _verifyOnly = False
 
+    def _openAndReadResume(self):
+        """
+        In a thread: open the storage and read the resume data (C{None}
+        unless it vouches for every file).
+        """
+        self.storage.open()
+        if self.stateDir is None or self._forceRecheck:
+            return None
+        metainfo = self.metainfo
+        return resume.readResume(
+            self.stateDir,
+            metainfo.infoHash,
+            metainfo.pieceCount,
+            self.storage.fileStats(),
+        )
+
     @defer.inlineCallbacks
     def _readDisk(self):
         metainfo = self.metainfo
-        yield self.runInThread(self.storage.open)
+        have = yield self.runInThread(self._openAndReadResume)
         self._storageOpen = True
         for warning in getattr(self.storage, "warnings", ()):
             self._log("warn", "{name}: {storageWarning}", storageWarning=warning)
-        have = None
-        if self.stateDir is not None and not self._forceRecheck:
-            have = yield self.runInThread(
-                lambda: resume.readResume(
-                    self.stateDir,
-                    metainfo.infoHash,
-                    metainfo.pieceCount,
-                    self.storage.fileStats(),
-                )
-            )
         if have is not None:
             pieces = resume.piecesFromBitfield(have, metainfo.pieceCount)
             self._log(
-                "info",
+                "debug",
                 "{name}: fast resume, {count} of {total} pieces on disk",
                 count=sum(pieces),
                 total=len(pieces),
             )
             return pieces
+        # A full recheck: one torrent at a time.
+        waiting = self._starting = self.checkQueue.acquire(self)
+        yield waiting
+        self._starting = None
+        if not self._wanted and not self._verifyOnly:
+            raise defer.CancelledError()
+        self._setState(CHECKING)
         pieces = yield self._recheck()
         return pieces
 
@@ -741,6 +749,10 @@ class Torrent:
         """
         self.error = ERROR_LOCAL
         self.errorString = text
+        # What is on disk may not be what we think: the next start reads
+        # the resume data again (saved at the stop, it names only pieces
+        # written) and rechecks if the files changed.
+        self._checked = False
         if not self.ready.called:
             self.ready.errback(TorrentError(text))
         d = self.stop()

@@ -13,6 +13,15 @@ wrong lengths, addresses that are not IP literals) are dropped, not fatal.
 A tracker's C{failure reason} raises L{TrackerFailure}, also a
 L{TrackerError}, carrying the tracker's words.
 
+A hostile tracker controls every byte of its answer, so what a decoder keeps
+is bounded beyond the size of the body: the tracker's own words (C{failure
+reason}, C{warning message}, a UDP error) are cut to L{MAX_TRACKER_TEXT}
+characters with their control characters escaped (L{trackerText}), and at
+most L{MAX_RESPONSE_PEERS} peer entries of one answer are read (decoding a
+1 MiB compact list whole costs about a second of CPU and 30 MB).  A C{tracker
+id} is kept as given; L{MAX_TRACKER_ID} is the longest a client should send
+back.
+
 This module never imports C{twisted.internet}.
 """
 
@@ -29,6 +38,10 @@ from btorrent.codec import bencode
 
 __all__ = [
     "EVENTS",
+    "MAX_ERROR_TEXT",
+    "MAX_RESPONSE_PEERS",
+    "MAX_TRACKER_ID",
+    "MAX_TRACKER_TEXT",
     "UDP_PROTOCOL_ID",
     "UDP_MAX_SCRAPE",
     "ACTION_CONNECT",
@@ -70,6 +83,7 @@ __all__ = [
     "encodeUDPResponse",
     "decodeUDPResponse",
     "peekUDPResponse",
+    "trackerText",
 ]
 
 #: The announce events, as sent over HTTP ("" = a regular announce).
@@ -92,6 +106,22 @@ _UNRESERVED = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 )
 _MAX_INT64 = 2**63 - 1
+
+#: The most characters kept of a tracker's own words (a C{failure reason},
+#: a C{warning message}, a UDP error message); the rest is cut, and the cut
+#: said (L{trackerText}).
+MAX_TRACKER_TEXT = 300
+#: The most characters kept of an error message that quotes a tracker: its
+#: words, already cut to L{MAX_TRACKER_TEXT} with the note of the cut, and
+#: ours around them.
+MAX_ERROR_TEXT = 2 * MAX_TRACKER_TEXT
+#: The longest C{tracker id}, in bytes, worth sending back; a longer one is
+#: dropped by the client (it would be sent with every announce).
+MAX_TRACKER_ID = 256
+#: The most peer entries read from one answer (compact IPv4, IPv6 and
+#: dictionary entries together); trackers send at most C{numwant}, which
+#: clients set to 50 (libtorrent: 200).
+MAX_RESPONSE_PEERS = 1000
 
 #: A peer: C{(host, port)}, C{host} an IP literal as C{str}.
 Peer = Tuple[str, int]
@@ -202,14 +232,43 @@ def _text(value: bytes) -> str:
     return value.decode("utf-8", "replace")
 
 
+def _escape(character: str) -> str:
+    code = ord(character)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def trackerText(value: Union[bytes, str], limit: int = MAX_TRACKER_TEXT) -> str:
+    """
+    A tracker's words made safe to keep and to log: UTF-8 decoded (bad
+    bytes replaced), at most C{limit} characters of them, anything not
+    printable (newlines, terminal escapes, direction overrides) escaped as
+    C{\\xNN}, C{\\uNNNN} or C{\\UNNNNNNNN}, and a cut said at the end, for
+    example C{"…(cut, 1048576 characters)"}.
+    """
+    text = _text(value) if isinstance(value, (bytes, bytearray)) else value
+    shown = "".join(c if c.isprintable() else _escape(c) for c in text[:limit])
+    if len(text) > limit:
+        shown += f"\u2026(cut, {len(text)} characters)"
+    return shown
+
+
 def _validIP(host: str) -> Optional[str]:
     """
-    Normalise an IP literal usable as a peer address, or C{None}.
+    Normalise an IP literal usable as a peer address, or C{None}.  An
+    IPv4-mapped IPv6 address (C{::ffff:127.0.0.1}) is the IPv4 address it
+    maps: that is where a connection to it goes, and a check for our own
+    address must see it so.
     """
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     if address.is_unspecified or address.is_multicast:
         return None
     if address.version == 4 and int(address) == 0xFFFFFFFF:
@@ -303,11 +362,14 @@ def encodeCompactPeers(peers: Iterable[Peer], v6: bool = False) -> bytes:
     return b"".join(out)
 
 
-def decodeCompactPeers(data: bytes, v6: bool = False) -> Tuple[Peer, ...]:
+def decodeCompactPeers(
+    data: bytes, v6: bool = False, limit: Optional[int] = None
+) -> Tuple[Peer, ...]:
     """
     Unpack compact peers; a trailing partial entry, port 0 and unusable
     addresses are dropped.
 
+    @param limit: read at most this many entries (all by default).
     @raise TrackerCodecError: if C{data} is not bytes.
     """
     if not isinstance(data, (bytes, bytearray)):
@@ -315,7 +377,10 @@ def decodeCompactPeers(data: bytes, v6: bool = False) -> Tuple[Peer, ...]:
     size = 18 if v6 else 6
     factory = ipaddress.IPv6Address if v6 else ipaddress.IPv4Address
     peers = []
-    for offset in range(0, len(data) - size + 1, size):
+    end = len(data) - size + 1
+    if limit is not None:
+        end = min(end, max(limit, 0) * size)
+    for offset in range(0, end, size):
         entry = bytes(data[offset : offset + size])
         port = struct.unpack("!H", entry[-2:])[0]
         peer = _validPeer(str(factory(entry[:-2])), port)
@@ -324,17 +389,22 @@ def decodeCompactPeers(data: bytes, v6: bool = False) -> Tuple[Peer, ...]:
     return tuple(peers)
 
 
-def decodeDictionaryPeers(entries: object) -> Tuple[Peer, ...]:
+def decodeDictionaryPeers(
+    entries: object, limit: Optional[int] = None
+) -> Tuple[Peer, ...]:
     """
     Read the original peer list model: a list of dictionaries with C{ip}
     and C{port} (and C{peer id}, ignored).  Malformed entries and host names
     (which we would have to resolve) are dropped.
 
+    @param limit: read at most this many entries (all by default).
     @raise TrackerCodecError: if C{entries} is not a list.
     """
     if not isinstance(entries, list):
         raise TrackerCodecError("peers must be a list or a string")
     peers = []
+    if limit is not None:
+        entries = entries[: max(limit, 0)]
     for entry in entries:
         if not isinstance(entry, dict):
             continue
@@ -545,9 +615,19 @@ def _decodeDict(body: bytes) -> dict:
     reason = value.get(b"failure reason")
     if reason is not None:
         if isinstance(reason, bytes):
-            raise TrackerFailure(_text(reason))
-        raise TrackerFailure(repr(reason))
+            raise TrackerFailure(trackerText(reason))
+        raise TrackerFailure(f"a failure reason that is not text ({_kind(reason)})")
     return value
+
+
+def _kind(value: object) -> str:
+    """
+    What a bencoded value is, in a word, for errors (never the value: it
+    may be megabytes).
+    """
+    return {int: "an integer", list: "a list", dict: "a dictionary"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _optionalCount(value: object) -> Optional[int]:
@@ -569,14 +649,18 @@ def decodeHTTPResponse(body: bytes) -> AnnounceResponse:
         raise TrackerCodecError("tracker response has no valid interval")
     minInterval = _optionalCount(value.get(b"min interval"))
     peers: Tuple[Peer, ...] = ()
+    # Entries read so far, valid or not, against MAX_RESPONSE_PEERS.
+    read = 0
     raw = value.get(b"peers")
     if isinstance(raw, bytes):
-        peers = decodeCompactPeers(raw)
+        peers = decodeCompactPeers(raw, limit=MAX_RESPONSE_PEERS)
+        read = min(len(raw) // 6, MAX_RESPONSE_PEERS)
     elif raw is not None:
-        peers = decodeDictionaryPeers(raw)
+        peers = decodeDictionaryPeers(raw, limit=MAX_RESPONSE_PEERS)
+        read = min(len(raw), MAX_RESPONSE_PEERS)
     raw6 = value.get(b"peers6")
     if isinstance(raw6, bytes):
-        peers += decodeCompactPeers(raw6, v6=True)
+        peers += decodeCompactPeers(raw6, v6=True, limit=MAX_RESPONSE_PEERS - read)
     warning = value.get(b"warning message")
     trackerId = value.get(b"tracker id")
     return AnnounceResponse(
@@ -585,7 +669,7 @@ def decodeHTTPResponse(body: bytes) -> AnnounceResponse:
         peers=peers,
         complete=_optionalCount(value.get(b"complete")),
         incomplete=_optionalCount(value.get(b"incomplete")),
-        warning=_text(warning) if isinstance(warning, bytes) else None,
+        warning=trackerText(warning) if isinstance(warning, bytes) else None,
         trackerId=trackerId if isinstance(trackerId, bytes) else None,
     )
 
@@ -961,7 +1045,7 @@ def decodeUDPResponse(data: bytes, v6: bool = False) -> UDPResponse:
             transactionId,
             AnnounceResponse(
                 interval=interval,
-                peers=decodeCompactPeers(data[20:], v6=v6),
+                peers=decodeCompactPeers(data[20:], v6=v6, limit=MAX_RESPONSE_PEERS),
                 complete=seeders,
                 incomplete=leechers,
             ),
@@ -976,5 +1060,5 @@ def decodeUDPResponse(data: bytes, v6: bool = False) -> UDPResponse:
             ),
         )
     if action == ACTION_ERROR:
-        return UDPErrorResponse(transactionId, _text(data[8:]))
+        return UDPErrorResponse(transactionId, trackerText(data[8:]))
     raise TrackerCodecError(f"unknown UDP action {action}")

@@ -11,7 +11,10 @@ C{completed} once when the torrent says so, C{stopped} when the service
 stops, with a bounded wait so that the daemon stops promptly.  Between
 events, regular announces follow the tracker's interval; failures back off
 exponentially.  A tracker failure is logged with the URL and the reason and
-never stops the torrent.
+never stops the torrent; an announce cancelled because the announcer stops
+is no failure and is not logged.  What a tracker says is logged bounded
+(L{trackerText}), and a C{tracker id} longer than L{MAX_TRACKER_ID} bytes is
+dropped with a warning rather than sent back with every announce.
 """
 
 from __future__ import annotations
@@ -28,9 +31,12 @@ from twisted.python.failure import Failure
 
 from btorrent.interfaces import ITrackerClient
 from btorrent.tracker.announce import (
+    MAX_ERROR_TEXT,
+    MAX_TRACKER_ID,
     AnnounceRequest,
     AnnounceResponse,
     TrackerError,
+    trackerText,
 )
 
 __all__ = [
@@ -89,7 +95,11 @@ def makeClient(
                 protocol=udpProtocol,
             )
     except TrackerError as e:
-        log.warn("Skipping tracker {url}: {reason}", url=url, reason=str(e))
+        log.warn(
+            "Skipping tracker {url}: {reason}",
+            url=url,
+            reason=trackerText(str(e), MAX_ERROR_TEXT),
+        )
         return None
     log.warn(
         "Skipping tracker {url}: unsupported scheme {scheme!r}", url=url, scheme=scheme
@@ -240,7 +250,7 @@ class Announcer(Service):
             reason = (
                 f"no answer within {self.stopTimeout:g} s"
                 if f.check(defer.TimeoutError, defer.CancelledError)
-                else f.getErrorMessage()
+                else trackerText(f.getErrorMessage(), MAX_ERROR_TEXT)
             )
             log.warn(
                 "Tracker {url} failed the stopped announce: {reason}",
@@ -352,15 +362,24 @@ class Announcer(Service):
                     response = yield self._announceTo(client, request)
                 except defer.CancelledError:
                     raise
-                except TrackerError as e:
-                    log.warn(
-                        "Tracker {url} failed: {reason}", url=client.url, reason=str(e)
-                    )
-                    continue
-                except Exception:
-                    log.failure(
-                        "Tracker {url} failed unexpectedly", Failure(), url=client.url
-                    )
+                except Exception as e:
+                    if not self.running:
+                        # Stopped while waiting: the announce was cancelled,
+                        # whatever the client made of that.  Nothing failed,
+                        # and no other tracker is to be asked.
+                        raise defer.CancelledError() from None
+                    if isinstance(e, TrackerError):
+                        log.warn(
+                            "Tracker {url} failed: {reason}",
+                            url=client.url,
+                            reason=trackerText(str(e), MAX_ERROR_TEXT),
+                        )
+                    else:
+                        log.failure(
+                            "Tracker {url} failed unexpectedly",
+                            Failure(),
+                            url=client.url,
+                        )
                     continue
                 tier.remove(client)
                 tier.insert(0, client)
@@ -371,6 +390,15 @@ class Announcer(Service):
         self, result: Tuple[ITrackerClient, AnnounceResponse], event: str
     ) -> None:
         client, response = result
+        if response.trackerId is not None and len(response.trackerId) > MAX_TRACKER_ID:
+            log.warn(
+                "Tracker {url} sent a tracker id of {length} bytes; ignoring it "
+                "(at most {limit} are sent back)",
+                url=client.url,
+                length=len(response.trackerId),
+                limit=MAX_TRACKER_ID,
+            )
+            response = replace(response, trackerId=None)
         self._inFlight = None
         self._failures = 0
         self.lastResponse = response
@@ -415,7 +443,7 @@ class Announcer(Service):
         failure.trap(TrackerError)
         delay = min(BACKOFF_BASE * 2**self._failures, BACKOFF_MAX)
         self._failures += 1
-        self.lastError = failure.getErrorMessage()
+        self.lastError = trackerText(failure.getErrorMessage(), MAX_ERROR_TEXT)
         log.warn(
             "No tracker answered the {event} announce of {infoHash} "
             "({count} trackers); next try in {delay:.0f} s",

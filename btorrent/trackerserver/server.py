@@ -20,6 +20,13 @@ Choices, in one place:
     and takes at most L{MAX_SCRAPE_HASHES}.
   - Every refusal is a C{failure reason} with HTTP status 200, which is what
     clients read.
+  - HTTP connections are bounded in time and number (L{TrackerSite}): a
+    client has L{DEFAULT_REQUEST_TIMEOUT} seconds to send a whole request
+    after connecting or after its previous answer, however steadily it
+    trickles bytes (slowloris), and at most L{DEFAULT_MAX_CONNECTIONS} are
+    open at once, L{DEFAULT_MAX_CONNECTIONS_PER_HOST} from one address;
+    beyond that a new connection is closed at once, so that one host cannot
+    use up the descriptors or the slots every other client needs.
   - UDP: datagrams that are not a BEP 15 request (short, garbage, connect
     without the protocol id) get no answer.  A request with a wrong or
     expired connection id gets an error packet (C{"bad connection id"}, 25
@@ -51,6 +58,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web import pages
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
@@ -66,13 +74,19 @@ from btorrent.trackerserver.swarm import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_CONNECTIONS_PER_HOST",
+    "DEFAULT_REQUEST_TIMEOUT",
     "MAX_REQUEST_BODY",
+    "NOT_READING",
+    "TOO_SLOW",
     "MAX_SCRAPE_HASHES",
     "AnnounceResource",
     "ScrapeResource",
     "StateFileError",
     "StatsResource",
     "SwarmService",
+    "TrackerChannel",
     "TrackerResource",
     "TrackerSite",
     "UDPTrackerProtocol",
@@ -93,6 +107,18 @@ MAX_REQUEST_BODY = 64 * 1024
 MAX_SCRAPE_HASHES = 100
 #: The UDP error for a wrong or expired connection id.
 BAD_CONNECTION_ID = "bad connection id"
+#: Seconds a client has to send a whole request (nginx gives 60 to the
+#: headers, C{client_header_timeout}; an announce is one short line).
+DEFAULT_REQUEST_TIMEOUT = 30.0
+#: The most HTTP connections open at once, and from one address (a big NAT
+#: or a seedbox: libtorrent makes at most 50 HTTP announces at once).
+DEFAULT_MAX_CONNECTIONS = 4096
+DEFAULT_MAX_CONNECTIONS_PER_HOST = 128
+#: Why a connection is dropped (L{TrackerSite.dropped} counts by these).
+TOO_SLOW = "sent no whole request in time"
+NOT_READING = "did not read its answers"
+#: Seconds between two reports of connections refused or dropped.
+_REPORT_INTERVAL = 60.0
 
 log = Logger()
 
@@ -402,20 +428,232 @@ class BodilessRequest(Request):
         self.channel.loseConnection()
 
 
+def _ignore(*args) -> None:
+    """
+    Do nothing.
+    """
+
+
+class TrackerChannel(HTTPChannel):
+    """
+    An HTTP channel with a deadline on each request: from the connection
+    (or the end of the previous answer) to the last byte of the request,
+    headers and any body, at most the site's C{requestTimeout} seconds,
+    however the bytes trickle in.  Twisted's own timeout is an idle timeout,
+    reset by every byte: a client sending one byte every 5 s was never
+    dropped.
+
+    A client whose answers back up (the transport's buffer is full: it
+    pipelines requests and does not read) is dropped too: Twisted answers
+    every request already read before it stops reading, and 64 KiB of
+    pipelined announces made 380 KiB of answers wait in memory, per
+    connection.  No tracker client pipelines.
+
+    It tells its L{TrackerSite} when it closes.
+    """
+
+    _deadline = None
+    _dropped = False
+    _host: Optional[str] = None
+
+    def connectionMade(self) -> None:
+        """
+        Start the deadline of the first request.
+        """
+        super().connectionMade()
+        self._startDeadline()
+
+    def _startDeadline(self) -> None:
+        self._cancelDeadline()
+        self._deadline = self.callLater(self.site.requestTimeout, self._tooSlow)
+
+    def _cancelDeadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _tooSlow(self) -> None:
+        self._deadline = None
+        self._drop(TOO_SLOW)
+
+    def _drop(self, reason: str) -> None:
+        if self._dropped:
+            return
+        self._dropped = True
+        self._cancelDeadline()
+        self.site.connectionDropped(reason)
+        self.transport.abortConnection()
+        # Read no more, not even the requests already buffered (Twisted
+        # does the same after a request that closes the connection).
+        self.dataReceived = self.lineReceived = self.rawDataReceived = _ignore
+
+    def timeoutConnection(self) -> None:
+        """
+        Twisted's idle timeout (no byte for the site's C{timeout}): drop the
+        connection as too slow, without Twisted's log line per connection
+        (an attacker's connections would each write one).
+        """
+        self._drop(TOO_SLOW)
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's buffer is full: the client does not read its
+        answers.  Drop it.
+        """
+        super().pauseProducing()
+        self._drop(NOT_READING)
+
+    def allContentReceived(self) -> None:
+        """
+        The request is in: no deadline while it is answered.
+        """
+        self._cancelDeadline()
+        super().allContentReceived()
+
+    def requestDone(self, request) -> None:
+        """
+        The answer is written: the next request on a persistent connection
+        has its own deadline (started first, as the next request may be
+        read, and answered, within this call).
+        """
+        if self.persistent:
+            self._startDeadline()
+        super().requestDone(request)
+
+    def connectionLost(self, reason) -> None:
+        """
+        Drop the deadline and tell the site.
+        """
+        self._cancelDeadline()
+        super().connectionLost(reason)
+        self.site.channelClosed(self._host)
+
+
 class TrackerSite(Site):
     """
     A L{Site} that writes no access log line per request unless asked
     (announces are many and carry nothing worth keeping), times idle
-    connections out after 30 s, and never stores a request body
-    (L{BodilessRequest}).
+    connections out after 30 s, never stores a request body
+    (L{BodilessRequest}), gives each request a deadline
+    (L{TrackerChannel}) and bounds the connections open at once, in all and
+    from one address: past a bound a new connection is closed at once.  Log
+    lines say how many connections were refused or dropped, at most once a
+    minute.
+
+    @ivar openConnections: connections open now.
+    @ivar refused: connections refused so far.
+    @ivar dropped: connections dropped so far, by reason (L{TOO_SLOW},
+        L{NOT_READING}).
     """
 
     requestFactory = BodilessRequest
+    protocol = TrackerChannel
 
-    def __init__(self, resource, accessLog: bool = False, **kwargs) -> None:
+    def __init__(
+        self,
+        resource,
+        accessLog: bool = False,
+        requestTimeout: float = DEFAULT_REQUEST_TIMEOUT,
+        maxConnections: int = DEFAULT_MAX_CONNECTIONS,
+        maxConnectionsPerHost: int = DEFAULT_MAX_CONNECTIONS_PER_HOST,
+        **kwargs,
+    ) -> None:
+        """
+        @param requestTimeout: seconds a client has to send a whole request.
+        @param maxConnections: the most connections open at once.
+        @param maxConnectionsPerHost: the most from one IP address.
+        @param kwargs: for L{Site} (C{reactor}, C{timeout}: the idle
+            timeout, 30 s by default).
+        """
         kwargs.setdefault("timeout", 30)
         super().__init__(resource, **kwargs)
         self.accessLog = accessLog
+        self.requestTimeout = requestTimeout
+        self.maxConnections = maxConnections
+        self.maxConnectionsPerHost = maxConnectionsPerHost
+        self.openConnections = 0
+        self.refused = 0
+        self.dropped: Dict[str, int] = {}
+        self._perHost: Dict[str, int] = {}
+        self._refusedSinceLog = 0
+        self._droppedSinceLog: Dict[str, int] = {}
+        self._lastReport: Optional[float] = None
+
+    def buildProtocol(self, addr):
+        """
+        A L{TrackerChannel}, or C{None} (the connection is closed) when
+        there are C{maxConnections} open, or C{maxConnectionsPerHost} from
+        the same address.
+        """
+        host = getattr(addr, "host", None)
+        if self.openConnections >= self.maxConnections or (
+            host is not None
+            and self._perHost.get(host, 0) >= self.maxConnectionsPerHost
+        ):
+            self._refuse()
+            return None
+        channel = super().buildProtocol(addr)
+        channel._host = host
+        self.openConnections += 1
+        if host is not None:
+            self._perHost[host] = self._perHost.get(host, 0) + 1
+        return channel
+
+    def _refuse(self) -> None:
+        self.refused += 1
+        self._refusedSinceLog += 1
+        self._report()
+
+    def _report(self) -> None:
+        """
+        Log the connections refused and dropped since the last report, at
+        most once a minute: an attacker gets no log line per connection.
+        """
+        now = self.reactor.seconds()
+        if self._lastReport is not None and now - self._lastReport < _REPORT_INTERVAL:
+            return
+        self._lastReport = now
+        if self._refusedSinceLog:
+            log.warn(
+                "Refused {count} HTTP connections: {open} open, at most "
+                "{limit} ({perHost} from one address)",
+                count=self._refusedSinceLog,
+                open=self.openConnections,
+                limit=self.maxConnections,
+                perHost=self.maxConnectionsPerHost,
+            )
+        for reason, count in sorted(self._droppedSinceLog.items()):
+            log.info(
+                "Dropped {count} HTTP connections that {reason}",
+                count=count,
+                reason=(
+                    f"{reason} ({self.requestTimeout:g} s)"
+                    if reason == TOO_SLOW
+                    else reason
+                ),
+            )
+        self._refusedSinceLog = 0
+        self._droppedSinceLog = {}
+
+    def channelClosed(self, host: Optional[str]) -> None:
+        """
+        A L{TrackerChannel} from C{host} closed.
+        """
+        self.openConnections -= 1
+        if host is not None:
+            left = self._perHost.get(host, 0) - 1
+            if left > 0:
+                self._perHost[host] = left
+            else:
+                self._perHost.pop(host, None)
+
+    def connectionDropped(self, reason: str) -> None:
+        """
+        A L{TrackerChannel} is dropped, for C{reason}.
+        """
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        self._droppedSinceLog[reason] = self._droppedSinceLog.get(reason, 0) + 1
+        self._report()
 
     def log(self, request) -> None:
         """

@@ -426,6 +426,10 @@ class Swarm:
         self.torrents: Dict[bytes, Torrent] = {}
         self.archive: OrderedDict[bytes, int] = OrderedDict()
         self._archivedDownloads = 0
+        # Totals over the swarms with peers, kept as they change so that
+        # stats() costs O(1), not a walk over 100,000 swarms per request.
+        self._seeders = 0
+        self._liveDownloads = 0
         self.peerCount = 0
         self.announces = RateWindow(clock)
 
@@ -497,7 +501,7 @@ class Swarm:
                 if left == 0 and not entry.seed:
                     # Finished, then stopped without a "completed" event
                     # (aria2 with --seed-time=0 does this).
-                    torrent.downloaded += 1
+                    self._countDownload(torrent)
                 self._removePeer(infoHash, torrent, entry)
             if torrent is None:
                 downloaded = self.archive.get(infoHash, 0)
@@ -520,6 +524,7 @@ class Swarm:
                 raise SwarmError("tracker full: too many peers")
             torrent = self.torrents[infoHash] = Torrent()
             torrent.downloaded = self._unarchive(infoHash)
+            self._liveDownloads += torrent.downloaded
 
         if entry is None:
             if len(torrent) >= self.maxPeersPerTorrent:
@@ -529,19 +534,23 @@ class Swarm:
             if self.peerCount >= self.maxPeers:
                 raise SwarmError("tracker full: too many peers")
             if event == "completed" and left == 0:
-                torrent.downloaded += 1
+                self._countDownload(torrent)
             entry = PeerEntry(peerId, host, port, left, now)
             entry.key = key
+            seeders = torrent.seeders
             torrent.add(entry)
+            self._seeders += torrent.seeders - seeders
             self.peerCount += 1
         else:
             if left == 0 and not entry.seed:
                 # A known leecher now has everything: one download, whether
                 # or not it says "completed".
-                torrent.downloaded += 1
+                self._countDownload(torrent)
             entry.move(host, port)
             entry.lastSeen = now
+            seeders = torrent.seeders
             torrent.setLeft(entry, left)
+            self._seeders += torrent.seeders - seeders
 
         peers = torrent.sample(numwant, entry, self._rng)
         return AnnounceResult(
@@ -558,11 +567,21 @@ class Swarm:
         Remove one peer, and its swarm with the last one (its download
         count, if any, goes to the archive).
         """
+        seeders = torrent.seeders
         torrent.remove(entry)
+        self._seeders += torrent.seeders - seeders
         self.peerCount -= 1
         if not torrent.peers:
             del self.torrents[infoHash]
+            self._liveDownloads -= torrent.downloaded
             self._archive(infoHash, torrent.downloaded)
+
+    def _countDownload(self, torrent: Torrent) -> None:
+        """
+        One more download of a swarm with peers.
+        """
+        torrent.downloaded += 1
+        self._liveDownloads += 1
 
     def _archive(self, infoHash: bytes, count: int) -> None:
         """
@@ -620,16 +639,15 @@ class Swarm:
 
     def stats(self) -> SwarmStats:
         """
-        Totals over every swarm.
+        Totals over every swarm, kept up to date as announces come (a
+        C{/stats} request costs no walk over the swarms).
         """
-        seeders = sum(t.seeders for t in self.torrents.values())
-        downloaded = sum(t.downloaded for t in self.torrents.values())
         return SwarmStats(
             len(self.torrents),
             self.peerCount,
-            seeders,
-            self.peerCount - seeders,
-            downloaded + self._archivedDownloads,
+            self._seeders,
+            self.peerCount - self._seeders,
+            self._liveDownloads + self._archivedDownloads,
             len(self.archive),
         )
 
@@ -664,6 +682,7 @@ class Swarm:
         for infoHash, count in valid[max(0, len(valid) - self.maxArchived) :]:
             torrent = self.torrents.get(infoHash)
             if torrent is not None:
+                self._liveDownloads += count - torrent.downloaded
                 torrent.downloaded = count
             else:
                 self._archive(infoHash, count)

@@ -7,16 +7,30 @@ One process serves HTTP announce, scrape and C{/stats} on TCP and BEP 15 on
 UDP, both on C{--port}::
 
     twistd -n btorrent-tracker --port 6969 --interface 127.0.0.1
+
+L{makeService} listens on both ports itself, before twistd daemonises: a
+port in use is one line on standard error and exit status 1 at once (not a
+traceback, nor, daemonised, a line in a log file).  It also raises the soft
+limit of open files to the hard one, and keeps the HTTP connections below
+it.  Daemonised, the pid and log files are C{btorrent-tracker.pid} and
+C{btorrent-tracker.log} unless C{--pidfile} and C{--logfile} say otherwise
+(L{btorrent.twistdfiles}).
 """
 
 from __future__ import annotations
 
 import ipaddress
+from typing import Optional
 
-from twisted.application import internet, service
+from twisted.application import service
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
 from twisted.python import usage
 
 from btorrent.trackerserver.server import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_HOST,
+    DEFAULT_REQUEST_TIMEOUT,
     SwarmService,
     TrackerResource,
     TrackerSite,
@@ -24,6 +38,15 @@ from btorrent.trackerserver.server import (
     readAllowFile,
 )
 from btorrent.trackerserver.swarm import ConnectionIds, Swarm
+from btorrent.twistdfiles import useOwnFileNames
+
+log = Logger()
+
+#: The name of the plugin, in messages and default file names.
+NAME = "btorrent-tracker"
+#: Descriptors kept free of HTTP connections: the listening sockets, the
+#: log and state files, the reactor's own, standard streams.
+RESERVED_DESCRIPTORS = 64
 
 
 def _atLeast(name: str, low: int):
@@ -48,6 +71,21 @@ def _positive(name: str):
 
 def _nonNegative(name: str):
     return _atLeast(name, 0)
+
+
+def _seconds(name: str, low: float, high: float):
+    """
+    A coercer for a number of seconds in C{low..high}.
+    """
+
+    def check(value: str) -> float:
+        number = float(value)
+        if not low <= number <= high:
+            raise ValueError(f"--{name} must be {low:g}..{high:g} seconds")
+        return number
+
+    check.coerceDoc = f"Seconds, {low:g} to {high:g}."
+    return check
 
 
 class Options(usage.Options):
@@ -112,6 +150,29 @@ class Options(usage.Options):
             "Seconds between sweeps expiring silent peers.",
             _positive("sweep-interval"),
         ],
+        [
+            "request-timeout",
+            None,
+            DEFAULT_REQUEST_TIMEOUT,
+            "Seconds an HTTP client has to send a whole request, after "
+            "connecting or after its previous answer; slower ones are dropped.",
+            _seconds("request-timeout", 1, 3600),
+        ],
+        [
+            "max-connections",
+            None,
+            DEFAULT_MAX_CONNECTIONS,
+            "Most HTTP connections open at once (lowered to fit the open "
+            "files limit); more are closed at once.",
+            _positive("max-connections"),
+        ],
+        [
+            "max-connections-per-ip",
+            None,
+            DEFAULT_MAX_CONNECTIONS_PER_HOST,
+            "Most HTTP connections open at once from one IP address.",
+            _positive("max-connections-per-ip"),
+        ],
     ]
     optFlags = [
         ["access-log", None, "Log every HTTP request."],
@@ -123,6 +184,7 @@ class Options(usage.Options):
 
         @raise usage.UsageError: naming the problem.
         """
+        useOwnFileNames(self, NAME)
         if not (1 <= self["port"] <= 65535):
             raise usage.UsageError(f"--port must be 1..65535, not {self['port']}")
         try:
@@ -150,12 +212,104 @@ class Options(usage.Options):
                 raise usage.UsageError(f"allow file {path}: {e}") from None
 
 
+def raiseOpenFilesLimit() -> Optional[int]:
+    """
+    Raise the soft limit of open files to the hard limit (on Linux often
+    1,024 against 1,048,576 or 4,096), logging the figure.
+
+    @return: the soft limit in force, or C{None} when there is none (no
+        L{resource} module, or no limit).
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def finite(limit: int) -> Optional[int]:
+        return None if limit == resource.RLIM_INFINITY else limit
+
+    if soft == hard:
+        log.info("Open files limit: {limit}", limit=soft)
+        return finite(soft)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (OSError, ValueError) as e:
+        # macOS gives an infinite hard limit and refuses it as a soft one.
+        log.info(
+            "Open files limit: {limit} (cannot raise it to {hard}: {reason})",
+            limit=soft,
+            hard=hard,
+            reason=str(e),
+        )
+        return finite(soft)
+    log.info("Open files limit raised from {old} to {limit}", old=soft, limit=hard)
+    return finite(hard)
+
+
+def connectionLimit(wanted: int, openFiles: Optional[int]) -> int:
+    """
+    The most HTTP connections to keep open: C{wanted}, lowered to leave
+    L{RESERVED_DESCRIPTORS} of C{openFiles} free (at least 1), logged when
+    lowered.
+    """
+    if openFiles is None or wanted <= openFiles - RESERVED_DESCRIPTORS:
+        return wanted
+    limit = max(1, openFiles - RESERVED_DESCRIPTORS)
+    log.warn(
+        "At most {limit} HTTP connections, not {wanted}: the open files limit "
+        "is {openFiles}",
+        limit=limit,
+        wanted=wanted,
+        openFiles=openFiles,
+    )
+    return limit
+
+
+class ListeningPort(service.Service):
+    """
+    A port already listening (L{makeService} listens before twistd starts
+    the application), closed when the service stops.
+
+    @ivar port: the L{twisted.internet.interfaces.IListeningPort}.
+    """
+
+    def __init__(self, port) -> None:
+        self.port = port
+
+    def stopService(self):
+        """
+        Stop listening.
+        """
+        super().stopService()
+        return self.port.stopListening()
+
+
+def _listen(kind: str, options: Options, listen):
+    """
+    Call C{listen()}; if the port cannot be had, exit with one line.
+
+    @raise SystemExit: with the line, which Python prints to standard error
+        before exiting with status 1.
+    """
+    try:
+        return listen()
+    except CannotListenError as e:
+        reason = getattr(e.socketError, "strerror", None) or e.socketError
+        raise SystemExit(
+            f"{NAME}: cannot listen on {kind} port {options['port']} of "
+            f"{options['interface']}: {reason}"
+        ) from None
+
+
 def makeService(options: Options, reactor=None) -> service.MultiService:
     """
     Build the tracker: the swarm service, the HTTP site on TCP and the BEP 15
-    protocol on UDP, on one port.
+    protocol on UDP, on one port, both listening on return.
 
-    @param reactor: the clock; the global reactor by default.
+    @param reactor: listens, and is the clock; the global reactor by
+        default.
+    @raise SystemExit: with one line saying which port cannot be had.
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -177,19 +331,37 @@ def makeService(options: Options, reactor=None) -> service.MultiService:
         sweepInterval=options["sweep-interval"],
         saveInterval=options["save-interval"],
     ).setServiceParent(top)
+    openFiles = raiseOpenFilesLimit()
     site = TrackerSite(
-        TrackerResource(swarm), accessLog=options["access-log"], reactor=reactor
-    )
-    tcp = internet.TCPServer(
-        options["port"], site, interface=options["interface"], reactor=reactor
-    )
-    tcp.setServiceParent(top)
-    udp = internet.UDPServer(
-        options["port"],
-        UDPTrackerProtocol(swarm, ConnectionIds(reactor)),
-        interface=options["interface"],
+        TrackerResource(swarm),
+        accessLog=options["access-log"],
+        requestTimeout=options["request-timeout"],
+        maxConnections=connectionLimit(options["max-connections"], openFiles),
+        maxConnectionsPerHost=options["max-connections-per-ip"],
         reactor=reactor,
     )
-    udp.setServiceParent(top)
+    tcp = _listen(
+        "TCP",
+        options,
+        lambda: reactor.listenTCP(
+            options["port"], site, interface=options["interface"]
+        ),
+    )
+    try:
+        udp = _listen(
+            "UDP",
+            options,
+            lambda: reactor.listenUDP(
+                options["port"],
+                UDPTrackerProtocol(swarm, ConnectionIds(reactor)),
+                interface=options["interface"],
+            ),
+        )
+    except SystemExit:
+        tcp.stopListening()
+        raise
+    ListeningPort(tcp).setServiceParent(top)
+    ListeningPort(udp).setServiceParent(top)
     top.swarm = swarm
+    top.site = site
     return top

@@ -1,0 +1,653 @@
+"""
+L{Library}: the daemon's torrent list and the session API
+(L{ISessionControl}) over it.
+
+The list lives in the state dir: a copy of each torrent's C{.torrent}
+(C{torrents/HEX.torrent}) or magnet link (C{torrents/HEX.magnet}), and one
+JSON file, C{state.json}, with a version field: every torrent's id,
+download dir, labels, whether the user stopped it, dates, totals over every
+run and settings; the session's settings and cumulative statistics.  It is
+written atomically with the previous copy kept as C{state.json.bak} (see
+L{btorrent.util.statefile}), in a thread, at most once at a time, and
+saves that are asked for while one runs are merged into one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from btorrent.codec import metainfo as metainfoCodec
+from btorrent.control.api import (
+    DOWNLOADING,
+    SEEDING,
+    STOPPED,
+    AddOptions,
+    AddResult,
+    ControlError,
+    ISessionControl,
+    SessionSettings,
+    SessionStats,
+)
+from btorrent.daemon.records import TorrentRecord
+from btorrent.util.statefile import (
+    readState,
+    removeTemporaries,
+    writeAtomically,
+    writeState,
+)
+
+__all__ = ["INVALID_TORRENT", "STATE_VERSION", "Library"]
+
+#: The version of C{state.json} this code writes and reads.
+STATE_VERSION = 1
+
+#: What the RPC answers for bytes that are not a torrent.
+INVALID_TORRENT = "invalid or corrupt torrent file"
+
+#: Seconds between two saves of the totals while torrents transfer.
+SAVE_INTERVAL = 60.0
+
+#: Seconds a change waits for others before the list is saved (a client
+#: adding a thousand torrents makes a few saves, not a thousand).
+SAVE_DELAY = 0.5
+
+#: Removed torrents remembered for C{recently-active}.
+MAX_REMOVED = 1000
+
+_STATS_KEYS = (
+    "uploadedBytes",
+    "downloadedBytes",
+    "filesAdded",
+    "sessionCount",
+    "secondsActive",
+)
+
+
+def _checkState(document: dict) -> None:
+    if not isinstance(document.get("torrents", []), list):
+        raise ValueError("torrents is not a list")
+
+
+@implementer(ISessionControl)
+class Library(Service):
+    """
+    The daemon's torrents, persisted, with the session API.
+
+    @ivar session: the L{btorrent.daemon.session.Session} running them.
+    @ivar settings: the L{SessionSettings} in force.
+    @ivar records: C{id -> TorrentRecord}, in id order.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        session,
+        stateDir: str,
+        settings: SessionSettings,
+        clock,
+        shutdown: Callable[[], None] = lambda: None,
+        addDefaults: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        """
+        @param session: the session that runs the torrents.
+        @param stateDir: where the list is kept.
+        @param settings: the settings to start with (the command line's,
+            over what the state file kept).
+        @param clock: provides C{seconds()}.
+        @param shutdown: stops the daemon (C{session-close}).
+        @param addDefaults: keyword arguments for C{Session.addTorrent}
+            (C{maxPeers}, C{pieceOrder}, C{uploadSlots}, C{resumeInterval}).
+        """
+        self.session = session
+        self.stateDir = stateDir
+        self.torrentsDir = os.path.join(stateDir, "torrents")
+        self.statePath = os.path.join(stateDir, "state.json")
+        self.settings = settings
+        self.clock = clock
+        self.shutdown = shutdown
+        self.addDefaults = dict(addDefaults or {})
+        self.records: Dict[int, TorrentRecord] = {}
+        self._byHash: Dict[bytes, TorrentRecord] = {}
+        self._nextId = 1
+        self._removed: List[tuple] = []
+        self._cumulative = {key: 0 for key in _STATS_KEYS}
+        self._current = {key: 0 for key in _STATS_KEYS}
+        self._startedAt = clock.seconds()
+        self._saving: Optional[defer.Deferred] = None
+        self._saveAgain = False
+        self._pendingSave = None
+        self._nextSave = 0.0
+        self._changedAt = 0.0
+
+    # Loading and saving
+
+    def load(self) -> None:
+        """
+        Bring back the torrents of the state file (or its backup): each as
+        it was, stopped ones stopped.  Problems with one torrent are logged
+        and skip it.
+        """
+        os.makedirs(self.torrentsDir, exist_ok=True)
+        removeTemporaries(self.statePath)
+        document, problem = readState(self.statePath, STATE_VERSION, _checkState)
+        if problem is not None:
+            self.log.warn("state file: {problem}; using the backup", problem=problem)
+        if document is None:
+            return
+        stats = document.get("stats", {})
+        if isinstance(stats, dict):
+            for key in _STATS_KEYS:
+                value = stats.get(key)
+                if isinstance(value, int) and value >= 0:
+                    self._cumulative[key] = value
+        self._nextId = max(int(document.get("nextId", 1) or 1), 1)
+        for entry in document.get("torrents", []):
+            try:
+                self._loadTorrent(entry)
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                self.log.error(
+                    "state file: cannot bring back a torrent ({entry}): {error}",
+                    entry=str(entry)[:200],
+                    error=str(e),
+                )
+
+    def _loadTorrent(self, entry: dict) -> None:
+        infoHash = bytes.fromhex(entry["infoHash"])
+        if len(infoHash) != 20 or infoHash in self._byHash:
+            raise ValueError("bad or repeated info-hash")
+        torrentPath = os.path.join(self.torrentsDir, infoHash.hex() + ".torrent")
+        downloadDir = entry.get("downloadDir") or self.settings.downloadDir
+        if os.path.exists(torrentPath):
+            info = metainfoCodec.loadFile(torrentPath)
+            torrent = self.session.addTorrent(
+                info, downloadDir, start=False, **self.addDefaults
+            )
+        else:
+            magnetPath = os.path.join(self.torrentsDir, infoHash.hex() + ".magnet")
+            with open(magnetPath, encoding="utf-8") as f:
+                link = f.read(65536).strip()
+            torrent = self._addMagnet(link, downloadDir)
+        torrentId = int(entry["id"])
+        if torrentId in self.records or torrentId <= 0:
+            torrentId = self._nextId
+        self._nextId = max(self._nextId, torrentId + 1)
+        record = TorrentRecord(
+            self,
+            torrentId,
+            torrent,
+            downloadDir,
+            addedDate=int(entry.get("addedDate", time.time())),
+            labels=tuple(str(label) for label in entry.get("labels", [])),
+            saved=entry,
+        )
+        torrent.queuePosition = int(entry.get("queuePosition", torrentId))
+        self._register(record)
+
+    def _addMagnet(self, link: str, downloadDir: str):
+        addMagnet = getattr(self.session, "addMagnet", None)
+        if addMagnet is None:
+            raise ControlError("magnet links are not supported yet")
+        return addMagnet(link, downloadDir, start=False, **self.addDefaults)
+
+    def _register(self, record: TorrentRecord) -> None:
+        self.records[record.id] = record
+        self._byHash[record.infoHash] = record
+
+    def stateDocument(self) -> dict:
+        """
+        The state file's content now.
+        """
+        cumulative = dict(self._cumulative)
+        current = self._currentStats()
+        for key in ("uploadedBytes", "downloadedBytes", "secondsActive"):
+            cumulative[key] += current[key]
+        return {
+            "nextId": self._nextId,
+            "torrents": [record.toJSON() for record in self.records.values()],
+            "stats": cumulative,
+        }
+
+    def save(self) -> defer.Deferred:
+        """
+        Write the state file in a thread; a save asked for while one runs
+        happens once more after it.
+
+        @return: a L{Deferred} firing when the state asked for is on disk
+            (never failing: a failure is logged).
+        """
+        if self._saving is not None:
+            self._saveAgain = True
+            return self._saving
+        document = self.stateDocument()
+        d = self._saving = self.session.runInThread(
+            writeState, self.statePath, document, STATE_VERSION
+        )
+
+        def failed(failure):
+            self.log.failure("cannot save the torrent list", failure=failure)
+
+        def done(_):
+            self._saving = None
+            if self._saveAgain:
+                self._saveAgain = False
+                return self.save()
+
+        d.addErrback(failed)
+        d.addCallback(done)
+        return d
+
+    def changed(self, record: Optional[TorrentRecord] = None) -> None:
+        """
+        Something worth keeping changed (an add, a stop, a setting): save
+        within L{SAVE_DELAY} seconds; changes in that time share one save.
+        """
+        if self.running and self._pendingSave is None:
+            self._pendingSave = self.clock.callLater(SAVE_DELAY, self._savePending)
+
+    def _savePending(self) -> None:
+        self._pendingSave = None
+        self.save()
+
+    # Service
+
+    def startService(self) -> None:
+        """
+        Start the torrents that were not stopped by the user, and save the
+        list now and then.
+        """
+        super().startService()
+        self._cumulative["sessionCount"] += 1
+        self._startedAt = self.clock.seconds()
+        for record in self.records.values():
+            if not record.paused:
+                record.torrent.start()
+        self._nextSave = self.clock.seconds() + SAVE_INTERVAL
+        self.session.heartbeat.subscribe(self, self._tick)
+        self.save()
+
+    def _tick(self, now: float) -> None:
+        if now < self._nextSave:
+            return
+        self._nextSave = now + SAVE_INTERVAL
+        active = [record for record in self.records.values() if record.noteActivity()]
+        if active:
+            self.save()
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        """
+        Stop every torrent (their resume data is saved), then save the list
+        with the final totals.
+        """
+        super().stopService()
+        self.session.heartbeat.unsubscribe(self)
+        if self._pendingSave is not None and self._pendingSave.active():
+            self._pendingSave.cancel()
+        self._pendingSave = None
+        yield defer.DeferredList(
+            [record.torrent.stop() for record in self.records.values()],
+            consumeErrors=True,
+        )
+        if self._saving is not None:
+            yield self._saving
+        yield self.save()
+
+    # ISessionControl
+
+    def torrents(self) -> List[TorrentRecord]:
+        """
+        Every torrent, by id.
+        """
+        return list(self.records.values())
+
+    def torrent(self, key) -> Optional[TorrentRecord]:
+        """
+        A torrent by integer id or 40-hex info-hash.
+        """
+        if isinstance(key, int) and not isinstance(key, bool):
+            return self.records.get(key)
+        if isinstance(key, str) and len(key) == 40:
+            try:
+                return self._byHash.get(bytes.fromhex(key))
+            except ValueError:
+                return None
+        return None
+
+    def addTorrent(self, source, options: AddOptions = AddOptions()) -> defer.Deferred:
+        """
+        Add a torrent from C{.torrent} bytes or a magnet link.
+        """
+        return defer.maybeDeferred(self._add, source, options)
+
+    def _parse(self, source, options: AddOptions):
+        """
+        Check what is being added.
+
+        @return: C{(infoHash, metainfo or None, magnet link or None, the
+            bytes to keep, their path in the state dir, the download dir)}.
+        @raise ControlError: for something that is not a torrent.
+        """
+        downloadDir = options.downloadDir or self.settings.downloadDir
+        if not os.path.isabs(downloadDir):
+            raise ControlError("download-dir must be an absolute path")
+        if isinstance(source, str):
+            from btorrent.codec.magnet import MagnetError, parseMagnet
+
+            try:
+                magnet = parseMagnet(source)
+            except MagnetError as e:
+                raise ControlError(str(e)) from None
+            path = os.path.join(self.torrentsDir, magnet.infoHash.hex() + ".magnet")
+            return (
+                magnet.infoHash,
+                None,
+                source,
+                source.encode("utf-8"),
+                path,
+                downloadDir,
+            )
+        try:
+            info = metainfoCodec.load(bytes(source))
+        except metainfoCodec.MetainfoError:
+            raise ControlError(INVALID_TORRENT) from None
+        path = os.path.join(self.torrentsDir, info.infoHash.hex() + ".torrent")
+        return info.infoHash, info, None, bytes(source), path, downloadDir
+
+    def _enter(self, parsed, options: AddOptions) -> AddResult:
+        """
+        Put a checked torrent (its copy already in the state dir) in the
+        list and the session.
+        """
+        infoHash, info, link, _, _, downloadDir = parsed
+        existing = self._byHash.get(infoHash)
+        if existing is not None:
+            return AddResult(existing, True)
+        if info is None:
+            torrent = self._addMagnet(link, downloadDir)
+        else:
+            torrent = self.session.addTorrent(
+                info, downloadDir, start=False, **self.addDefaults
+            )
+        if options.peerLimit is not None:
+            torrent.maxPeers = options.peerLimit
+        record = TorrentRecord(
+            self, self._nextId, torrent, downloadDir, labels=options.labels
+        )
+        self._nextId += 1
+        torrent.queuePosition = (
+            max([r.torrent.queuePosition for r in self.records.values()] + [-1]) + 1
+        )
+        record.paused = bool(options.paused)
+        self._register(record)
+        self._cumulative["filesAdded"] += 1
+        self._current["filesAdded"] += 1
+        self.log.info(
+            "added {name} ({infoHash}) as torrent {id}",
+            name=torrent.name,
+            infoHash=record.infoHash.hex()[:8],
+            id=record.id,
+        )
+        if self.running and not record.paused:
+            torrent.start()
+        self.changed(record)
+        return AddResult(record, False)
+
+    def addAtStart(self, source, options: AddOptions = AddOptions()) -> AddResult:
+        """
+        Add a torrent before the daemon runs (C{--torrent}), blocking on
+        the disk.
+        """
+        parsed = self._parse(source, options)
+        existing = self._byHash.get(parsed[0])
+        if existing is not None:
+            return AddResult(existing, True)
+        os.makedirs(self.torrentsDir, exist_ok=True)
+        writeAtomically(parsed[4], parsed[3])
+        return self._enter(parsed, options)
+
+    @defer.inlineCallbacks
+    def _add(self, source, options: AddOptions):
+        parsed = self._parse(source, options)
+        existing = self._byHash.get(parsed[0])
+        if existing is not None:
+            return AddResult(existing, True)
+        os.makedirs(self.torrentsDir, exist_ok=True)
+        yield self.session.runInThread(writeAtomically, parsed[4], parsed[3])
+        return self._enter(parsed, options)
+
+    @defer.inlineCallbacks
+    def removeTorrent(self, record: TorrentRecord, deleteData: bool = False):
+        """
+        Remove a torrent; with C{deleteData} its own files and the
+        directories it created go too, never anything else.
+        """
+        if self.records.get(record.id) is not record:
+            return
+        del self.records[record.id]
+        self._byHash.pop(record.infoHash, None)
+        self._removed.append((self.clock.seconds(), record.id))
+        del self._removed[:-MAX_REMOVED]
+        yield self.session.removeTorrent(record.infoHash)
+        hexHash = record.infoHash.hex()
+        for name in (hexHash + ".torrent", hexHash + ".magnet", hexHash + ".resume"):
+            for directory in (self.torrentsDir, self.stateDir):
+                try:
+                    os.unlink(os.path.join(directory, name))
+                except OSError:
+                    pass
+        if deleteData and record.torrent.metainfo is not None:
+            yield self.session.runInThread(
+                deleteTorrentData, record.torrent.metainfo, record.downloadDir
+            )
+        self.log.info(
+            "removed {name} ({infoHash}){withData}",
+            name=record.torrent.name,
+            infoHash=hexHash[:8],
+            withData=" and its data" if deleteData else "",
+        )
+        yield self.save()
+
+    def recentlyRemoved(self, since: float) -> List[int]:
+        """
+        Ids of the torrents removed at or after C{since}.
+        """
+        return [torrentId for when, torrentId in self._removed if when >= since]
+
+    def recentlyActive(self, since: float) -> List[TorrentRecord]:
+        """
+        The torrents whose state or transfer changed at or after C{since}
+        (every running one counts as active).
+        """
+        result = []
+        for record in self.records.values():
+            record.noteActivity()
+            if record.activityDate >= since or record.torrent.state in (
+                DOWNLOADING,
+                SEEDING,
+            ):
+                result.append(record)
+        return result
+
+    def setSettings(self, changes: Dict[str, Any]) -> None:
+        """
+        Change session settings (all or nothing).
+        """
+        fields = SessionSettings.__dataclass_fields__
+        for name, value in changes.items():
+            if name not in fields or name == "extra":
+                raise ControlError(f"unknown setting {name}")
+            expected = type(getattr(self.settings, name))
+            if (
+                expected is float
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+            ):
+                value = float(value)
+            if type(value) is not expected:
+                raise ControlError(f"{name} must be {expected.__name__}")
+            if expected is int and value < 0:
+                raise ControlError(f"{name} must not be negative")
+        if "downloadDir" in changes and not os.path.isabs(changes["downloadDir"]):
+            raise ControlError("download-dir must be an absolute path")
+        if "peerPort" in changes and not 0 < changes["peerPort"] < 65536:
+            raise ControlError("peer-port must be 1..65535")
+        for name, value in changes.items():
+            setattr(self.settings, name, value)
+        self.applySettings()
+        self.changed()
+
+    def applySettings(self) -> None:
+        """
+        Put the settings in force in the session (queues, peer limits,
+        encryption).
+        """
+        settings = self.settings
+        self.session.downloadQueue.resize(
+            settings.downloadQueueSize, settings.downloadQueueEnabled
+        )
+        self.session.seedQueue.resize(settings.seedQueueSize, settings.seedQueueEnabled)
+        self.addDefaults["maxPeers"] = settings.peerLimitPerTorrent
+        self.session.setEncryption(settings.encryption)
+
+    def _currentStats(self) -> dict:
+        current = dict(self._current)
+        current["uploadedBytes"] = sum(
+            r.torrent.uploaded for r in self.records.values()
+        )
+        current["downloadedBytes"] = sum(
+            r.torrent.downloaded for r in self.records.values()
+        )
+        current["secondsActive"] = int(self.clock.seconds() - self._startedAt)
+        current["sessionCount"] = 1
+        return current
+
+    def stats(self) -> SessionStats:
+        """
+        Rates, counts and totals.
+        """
+        records = list(self.records.values())
+        active = [r for r in records if r.torrent.state != STOPPED]
+        down = up = 0
+        for record in active:
+            downloader = record.torrent.downloader
+            if downloader is not None and downloader.running:
+                down += int(downloader.downloadRate.rate)
+                up += int(downloader.uploadRate.rate)
+        current = self._currentStats()
+        cumulative = dict(self._cumulative)
+        for key in ("uploadedBytes", "downloadedBytes", "secondsActive"):
+            cumulative[key] += current[key]
+        return SessionStats(
+            activeTorrentCount=len(active),
+            pausedTorrentCount=len(records) - len(active),
+            torrentCount=len(records),
+            downloadSpeed=down,
+            uploadSpeed=up,
+            current=current,
+            cumulative=cumulative,
+        )
+
+    def freeSpace(self, path: str) -> int:
+        """
+        Bytes free at C{path}.
+        """
+        try:
+            return shutil.disk_usage(path).free
+        except OSError as e:
+            raise ControlError(f"{path}: {e.strerror or e}") from None
+
+    def queueMove(self, records: Iterable[TorrentRecord], where: str) -> None:
+        """
+        Move torrents in the queue (C{top}, C{up}, C{down}, C{bottom}).
+        """
+        order = sorted(self.records.values(), key=lambda r: r.torrent.queuePosition)
+        chosen = [r for r in order if r in set(records)]
+        if where == "top":
+            order = chosen + [r for r in order if r not in chosen]
+        elif where == "bottom":
+            order = [r for r in order if r not in chosen] + chosen
+        elif where in ("up", "down"):
+            step = -1 if where == "up" else 1
+            sequence = chosen if where == "up" else list(reversed(chosen))
+            for record in sequence:
+                i = order.index(record)
+                j = i + step
+                if 0 <= j < len(order) and order[j] not in chosen:
+                    order[i], order[j] = order[j], order[i]
+        else:
+            raise ControlError(f"unknown queue move {where}")
+        for position, record in enumerate(order):
+            record.torrent.queuePosition = position
+        self.changed()
+
+    def queueSet(self, record: TorrentRecord, position: int) -> None:
+        """
+        Put one torrent at C{position} in the queue.
+        """
+        order = sorted(self.records.values(), key=lambda r: r.torrent.queuePosition)
+        order.remove(record)
+        order.insert(max(0, min(position, len(order))), record)
+        for index, each in enumerate(order):
+            each.torrent.queuePosition = index
+
+    def moveTorrent(self, record: TorrentRecord, path: str, move: bool):
+        """
+        Moving data is not supported yet; pointing a stopped torrent at
+        another directory is.
+        """
+        if not os.path.isabs(path):
+            raise ControlError("location must be an absolute path")
+        if move:
+            raise ControlError("moving data is not supported yet")
+        if record.torrent.state != STOPPED:
+            raise ControlError("stop the torrent before changing its location")
+        raise ControlError("changing the location is not supported yet")
+
+    def close(self) -> None:
+        """
+        Stop the daemon.
+        """
+        self.log.info("stopping, as a client asked (session-close)")
+        self.clock.callLater(0, self.shutdown)
+
+
+def deleteTorrentData(metainfo, downloadDir: str) -> None:
+    """
+    Delete a torrent's own files under C{downloadDir}, and the directories
+    of its tree left empty; nothing else (a file of the same name that is
+    not the torrent's is still the torrent's path: the torrent owns its
+    paths).  Symbolic links on the way are never followed.
+    """
+    root = os.path.realpath(downloadDir)
+    directories = set()
+    for entry in metainfo.files:
+        if entry.padding:
+            continue
+        if metainfo.multiFile:
+            parts = (metainfo.name,) + tuple(entry.path)
+        else:
+            parts = tuple(entry.path)
+        path = os.path.join(root, *parts)
+        if os.path.commonpath([root, os.path.realpath(os.path.dirname(path))]) != root:
+            continue
+        try:
+            if os.path.islink(path) or os.path.isfile(path):
+                os.unlink(path)
+        except OSError:
+            pass
+        for depth in range(1, len(parts)):
+            directories.add(os.path.join(root, *parts[:depth]))
+    for directory in sorted(directories, key=lambda d: d.count(os.sep), reverse=True):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            pass
