@@ -285,5 +285,20 @@ class SessionLookupTests(SynchronousTestCase):
         self.assertIsInstance(wrapper, MSEIncomingProtocol)
         self.assertIsInstance(wrapper.wrappedProtocol, PeerProtocol)
 
+    def test_setEncryption(self):
+        """
+        The RPC's C{session-set encryption} reaches the torrents, their
+        downloaders and the listening factory.
+        """
+        reactor = MemoryReactorClock()
+        session = Session(reactor, port=0)
+        session._listen()
+        torrent = session.addTorrent(self.makeInfo(b"c"), self.mktemp())
+        session.setEncryption("required")
+        self.assertEqual(session.encryption, "required")
+        self.assertEqual(torrent.encryption, "required")
+        self.assertEqual(reactor.tcpServers[0][1].encryption, "required")
+        self.assertRaises(ValueError, session.setEncryption, "sometimes")
+
     def test_badMode(self):
         self.assertRaises(ValueError, Session, MemoryReactorClock(), encryption="on")

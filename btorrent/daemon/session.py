@@ -106,6 +106,7 @@ class Session(MultiService):
         self.debug = debug
         self.encryption = checkMode(encryption)
         self._skeys: Dict[bytes, bytes] = {}
+        self._peerFactory = None
         self.peerId = peerId or makePeerId()
         self.torrents: Dict[bytes, Torrent] = {}
         self.threadPool = ThreadPool(
@@ -330,8 +331,8 @@ class Session(MultiService):
             torrent.encryption = mode
             if torrent.downloader is not None:
                 torrent.downloader.encryption = mode
-        if self.listeningPort is not None:
-            self.listeningPort.factory.encryption = mode
+        if self._peerFactory is not None:
+            self._peerFactory.encryption = mode
 
     def _skeyLookup(self, hashed: bytes) -> Optional[bytes]:
         """
@@ -367,6 +368,7 @@ class Session(MultiService):
         # Plain BitTorrent or MSE, told apart by the first bytes.
         factory.encryption = self.encryption
         factory.mseLookup = self._skeyLookup
+        self._peerFactory = factory
         first = self.requestedPort
         candidates = (
             [0] if first == 0 else range(first, min(first + PORT_TRIES, 65535) + 1)
