@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from twisted.internet import task
+from twisted.internet import defer, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -22,14 +22,19 @@ from btorrent.daemon.session import Session
 from btorrent.peer import encryption
 from btorrent.peer.connection import Features
 from btorrent.peer.mse import CRYPTO_RC4, MSEError, obfuscatedHash
-from btorrent.peer.msetransport import MSEIncomingProtocol, MSEOutgoingProtocol
+from btorrent.peer.msetransport import (
+    INLINE_DECRYPT,
+    MAX_UNDECRYPTED,
+    MSEIncomingProtocol,
+    MSEOutgoingProtocol,
+)
 from btorrent.peer.protocol import (
     PeerClientFactory,
     PeerContext,
     PeerFactory,
     PeerProtocol,
 )
-from tests.test_msetransport import StringPair
+from tests.test_msetransport import BT_HANDSHAKE, Recorder, StringPair
 from tests.test_peer import LogCapture, RecordingOwner, Router
 
 INFO_HASH = b"I" * 20
@@ -302,3 +307,140 @@ class SessionLookupTests(SynchronousTestCase):
 
     def test_badMode(self):
         self.assertRaises(ValueError, Session, MemoryReactorClock(), encryption="on")
+
+
+class HeldRunner:
+    """
+    C{runInThread} that runs nothing until the test says so.
+    """
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, f, *args):
+        d = defer.Deferred()
+        self.calls.append((f, args, d))
+        return d
+
+    def runOne(self):
+        f, args, d = self.calls.pop(0)
+        try:
+            result = f(*args)
+        except Exception:
+            d.errback()
+        else:
+            d.callback(result)
+
+
+class ThreadedDecryptionTests(SynchronousTestCase):
+    """
+    Big RC4 chunks are decrypted off the reactor thread, one job at a time
+    per connection, in order; what arrives meanwhile joins the next job;
+    waiting ciphertext is bounded.
+    """
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.runner = HeldRunner()
+        self.clientPeer = Recorder(BT_HANDSHAKE)
+        self.serverPeer = Recorder()
+        client = MSEOutgoingProtocol(self.clientPeer, self.clock, INFO_HASH)
+        self.server = MSEIncomingProtocol(
+            self.serverPeer,
+            self.clock,
+            {obfuscatedHash(INFO_HASH): INFO_HASH}.get,
+            runInThread=self.runner,
+        )
+        self.wire = StringPair(client, self.server, chunk=100000)
+        self.wire.run()
+        self.assertTrue(self.server.isEncrypted)
+        self.assertEqual(bytes(self.serverPeer.received), BT_HANDSHAKE)
+        self.serverPeer.received.clear()
+
+    def send(self, *chunks):
+        """
+        The client writes C{chunks}; each reaches the server as one read.
+        """
+        for chunk in chunks:
+            self.clientPeer.transport.write(chunk)
+            data = self.wire.clientTransport.value()
+            self.wire.clientTransport.clear()
+            self.server.dataReceived(data)
+
+    def test_smallInline(self):
+        """
+        A small chunk with nothing under way is decrypted at once.
+        """
+        self.send(b"x" * INLINE_DECRYPT)
+        self.assertEqual(bytes(self.serverPeer.received), b"x" * INLINE_DECRYPT)
+        self.assertEqual(self.runner.calls, [])
+
+    def test_orderAndBatches(self):
+        """
+        A big chunk goes to a thread; the chunks that follow (small ones
+        too) wait and go together in the next job; all arrive in order.
+        """
+        a, b, c = (bytes([n]) * (INLINE_DECRYPT + 1) for n in (1, 2, 3))
+        self.send(a, b"small", b, c)
+        self.assertEqual(bytes(self.serverPeer.received), b"")
+        self.assertEqual(len(self.runner.calls), 1)
+        self.runner.runOne()
+        self.assertEqual(bytes(self.serverPeer.received), a)
+        self.assertEqual(len(self.runner.calls), 1)
+        self.runner.runOne()
+        self.assertEqual(bytes(self.serverPeer.received), a + b"small" + b + c)
+        self.send(b"after")
+        self.assertEqual(bytes(self.serverPeer.received)[-5:], b"after")
+
+    def test_readingPausedWhenBehind(self):
+        """
+        Ciphertext waiting beyond L{MAX_UNDECRYPTED} pauses reading until
+        the thread caught up; a pause asked by the peer protocol holds.
+        """
+        transport = self.wire.serverTransport
+        big = b"z" * (1 << 20)
+        self.send(big)
+        for _ in range(MAX_UNDECRYPTED // len(big) + 1):
+            self.send(big)
+        self.assertEqual(transport.producerState, "paused")
+        self.serverPeer.transport.pauseProducing()
+        self.runner.runOne()
+        self.assertEqual(transport.producerState, "paused")
+        self.serverPeer.transport.resumeProducing()
+        self.assertEqual(transport.producerState, "producing")
+        self.runner.runOne()
+        self.assertEqual(len(self.serverPeer.received), len(big) * 6)
+
+    def test_peerClosesWhileBusy(self):
+        """
+        What the peer sent before closing is delivered before the loss.
+        """
+        data = b"d" * (INLINE_DECRYPT * 2)
+        self.send(data)
+        self.server.connectionLost(Failure(ConnectionDone()))
+        self.assertIsNone(self.serverPeer.lost)
+        self.runner.runOne()
+        self.assertEqual(bytes(self.serverPeer.received), data)
+        self.assertIsNotNone(self.serverPeer.lost)
+
+    def test_weCloseWhileBusy(self):
+        """
+        When we closed the connection, what is being decrypted is dropped
+        and the loss is told at once.
+        """
+        self.send(b"d" * (INLINE_DECRYPT * 2))
+        self.serverPeer.transport.abortConnection()
+        self.server.connectionLost(Failure(ConnectionDone()))
+        self.assertIsNotNone(self.serverPeer.lost)
+        self.runner.runOne()
+        self.assertEqual(bytes(self.serverPeer.received), b"")
+
+    def test_threadFails(self):
+        """
+        A failing job aborts the connection, logged.
+        """
+        self.send(b"d" * (INLINE_DECRYPT * 2))
+        f, args, d = self.runner.calls.pop(0)
+        d.errback(Failure(RuntimeError("boom")))
+        self.assertTrue(self.wire.serverTransport.disconnecting)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

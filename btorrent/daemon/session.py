@@ -368,6 +368,7 @@ class Session(MultiService):
         # Plain BitTorrent or MSE, told apart by the first bytes.
         factory.encryption = self.encryption
         factory.mseLookup = self._skeyLookup
+        factory.mseRunInThread = self.runInThread
         self._peerFactory = factory
         first = self.requestedPort
         candidates = (

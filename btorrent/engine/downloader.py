@@ -482,6 +482,7 @@ class Downloader(Service):
         factory.address = factory.outgoingAddress = address
         factory.handshaken = handshaken
         factory.mseProvide = provide
+        factory.mseRunInThread = self.runInThread
         kwargs = {}
         if self.bindAddress is not None:
             kwargs["bindAddress"] = (self.bindAddress, 0)

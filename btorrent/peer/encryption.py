@@ -74,20 +74,34 @@ def fallsBackToPlaintext(mode: str) -> bool:
     return checkMode(mode) == PREFERRED
 
 
-def wrapOutgoing(peerProtocol, clock, infoHash: bytes, provide: Optional[int]):
+def wrapOutgoing(
+    peerProtocol,
+    clock,
+    infoHash: bytes,
+    provide: Optional[int],
+    runInThread: Optional[Callable] = None,
+):
     """
     The protocol to give the transport of a connection we dialled:
     C{peerProtocol} itself, or an L{MSEOutgoingProtocol} around it.
 
     @param provide: from L{outgoingProvide}.
+    @param runInThread: C{runInThread(f, *args) -> Deferred}: RC4 of big
+        incoming chunks runs there (C{None}: in the reactor thread).
     """
     if provide is None:
         return peerProtocol
-    return MSEOutgoingProtocol(peerProtocol, clock, infoHash, provide=provide)
+    return MSEOutgoingProtocol(
+        peerProtocol, clock, infoHash, provide=provide, runInThread=runInThread
+    )
 
 
 def wrapIncoming(
-    peerProtocol, clock, lookup: Callable[[bytes], Optional[bytes]], mode: str
+    peerProtocol,
+    clock,
+    lookup: Callable[[bytes], Optional[bytes]],
+    mode: str,
+    runInThread: Optional[Callable] = None,
 ):
     """
     The protocol to give the transport of a connection we accepted: an
@@ -96,6 +110,7 @@ def wrapIncoming(
 
     @param lookup: maps C{HASH('req2', SKEY)} to the info-hash of a torrent
         we serve (L{btorrent.peer.mse.obfuscatedHash}), or C{None}.
+    @param runInThread: as for L{wrapOutgoing}.
     """
     strict = checkMode(mode) == REQUIRED
     return MSEIncomingProtocol(
@@ -106,4 +121,5 @@ def wrapIncoming(
         allowPlaintext=not strict,
         allowRC4=True,
         preferRC4=mode != TOLERATED,
+        runInThread=runInThread,
     )

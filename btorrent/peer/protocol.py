@@ -617,10 +617,13 @@ class PeerFactory(ServerFactory):
         then wrapped to take a plain handshake or MSE as L{encryption}
         says.
     @ivar encryption: the policy (L{btorrent.peer.encryption.MODES}).
+    @ivar mseRunInThread: C{runInThread(f, *args) -> Deferred} for RC4 off
+        the reactor thread, or C{None}.
     """
 
     mseLookup = None
     encryption = DEFAULT_ENCRYPTION
+    mseRunInThread = None
     _wrappers = None
 
     def __init__(
@@ -652,7 +655,13 @@ class PeerFactory(ServerFactory):
         )
         p.factory = self
         if self.mseLookup is not None:
-            wrapper = wrapIncoming(p, self.clock, self.mseLookup, self.encryption)
+            wrapper = wrapIncoming(
+                p,
+                self.clock,
+                self.mseLookup,
+                self.encryption,
+                runInThread=self.mseRunInThread,
+            )
             if self._wrappers is None:
                 self._wrappers = WeakSet()
             self._wrappers.add(wrapper)
@@ -683,10 +692,13 @@ class PeerClientFactory(ClientFactory):
     @ivar mseProvide: C{None} to connect in plaintext, else the MSE
         methods to offer (L{btorrent.peer.encryption.outgoingProvide}):
         the protocol is then wrapped in an MSE initiator.
+    @ivar mseRunInThread: C{runInThread(f, *args) -> Deferred} for RC4 off
+        the reactor thread, or C{None}.
     @ivar built: the protocol built last (the wrapper, if any).
     """
 
     mseProvide: Optional[int] = None
+    mseRunInThread = None
     built = None
 
     def __init__(
@@ -723,7 +735,13 @@ class PeerClientFactory(ClientFactory):
             heartbeat=self.heartbeat,
         )
         p.factory = self
-        self.built = wrapOutgoing(p, self.clock, self.context.infoHash, self.mseProvide)
+        self.built = wrapOutgoing(
+            p,
+            self.clock,
+            self.context.infoHash,
+            self.mseProvide,
+            runInThread=self.mseRunInThread,
+        )
         return self.built
 
     @property
