@@ -37,6 +37,7 @@ PURE = [
     "btorrent.util.events",
     "btorrent.engine.smartban",
     "btorrent.engine.requests",
+    "btorrent.engine.fastpeer",
     "btorrent.engine.storage",
     "btorrent.engine.resume",
     "btorrent.engine.partsfile",

@@ -159,6 +159,15 @@ def addDownloadParser(subparsers) -> argparse.ArgumentParser:
         help="once complete, seed until this upload ratio, then exit",
     )
     parser.add_argument(
+        "--encryption",
+        choices=("tolerated", "preferred", "required"),
+        default="preferred",
+        help="message stream encryption (MSE/PE) with peers: tolerated "
+        "(dial in plaintext, accept both), preferred (dial encrypted, "
+        "plaintext if the peer cannot), required (encrypted only); "
+        "default preferred",
+    )
+    parser.add_argument(
         "--quiet", action="store_true", help="no progress bar, errors only"
     )
     parser.add_argument("--debug", action="store_true", help="log every peer message")
@@ -249,6 +258,7 @@ def download(reactor, args: argparse.Namespace, info, err: IO[str]) -> defer.Def
         stateDir=args.state_dir,
         debug=args.debug,
         dhtBootstrap=bootstrapNodes(args.no_dht, args.dht_bootstrap),
+        encryption=args.encryption,
     )
     try:
         torrent = session.addTorrent(

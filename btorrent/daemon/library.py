@@ -550,7 +550,8 @@ class Library(Service):
 
     def applySettings(self) -> None:
         """
-        Put the settings in force in the session (queues, peer limits).
+        Put the settings in force in the session (queues, peer limits,
+        encryption).
         """
         settings = self.settings
         self.session.downloadQueue.resize(
@@ -559,6 +560,7 @@ class Library(Service):
         self.session.seedQueue.resize(settings.seedQueueSize, settings.seedQueueEnabled)
         self.addDefaults["maxPeers"] = settings.peerLimitPerTorrent
         self.addDefaults["umask"] = settings.umask
+        self.session.setEncryption(settings.encryption)
 
     def _currentStats(self) -> dict:
         current = dict(self._current)

@@ -25,6 +25,9 @@ from btorrent.engine.queue import SlotQueue
 from btorrent.engine.storage import MultiFileWriter
 from btorrent.engine.torrent import RESUME_INTERVAL, Torrent
 from btorrent.interfaces import IPeerRouter
+from btorrent.peer.encryption import DEFAULT as DEFAULT_ENCRYPTION
+from btorrent.peer.encryption import checkMode
+from btorrent.peer.mse import obfuscatedHash
 from btorrent.util.heartbeat import BEAT, Heartbeat
 from btorrent.util.statefile import readState, writeState
 
@@ -75,6 +78,7 @@ class Session(MultiService):
         seedQueueSize: Optional[int] = None,
         heartbeatInterval: float = BEAT,
         dhtBootstrap: Optional[Sequence[Tuple[str, int]]] = None,
+        encryption: str = DEFAULT_ENCRYPTION,
     ) -> None:
         """
         @param reactor: the reactor (C{IReactorTCP}, C{IReactorTime},
@@ -102,6 +106,10 @@ class Session(MultiService):
         @param heartbeatInterval: seconds between two beats of the session's
             heartbeat (the finest period of its periodic work: a resume
             interval under a second needs a faster beat).
+        @param encryption: MSE for peer connections, both ways:
+            C{"tolerated"}, C{"preferred"} or C{"required"}
+            (L{btorrent.peer.encryption}).
+        @raise ValueError: for another C{encryption}.
         """
         super().__init__()
         self.reactor = reactor
@@ -111,6 +119,9 @@ class Session(MultiService):
         self.trackerOptions = dict(trackerOptions or {})
         self.stateDir = stateDir
         self.debug = debug
+        self.encryption = checkMode(encryption)
+        self._skeys: Dict[bytes, bytes] = {}
+        self._peerFactory = None
         self.peerId = peerId or makePeerId()
         self.torrents: Dict[bytes, Torrent] = {}
         self.threadPool = ThreadPool(
@@ -206,6 +217,7 @@ class Session(MultiService):
             seedQueue=self.seedQueue,
             sessionControls=self.controls,
         )
+        torrent.encryption = self.encryption
         torrent.queuePosition = len(self.torrents)
         torrent.startWithSession = start
         torrent.dht = self.dht
@@ -337,6 +349,33 @@ class Session(MultiService):
             *([downloader.features] if downloader.features is not None else []),
         )
 
+    def setEncryption(self, mode: str) -> None:
+        """
+        Change the encryption policy (the RPC's C{session-set}): for new
+        connections of every torrent, both ways.
+
+        @raise ValueError: for a mode that is not one of
+            L{btorrent.peer.encryption.MODES}.
+        """
+        self.encryption = checkMode(mode)
+        for torrent in self.torrents.values():
+            torrent.encryption = mode
+            if torrent.downloader is not None:
+                torrent.downloader.encryption = mode
+        if self._peerFactory is not None:
+            self._peerFactory.encryption = mode
+
+    def _skeyLookup(self, hashed: bytes) -> Optional[bytes]:
+        """
+        The info-hash of the torrent an MSE handshake names by
+        C{HASH('req2', infoHash)}, or C{None}.
+        """
+        if len(self._skeys) != len(self.torrents) or any(
+            infoHash not in self.torrents for infoHash in self._skeys.values()
+        ):
+            self._skeys = {obfuscatedHash(ih): ih for ih in self.torrents}
+        return self._skeys.get(hashed)
+
     # Service
 
     def startService(self) -> None:
@@ -422,6 +461,11 @@ class Session(MultiService):
         factory = PeerFactory(self, self.reactor, heartbeat=self.heartbeat)
         if self.debug:
             factory.debug = True
+        # Plain BitTorrent or MSE, told apart by the first bytes.
+        factory.encryption = self.encryption
+        factory.mseLookup = self._skeyLookup
+        factory.mseRunInThread = self.runInThread
+        self._peerFactory = factory
         first = self.requestedPort
         candidates = (
             [0] if first == 0 else range(first, min(first + PORT_TRIES, 65535) + 1)

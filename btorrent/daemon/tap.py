@@ -201,6 +201,14 @@ class Options(usage.Options):
             _integer("--udp-tracker-retries"),
         ],
         [
+            "encryption",
+            None,
+            "preferred",
+            "Message stream encryption (MSE/PE) with peers: tolerated (dial "
+            "in plaintext, accept both), preferred (dial encrypted, "
+            "plaintext if the peer cannot), required (encrypted only).",
+        ],
+        [
             "download-queue-size",
             None,
             5,
@@ -351,6 +359,10 @@ class Options(usage.Options):
             raise usage.UsageError("--udp-tracker-timeout must be 0.1..600 seconds")
         if not (0 <= self["udp-tracker-retries"] <= 8):
             raise usage.UsageError("--udp-tracker-retries must be 0..8")
+        if self["encryption"] not in ("tolerated", "preferred", "required"):
+            raise usage.UsageError(
+                "--encryption must be tolerated, preferred or required"
+            )
         for name in ("download-queue-size", "seed-queue-size"):
             if not (0 <= self[name] <= 10000):
                 raise usage.UsageError(f"--{name} must be 0..10000")
@@ -504,6 +516,7 @@ def buildDaemon(options: Options, reactor) -> Daemon:
         seedQueueSize=seedQueue or None,
         heartbeatInterval=min(1.0, options["resume-interval"]),
         dhtBootstrap=bootstrapNodes(options["no-dht"], options["dht-bootstrap"]),
+        encryption=options["encryption"],
     )
     settings = SessionSettings(
         downloadDir=options["download-dir"],
@@ -515,6 +528,7 @@ def buildDaemon(options: Options, reactor) -> Daemon:
         peerLimitPerTorrent=options["max-peers"],
         umask=options["umask"],
         dhtEnabled=not options["no-dht"],
+        encryption=options["encryption"],
     )
     library = Library(
         session,

@@ -103,6 +103,9 @@ class Dialer:
         @param dial: C{dial(address, onEnd) -> connector}: start a
             connection; C{onEnd(handshaken)} is called once when it ends,
             successful or not.  The connector has C{disconnect()}.
+            C{onEnd(False, retryPlaintext=True)} asks for the same address
+            at once with C{dial(address, onEnd, plaintext=True)} (its MSE
+            handshake failed; tried once).
         @param maxPeers: connected peers at most.
         @param listenPort: the port we listen on.
         @param banned: keys never dialled (addresses among them).
@@ -188,12 +191,26 @@ class Dialer:
             if room is not None:
                 room -= 1
 
-    def _dial(self, address: Address) -> None:
-        def onEnd(handshaken: bool) -> None:
+    def _dial(self, address: Address, plaintext: bool = False) -> None:
+        def onEnd(handshaken: bool, retryPlaintext: bool = False) -> None:
+            if retryPlaintext and not plaintext and address in self.connecting:
+                # Its MSE handshake failed and the policy allows plaintext:
+                # once more at once, the slot still held.
+                self.log.info(
+                    "MSE handshake with {host}:{port} failed: "
+                    "connecting again in plaintext",
+                    host=address[0],
+                    port=address[1],
+                )
+                self._dial(address, plaintext=True)
+                return
             self.ended(address, handshaken)
 
         self.log.debug("connecting to {host}:{port}", host=address[0], port=address[1])
-        self.connecting[address] = self.dial(address, onEnd)
+        if plaintext:
+            self.connecting[address] = self.dial(address, onEnd, plaintext=True)
+        else:
+            self.connecting[address] = self.dial(address, onEnd)
 
     def handshaken(self, address: Address) -> None:
         """

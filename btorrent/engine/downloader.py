@@ -32,6 +32,7 @@ from btorrent.codec.bitfield import Bitfield
 from btorrent.codec.wire import BLOCK_SIZE
 from btorrent.engine.assembler import MAX_PENDING_BYTES, MAX_VERIFY_JOBS, Assembler
 from btorrent.engine.dialer import Dialer, isLocalAddress
+from btorrent.engine.fastpeer import FastPeer, ourAllowedSet
 from btorrent.engine.requests import (
     DEPTH_REFRESH,
     MAX_DEPTH,
@@ -51,7 +52,8 @@ from btorrent.engine.smartban import MAX_STRIKES, SmartBan, blockDigests
 from btorrent.engine.storage import StorageError
 from btorrent.engine.uploader import MAX_PEER_QUEUE, MAX_REQUEST_LENGTH, Uploader
 from btorrent.interfaces import IPeerOwner
-from btorrent.peer.connection import ExtensionHandshake, ExtensionMessage
+from btorrent.peer import encryption
+from btorrent.peer.connection import ExtensionHandshake, ExtensionMessage, Features
 from btorrent.peer.protocol import CONNECT_TIMEOUT
 from btorrent.util.events import EventSource
 from btorrent.util.heartbeat import Heartbeat
@@ -124,6 +126,8 @@ class PeerRecord:
     @ivar connectedAt: when it was accepted.
     @ivar usefulAt: when it last sent one of L{USEFUL_MESSAGES} (C{None}:
         never).
+    @ivar fast: its L{FastPeer} state when it speaks the Fast extension
+        (BEP 6), else C{None}.
     """
 
     __slots__ = (
@@ -134,6 +138,7 @@ class PeerRecord:
         "strikeKey",
         "connectedAt",
         "usefulAt",
+        "fast",
     )
 
     def __init__(self, pieceCount: int, now: float, strikeKey: Any) -> None:
@@ -144,6 +149,7 @@ class PeerRecord:
         self.strikeKey = strikeKey
         self.connectedAt = now
         self.usefulAt: Optional[float] = None
+        self.fast: Optional[FastPeer] = None
 
 
 def _makeClientFactory(factoryClass, context, clock, debug, heartbeat, onEnd):
@@ -179,6 +185,11 @@ class Downloader(Service):
         C{handshakeReceived(peer, fields)} and C{peerLost(peer)}.
     @ivar quietDeadline: seconds after its handshake within which a peer
         must say something useful (L{btorrent.engine.slots}).
+    @ivar features: what our connections offer (L{Features}); the Fast
+        extension (BEP 6) by default.
+    @ivar encryption: how we dial (L{btorrent.peer.encryption.MODES}):
+        through MSE unless C{"tolerated"}; C{"preferred"} dials once more
+        in plaintext when the MSE handshake fails.
     """
 
     log = Logger()
@@ -249,7 +260,8 @@ class Downloader(Service):
         self.downloadRate = RateMeter(clock)
         self.events = EventSource()
         self.extensions: Dict[str, Any] = {}
-        self.features = None
+        self.features = Features(fast=True)
+        self.encryption = encryption.DEFAULT
         #: The session's DHT node (C{addNode}, C{boundPort}), or C{None}: a
         #: peer that runs a DHT hears our node's port (C{PORT}), and the
         #: node of a peer that tells us its port is pinged.
@@ -465,23 +477,36 @@ class Downloader(Service):
             connected = {peer.address for peer in self.peers}
             self.dialer.connectMore(connected, self._completeFired)
 
-    def _dial(self, address: Tuple[str, int], onEnd: Callable[[bool], None]):
+    def _dial(
+        self,
+        address: Tuple[str, int],
+        onEnd: Callable[..., None],
+        plaintext: bool = False,
+    ):
+        """
+        Connect to C{address} (through MSE unless C{plaintext} or our
+        L{encryption} says otherwise); C{onEnd(handshaken)} when it ends,
+        or C{onEnd(False, retryPlaintext=True)} when its MSE handshake
+        failed and we may try plaintext.
+        """
         host, port = address
+        features = () if self.features is None else (self.features,)
         context = self.contextFactory(
-            self.metainfo.infoHash, self.peerId, self.pieceCount, self
+            self.metainfo.infoHash, self.peerId, self.pieceCount, self, *features
         )
-        if self.features is not None:
-            context = type(context)(
-                context.infoHash,
-                context.peerId,
-                context.pieceCount,
-                context.owner,
-                self.features,
-            )
         handshaken = []
+        provide = None if plaintext else encryption.outgoingProvide(self.encryption)
 
         def ended(connected: bool) -> None:
-            onEnd(connected and bool(handshaken))
+            if (
+                not handshaken
+                and provide is not None
+                and encryption.fallsBackToPlaintext(self.encryption)
+                and getattr(factory, "mseFailed", False)
+            ):
+                onEnd(False, retryPlaintext=True)
+            else:
+                onEnd(connected and bool(handshaken))
             if self.running:
                 self._connectMore()
 
@@ -495,6 +520,8 @@ class Downloader(Service):
         )
         factory.address = factory.outgoingAddress = address
         factory.handshaken = handshaken
+        factory.mseProvide = provide
+        factory.mseRunInThread = self.runInThread
         kwargs = {}
         if self.bindAddress is not None:
             kwargs["bindAddress"] = (self.bindAddress, 0)
@@ -546,17 +573,25 @@ class Downloader(Service):
         record = PeerRecord(self.pieceCount, self.clock.seconds(), strikeKey)
         self.peers[peer] = record
         have = self.picker.haveBitfield
-        if have.count or getattr(peer, "fast", False):
+        fast = getattr(peer, "fast", False)
+        if have.count or fast:
+            # With the Fast extension exactly one of bitfield, Have All and
+            # Have None (the protocol picks), even when we have nothing.
             peer.sendBitfield(have)
+        if fast:
+            self._startFast(peer, record)
         dht = self.dht
         if dht is not None and getattr(peer, "peerDHT", False) and dht.boundPort:
             peer.sendMessage(wire.Port(dht.boundPort))
+        encrypted = bool(getattr(peer, "isEncrypted", False))
         self._log(
             "info",
-            "peer {host}:{port} connected ({peers} peers)",
+            "peer {host}:{port} connected ({peers} peers, {transport})",
             host=peer.address[0],
             port=peer.address[1],
             peers=len(self.peers),
+            transport="encrypted" if encrypted else "plaintext",
+            encrypted=encrypted,
         )
         # Pieces may have been announced between the handshake and now.
         if peer.peerPieces is not None and peer.peerPieces.count:
@@ -628,9 +663,14 @@ class Downloader(Service):
         elif kind is wire.Request:
             self._gotRequest(peer, record, message)
         elif kind is wire.Cancel:
-            self.uploader.cancelReceived(
-                record, message.index, message.begin, message.length
-            )
+            if (
+                self.uploader.cancelReceived(
+                    record, message.index, message.begin, message.length
+                )
+                and record.fast is not None
+            ):
+                # BEP 6: even a cancelled request gets its reject.
+                peer.sendReject(message.index, message.begin, message.length)
         elif kind is wire.Unchoke:
             self.requester.fill(peer, record)
         elif kind is wire.Choke:
@@ -645,7 +685,11 @@ class Downloader(Service):
             ):
                 peer.drop(f"rejected a request never made ({message.index})")
                 return
+            if record.fast is not None:
+                record.fast.rejected(message.index, peer.peerChoking)
             self._fillAll()
+        elif kind is wire.AllowedFast or kind is wire.SuggestPiece:
+            self._fastHint(peer, record, message)
         elif kind is wire.BitfieldMessage or kind is wire.HaveAll:
             self._syncBitfield(peer, record)
         elif kind is wire.Interested or kind is wire.NotInterested:
@@ -663,6 +707,44 @@ class Downloader(Service):
                 received = getattr(handler, "handshakeReceived", None)
                 if received is not None:
                     received(peer, message.fields)
+
+    # The Fast extension (BEP 6)
+
+    def _startFast(self, peer, record: PeerRecord) -> None:
+        """
+        A peer speaks the Fast extension: keep its state, and send it our
+        allowed-fast set (after our bitfield).
+        """
+        pieces = ourAllowedSet(
+            peer.address[0], self.metainfo.infoHash, self.pieceCount, peer.peerPieces
+        )
+        record.fast = FastPeer(pieces)
+        for index in pieces:
+            peer.sendMessage(wire.AllowedFast(index))
+
+    def _fastHint(self, peer, record: PeerRecord, message) -> None:
+        """
+        Allowed Fast (a piece we may ask for while the peer chokes us) or
+        Suggest Piece (a piece to ask for first).
+        """
+        fast = record.fast
+        if fast is None:
+            return
+        index = message.index
+        if type(message) is wire.AllowedFast:
+            if fast.allowedFast(index) and peer.peerChoking:
+                self.requester.fill(peer, record)
+        elif self.picker.isWanted(index):
+            fast.suggest(index)
+
+    def peerChoked(self, peer) -> None:
+        """
+        We choked C{peer}: its queued requests are rejected (Fast
+        extension) or forgotten, but for its allowed-fast pieces.
+        """
+        record = self.peers.get(peer)
+        if record is not None:
+            self.uploader.choked(peer, record)
 
     # Availability and interest
 
@@ -772,6 +854,8 @@ class Downloader(Service):
         self.verifiedBytes += size
         for peer, record in list(self.peers.items()):
             peer.sendHave(index)
+            if record.fast is not None:
+                record.fast.forget(index)
             if index in record.known:
                 record.wanted -= 1
                 if record.wanted <= 0 and peer.amInterested:

@@ -595,6 +595,44 @@ class PiecePicker:
             self._takeDuplicates(peerPieces, count - len(result), peerKey, result)
         return result
 
+    def pickAmong(
+        self,
+        indexes: Iterable[int],
+        peerPieces: Bitfield,
+        count: int,
+        peerKey: Hashable,
+    ) -> List[Block]:
+        """
+        Choose up to C{count} free blocks of the pieces C{indexes} only (in
+        that order), among those the peer has and we want, and mark them as
+        requested from it: a peer's suggestions (BEP 6 Suggest Piece) taken
+        first, or the only pieces a peer that chokes us lets us request
+        (BEP 6 Allowed Fast).  Never blocks requested from other peers.
+
+        @param indexes: piece indexes, in order of preference (any out of
+            range are skipped).
+        @return: a list of C{(index, begin, length)}.
+        """
+        result: List[Block] = []
+        if count <= 0 or self._missing == 0:
+            return result
+        for index in indexes:
+            if not 0 <= index < self.pieceCount or index not in peerPieces:
+                continue
+            state = self._pieces.get(index)
+            if state is None:
+                pool = self._pools.get(self._poolKey(index))
+                if pool is None or index not in pool:
+                    # Not wanted, or verified already.
+                    continue
+                state = self._start(index)
+            if not state.free:
+                continue
+            self._takeFree(state, count - len(result), peerKey, result)
+            if len(result) >= count:
+                break
+        return result
+
     def _start(self, index: int) -> _PieceState:
         self._poolRemove(index)
         state = _PieceState(index, self.pieceSize(index), self.blockSize)

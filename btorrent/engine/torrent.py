@@ -42,6 +42,7 @@ from btorrent.engine.queue import SlotQueue
 from btorrent.engine.storage import StorageError
 from btorrent.interfaces import IAnnounceTarget
 from btorrent.peer.connection import Features
+from btorrent.peer.encryption import DEFAULT as DEFAULT_ENCRYPTION
 from btorrent.util.events import EventSource
 from btorrent.util.heartbeat import Heartbeat
 
@@ -169,9 +170,12 @@ class Torrent:
     @ivar completed: fires once every wanted piece is verified.
     @ivar events: C{stateChanged(old, new)}, C{pieceVerified(index)},
         C{complete()}, C{error(text)}.
+    @ivar encryption: how its downloader dials peers (MSE or not,
+        L{btorrent.peer.encryption.MODES}); read at every start.
     """
 
     log = Logger()
+    encryption = DEFAULT_ENCRYPTION
 
     def __init__(
         self,
@@ -676,6 +680,7 @@ class Torrent:
         downloader.features = replace(
             downloader.features or Features(), dht=self.dht is not None
         )
+        downloader.encryption = self.encryption
         downloader.verifiedBytes = sum(
             self.metainfo.pieceSize(i) for i in self.picker.haveBitfield
         )
