@@ -126,7 +126,9 @@ class Daemon:
         self.peerPort = freePort()
         self.log = os.path.join(base, "twistd.log")
         self.process = None
-        self.rpc = RPCClient(f"http://127.0.0.1:{self.rpcPort}/transmission/rpc")
+        self.rpc = RPCClient(
+            f"http://127.0.0.1:{self.rpcPort}/transmission/rpc", timeout=120
+        )
 
     def start(self) -> float:
         started = time.monotonic()
@@ -167,7 +169,7 @@ class Daemon:
                 raise RuntimeError("the daemon exited; see " + self.log)
             if time.monotonic() > deadline:
                 raise RuntimeError(f"not all {count} seeding after {timeout} s")
-            time.sleep(0.2)
+            time.sleep(1.0)
 
     def stop(self) -> None:
         stopProcess(self.process, 600)
@@ -191,6 +193,9 @@ def run(count: int, idleSeconds: float, adds: int, directory: str) -> dict:
         started = daemon.start()
         daemon.waitSeeding(count, 3600)
         firstStart = time.monotonic() - started
+        print(
+            f"{count} torrents: first start (full check) {firstStart:.1f} s", flush=True
+        )
         daemon.stop()
         started = daemon.start()
         daemon.waitSeeding(count, 3600)
@@ -201,6 +206,11 @@ def run(count: int, idleSeconds: float, adds: int, directory: str) -> dict:
         time.sleep(idleSeconds)
         idle = (cpuSeconds(pid) - before) / idleSeconds
         rss = rssMiB(pid)
+        print(
+            f"{count} torrents: start with fast resume {fastStart:.1f} s, idle "
+            f"{100 * idle:.1f} % of a core, RSS {rss:.0f} MiB",
+            flush=True,
+        )
         extra = prepare(base, adds, first=count)
         addStart = time.monotonic()
         for torrent in extra:
