@@ -219,3 +219,61 @@ class FullDiskTests(SynchronousTestCase):
         self.assertNotIn("Traceback", daemon.log())
         info = metainfo.load(torrents[0])
         self.assertIn(info.name, daemon.log())
+
+
+class LocalErrorTests(SynchronousTestCase):
+    def test_fileCutShortUnderUs(self) -> None:
+        """
+        A seeding torrent's file cut short from outside: when a libtorrent
+        leecher asks for a piece that is gone, the torrent stops with the
+        error (its file named), the daemon and its other torrent go on;
+        once the file is back and the torrent started again, it checks its
+        data and the leecher completes.
+        """
+        base = os.path.abspath(self.mktemp())
+        data = os.path.join(base, "data")
+        files = [("cut.bin", 3 * 1024 * 1024)]
+        other = [("other.bin", 100000)]
+        writeFiles(data, files + other, seed=13)
+        cutTorrent = makeTorrent(data, files, 65536, [])
+        otherTorrent = makeTorrent(data, other, 65536, [])
+        daemon = DaemonProcess(self, base)
+        cutId = _add(daemon, cutTorrent, data)
+        otherId = _add(daemon, otherTorrent, data)
+        daemon.waitFor(lambda: _done(daemon, cutId), 30, "seeding")
+        path = os.path.join(data, "cut.bin")
+        with open(path, "rb") as f:
+            original = f.read()
+        with open(path, "r+b") as f:
+            f.truncate(65536)
+        leecherDir = os.path.join(base, "leecher")
+        os.makedirs(leecherDir)
+        leecher = libtorrentLeecher(leecherDir, cutTorrent)
+        self.addCleanup(leecher.close)
+
+        def failed() -> bool:
+            leecher.connect("127.0.0.1", daemon.peerPort)
+            [status] = daemon.rpc.call(
+                "torrent-get", ids=[cutId], fields=["error", "errorString", "status"]
+            )["torrents"]
+            return status["error"] == 3
+
+        daemon.waitFor(failed, 60, "the torrent's error")
+        [status] = daemon.rpc.call(
+            "torrent-get", ids=[cutId], fields=["errorString", "status"]
+        )["torrents"]
+        self.assertIn("cut.bin", status["errorString"])
+        self.assertEqual(status["status"], 0)
+        self.assertTrue(_done(daemon, otherId))
+        with open(path, "wb") as f:
+            f.write(original)
+        daemon.rpc.call("torrent-start", ids=[cutId])
+
+        def complete() -> bool:
+            leecher.connect("127.0.0.1", daemon.peerPort)
+            return leecher.finished
+
+        daemon.waitFor(complete, 60, "the leecher")
+        assertSameFiles(self, files, data, leecherDir, settle=5.0)
+        self.assertTrue(daemon.stop())
+        self.assertNotIn("Traceback", daemon.log())

@@ -380,6 +380,26 @@ class TorrentTests(SynchronousTestCase):
         self.successResultOf(torrent.stopService())
         self.assertEqual(self.logged("{percent"), [])
 
+    def test_fileGoneIsTheTorrentsError(self):
+        """
+        A file deleted or cut short under a running torrent is found on the
+        heartbeat's file check: the torrent stops with the error naming it.
+        """
+        from btorrent.control.api import ERROR_LOCAL, STOPPED
+        from btorrent.engine.torrent import FILE_CHECK_INTERVAL
+
+        torrent = self.makeTorrent()
+        torrent.start()
+        self.seedAll(torrent)
+        path = os.path.join(self.downloadDir, "content", "sub", "b.bin")
+        with open(path, "r+b") as f:
+            f.truncate(10)
+        self.reactor.advance(FILE_CHECK_INTERVAL)
+        self.assertEqual(torrent.state, STOPPED)
+        self.assertEqual(torrent.error, ERROR_LOCAL)
+        self.assertIn("b.bin", torrent.errorString)
+        self.assertIn("cut to 10 bytes", torrent.errorString)
+
 
 class FormatTests(SynchronousTestCase):
     def test_formatSize(self):

@@ -947,10 +947,27 @@ class Downloader(Service):
         if record is not None and record.serving:
             self.uploader.serve(peer, record)
 
-    def _readFailed(self, index: int) -> None:
+    def _readFailed(self, index: int, failure) -> None:
+        """
+        A piece we serve cannot be read (a file deleted, truncated or
+        unreadable under us): its askers go, and the torrent hears of it
+        (a local error is the torrent's, one line).
+        """
+        if failure.check(OSError, StorageError):
+            self._log(
+                "warn",
+                "cannot read piece {index}: {error}",
+                index=index,
+                error=failure.getErrorMessage(),
+            )
+        else:
+            self._log(
+                "failure", "cannot read piece {index}", failure=failure, index=index
+            )
         for peer, record in list(self.peers.items()):
             if any(r[0] == index for r in record.serving):
                 peer.drop("cannot read a piece it asked for")
+        self.events.emit("readFailed", index, failure)
 
     # Convenience for the choker and the session
 

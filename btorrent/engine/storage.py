@@ -925,6 +925,31 @@ class MultiFileWriter:
             return
         self._readSlices(slices, view)
 
+    def checkFiles(self) -> None:
+        """
+        Check that the files this writer keeps are still there at their
+        length (something outside may delete or truncate them while the
+        torrent runs; an open descriptor would hide it).
+
+        @raise StorageError: naming the first file gone or cut short.
+        """
+        redirect = self._redirect
+        for fileIndex, (path, entry) in enumerate(zip(self.paths, self.layout.files)):
+            if path is None or entry.symlink is not None or fileIndex in redirect:
+                continue
+            try:
+                st = os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                raise StorageError(f"{path!r} is gone") from None
+            except OSError as e:
+                raise StorageError(f"cannot stat {path!r}: {e}") from e
+            if not stat.S_ISREG(st.st_mode):
+                raise StorageError(f"{path!r} is no longer a regular file")
+            if st.st_size < entry.length:
+                raise StorageError(
+                    f"{path!r} was cut to {st.st_size} bytes (it has {entry.length})"
+                )
+
     def fileStats(self) -> List[FileStat]:
         """
         Look at the files as they are now, for fast-resume data.

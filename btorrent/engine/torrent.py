@@ -65,6 +65,10 @@ PROGRESS_INTERVAL = 60.0
 #: that a crash loses little, and the final sync at stop has little to do).
 RESUME_INTERVAL = 60.0
 
+#: Seconds between two looks at a running torrent's files (deleted or cut
+#: short from outside: its error).
+FILE_CHECK_INTERVAL = 300.0
+
 #: Seconds we wait for the trackers to hear our C{stopped}.
 STOP_ANNOUNCE_TIMEOUT = 3.0
 
@@ -299,6 +303,7 @@ class Torrent:
         self._saving: Optional[defer.Deferred] = None
         self._nextProgress = 0.0
         self._nextResume = 0.0
+        self._nextFileCheck = 0.0
         self._lastLogged: Optional[tuple] = None
         self._completeLogged = False
         #: Rate limits, file selection, order, seeding and peer limits.
@@ -674,6 +679,7 @@ class Torrent:
             events.listen("complete", self._complete)
             events.listen("pieceVerified", self._pieceVerified)
             events.listen("writeFailed", self._writeFailed)
+            events.listen("readFailed", self._writeFailed)
         downloader = self.downloader
         downloader.listenPort = self._port
         downloader.dht = self.dht
@@ -699,6 +705,7 @@ class Torrent:
         now = self.reactor.seconds()
         self._nextProgress = now + PROGRESS_INTERVAL
         self._nextResume = now + self.resumeInterval
+        self._nextFileCheck = now + FILE_CHECK_INTERVAL
         self._savedCount = self.picker.haveBitfield.count
         self.heartbeat.subscribe(self, self.tick)
         if not self.ready.called:
@@ -717,6 +724,26 @@ class Torrent:
             self._nextResume = now + self.resumeInterval
             if self.picker.haveBitfield.count != self._savedCount:
                 self.saveResume()
+        if now >= self._nextFileCheck:
+            self._nextFileCheck = now + FILE_CHECK_INTERVAL
+            self.checkFiles()
+
+    def checkFiles(self) -> defer.Deferred:
+        """
+        In a thread, check that the torrent's files are still there at
+        their length; if not, the torrent stops with that error (its
+        verified pieces are kept; a start rechecks what changed).
+        """
+        check = getattr(self.storage, "checkFiles", None)
+        if check is None or not self._storageOpen or self._stopping is not None:
+            return defer.succeed(None)
+        d = self.runInThread(check)
+        d.addErrback(self._filesGone)
+        return d
+
+    def _filesGone(self, failure: Failure) -> None:
+        if self._wanted and self._stopping is None:
+            self._failed(failure)
 
     def _logProgressIfChanged(self) -> None:
         key = (self.picker.haveBitfield.count, self.downloaded, self.uploaded)
@@ -758,6 +785,10 @@ class Torrent:
             self._setState(DOWNLOADING)
 
     def _writeFailed(self, index: int, failure: Failure) -> None:
+        """
+        A piece could not be written or read: the torrent stops with the
+        error.
+        """
         self._failed(failure)
 
     def _failed(self, failure: Failure) -> None:

@@ -51,7 +51,7 @@ class Uploader:
         clock,
         have: Any,
         isServing: Callable[[Any, Any], bool],
-        readFailed: Callable[[int], None] = lambda index: None,
+        readFailed: Callable[[int, Any], None] = lambda index, failure: None,
     ) -> None:
         """
         @param metainfo: the torrent (C{pieceCount}, C{pieceSize}).
@@ -62,8 +62,9 @@ class Uploader:
             its owner).
         @param isServing: C{isServing(peer, record)}: whether the peer is
             still connected with that record.
-        @param readFailed: called with a piece's index when it cannot be
-            read (the peers waiting for it are to be dropped).
+        @param readFailed: called with a piece's index and the L{Failure}
+            when it cannot be read (the peers waiting for it are to be
+            dropped, the torrent told).
         """
         self.metainfo = metainfo
         self.storage = storage
@@ -201,8 +202,7 @@ class Uploader:
 
         def failed(failure) -> None:
             del self._reading[index]
-            self.log.failure("cannot read piece {index}", failure=failure, index=index)
-            self.readFailed(index)
+            self.readFailed(index, failure)
 
         d.addCallbacks(got, failed)
         return d
