@@ -181,6 +181,118 @@ class Session(MultiService):
             torrent.start()
         return torrent
 
+    def addMagnet(
+        self,
+        magnet,
+        downloadDir: str,
+        maxPeers: int = 50,
+        pieceOrder: str = "random",
+        peers: Iterable[Tuple[str, int]] = (),
+        announcerFactory=None,
+        chokerFactory=None,
+        uploadSlots: int = 4,
+        resumeInterval: float = RESUME_INTERVAL,
+        onMetadata=None,
+    ) -> Torrent:
+        """
+        Add a magnet link (started at once if the session runs): a torrent
+        without its info dictionary, which it fetches from peers (BEP 9:
+        L{btorrent.engine.metadata.MetadataPhase}) and then downloads.  If
+        the state directory holds the torrent an earlier fetch saved, it is
+        added from there (L{addTorrent}): the metadata is not fetched again.
+
+        @param magnet: a L{btorrent.codec.magnet.Magnet} or its text.
+        @param peers: addresses to connect to besides C{x.pe} and the
+            trackers' peers.
+        @param onMetadata: C{onMetadata(torrentBytes)} keeps the fetched
+            torrent (may return a L{Deferred}); by default it is written to
+            the state directory as C{<info-hash>.torrent}, in a thread.
+        @return: the L{Torrent}.
+        @raise btorrent.codec.magnet.MagnetError: for an unusable link.
+        @raise ValueError: if the torrent is already there.
+        """
+        from btorrent.codec.magnet import Magnet, parseMagnet
+        from btorrent.engine import metadata
+
+        if not isinstance(magnet, Magnet):
+            magnet = parseMagnet(magnet)
+        if magnet.infoHash in self.torrents:
+            raise ValueError(f"torrent {magnet.infoHash.hex()} is already added")
+        options = dict(
+            maxPeers=maxPeers,
+            pieceOrder=pieceOrder,
+            peers=[*magnet.peers, *peers],
+            announcerFactory=announcerFactory,
+            chokerFactory=chokerFactory,
+            uploadSlots=uploadSlots,
+            resumeInterval=resumeInterval,
+        )
+        if self.stateDir is not None:
+            saved = metadata.loadSavedMetadata(self.stateDir, magnet.infoHash)
+            if saved is not None:
+                return self.addTorrent(saved, downloadDir, **options)
+            if onMetadata is None:
+                onMetadata = partial(
+                    self.runInThread,
+                    metadata.saveMetadata,
+                    self.stateDir,
+                    magnet.infoHash,
+                )
+        torrent = Torrent(
+            None,
+            None,
+            self.stateDir,
+            self.peerId,
+            self.runInThread,
+            self.reactor,
+            port=self.port,
+            maxPeers=maxPeers,
+            pieceOrder=pieceOrder,
+            debug=self.debug,
+            announcerFactory=announcerFactory or self._makeAnnouncer,
+            chokerFactory=chokerFactory,
+            peers=options["peers"],
+            interface=self.interface,
+            uploadSlots=uploadSlots,
+            resumeInterval=resumeInterval,
+            heartbeat=self.heartbeat,
+            checkQueue=self.checkQueue,
+            downloadQueue=self.downloadQueue,
+            seedQueue=self.seedQueue,
+            infoHash=magnet.infoHash,
+            name=magnet.name,
+            storageFactory=lambda info: MultiFileWriter(info, downloadDir),
+        )
+        torrent.metadataPhaseFactory = partial(
+            metadata.MetadataPhase,
+            trackers=magnet.trackers,
+            announcerFactory=self._announcerOver,
+            onMetadata=onMetadata,
+        )
+        torrent.queuePosition = len(self.torrents)
+        self.torrents[magnet.infoHash] = torrent
+        if self.running:
+            torrent.start()
+        return torrent
+
+    def _announcerOver(self, target, trackers):
+        """
+        An announcer of C{target} over C{trackers} (a magnet link's, while
+        its metadata is fetched), or C{None} without any.
+        """
+        from btorrent.tracker.announcer import makeAnnouncer
+
+        if not any(trackers):
+            return None
+        return makeAnnouncer(
+            target,
+            trackers,
+            self.reactor,
+            udpProtocol=self.udpProtocol,
+            ourAddresses=self._ourAddresses(),
+            **self.trackerOptions,
+        )
+
     def _makeAnnouncer(self, torrent: Torrent):
         """
         The announcer of C{torrent} over its trackers (C{None} without
@@ -276,11 +388,13 @@ class Session(MultiService):
         past its start-up check.
         """
         torrent = self.torrents.get(infoHash)
-        if torrent is None or torrent.downloader is None:
+        if torrent is None:
             return None
         downloader = torrent.downloader
-        if not downloader.running:
-            return None
+        if downloader is None or not downloader.running:
+            # A magnet link still fetching its metadata takes peers too.
+            phase = torrent.metadataPhase
+            return phase.peerContext() if phase is not None else None
         from btorrent.peer.protocol import PeerContext
 
         return PeerContext(

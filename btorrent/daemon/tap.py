@@ -13,6 +13,7 @@ from twisted.application.service import Service
 from twisted.python import usage
 
 from btorrent.codec import metainfo
+from btorrent.codec.magnet import Magnet, MagnetError, isMagnet, parseMagnet
 
 
 def defaultStateDir() -> str:
@@ -126,7 +127,8 @@ class Options(usage.Options):
 
     def opt_torrent(self, path: str) -> None:
         """
-        A .torrent file to download and seed (may be given several times).
+        A .torrent file or a magnet link to download and seed (may be given
+        several times).
         """
         self["torrents"].append(path)
 
@@ -142,6 +144,12 @@ class Options(usage.Options):
             raise usage.UsageError("--torrent is required")
         loaded = []
         for path in self["torrents"]:
+            if isMagnet(path):
+                try:
+                    loaded.append(parseMagnet(path))
+                except MagnetError as e:
+                    raise usage.UsageError(f"invalid magnet link: {e}") from None
+                continue
             try:
                 loaded.append(metainfo.loadFile(path))
             except OSError as e:
@@ -229,7 +237,8 @@ def makeService(options: Options):
         heartbeatInterval=min(1.0, options["resume-interval"]),
     )
     for info in options["metainfos"]:
-        session.addTorrent(
+        add = session.addMagnet if isinstance(info, Magnet) else session.addTorrent
+        add(
             info,
             options["download-dir"],
             maxPeers=options["max-peers"],

@@ -155,7 +155,8 @@ class Downloader(Service):
     @ivar events: the L{EventSource} of this torrent's download.
     @ivar extensions: BEP 10 extension handlers by name: each has
         C{messageReceived(peer, payload)} and may have
-        C{handshakeReceived(peer, fields)} and C{peerLost(peer)}.
+        C{peerConnected(peer)}, C{handshakeReceived(peer, fields)} and
+        C{peerLost(peer)} (L{btorrent.interfaces.IPeerExtension}).
     """
 
     log = Logger()
@@ -461,11 +462,15 @@ class Downloader(Service):
 
     # IPeerOwner
 
-    def peerConnected(self, peer) -> bool:
+    def peerConnected(self, peer, adopted: bool = False) -> bool:
         """
         Accept a peer unless we are full (L{maxPeers} connected, whichever
         side dialled), it is us, a duplicate or banned; send it our
         bitfield.
+
+        @param adopted: the connection comes from another owner (a magnet
+            link's metadata phase) and has sent messages already: our
+            pieces go out as C{have}s (a bitfield may only come first).
         """
         if not self.running:
             return False
@@ -490,7 +495,10 @@ class Downloader(Service):
         record = PeerRecord(self.pieceCount, self.clock.seconds(), strikeKey)
         self.peers[peer] = record
         have = self.picker.haveBitfield
-        if have.count or getattr(peer, "fast", False):
+        if adopted:
+            for index in have:
+                peer.sendHave(index)
+        elif have.count or getattr(peer, "fast", False):
             peer.sendBitfield(have)
         self._log(
             "info",
@@ -502,6 +510,10 @@ class Downloader(Service):
         # Pieces may have been announced between the handshake and now.
         if peer.peerPieces is not None and peer.peerPieces.count:
             self._syncBitfield(peer, record)
+        for extension in list(self.extensions.values()):
+            connected = getattr(extension, "peerConnected", None)
+            if connected is not None:
+                connected(peer)
         self.events.emit("peersChanged")
         return True
 
