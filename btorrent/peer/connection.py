@@ -672,8 +672,9 @@ class PeerConnection:
             if not self._checkIndex(message.index, "piece", events):
                 return
         elif kind is Extended:
+            # Not a message that orders the bitfield: libtorrent sends its
+            # extended handshake before its bitfield (or have-all).
             self._extendedReceived(message, events)
-            self._gotMessage = True
             return
         elif kind is Choke:
             self.peerChoking = True
