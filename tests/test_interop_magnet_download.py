@@ -28,6 +28,11 @@ from tests.test_interop_download import Fixture, startTracker, withTimeout
 from tests.test_interop_seed import MULTI, MULTI_PIECE, WorkDirectories, noParts
 
 
+from twisted.logger import globalLogPublisher, textFileLogObserver
+
+globalLogPublisher.addObserver(textFileLogObserver(open("/tmp/mw/testlog.txt", "w")))
+
+
 def sleep(seconds: float) -> defer.Deferred:
     return task.deferLater(reactor, seconds, lambda: None)
 
@@ -57,6 +62,12 @@ class MagnetDownloadTests(TestCase):
 
     @defer.inlineCallbacks
     def download(self, fixture, link):
+        # A libtorrent torrent refuses connections until it is started.
+        yield waitFor(
+            lambda: fixture.seeder.handle.status().state == lt.torrent_status.seeding,
+            10,
+            "the seeder to start",
+        )
         session = btorrentSession(fixture.stateDir)
         torrent = session.addMagnet(link, fixture.downloadDir)
         self.assertIsNone(torrent.metainfo)
@@ -86,9 +97,7 @@ class MagnetDownloadTests(TestCase):
         """
         tracker = startTracker(self)
         fixture = Fixture(self, MULTI, MULTI_PIECE, tracker=tracker)
-        link = formatMagnet(
-            fixture.metainfo.infoHash, trackers=[tracker.announceURL]
-        )
+        link = formatMagnet(fixture.metainfo.infoHash, trackers=[tracker.announceURL])
         return self.download(fixture, link)
 
     def test_directPeer(self):
@@ -97,7 +106,9 @@ class MagnetDownloadTests(TestCase):
         """
         fixture = Fixture(self, MULTI, MULTI_PIECE)
         link = formatMagnet(
-            fixture.metainfo.infoHash, "shown", peers=[("127.0.0.1", fixture.seeder.port)]
+            fixture.metainfo.infoHash,
+            "shown",
+            peers=[("127.0.0.1", fixture.seeder.port)],
         )
         return self.download(fixture, link)
 
@@ -116,3 +127,234 @@ class MagnetDownloadTests(TestCase):
         torrent = session.addMagnet(link, fixture.downloadDir)
         self.assertIsNotNone(torrent.metainfo)
         self.assertIsNone(torrent.metadataPhaseFactory)
+
+
+def libtorrentPeer(
+    test,
+    saveDir,
+    torrentBytes=None,
+    magnet=None,
+    seed=False,
+    downloadLimit=None,
+    pex=True,
+):
+    """
+    A libtorrent session on 127.0.0.1 with one torrent (from its bytes or a
+    magnet link), PEX on, no DHT or LSD, seeds kept connected to each
+    other (PEX needs them).
+
+    @return: C{(session, handle, port)}.
+    """
+    port = freePort()
+    session = loopbackSession(port, close_redundant_connections=False)
+    if magnet is not None:
+        params = lt.parse_magnet_uri(magnet)
+    else:
+        params = lt.add_torrent_params()
+        params.ti = lt.torrent_info(lt.bdecode(torrentBytes))
+    params.save_path = saveDir
+    flags = lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd
+    if seed:
+        flags |= lt.torrent_flags.seed_mode
+    if not pex:
+        flags |= lt.torrent_flags.disable_pex
+    params.flags = flags
+    handle = session.add_torrent(params)
+    if downloadLimit is not None:
+        handle.set_download_limit(downloadLimit)
+    deadline = time.monotonic() + 10
+    while not session.is_listening():
+        if time.monotonic() > deadline:
+            raise AssertionError("libtorrent is not listening")
+        time.sleep(0.01)
+    test.addCleanup(session.remove_torrent, handle)
+    return session, handle, port
+
+
+def connectedTo(handle, port: int) -> bool:
+    """
+    Whether a libtorrent torrent is connected (past the handshake) to the
+    peer listening on C{port}.
+    """
+    return any(
+        p.ip[1] == port
+        and not p.flags & lt.peer_info.connecting
+        and not p.flags & lt.peer_info.handshake
+        for p in handle.get_peer_info()
+    )
+
+
+class SwarmData(WorkDirectories):
+    """
+    The multi-directory files and their torrent, without any peer.
+    """
+
+    def __init__(self, test, trackers=()) -> None:
+        super().__init__(test)
+        self.files = MULTI
+        writeFiles(self.seedDir, MULTI, seed=len(MULTI))
+        self.torrentBytes = makeTorrent(self.seedDir, MULTI, MULTI_PIECE, trackers)
+        self.metainfo = metainfo.load(self.torrentBytes)
+
+    def assertSame(self, test, outDir):
+        from tests.test_interop_seed import assertSameFiles
+
+        assertSameFiles(test, self.files, self.seedDir, outDir, settle=2.0)
+
+
+class MagnetSeedTests(TestCase):
+    """
+    btorrent seeds; real leechers given only a magnet link get the
+    metadata and the data from it.
+    """
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def seeding(self, data, announce=False):
+        session = btorrentSession(data.stateDir)
+        session.debug = True
+        torrent = session.addTorrent(
+            data.metainfo,
+            data.seedDir,
+            announcerFactory=None if announce else noParts,
+        )
+        session.startService()
+        self.addCleanup(session.stopService)
+        yield withTimeout(torrent.completed, 20)
+        return session, torrent
+
+    @defer.inlineCallbacks
+    def test_libtorrentLeecher(self):
+        """
+        A libtorrent leecher given only C{x.pe} of btorrent gets the
+        metadata and the data from it.
+        """
+        data = SwarmData(self)
+        session, torrent = yield self.seeding(data)
+        link = formatMagnet(data.metainfo.infoHash, peers=[("127.0.0.1", session.port)])
+        outDir = os.path.join(data.base, "lt")
+        _, handle, _ = libtorrentPeer(self, outDir, magnet=link)
+        yield waitFor(lambda: handle.status().has_metadata, 20, "libtorrent's metadata")
+        yield waitFor(lambda: handle.status().is_finished, 20, "libtorrent's download")
+        data.assertSame(self, outDir)
+        self.assertGreater(torrent.uploaded, 0)
+
+    @defer.inlineCallbacks
+    def test_aria2Leecher(self):
+        """
+        aria2 given C{magnet:?xt=...&tr=<opentracker>} (no DHT, no LPD)
+        finds btorrent through the tracker and gets metadata and data.
+        """
+        tracker = startTracker(self)
+        data = SwarmData(self, [tracker.announceURL])
+        tracker.whitelist([data.metainfo.infoHash])
+        session, torrent = yield self.seeding(data, announce=True)
+        link = formatMagnet(data.metainfo.infoHash, trackers=[tracker.announceURL])
+        outDir = os.path.join(data.base, "aria2")
+        os.makedirs(outDir)
+        logPath = os.path.join(data.base, "aria2.log")
+        with open(logPath, "wb") as log:
+            process = subprocess.Popen(
+                [
+                    aria2Binary(),
+                    f"--dir={outDir}",
+                    "--seed-time=0",
+                    "--bt-enable-lpd=false",
+                    "--enable-dht=false",
+                    *aria2NetworkFlags(freePort()),
+                    f"--log={logPath}.debug",
+                    "--log-level=info",
+                    link,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.addCleanup(stopProcess, process)
+        try:
+            yield waitFor(lambda: process.poll() is not None, 40, "aria2 to finish")
+        except AssertionError:
+            with open(logPath, errors="replace") as f:
+                raise AssertionError(f"aria2 did not finish: {f.read()[-3000:]}")
+        with open(logPath, errors="replace") as f:
+            self.assertEqual(process.returncode, 0, f.read()[-3000:])
+        data.assertSame(self, outDir)
+        self.assertGreater(torrent.uploaded, 0)
+
+
+class PexInteropTests(TestCase):
+    """
+    Peer exchange between btorrent and libtorrent, both ways.
+    """
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_findSeederThroughPex(self):
+        """
+        btorrent knows one libtorrent peer, which has the metadata but
+        hardly any data (its downloads are limited); that peer's PEX names
+        the seeder, from which btorrent completes.
+        """
+        data = SwarmData(self)
+        # The seeder takes no PEX: it must not learn of btorrent and dial it.
+        _, _, seedPort = libtorrentPeer(
+            self, data.seedDir, data.torrentBytes, seed=True, pex=False
+        )
+        _, middle, middlePort = libtorrentPeer(
+            self,
+            os.path.join(data.base, "middle"),
+            data.torrentBytes,
+            downloadLimit=2000,
+        )
+        middle.connect_peer(("127.0.0.1", seedPort))
+        # Connected before btorrent comes: libtorrent's first PEX message
+        # (the next comes a minute later) then names the seeder.
+        yield waitFor(
+            lambda: connectedTo(middle, seedPort), 10, "the peer to reach the seeder"
+        )
+        link = formatMagnet(data.metainfo.infoHash, peers=[("127.0.0.1", middlePort)])
+        session = btorrentSession(data.stateDir)
+        torrent = session.addMagnet(link, data.downloadDir)
+        session.startService()
+        self.addCleanup(session.stopService)
+        yield withTimeout(torrent.completed, 40)
+        data.assertSame(self, data.downloadDir)
+        self.assertIn(("127.0.0.1", seedPort), torrent.downloader.dialer.candidates)
+        self.assertLess(middle.status().progress, 0.5)
+
+    @defer.inlineCallbacks
+    def test_libtorrentLearnsFromOurPex(self):
+        """
+        Two libtorrent peers that know only btorrent learn of each other
+        from btorrent's PEX and connect.  Nobody has data (so no piece
+        stream delays the PEX message, and nobody completes and leaves).
+        """
+        data = SwarmData(self)
+        session = btorrentSession(data.stateDir)
+        torrent = session.addTorrent(
+            data.metainfo, data.downloadDir, announcerFactory=noParts
+        )
+        session.startService()
+        self.addCleanup(session.stopService)
+        yield withTimeout(torrent.ready, 20)
+        leechers = []
+        for name in ("one", "two"):
+            _, handle, port = libtorrentPeer(
+                self, os.path.join(data.base, name), data.torrentBytes
+            )
+            handle.connect_peer(("127.0.0.1", session.port))
+            leechers.append((handle, port))
+
+        def fromPex():
+            return [
+                p.ip
+                for handle, _ in leechers
+                for p in handle.get_peer_info()
+                if p.source & lt.peer_info.pex
+            ]
+
+        yield waitFor(fromPex, 30, "a peer learned from btorrent's PEX")
+        ports = {port for _, port in leechers}
+        self.assertTrue(any(port in ports for _, port in fromPex()), fromPex())
+        self.assertGreaterEqual(torrent.downloader.extensions["ut_pex"].sent, 1)
