@@ -668,7 +668,8 @@ class MetadataPhase(Service):
             for address in self.dialer.candidates
             if not (info.private and address in self._fromPex)
         ]
-        self.torrent.initialPeers.extend(candidates)
+        initial = self.torrent.initialPeers
+        initial[:] = [a for a in initial if a not in self.banned] + candidates
         self.torrent.setMetainfo(info)
 
     def _keep(self, torrentBytes: bytes) -> None:
@@ -698,13 +699,18 @@ class MetadataPhase(Service):
         """
         Give every live connection to the downloader.
         """
+        pexStates = {peer: self.pex.release(peer) for peer in self.peers}
         self._finish()
         self.handedOver = True
+        # Who sent bad metadata is not welcome to send data either.
+        downloader.smartBan.banned.update(self.banned)
         downloaderPex = downloader.extensions.get(UT_PEX)
         count = 0
         for peer in list(self.peers):
             del self.peers[peer]
-            state = self.pex.release(peer)
+            state = pexStates[peer]
+            if peer.connection.closed:
+                continue  # dropped, its connectionLost on its way
             if self._adopt(peer, downloader):
                 count += 1
                 if isinstance(downloaderPex, PeerExchange):
