@@ -15,6 +15,7 @@ import subprocess
 import time
 
 from twisted.internet import defer, reactor, task
+from twisted.logger import globalLogPublisher, textFileLogObserver
 from twisted.trial.unittest import TestCase
 
 from btorrent.codec import metainfo
@@ -24,11 +25,14 @@ from btorrent.engine.metadata import metadataPath
 from tests.realclients import aria2Binary, aria2NetworkFlags, loopbackSession
 from tests.realpeers import freePort, stopProcess
 from tests.realseeders import lt, makeTorrent, writeFiles
-from tests.test_interop_download import Fixture, startTracker, withTimeout
+from tests.test_interop_download import (
+    Fixture,
+    startTracker,
+    twistdBtorrentCommand,
+    withTimeout,
+)
 from tests.test_interop_seed import MULTI, MULTI_PIECE, WorkDirectories, noParts
-
-
-from twisted.logger import globalLogPublisher, textFileLogObserver
+from tests.twistdproc import downloadCommand, repositoryEnvironment
 
 globalLogPublisher.addObserver(textFileLogObserver(open("/tmp/mw/testlog.txt", "w")))
 
@@ -213,7 +217,6 @@ class MagnetSeedTests(TestCase):
     @defer.inlineCallbacks
     def seeding(self, data, announce=False):
         session = btorrentSession(data.stateDir)
-        session.debug = True
         torrent = session.addTorrent(
             data.metainfo,
             data.seedDir,
@@ -263,8 +266,6 @@ class MagnetSeedTests(TestCase):
                     "--bt-enable-lpd=false",
                     "--enable-dht=false",
                     *aria2NetworkFlags(freePort()),
-                    f"--log={logPath}.debug",
-                    "--log-level=info",
                     link,
                 ],
                 stdout=log,
@@ -275,7 +276,9 @@ class MagnetSeedTests(TestCase):
             yield waitFor(lambda: process.poll() is not None, 40, "aria2 to finish")
         except AssertionError:
             with open(logPath, errors="replace") as f:
-                raise AssertionError(f"aria2 did not finish: {f.read()[-3000:]}")
+                raise AssertionError(
+                    f"aria2 did not finish: {f.read()[-3000:]}"
+                ) from None
         with open(logPath, errors="replace") as f:
             self.assertEqual(process.returncode, 0, f.read()[-3000:])
         data.assertSame(self, outDir)
@@ -358,3 +361,89 @@ class PexInteropTests(TestCase):
         ports = {port for _, port in leechers}
         self.assertTrue(any(port in ports for _, port in fromPex()), fromPex())
         self.assertGreaterEqual(torrent.downloader.extensions["ut_pex"].sent, 1)
+
+
+def seederStarted(fixture) -> bool:
+    """
+    Whether the fixture's libtorrent seeder takes connections (a libtorrent
+    torrent refuses them until it is started).
+    """
+    return fixture.seeder.handle.status().state == lt.torrent_status.seeding
+
+
+class MagnetCommandLineTests(TestCase):
+    """
+    C{btorrent download MAGNET} and C{twistd btorrent --torrent MAGNET} as
+    subprocesses.
+    """
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_downloadCommand(self):
+        """
+        C{btorrent download 'magnet:?xt=...&x.pe=...'} exits 0 with every
+        file byte-identical (with its progress bar, which shows the
+        metadata first).
+        """
+        fixture = Fixture(self, MULTI, MULTI_PIECE)
+        yield waitFor(lambda: seederStarted(fixture), 10, "the seeder to start")
+        link = formatMagnet(
+            fixture.metainfo.infoHash, peers=[("127.0.0.1", fixture.seeder.port)]
+        )
+        process = subprocess.Popen(
+            downloadCommand()
+            + [link, "-o", fixture.downloadDir, "--port", "0"]
+            + ["--interface", "127.0.0.1", "--state-dir", fixture.stateDir],
+            env=repositoryEnvironment(),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.addCleanup(lambda: process.poll() is None and process.kill())
+        yield waitFor(lambda: process.poll() is not None, 40, "btorrent download")
+        stderr = process.stderr.read()
+        self.assertEqual(process.returncode, 0, stderr)
+        self.assertIn("multi: download complete", stderr)
+        fixture.assertSame(self)
+        self.assertTrue(
+            os.path.exists(metadataPath(fixture.stateDir, fixture.metainfo.infoHash))
+        )
+
+    @defer.inlineCallbacks
+    def test_twistd(self):
+        """
+        C{twistd -n btorrent --torrent MAGNET}: the files arrive, the
+        fetched torrent is kept in the state directory.
+        """
+        fixture = Fixture(self, MULTI, MULTI_PIECE)
+        yield waitFor(lambda: seederStarted(fixture), 10, "the seeder to start")
+        fixture.torrentPath = formatMagnet(
+            fixture.metainfo.infoHash, peers=[("127.0.0.1", fixture.seeder.port)]
+        )
+        logFile = os.path.join(fixture.base, "twistd.log")
+        process = subprocess.Popen(
+            twistdBtorrentCommand(fixture, freePort(), logFile),
+            env=repositoryEnvironment(),
+            cwd=fixture.base,
+        )
+        self.addCleanup(lambda: process.poll() is None and process.kill())
+
+        def log():
+            try:
+                with open(logFile) as f:
+                    return f.read()
+            except OSError:
+                return ""
+
+        try:
+            yield waitFor(lambda: "download complete" in log(), 40, "the download")
+        except AssertionError:
+            raise AssertionError(log()[-4000:]) from None
+        self.assertIn("metadata received", log())
+        process.terminate()
+        yield waitFor(lambda: process.poll() is not None, 10, "twistd to stop")
+        fixture.assertSame(self)
+        saved = metainfo.loadFile(
+            metadataPath(fixture.stateDir, fixture.metainfo.infoHash)
+        )
+        self.assertEqual(saved.infoHash, fixture.metainfo.infoHash)
