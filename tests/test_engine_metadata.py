@@ -12,6 +12,8 @@ import hashlib
 import os
 from functools import partial
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.application.service import Service
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
@@ -34,7 +36,7 @@ from btorrent.engine.pex import PeerExchange
 from btorrent.engine.storage import MultiFileWriter
 from btorrent.engine.torrent import Torrent
 from btorrent.interfaces import IAnnounceTarget, IPeerOwner
-from btorrent.peer.connection import ExtensionMessage, Features
+from btorrent.peer.connection import ExtensionHandshake, ExtensionMessage, Features
 from btorrent.peer.extended import OUR_EXTENSION_IDS
 from btorrent.peer.utmetadata import (
     REQUEST_TIMEOUT,
@@ -855,3 +857,89 @@ class HandOverTests(MagnetMixin, SynchronousTestCase):
         self.assertNotIn("BitfieldMessage", kinds)
         self.assertEqual(kinds.count("HaveNone"), 1)
         self.assertTrue(torrent.completed.called)
+
+
+class FakePhasePeer:
+    """
+    A connected peer as the metadata phase sees it, for property tests.
+    """
+
+    def __init__(self, number):
+        self.peerId = b"-FP0000-" + b"%012d" % number
+        self.address = ("10.0.0.1", 1000 + number)
+        self.extended = True
+        self.fast = False
+        self.outgoing = False
+        self.peerExtensions = {"ut_metadata": 3, "ut_pex": 4}
+        self.peerPieces = None
+        self.dropped = None
+        self.sent = []
+
+    def sendExtensionHandshake(self, fields):
+        return True
+
+    def sendExtended(self, name, payload):
+        self.sent.append((name, payload))
+        return True
+
+    def drop(self, reason):
+        self.dropped = reason
+
+
+class PhasePropertyTests(MagnetMixin, SynchronousTestCase):
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["ut_metadata", "ut_pex", "handshake"]),
+                st.binary(max_size=300)
+                | st.builds(
+                    lambda kind, piece, size, block: bencode.encode(
+                        {b"msg_type": kind, b"piece": piece, b"total_size": size}
+                    )
+                    + block,
+                    st.integers(-1, 3),
+                    st.integers(-1, 5),
+                    st.integers(-1, 2**40),
+                    st.binary(max_size=100),
+                ),
+            ),
+            max_size=20,
+        )
+    )
+    @settings(max_examples=150, deadline=None)
+    def test_anyMessages(self, messages):
+        """
+        Whatever extension messages peers send during the phase, nothing
+        raises, the fetch state stays bounded, and a peer is either kept
+        or dropped.
+        """
+        if not hasattr(self, "phase"):
+            session = self.session()
+            self.phase = self.magnet(session, peers=()).metadataPhase
+            self.count = 0
+        phase = self.phase
+        self.count += 1
+        peer = FakePhasePeer(self.count)
+        self.assertTrue(phase.peerConnected(peer))
+        for name, payload in messages:
+            if peer.dropped:
+                break
+            if name == "handshake":
+                try:
+                    fields = bencode.decode(payload)
+                except bencode.BencodeError:
+                    continue
+                if not isinstance(fields, dict):
+                    continue
+                fields = {
+                    k.decode("utf-8", "replace"): v
+                    for k, v in fields.items()
+                    if isinstance(k, bytes)
+                }
+                phase.peerMessage(peer, ExtensionHandshake(fields))
+            else:
+                phase.peerMessage(peer, ExtensionMessage(name, payload))
+        phase.peerLost(peer, None)
+        self.assertNotIn(peer, phase.peers)
+        self.assertLessEqual(len(phase.dialer.candidates), 200 * self.count)
+        self.assertLessEqual(phase.fetcher.size or 0, MAX_METADATA_SIZE)

@@ -217,7 +217,6 @@ class MetadataPhase(Service):
         onMetadata: Optional[Callable[[bytes], Any]] = None,
         features=None,
         maxMetadataSize: int = MAX_METADATA_SIZE,
-        clientFactoryClass: Optional[type] = None,
     ) -> None:
         """
         @param torrent: the torrent, without metainfo (its C{infoHash},
@@ -233,8 +232,6 @@ class MetadataPhase(Service):
         @param features: what our connections offer besides BEP 10 (the
             Fast extension...); our extensions are added.
         @param maxMetadataSize: the largest info dictionary we fetch.
-        @param clientFactoryClass: the outgoing factory base (default
-            L{PeerClientFactory}); it must take C{(context, clock, ...)}.
         """
         super().__init__()
         self.torrent = torrent
@@ -269,7 +266,6 @@ class MetadataPhase(Service):
         self.metainfo = None
         self.handedOver = False
         self.announcer = None
-        self._clientFactoryClass = clientFactoryClass
         self._fromPex: Set[Address] = set()
         self._nextDial = 0.0
 
@@ -418,12 +414,7 @@ class MetadataPhase(Service):
     def _dial(self, address: Address, onEnd: Callable[[bool], None]):
         host, port = address
         context = PeerContext(self.infoHash, self.peerId, None, self, self.features)
-        factoryClass = _PhaseDial
-        if self._clientFactoryClass is not None:
-            factoryClass = type(
-                "_PhaseDialOver", (_PhaseDial, self._clientFactoryClass), {}
-            )
-        factory = factoryClass(
+        factory = _PhaseDial(
             context,
             self.clock,
             address,
