@@ -214,3 +214,37 @@ class IPiecePicker(Interface):
         """
         Piece C{index} failed its hash check: every block is wanted again.
         """
+
+
+class IPeerExtension(Interface):
+    """
+    A BEP 10 extension of a torrent's peers, as the peers' owner (the
+    C{Downloader}'s C{extensions}, a magnet link's metadata phase) calls
+    it: by name for its messages, for every peer for the rest.
+    """
+
+    def peerConnected(peer):
+        """
+        A peer joined the torrent (its handshake accepted; C{peer.extended}
+        says whether it speaks BEP 10).
+        """
+
+    def handshakeReceived(peer, fields):
+        """
+        The peer's extended handshake arrived (its ids are already in
+        C{peer.peerExtensions}).
+
+        @param fields: the decoded dictionary, keys as C{str}, values as
+            bencoded (bytes, ints, lists, dicts): check every type.
+        """
+
+    def messageReceived(peer, payload):
+        """
+        A message of this extension arrived from C{peer} (its length within
+        the extension's limit; its contents unchecked).
+        """
+
+    def peerLost(peer):
+        """
+        The peer is gone.
+        """

@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 
 from btorrent.cli.remoteargs import parseFileList, parseRate, parseRatio
 from btorrent.codec import metainfo
+from btorrent.codec.magnet import Magnet, MagnetError, isMagnet, parseMagnet
 
 __all__ = ["addDownloadParser", "download", "main", "parsePeer", "runDownload"]
 
@@ -59,7 +60,7 @@ def addDownloadParser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "download", help="download a torrent in the foreground, with progress"
     )
-    parser.add_argument("torrent", metavar="X.torrent")
+    parser.add_argument("torrent", metavar="X.torrent|MAGNET")
     parser.add_argument(
         "-o",
         "--output",
@@ -218,16 +219,33 @@ class _ProgressBar:
             )
             return
         p = torrent.progress()
+        if torrent.metainfo is None:
+            self.progress.update(
+                self.task,
+                description=f"{torrent.name}: metadata "
+                f"{torrent.metadataPercentComplete:.0%}",
+                completed=0,
+                peers=0,
+            )
+            return
         self.progress.update(
             self.task,
             description=torrent.metainfo.name,
             total=p.totalBytes or 1,
             completed=p.verifiedBytes if p.totalBytes else 1,
+            total=p.totalBytes or 1,
             peers=p.peers,
         )
 
     def stop(self) -> None:
         self.progress.stop()
+
+
+def _name(torrent) -> str:
+    """
+    The torrent's name (a magnet's C{dn} or hash until its metadata came).
+    """
+    return torrent.metainfo.name if torrent.metainfo is not None else torrent.name
 
 
 def _startLogging(err: IO[str], debug: bool) -> None:
@@ -260,8 +278,9 @@ def download(reactor, args: argparse.Namespace, info, err: IO[str]) -> defer.Def
         dhtBootstrap=bootstrapNodes(args.no_dht, args.dht_bootstrap),
         encryption=args.encryption,
     )
+    add = session.addMagnet if isinstance(info, Magnet) else session.addTorrent
     try:
-        torrent = session.addTorrent(
+        torrent = add(
             info,
             os.path.abspath(args.output),
             maxPeers=args.max_peers,
@@ -281,7 +300,7 @@ def download(reactor, args: argparse.Namespace, info, err: IO[str]) -> defer.Def
     bar: Optional[_ProgressBar] = None
     refresh: Optional[task.LoopingCall] = None
     if not args.quiet:
-        bar = _ProgressBar(err, info.name, info.totalLength)
+        bar = _ProgressBar(err, _name(torrent), getattr(info, "totalLength", 0))
         refresh = task.LoopingCall(bar.update, torrent)
         refresh.clock = reactor
         refresh.start(REFRESH)
@@ -322,7 +341,7 @@ def download(reactor, args: argparse.Namespace, info, err: IO[str]) -> defer.Def
     def completed(_) -> None:
         if args.seed or seedingToRatio:
             return
-        finish(0, f"{info.name}: download complete")
+        finish(0, f"{_name(torrent)}: download complete")
 
     def seedLimitReached() -> None:
         finish(0, f"{info.name}: seeding done, ratio {args.ratio[1]:g} reached")
@@ -340,7 +359,7 @@ def download(reactor, args: argparse.Namespace, info, err: IO[str]) -> defer.Def
         if state["stopping"] is not None:
             return state["stopping"]
         if torrent.completed.called:
-            return finish(0, f"{info.name}: stopped seeding")
+            return finish(0, f"{_name(torrent)}: stopped seeding")
         return finish(INTERRUPTED, "btorrent download: interrupted")
 
     reactor.addSystemEventTrigger("before", "shutdown", interrupted)
@@ -396,7 +415,13 @@ def runDownload(
     """
     err = sys.stderr if err is None else err
     try:
-        info = metainfo.loadFile(args.torrent)
+        if isMagnet(args.torrent):
+            info = parseMagnet(args.torrent)
+        else:
+            info = metainfo.loadFile(args.torrent)
+    except MagnetError as e:
+        err.write(f"btorrent download: error: invalid magnet link: {e}\n")
+        return 1
     except OSError as e:
         err.write(
             f"btorrent download: error: cannot read {args.torrent}: "

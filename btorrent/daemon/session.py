@@ -190,38 +190,58 @@ class Session(MultiService):
         @return: the L{Torrent}.
         @raise ValueError: if the torrent is already there.
         """
-        if announcerFactory is None:
-            announcerFactory = self._makeAnnouncer
         if metainfo.infoHash in self.torrents:
             raise ValueError(f"torrent {metainfo.infoHash.hex()} is already added")
+        return self._newTorrent(
+            metainfo,
+            metainfo.infoHash,
+            downloadDir,
+            umask,
+            start,
+            maxPeers=maxPeers,
+            pieceOrder=pieceOrder,
+            peers=peers,
+            announcerFactory=announcerFactory or self._makeAnnouncer,
+            chokerFactory=chokerFactory,
+            uploadSlots=uploadSlots,
+            resumeInterval=resumeInterval,
+        )
+
+    def _newTorrent(
+        self, metainfo, infoHash: bytes, downloadDir: str, umask: int, start: bool, **kw
+    ) -> Torrent:
+        """
+        Make a torrent of this session (with or without its metadata), add
+        it, and start it if the session runs and C{start}.
+        """
+
+        def storage(info):
+            return MultiFileWriter(info, downloadDir, umask=umask)
+
         torrent = Torrent(
             metainfo,
-            MultiFileWriter(metainfo, downloadDir, umask=umask),
+            None,
             self.stateDir,
             self.peerId,
             self.runInThread,
             self.reactor,
             port=self.port,
-            maxPeers=maxPeers,
-            pieceOrder=pieceOrder,
             debug=self.debug,
-            announcerFactory=announcerFactory,
-            chokerFactory=chokerFactory,
-            peers=peers,
             interface=self.interface,
-            uploadSlots=uploadSlots,
-            resumeInterval=resumeInterval,
             heartbeat=self.heartbeat,
             checkQueue=self.checkQueue,
             downloadQueue=self.downloadQueue,
             seedQueue=self.seedQueue,
             sessionControls=self.controls,
+            infoHash=infoHash,
+            storageFactory=storage,
+            **kw,
         )
         torrent.encryption = self.encryption
         torrent.queuePosition = len(self.torrents)
         torrent.startWithSession = start
         torrent.dht = self.dht
-        self.torrents[metainfo.infoHash] = torrent
+        self.torrents[infoHash] = torrent
         if self.running and start:
             torrent.start()
         return torrent
@@ -238,6 +258,107 @@ class Session(MultiService):
         if self._dhtPeers is not None:
             self._dhtPeers.forget(infoHash)
         return torrent.stop()
+
+    def addMagnet(
+        self,
+        magnet,
+        downloadDir: str,
+        maxPeers: int = 50,
+        pieceOrder: str = "random",
+        peers: Iterable[Tuple[str, int]] = (),
+        announcerFactory=None,
+        chokerFactory=None,
+        uploadSlots: int = 4,
+        resumeInterval: float = RESUME_INTERVAL,
+        onMetadata=None,
+        start: bool = True,
+        umask: int = 0o022,
+    ) -> Torrent:
+        """
+        Add a magnet link (started at once if the session runs and
+        C{start}): a torrent without its info dictionary, which it fetches
+        from peers (BEP 9: L{btorrent.engine.metadata.MetadataPhase}) and
+        then downloads.  If the state directory holds the torrent an earlier
+        fetch saved, it is added from there (L{addTorrent}): the metadata is
+        not fetched again.
+
+        @param magnet: a L{btorrent.codec.magnet.Magnet} or its text.
+        @param peers: addresses to connect to besides C{x.pe} and the
+            trackers' peers.
+        @param onMetadata: C{onMetadata(torrentBytes)} keeps the fetched
+            torrent (may return a L{Deferred}); by default it is written to
+            the state directory as C{<info-hash>.torrent}, in a thread.
+        @return: the L{Torrent}.
+        @raise btorrent.codec.magnet.MagnetError: for an unusable link.
+        @raise ValueError: if the torrent is already there.
+        """
+        from btorrent.codec.magnet import Magnet, parseMagnet
+        from btorrent.engine import metadata
+
+        if not isinstance(magnet, Magnet):
+            magnet = parseMagnet(magnet)
+        if magnet.infoHash in self.torrents:
+            raise ValueError(f"torrent {magnet.infoHash.hex()} is already added")
+        options = dict(
+            maxPeers=maxPeers,
+            pieceOrder=pieceOrder,
+            peers=[*magnet.peers, *peers],
+            announcerFactory=announcerFactory,
+            chokerFactory=chokerFactory,
+            uploadSlots=uploadSlots,
+            resumeInterval=resumeInterval,
+        )
+        if self.stateDir is not None:
+            saved = metadata.loadSavedMetadata(self.stateDir, magnet.infoHash)
+            if saved is not None:
+                return self.addTorrent(
+                    saved, downloadDir, start=start, umask=umask, **options
+                )
+            if onMetadata is None:
+                onMetadata = partial(
+                    self.runInThread,
+                    metadata.saveMetadata,
+                    self.stateDir,
+                    magnet.infoHash,
+                )
+        options["announcerFactory"] = announcerFactory or self._makeAnnouncer
+        torrent = self._newTorrent(
+            None,
+            magnet.infoHash,
+            downloadDir,
+            umask,
+            False,
+            name=magnet.name,
+            **options,
+        )
+        torrent.metadataPhaseFactory = partial(
+            metadata.MetadataPhase,
+            trackers=magnet.trackers,
+            announcerFactory=self._announcerOver,
+            onMetadata=onMetadata,
+        )
+        torrent.startWithSession = start
+        if self.running and start:
+            torrent.start()
+        return torrent
+
+    def _announcerOver(self, target, trackers):
+        """
+        An announcer of C{target} over C{trackers} (a magnet link's, while
+        its metadata is fetched), or C{None} without any.
+        """
+        from btorrent.tracker.announcer import makeAnnouncer
+
+        if not any(trackers):
+            return None
+        return makeAnnouncer(
+            target,
+            trackers,
+            self.reactor,
+            udpProtocol=self.udpProtocol,
+            ourAddresses=self._ourAddresses(),
+            **self.trackerOptions,
+        )
 
     def _makeAnnouncer(self, torrent: Torrent):
         """
@@ -334,11 +455,13 @@ class Session(MultiService):
         past its start-up check.
         """
         torrent = self.torrents.get(infoHash)
-        if torrent is None or torrent.downloader is None:
+        if torrent is None:
             return None
         downloader = torrent.downloader
-        if not downloader.running:
-            return None
+        if downloader is None or not downloader.running:
+            # A magnet link still fetching its metadata takes peers too.
+            phase = torrent.metadataPhase
+            return phase.peerContext() if phase is not None else None
         from btorrent.peer.protocol import PeerContext
 
         return PeerContext(

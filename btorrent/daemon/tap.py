@@ -22,6 +22,7 @@ from twisted.python import usage
 
 from btorrent import __version__
 from btorrent.codec import metainfo
+from btorrent.codec.magnet import Magnet, MagnetError, isMagnet, parseMagnet
 from btorrent.twistdfiles import useOwnFileNames
 
 __all__ = [
@@ -291,8 +292,8 @@ class Options(usage.Options):
 
     def opt_torrent(self, path: str) -> None:
         """
-        A .torrent file to add at start (may be given several times; one
-        already known is not added twice).
+        A .torrent file or a magnet link to add at start (may be given
+        several times; one already known is not added twice).
         """
         self["torrents"].append(path)
 
@@ -335,6 +336,12 @@ class Options(usage.Options):
         useOwnFileNames(self, "btorrent")
         loaded = []
         for path in self["torrents"]:
+            if isMagnet(path):
+                try:
+                    loaded.append((path, parseMagnet(path)))
+                except MagnetError as e:
+                    raise usage.UsageError(f"invalid magnet link: {e}") from None
+                continue
             try:
                 loaded.append((path, metainfo.loadFile(path)))
             except OSError as e:
@@ -544,13 +551,15 @@ def buildDaemon(options: Options, reactor) -> Daemon:
         },
     )
     library.load()
-    for path, info in options["metainfos"]:
+    for source, info in options["metainfos"]:
         if info.infoHash in session.torrents:
             continue
-        with open(path, "rb") as f:
-            library.addAtStart(
-                f.read(), AddOptions(downloadDir=options["download-dir"])
-            )
+        addOptions = AddOptions(downloadDir=options["download-dir"])
+        if isinstance(info, Magnet):
+            library.addAtStart(source, addOptions)
+            continue
+        with open(source, "rb") as f:
+            library.addAtStart(f.read(), addOptions)
     site = None
     daemon = Daemon(session, library)
     session.setServiceParent(daemon)

@@ -182,7 +182,8 @@ class Downloader(Service):
     @ivar events: the L{EventSource} of this torrent's download.
     @ivar extensions: BEP 10 extension handlers by name: each has
         C{messageReceived(peer, payload)} and may have
-        C{handshakeReceived(peer, fields)} and C{peerLost(peer)}.
+        C{peerConnected(peer)}, C{handshakeReceived(peer, fields)} and
+        C{peerLost(peer)} (L{btorrent.interfaces.IPeerExtension}).
     @ivar quietDeadline: seconds after its handshake within which a peer
         must say something useful (L{btorrent.engine.slots}).
     @ivar features: what our connections offer (L{Features}); the Fast
@@ -531,12 +532,16 @@ class Downloader(Service):
 
     # IPeerOwner
 
-    def peerConnected(self, peer) -> bool:
+    def peerConnected(self, peer, adopted: bool = False) -> bool:
         """
         Accept a peer unless it is us, a duplicate or banned, or we are
         full (L{maxPeers} connected, whichever side dialled) and no peer is
         idle enough to give way (L{btorrent.engine.slots}); send it our
         bitfield.
+
+        @param adopted: the connection comes from another owner (a magnet
+            link's metadata phase) and has sent messages already: our
+            pieces go out as C{have}s (a bitfield may only come first).
         """
         if not self.running:
             return False
@@ -574,7 +579,12 @@ class Downloader(Service):
         self.peers[peer] = record
         have = self.picker.haveBitfield
         fast = getattr(peer, "fast", False)
-        if have.count or fast:
+        if adopted:
+            # Its first message (Have None, with the Fast extension) went
+            # out in the metadata phase: what we have since, as Haves.
+            for index in have:
+                peer.sendHave(index)
+        elif have.count or fast:
             # With the Fast extension exactly one of bitfield, Have All and
             # Have None (the protocol picks), even when we have nothing.
             peer.sendBitfield(have)
@@ -599,6 +609,10 @@ class Downloader(Service):
             self._syncBitfield(peer, record)
         if evicted is not None:
             self._evict(evicted, "idle, and the slots are full: room for a newcomer")
+        for extension in list(self.extensions.values()):
+            connected = getattr(extension, "peerConnected", None)
+            if connected is not None:
+                connected(peer)
         self.events.emit("peersChanged")
         return True
 

@@ -181,6 +181,14 @@ class Torrent:
     log = Logger()
     encryption = DEFAULT_ENCRYPTION
 
+    #: C{metadataPhaseFactory(torrent)} builds the service that fetches the
+    #: info dictionary of a torrent started without it (a magnet link:
+    #: L{btorrent.engine.metadata.MetadataPhase}, which calls
+    #: L{setMetainfo}); set by whoever adds such a torrent.
+    metadataPhaseFactory: Optional[Callable[[Any], Any]] = None
+    #: The metadata phase while it runs, else C{None}.
+    metadataPhase: Any = None
+
     def __init__(
         self,
         metainfo,
@@ -418,6 +426,10 @@ class Torrent:
         connects to them once it runs.
         """
         peers = list(peers)
+        phase = self.metadataPhase
+        if self.metainfo is None and phase is not None and phase.running:
+            phase.addPeers(peers)
+            return
         downloader = self.downloader
         if downloader is not None and downloader.running:
             downloader.addPeers(peers)
@@ -504,9 +516,30 @@ class Torrent:
             self.ready = defer.Deferred()
         if self.metainfo is None:
             self._setState(DOWNLOADING)
+            self._startMetadataPhase()
             return self.ready
         self._begin()
         return self.ready
+
+    # Magnet links: the hook of btorrent.engine.metadata.
+
+    def _startMetadataPhase(self) -> None:
+        """
+        Fetch the info dictionary from peers, if we know how.
+        """
+        if self.metadataPhaseFactory is not None and self.metadataPhase is None:
+            self.metadataPhase = self.metadataPhaseFactory(self)
+            self.metadataPhase.startService()
+
+    @property
+    def metadataPercentComplete(self) -> float:
+        """
+        The share of the info dictionary we have, 0.0 to 1.0.
+        """
+        if self.metainfo is not None:
+            return 1.0
+        phase = self.metadataPhase
+        return phase.metadataPercentComplete if phase is not None else 0.0
 
     def _begin(self) -> None:
         if self._checked and not self._forceRecheck:
@@ -675,6 +708,9 @@ class Torrent:
                 heartbeat=self.heartbeat,
                 logFields=self.logFields,
             )
+            from btorrent.engine.extensions import installExtensions
+
+            installExtensions(self.downloader, self.metainfo)
             events = self.downloader.events
             events.listen("complete", self._complete)
             events.listen("pieceVerified", self._pieceVerified)
@@ -861,6 +897,9 @@ class Torrent:
         if self._saving is not None:
             yield self._saving
         stopping = []
+        phase, self.metadataPhase = self.metadataPhase, None
+        if phase is not None and phase.running:
+            stopping.append(defer.maybeDeferred(phase.stopService))
         if self.announcer is not None and self.announcer.running:
             d = defer.maybeDeferred(self.announcer.stopService)
             stopping.append(_withTimeout(d, STOP_ANNOUNCE_TIMEOUT, self.reactor))

@@ -273,13 +273,9 @@ class PeerConnection:
         self.closed = False
         #: Report keep-alives as events too (for a debug log).
         self.reportKeepAlives = False
-        self._ourIds: Dict[int, Tuple[str, int]] = {
-            ourId: (name, limit) for name, ourId, limit in features.extensions
-        }
-        self._extensionLimit = max(
-            [limit for _, _, limit in features.extensions]
-            + ([MAX_EXTENSION_HANDSHAKE] if features.extensions else [0])
-        )
+        self._ourIds: Dict[int, Tuple[str, int]] = {}
+        self._extensionLimit = 0
+        self._readFeatures()
         self._handshaking = True
         self._awaitingAccept = False
         self._handshakeBuffer = b""
@@ -360,7 +356,20 @@ class PeerConnection:
             self._framesReceived(rest, events)
         return events
 
+    def _readFeatures(self) -> None:
+        """
+        Our extension ids and the longest extension message, from
+        L{features} (an incoming connection learns them when routed).
+        """
+        extensions = self.features.extensions
+        self._ourIds = {ourId: (name, limit) for name, ourId, limit in extensions}
+        self._extensionLimit = max(
+            [limit for _, _, limit in extensions]
+            + ([MAX_EXTENSION_HANDSHAKE] if extensions else [0])
+        )
+
     def _opened(self) -> None:
+        self._readFeatures()
         self.open = True
         self._handshaking = False
         reserved = self.peerReserved
@@ -672,8 +681,9 @@ class PeerConnection:
             if not self._checkIndex(message.index, "piece", events):
                 return
         elif kind is Extended:
+            # Not a message that orders the bitfield: libtorrent sends its
+            # extended handshake before its bitfield (or have-all).
             self._extendedReceived(message, events)
-            self._gotMessage = True
             return
         elif kind is Choke:
             self.peerChoking = True

@@ -261,6 +261,20 @@ class Announcer(Service):
         d.addCallbacks(lambda _: None, failed)
         return d
 
+    def abandon(self) -> None:
+        """
+        Stop announcing without a C{stopped} announce: another announcer of
+        the same torrent takes over at once (a magnet link's metadata phase
+        ends and the torrent's own announcer starts), and a C{stopped} racing
+        its C{started} could make the tracker forget us.
+        """
+        if self.running:
+            super().stopService()
+        self._cancelCall()
+        if self._inFlight is not None:
+            self._inFlight.cancel()
+        self._started = False
+
     # --- what the torrent calls ------------------------------------------
 
     def completed(self) -> None:
