@@ -233,7 +233,6 @@ class _ProgressBar:
             description=torrent.metainfo.name,
             total=p.totalBytes or 1,
             completed=p.verifiedBytes if p.totalBytes else 1,
-            total=p.totalBytes or 1,
             peers=p.peers,
         )
 
