@@ -20,7 +20,7 @@ from zope.interface.verify import verifyObject
 
 from btorrent.cli import foreground
 from btorrent.codec import bencode, wire
-from btorrent.codec.magnet import Magnet, formatMagnet
+from btorrent.codec.magnet import Magnet, formatMagnet, parseMagnet
 from btorrent.daemon import tap
 from btorrent.engine.extensions import (
     CLIENT_NAME,
@@ -28,9 +28,9 @@ from btorrent.engine.extensions import (
     REQQ,
     extensionFeatures,
     handshakeFields,
-    installExtensions,
     listenAddress,
 )
+from btorrent.engine.extensionset import installExtensions
 from btorrent.engine.metadataserver import MetadataService
 from btorrent.engine.pex import PeerExchange
 from btorrent.interfaces import IPeerExtension
@@ -437,8 +437,11 @@ class CommandLineTests(SynchronousTestCase):
 
     def test_tapTakesMagnets(self):
         options = tap.Options()
-        options.parseOptions(["--torrent", self.LINK, "--state-dir", self.mktemp()])
-        [magnet] = options["metainfos"]
+        options.parseStrictly(
+            ["--torrent", self.LINK, "--state-dir", self.mktemp(), "-d", self.mktemp()]
+        )
+        [(link, magnet)] = options["metainfos"]
+        self.assertEqual(link, self.LINK)
         self.assertIsInstance(magnet, Magnet)
         self.assertEqual(magnet.infoHash, b"\x01" * 20)
 
@@ -446,8 +449,8 @@ class CommandLineTests(SynchronousTestCase):
         options = tap.Options()
         e = self.assertRaises(
             usage.UsageError,
-            options.parseOptions,
-            ["--torrent", "magnet:?xt=urn:btih:zz"],
+            options.parseStrictly,
+            ["--torrent", "magnet:?xt=urn:btih:zz", "-d", self.mktemp()],
         )
         self.assertIn("invalid magnet link", str(e))
 
@@ -458,15 +461,28 @@ class CommandLineTests(SynchronousTestCase):
 
         class FakeSession(sessionModule.Session):
             def addMagnet(self, magnet, directory, **kwargs):
-                added.append(("magnet", magnet.infoHash))
+                added.append(("magnet", parseMagnet(magnet).infoHash))
+                return super().addMagnet(magnet, directory, **kwargs)
 
             def addTorrent(self, info, directory, **kwargs):
                 added.append(("torrent", info))
 
         self.patch(sessionModule, "Session", FakeSession)
         options = tap.Options()
-        options.parseOptions(
-            ["--torrent", self.LINK, "--state-dir", self.mktemp(), "--port", "0"]
+        options.parseStrictly(
+            [
+                "--torrent",
+                self.LINK,
+                "--state-dir",
+                self.mktemp(),
+                "-d",
+                self.mktemp(),
+                "--port",
+                "0",
+                "--rpc-port",
+                "0",
+                "--no-dht",
+            ]
         )
         tap.makeService(options)
         self.assertEqual(added, [("magnet", b"\x01" * 20)])

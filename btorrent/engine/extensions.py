@@ -11,12 +11,8 @@ L{btorrent.engine.downloader.Downloader}.
     listen port), C{v} ("btorrent 0.1.0"), C{reqq} (the requests we queue
     for a peer), C{yourip} (the peer's address as we see it) and, once we
     have the info dictionary, C{metadata_size}.
-  - L{installExtensions}: what a torrent with its metadata runs: the
-    C{ut_metadata} server (L{btorrent.engine.metadataserver}), which also
-    sends our extended handshake to every peer that sets the BEP 10 bit,
-    and peer exchange (L{btorrent.engine.pex}).  A private torrent (BEP 27)
-    gets neither, and no BEP 10 bit: libtorrent does the same (no PEX, no
-    metadata exchange with strangers).
+  - L{btorrent.engine.extensionset.installExtensions}: what a torrent with
+    its metadata runs (the handlers, above this module).
 
 Every handler has the surface of L{btorrent.interfaces.IPeerExtension}.
 """
@@ -41,7 +37,6 @@ __all__ = [
     "extensionFeatures",
     "handshakeFields",
     "handshakeInt",
-    "installExtensions",
     "listenAddress",
 ]
 
@@ -123,34 +118,3 @@ def listenAddress(peer, fields: Optional[Mapping[str, Any]]) -> Optional[tuple]:
     if port is None or not 0 < port < 65536:
         return None
     return (address[0], port)
-
-
-def installExtensions(downloader, metainfo) -> None:
-    """
-    Give a torrent's downloader our extensions: the BEP 10 bit and ids in
-    its L{Features} (kept: whatever else they offer), the ut_metadata
-    server (which sends our extended handshake) and peer exchange; for a
-    private torrent, none of them.
-
-    @param downloader: the torrent's L{btorrent.engine.downloader.Downloader}.
-    @param metainfo: its L{btorrent.codec.metainfo.Metainfo}.
-    """
-    from btorrent.engine.metadataserver import MetadataService
-    from btorrent.engine.pex import PeerExchange
-
-    private = bool(metainfo.private)
-    downloader.features = extensionFeatures(downloader.features, private)
-    if private:
-        return
-    downloader.extensions[UT_METADATA] = MetadataService(
-        metainfo.infoBytes,
-        lambda: downloader.listenPort,
-        logFields=downloader.logFields,
-    )
-    downloader.extensions[UT_PEX] = PeerExchange(
-        downloader.heartbeat,
-        lambda: downloader.peers,
-        downloader.addPeers,
-        lambda: downloader.listenPort,
-        logFields=downloader.logFields,
-    )

@@ -708,7 +708,7 @@ class Torrent:
                 heartbeat=self.heartbeat,
                 logFields=self.logFields,
             )
-            from btorrent.engine.extensions import installExtensions
+            from btorrent.engine.extensionset import installExtensions
 
             installExtensions(self.downloader, self.metainfo)
             events = self.downloader.events
