@@ -166,6 +166,10 @@ class Torrent:
     @ivar completed: fires once every wanted piece is verified.
     @ivar events: C{stateChanged(old, new)}, C{pieceVerified(index)},
         C{complete()}, C{error(text)}.
+    @ivar piecesVerified: pieces downloaded that passed their hash check,
+        in this process.
+    @ivar piecesFailed: pieces downloaded that failed it.
+    @ivar corrupt: bytes of the pieces that failed it.
     """
 
     log = Logger()
@@ -288,6 +292,10 @@ class Torrent:
         self._nextResume = 0.0
         self._lastLogged: Optional[tuple] = None
         self._completeLogged = False
+        self.piecesVerified = 0
+        self.piecesFailed = 0
+        self.corrupt = 0
+        self._announcesBefore = (0, 0)
         if metainfo is not None:
             self._setMetainfo(metainfo)
 
@@ -653,6 +661,7 @@ class Torrent:
             events = self.downloader.events
             events.listen("complete", self._complete)
             events.listen("pieceVerified", self._pieceVerified)
+            events.listen("pieceFailed", self._pieceFailed)
             events.listen("writeFailed", self._writeFailed)
         downloader = self.downloader
         downloader.listenPort = self._port
@@ -698,7 +707,26 @@ class Torrent:
             self.logProgress()
 
     def _pieceVerified(self, index: int) -> None:
+        self.piecesVerified += 1
         self.events.emit("pieceVerified", index)
+
+    def _pieceFailed(self, index: int) -> None:
+        self.piecesFailed += 1
+        self.corrupt += self.metainfo.pieceSize(index)
+
+    @property
+    def announces(self) -> Tuple[int, int]:
+        """
+        Announces to its trackers that were answered and that failed, in
+        this process (one per tracker asked; see
+        L{btorrent.tracker.announcer.Announcer.succeeded}).
+        """
+        succeeded, failed = self._announcesBefore
+        announcer = self.announcer
+        if announcer is not None:
+            succeeded += getattr(announcer, "succeeded", 0)
+            failed += getattr(announcer, "failed", 0)
+        return succeeded, failed
 
     def _complete(self) -> None:
         downloader = self.downloader
@@ -802,6 +830,7 @@ class Torrent:
         if wasRunning:
             stopping.append(defer.maybeDeferred(downloader.stopService))
         yield defer.DeferredList(stopping, consumeErrors=True)
+        self._announcesBefore = self.announces
         self.announcer = None
         self.choker = None
         if wasRunning:

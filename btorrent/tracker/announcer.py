@@ -121,6 +121,10 @@ class Announcer(Service):
     @ivar nextAnnounceAt: when the next announce is due (clock seconds), or
         C{None}.
     @ivar workingClient: the client that answered last, or C{None}.
+    @ivar succeeded: announces a tracker answered (one per tracker asked,
+        the C{stopped} one included).
+    @ivar failed: announces a tracker failed (an error, a refusal, no
+        answer in time; not those cancelled because we stopped).
     """
 
     def __init__(
@@ -159,6 +163,8 @@ class Announcer(Service):
         self.lastError: Optional[str] = None
         self.nextAnnounceAt: Optional[float] = None
         self.workingClient: Optional[ITrackerClient] = None
+        self.succeeded = 0
+        self.failed = 0
         self._started = False
         self._completedPending = False
         self._completedSent = False
@@ -246,7 +252,11 @@ class Announcer(Service):
         d = self._announceTo(client, request)
         d.addTimeout(self.stopTimeout, self.clock)
 
+        def answered(_) -> None:
+            self.succeeded += 1
+
         def failed(f: Failure) -> None:
+            self.failed += 1
             reason = (
                 f"no answer within {self.stopTimeout:g} s"
                 if f.check(defer.TimeoutError, defer.CancelledError)
@@ -258,7 +268,7 @@ class Announcer(Service):
                 reason=reason,
             )
 
-        d.addCallbacks(lambda _: None, failed)
+        d.addCallbacks(answered, failed)
         return d
 
     # --- what the torrent calls ------------------------------------------
@@ -368,6 +378,7 @@ class Announcer(Service):
                         # whatever the client made of that.  Nothing failed,
                         # and no other tracker is to be asked.
                         raise defer.CancelledError() from None
+                    self.failed += 1
                     if isinstance(e, TrackerError):
                         log.warn(
                             "Tracker {url} failed: {reason}",
@@ -381,6 +392,7 @@ class Announcer(Service):
                             url=client.url,
                         )
                     continue
+                self.succeeded += 1
                 tier.remove(client)
                 tier.insert(0, client)
                 return client, response
