@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -87,6 +88,9 @@ class TradeThroughOurTrackerTests(SynchronousTestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(sha1File(os.path.join(out, "blob.bin")), sha1File(self.data))
         self.assertNotIn("Traceback", result.stderr)
+        # No "Tracker ... failed: ConnectingCancelledError" at exit: the
+        # stopped announce cancelled is no tracker failing.
+        self.assertNotIn("failed", result.stderr)
         # complete, downloaded, incomplete: the seeder; one download; and the
         # leecher sent stopped.
         waitUntil(
@@ -94,6 +98,47 @@ class TradeThroughOurTrackerTests(SynchronousTestCase):
             10,
             "the tracker to count the download",
         )
+
+    def test_announceInFlightAtExit(self) -> None:
+        """
+        C{btorrent download} whose tracker never answers (it accepts the
+        connection and says nothing), the seeder given with C{--peer}: it
+        finishes, and the announce still in flight when it exits is
+        cancelled quietly, with no "Tracker ... failed" warning over the
+        progress bar.
+        """
+        silent = socket.socket()
+        self.addCleanup(silent.close)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/announce"
+        torrentPath = self.torrent(url)
+        seeder = LibtorrentSession()
+        self.addCleanup(seeder.close)
+        seeder.add(torrentPath, os.path.join(self.base, "seed"), seed=True)
+        out = os.path.join(self.base, "leech")
+        result = subprocess.run(
+            downloadCommand()
+            + [
+                torrentPath,
+                "-o",
+                out,
+                "--port",
+                str(freePort()),
+                "--interface",
+                "127.0.0.1",
+                "--peer",
+                f"127.0.0.1:{seeder.port}",
+            ],
+            env=repositoryEnvironment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(sha1File(os.path.join(out, "blob.bin")), sha1File(self.data))
+        self.assertNotIn("failed", result.stderr)
+        self.assertNotIn("Cancelled", result.stderr)
 
     def test_btorrentSeedsLibtorrentOverUDP(self) -> None:
         """
