@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 import urllib.error
 import urllib.request
 from typing import Dict, Optional, Tuple
@@ -93,6 +94,7 @@ class MetricsDaemonTests(SynchronousTestCase):
         self.addCleanup(seeder.close)
 
         daemon = DaemonProcess(self, os.path.join(self.base, "daemon"))
+        started = time.monotonic()
         status, headers, body = get(daemon.rpcPort)
         self.assertEqual(status, 200)
         before = samples(body.decode("utf-8"))
@@ -157,6 +159,17 @@ class MetricsDaemonTests(SynchronousTestCase):
         again = samples(text, openMetrics=True)
         self.assertGreaterEqual(again[("btorrent_downloaded_bytes_total", ())], size)
         self.assertEqual(again[("btorrent_pieces_verified_total", ())], info.pieceCount)
+
+        # The log: each change of state, and a progress line at completion,
+        # not one every few seconds (at most one a minute while it runs).
+        log = daemon.log()
+        for state in ("checking", "downloading", "seeding"):
+            self.assertIn(f"watched.bin: {state}\n", log)
+        progress = [line for line in log.splitlines() if "% down " in line]
+        minutes = (time.monotonic() - started) // 60
+        self.assertGreaterEqual(len(progress), 1)
+        self.assertLessEqual(len(progress), 1 + minutes)
+        self.assertIn("watched.bin: 100.0% down", progress[-1])
 
         # After a restart the session's totals go on from where they were.
         self.assertTrue(daemon.stop())
