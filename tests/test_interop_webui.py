@@ -925,16 +925,19 @@ class TransmissionWebClientTests(BrowserTests):
         self.browser.waitFor(field.is_enabled, description="the field enabled")
         field.click()
         field.send_keys(Keys.CONTROL, "a")
-        field.send_keys("123")
-        self.click("#speed-limit-up-enabled")
-
+        field.send_keys("123", Keys.TAB)
         self.browser.waitFor(
-            lambda: (
-                lambda s: s["speed-limit-down"] == 123
-                and s["speed-limit-down-enabled"]
-                and s["speed-limit-up-enabled"]
-            )(settings()),
-            description="the speed limits set",
+            lambda: settings()["speed-limit-down"] == 123,
+            description="the download limit set",
+        )
+        self.click("#speed-limit-up-enabled")
+        self.browser.waitFor(
+            lambda: settings()["speed-limit-up-enabled"],
+            description="the upload limit enabled",
+        )
+        self.assertEqual(
+            (settings()["speed-limit-down"], field.get_attribute("value")),
+            (123, "123"),
         )
         self.assertFalse(settings()["alt-speed-enabled"])
         self.browser.script("$('#prefs-dialog').dialog('close')")
