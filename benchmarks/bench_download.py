@@ -8,8 +8,20 @@ checked by the client) and the ratios of the best and of the median runs
 (this VM's page-cache allocation makes single runs vary by 1.5x).
 
     python benchmarks/bench_download.py [--size 1G] [--runs 2] [--profile]
+        [--encrypted]
 
 C{--profile} runs btorrent under pyinstrument once and prints the profile.
+
+Without C{--encrypted} every connection is plaintext (btorrent with
+C{--encryption tolerated}: its default, preferred, would dial the seeder
+through MSE and RC4).  With C{--encrypted} the seeder forces RC4 (libtorrent
+C{in_enc_policy=out_enc_policy=0}, C{allowed_enc_level=2}) for the
+encrypted runs of btorrent (C{--encryption required}) and of libtorrent's
+leecher (forcing RC4 too), which alternate with a plaintext btorrent run
+(the seeder back to its defaults) and a plaintext libtorrent run; it prints
+what encryption costs btorrent (its speed lost against its plaintext runs),
+what it costs libtorrent's leecher (the seeder's RC4 is shared by both),
+and the ratio of btorrent's encrypted wall time to libtorrent's.
 """
 
 from __future__ import annotations
@@ -43,6 +55,11 @@ sys.path.insert(0, {root!r})
 from tests.realseeders import libtorrentLeecher
 torrent = open({torrent!r}, 'rb').read()
 leecher = libtorrentLeecher({out!r}, torrent)
+if {encrypted!r}:
+    leecher.session.apply_settings(
+        {{"in_enc_policy": 0, "out_enc_policy": 0, "allowed_enc_level": 2}}
+    )
+    leecher.session.get_settings()
 leecher.connect('127.0.0.1', {port})
 while not leecher.finished:
     time.sleep(0.02)
@@ -50,7 +67,22 @@ leecher.close()
 """
 
 
-def runBtorrent(torrentPath, out, port, profile=False) -> float:
+#: libtorrent settings that force RC4, and its defaults back.
+FORCED_RC4 = {"in_enc_policy": 0, "out_enc_policy": 0, "allowed_enc_level": 2}
+DEFAULT_ENCRYPTION = {"in_enc_policy": 1, "out_enc_policy": 1, "allowed_enc_level": 3}
+
+
+def setSeederEncryption(seeder, settings) -> None:
+    """
+    Apply encryption settings to the seeder's session, and wait until they
+    hold.
+    """
+    seeder.session.apply_settings(settings)
+    applied = seeder.session.get_settings()
+    assert all(applied[key] == value for key, value in settings.items()), applied
+
+
+def runBtorrent(torrentPath, out, port, profile=False, encryption="tolerated") -> float:
     command = downloadCommand()
     if profile:
         command = [sys.executable, "-m", "pyinstrument", "-m", "btorrent.cli.main"]
@@ -66,14 +98,18 @@ def runBtorrent(torrentPath, out, port, profile=False) -> float:
         "--peer",
         f"127.0.0.1:{port}",
         "--quiet",
+        "--encryption",
+        encryption,
     ]
     start = time.monotonic()
     subprocess.run(command, check=True, cwd=ROOT)
     return time.monotonic() - start
 
 
-def runLibtorrent(torrentPath, out, port) -> float:
-    script = _LEECHER.format(root=ROOT, torrent=torrentPath, out=out, port=port)
+def runLibtorrent(torrentPath, out, port, encrypted=False) -> float:
+    script = _LEECHER.format(
+        root=ROOT, torrent=torrentPath, out=out, port=port, encrypted=encrypted
+    )
     start = time.monotonic()
     subprocess.run([sys.executable, "-c", script], check=True)
     return time.monotonic() - start
@@ -92,6 +128,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--dir", default=None, help="work directory (kept)")
+    parser.add_argument(
+        "--encrypted",
+        action="store_true",
+        help="the seeder forces RC4: btorrent and libtorrent encrypted, "
+        "against btorrent in plaintext",
+    )
     args = parser.parse_args()
     work = args.dir or tempfile.mkdtemp(prefix="bench_download.")
     seedDir = os.path.join(work, "seed")
@@ -109,8 +151,16 @@ def main() -> None:
         if args.profile:
             out = os.path.join(work, "profile")
             shutil.rmtree(out, ignore_errors=True)
-            runBtorrent(torrentPath, out, seeder.port, profile=True)
+            encryption = "tolerated"
+            if args.encrypted:
+                setSeederEncryption(seeder, FORCED_RC4)
+                encryption = "required"
+            runBtorrent(
+                torrentPath, out, seeder.port, profile=True, encryption=encryption
+            )
             return
+        if args.encrypted:
+            return encryptedRuns(args, work, data, torrentPath, seeder)
         results = {"btorrent": [], "libtorrent": []}
         for run in range(args.runs):
             for name, runner in (
@@ -141,6 +191,49 @@ def main() -> None:
         seeder.close()
         if args.dir is None:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def encryptedRuns(args, work, data, torrentPath, seeder) -> None:
+    """
+    Alternate btorrent in plaintext, btorrent with RC4 and libtorrent with
+    RC4 (the seeder forcing it for the last two), and print the figures.
+    """
+    runs = (
+        ("btorrent-plain", DEFAULT_ENCRYPTION, runBtorrent, {}),
+        ("btorrent-rc4", FORCED_RC4, runBtorrent, {"encryption": "required"}),
+        ("libtorrent-plain", DEFAULT_ENCRYPTION, runLibtorrent, {}),
+        ("libtorrent-rc4", FORCED_RC4, runLibtorrent, {"encrypted": True}),
+    )
+    results = {name: [] for name, *_ in runs}
+    for run in range(args.runs):
+        for name, settings, runner, kwargs in runs:
+            setSeederEncryption(seeder, settings)
+            out = os.path.join(work, f"out-{name}")
+            shutil.rmtree(out, ignore_errors=True)
+            os.makedirs(out)
+            seconds = runner(torrentPath, out, seeder.port, **kwargs)
+            same = filecmp.cmp(data, os.path.join(out, "big.bin"), shallow=False)
+            results[name].append(seconds)
+            print(
+                f"run {run + 1} {name:15} {seconds:6.2f} s "
+                f"{args.size / seconds / 1e6:7.1f} MB/s "
+                f"{'identical' if same else 'DIFFERENT'}",
+                flush=True,
+            )
+            if not same:
+                raise SystemExit(f"{name} produced a different file")
+    for label, pick in (("best", min), ("median", statistics.median)):
+        plain = pick(results["btorrent-plain"])
+        rc4 = pick(results["btorrent-rc4"])
+        lt = pick(results["libtorrent-rc4"])
+        ltPlain = pick(results["libtorrent-plain"])
+        print(
+            f"{label}: btorrent plaintext {plain:.2f} s, RC4 {rc4:.2f} s "
+            f"(speed lost to encryption {100 * (1 - plain / rc4):.0f} %, "
+            f"target <= 25 %); libtorrent plaintext {ltPlain:.2f} s, RC4 "
+            f"{lt:.2f} s (it loses {100 * (1 - ltPlain / lt):.0f} %); "
+            f"btorrent / libtorrent with RC4: {rc4 / lt:.2f} (target <= 1.3)"
+        )
 
 
 if __name__ == "__main__":

@@ -183,6 +183,14 @@ class IPiecePicker(Interface):
         @return: a list of C{(index, begin, length)}.
         """
 
+    def pickAmong(indexes, peerPieces, count, peerKey):
+        """
+        Like L{pick}, but only free blocks of the pieces C{indexes}, in
+        that order (a peer's suggestions, or its allowed-fast pieces).
+
+        @return: a list of C{(index, begin, length)}.
+        """
+
     def blockReceived(index, begin, peerKey):
         """
         A requested block arrived from C{peerKey}.

@@ -20,7 +20,7 @@ import os
 import struct
 from typing import Callable, List, Optional
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.task import LoopingCall
@@ -28,7 +28,10 @@ from twisted.internet.task import LoopingCall
 from btorrent.codec import wire
 
 __all__ = [
+    "BrokenMSEPeer",
     "GarbagePeer",
+    "IdleHandshakePeer",
+    "IdleSwarm",
     "KeepAliveFlood",
     "LyingSeeder",
     "TorrentContent",
@@ -114,6 +117,9 @@ class WirePeer(Protocol):
     @ivar lost: a L{Deferred} firing with the reason (the exception: a
         L{Failure} would make it fail) when the connection closes.
     @ivar localPort: the port of this side of the connection.
+    @ivar notBitTorrent: btorrent's first bytes were not a BitTorrent
+        handshake (an MSE handshake: btorrent dials encrypted first); the
+        connection was closed at once.
     """
 
     def __init__(
@@ -122,17 +128,23 @@ class WirePeer(Protocol):
         pieceCount: int,
         peerId: Optional[bytes] = None,
         sendHandshake: bool = True,
+        reserved: bytes = bytes(8),
     ) -> None:
         """
         @param infoHash: the info-hash for our handshake.
         @param pieceCount: pieces of the torrent (for bitfields).
         @param peerId: our peer id (a fresh one by default).
         @param sendHandshake: send our handshake as the connection opens.
+        @param reserved: the reserved bytes of our handshake
+            (C{wire.reservedBytes(fast=True)} to negotiate the Fast
+            extension: then btorrent's Fast messages are parsed too).
         """
         self.infoHash = infoHash
         self.pieceCount = pieceCount
         self.peerId = peerId or makePeerId()
         self.sendHandshake = sendHandshake
+        self.reserved = reserved
+        self.notBitTorrent = False
         self.handshake: Optional[wire.Handshake] = None
         self.messages: List[object] = []
         self.bytesReceived = 0
@@ -164,7 +176,11 @@ class WirePeer(Protocol):
         The connection is open: send our handshake.
         """
         if self.sendHandshake:
-            self.send(wire.encodeHandshake(wire.Handshake(self.infoHash, self.peerId)))
+            self.send(
+                wire.encodeHandshake(
+                    wire.Handshake(self.infoHash, self.peerId, self.reserved)
+                )
+            )
 
     def afterHandshake(self) -> None:
         """
@@ -189,15 +205,27 @@ class WirePeer(Protocol):
         """
         Parse btorrent's handshake, then its messages.
         """
+        if self.notBitTorrent:
+            return
         self.bytesReceived += len(data)
         self._buffer += data
         if self.handshake is None:
+            n = min(len(self._buffer), len(wire.HANDSHAKE_PREFIX))
+            if self._buffer[:n] != wire.HANDSHAKE_PREFIX[:n]:
+                # Not BitTorrent (btorrent's MSE attempt): refuse it, as a
+                # client without MSE does; btorrent then dials in plaintext.
+                self.notBitTorrent = True
+                self.transport.abortConnection()
+                return
             if len(self._buffer) < wire.HANDSHAKE_LENGTH:
                 return
             self.handshake = wire.decodeHandshake(
                 bytes(self._buffer[: wire.HANDSHAKE_LENGTH])
             )
             del self._buffer[: wire.HANDSHAKE_LENGTH]
+            factory = getattr(self, "factory", None)
+            if isinstance(factory, _PeerServer):
+                factory.handshaken(self)
             self.afterHandshake()
             self.handshaken.callback(self)
         offset = 0
@@ -435,6 +463,271 @@ class KeepAliveFlood(WirePeer):
         super().connectionLost(reason)
 
 
+class IdleHandshakePeer(WirePeer):
+    """
+    A peer that completes the handshake and then says nothing useful:
+    at most a keep-alive every C{keepAlive} seconds (to outlast an idle
+    timeout), never its pieces, its interest or a request.  Many of them
+    try to hold every connection slot of a torrent.
+    """
+
+    def __init__(
+        self, infoHash: bytes, pieceCount: int, clock, keepAlive: float = 0.0, **kwargs
+    ) -> None:
+        """
+        @param clock: the reactor (for the keep-alives).
+        @param keepAlive: seconds between keep-alives (0: none).
+        @param kwargs: for L{WirePeer}.
+        """
+        super().__init__(infoHash, pieceCount, **kwargs)
+        self.loop: Optional[LoopingCall] = None
+        if keepAlive > 0:
+            self.loop = LoopingCall(self.send, bytes(4))
+            self.loop.clock = clock
+            self.keepAlive = keepAlive
+
+    def afterHandshake(self) -> None:
+        """
+        Start the keep-alives, if any.
+        """
+        if self.loop is not None:
+            self.loop.start(self.keepAlive, now=False)
+
+    def connectionLost(self, reason) -> None:
+        """
+        Stop the keep-alives.
+        """
+        if self.loop is not None and self.loop.running:
+            self.loop.stop()
+        super().connectionLost(reason)
+
+
+class IdleSwarm:
+    """
+    C{count} L{IdleHandshakePeer} connections to one port, each opened
+    again C{reconnect} seconds after btorrent closes it (a persistent
+    attacker), until L{stop}.
+
+    @ivar open: the peers whose connection is open (handshaken or not).
+    @ivar connections: connections opened so far.
+    @ivar handshakes: connections on which btorrent's handshake arrived
+        (one it drops at once may close before its handshake is sent).
+    @ivar closedByBtorrent: connections btorrent closed.
+    @ivar failures: connections that could not be opened.
+    """
+
+    def __init__(
+        self,
+        reactor,
+        port: int,
+        infoHash: bytes,
+        pieceCount: int,
+        count: int = 500,
+        reconnect: Optional[float] = 1.0,
+        keepAlive: float = 0.0,
+    ) -> None:
+        """
+        @param reconnect: seconds before a closed connection is opened
+            again (C{None}: never).
+        @param keepAlive: for each L{IdleHandshakePeer}.
+        """
+        self.reactor = reactor
+        self.port = port
+        self.infoHash = infoHash
+        self.pieceCount = pieceCount
+        self.count = count
+        self.reconnect = reconnect
+        self.keepAlive = keepAlive
+        self.open: List[IdleHandshakePeer] = []
+        self.connections = 0
+        self.handshakes = 0
+        self.closedByBtorrent = 0
+        self.failures = 0
+        self._stopped = False
+        self._pending: List = []
+        self._connecting: set = set()
+
+    def start(self) -> None:
+        """
+        Open every connection.
+        """
+        for _ in range(self.count):
+            self._connect()
+
+    def _connect(self) -> None:
+        if self._stopped:
+            return
+        peer = IdleHandshakePeer(
+            self.infoHash, self.pieceCount, self.reactor, keepAlive=self.keepAlive
+        )
+
+        def connected(peer):
+            self._connecting.discard(attempt)
+            self.connections += 1
+            self.open.append(peer)
+            peer.handshaken.addCallback(self._handshaken)
+            peer.lost.addCallback(self._lost, peer)
+
+        def failed(reason):
+            self._connecting.discard(attempt)
+            if not self._stopped:
+                self.failures += 1
+                self._later()
+
+        attempt = connectPeer(self.reactor, self.port, peer)
+        self._connecting.add(attempt)
+        attempt.addCallbacks(connected, failed)
+
+    def _handshaken(self, peer) -> None:
+        self.handshakes += 1
+
+    def _lost(self, reason, peer) -> None:
+        self.open.remove(peer)
+        if not self._stopped:
+            self.closedByBtorrent += 1
+            self._later()
+
+    def _later(self) -> None:
+        if self._stopped or self.reconnect is None:
+            return
+        self._pending = [c for c in self._pending if c.active()]
+        self._pending.append(self.reactor.callLater(self.reconnect, self._connect))
+
+    def stopReconnecting(self) -> None:
+        """
+        Open no more connections; those open stay open.
+        """
+        self.reconnect = None
+        for call in self._pending:
+            if call.active():
+                call.cancel()
+        self._pending = []
+
+    def stop(self) -> Deferred:
+        """
+        Stop reconnecting and close every connection.
+
+        @return: a L{Deferred} firing once every connection is closed.
+        """
+        self.stopReconnecting()
+        self._stopped = True
+        for attempt in list(self._connecting):
+            attempt.cancel()
+        waiting = [peer.lost for peer in self.open if not peer.lost.called]
+        for peer in list(self.open):
+            peer.transport.abortConnection()
+        return DeferredList(waiting)
+
+
+class BrokenMSEPeer(Protocol):
+    """
+    An MSE initiator (L{btorrent.peer.mse}'s step 1 and 3, written out
+    here from the specification's formulas) that breaks the handshake in
+    one way, C{how}:
+
+      - C{"noHash"}: after btorrent's key, random bytes where
+        C{HASH('req1', S)} should be: btorrent never finds it;
+      - C{"padding"}: C{padding} bytes (10 MB by default) of PadA after its
+        key, sent as fast as the connection takes them;
+      - C{"unknownTorrent"}: a correct step 3 for a torrent btorrent does
+        not serve;
+      - C{"wrongVC"}: a correct step 3 for the torrent, but a verification
+        constant that is not zeros.
+
+    It never closes the connection itself: when L{lost} fires, btorrent
+    closed it.
+
+    @ivar sent: bytes handed to the transport.
+    @ivar received: what btorrent sent (its key and pad).
+    @ivar lost: fires with the reason's exception when the connection
+        closes.
+    """
+
+    def __init__(
+        self, infoHash: bytes, how: str, clock=None, padding: int = 10 << 20
+    ) -> None:
+        """
+        @param infoHash: the torrent to ask for (C{"unknownTorrent"} asks
+            for another).
+        @param clock: the reactor, for C{"padding"}'s sending loop.
+        """
+        from btorrent.peer import mse
+
+        self.mse = mse
+        self.infoHash = infoHash
+        self.how = how
+        self.clock = clock
+        self.padding = padding
+        self.sent = 0
+        self.received = bytearray()
+        self.lost: Deferred = Deferred()
+        self._x = mse.privateKey()
+        self._stepped = False
+        self._loop: Optional[LoopingCall] = None
+
+    def _send(self, data: bytes) -> None:
+        self.sent += len(data)
+        self.transport.write(data)
+
+    def connectionMade(self) -> None:
+        """
+        Step 1: our key (and, C{"padding"}, the flood of PadA).
+        """
+        self._send(self.mse.publicKey(self._x))
+        if self.how == "padding":
+            chunk = os.urandom(1 << 16)
+
+            def more() -> None:
+                if self.sent >= self.padding or not self.transport.connected:
+                    self._loop.stop()
+                    return
+                self._send(chunk)
+
+            self._loop = LoopingCall(more)
+            self._loop.clock = self.clock
+            self._loop.start(0.001)
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Step 3, broken, once btorrent's key is here.
+        """
+        self.received += data
+        if self._stepped or self.how == "padding":
+            return
+        if len(self.received) < self.mse.KEY_LENGTH:
+            return
+        self._stepped = True
+        if self.how == "noHash":
+            self._send(os.urandom(4096))
+            return
+        import hashlib
+
+        def sha1(*parts: bytes) -> bytes:
+            return hashlib.sha1(b"".join(parts)).digest()
+
+        secret = self.mse.sharedSecret(
+            self._x, bytes(self.received[: self.mse.KEY_LENGTH])
+        )
+        skey = self.infoHash
+        if self.how == "unknownTorrent":
+            skey = sha1(b"not the torrent", skey)
+        req2 = sha1(b"req2", skey)
+        req3 = sha1(b"req3", secret)
+        xored = bytes(a ^ b for a, b in zip(req2, req3))
+        encrypt, _ = self.mse.streamCiphers(secret, skey, True)
+        vc = b"\x01" * 8 if self.how == "wrongVC" else bytes(8)
+        fields = vc + self.mse.CRYPTO_RC4.to_bytes(4, "big") + bytes(2) + bytes(2)
+        self._send(sha1(b"req1", secret) + xored + encrypt(fields))
+
+    def connectionLost(self, reason) -> None:
+        """
+        Fire L{lost}.
+        """
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self.lost.callback(reason.value)
+
+
 def connectPeer(reactor, port: int, peer: WirePeer) -> Deferred:
     """
     Connect C{peer} to 127.0.0.1:C{port}.
@@ -446,24 +739,37 @@ def connectPeer(reactor, port: int, peer: WirePeer) -> Deferred:
 
 
 class _PeerServer(ServerFactory):
+    """
+    @ivar peers: the peers btorrent sent a BitTorrent handshake to, in
+        order (a connection that began with MSE is not among them).
+    @ivar built: every peer built.
+    """
+
     def __init__(self, makePeer: Callable[[], WirePeer]) -> None:
         self.makePeer = makePeer
         self.peers: List[WirePeer] = []
+        self.built: List[WirePeer] = []
         self._waiting: List[Deferred] = []
 
     def buildProtocol(self, addr) -> WirePeer:
         peer = self.makePeer()
         peer.factory = self
+        self.built.append(peer)
+        return peer
+
+    def handshaken(self, peer: WirePeer) -> None:
+        """
+        btorrent's BitTorrent handshake reached C{peer}.
+        """
         self.peers.append(peer)
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             d.callback(peer)
-        return peer
 
     def firstPeer(self) -> Deferred:
         """
-        A L{Deferred} firing with the first peer built (at once if there
-        is one already).
+        A L{Deferred} firing with the first peer that got btorrent's
+        BitTorrent handshake (at once if there is one already).
         """
         if self.peers:
             return succeed(self.peers[0])
@@ -478,8 +784,9 @@ def listenPeers(reactor, makePeer: Callable[[], WirePeer]):
     C{makePeer()} per connection.
 
     @return: C{(listeningPort, factory)}; C{factory.peers} lists the peers
-        built so far, C{factory.firstPeer()} waits for the first one,
-        C{listeningPort.getHost().port} is the port.
+        btorrent spoke BitTorrent to so far (its MSE attempts, refused, are
+        only in C{factory.built}), C{factory.firstPeer()} waits for the
+        first one, C{listeningPort.getHost().port} is the port.
     """
     factory = _PeerServer(makePeer)
     listening = reactor.listenTCP(0, factory, interface="127.0.0.1")

@@ -29,9 +29,12 @@ class RPCClient:
     @ivar url: the RPC's address, e.g. C{http://127.0.0.1:P/transmission/rpc}.
     """
 
-    def __init__(self, url: str, auth: Optional[Tuple[str, str]] = None) -> None:
+    def __init__(
+        self, url: str, auth: Optional[Tuple[str, str]] = None, timeout: float = 5.0
+    ) -> None:
         self.url = url
         self.auth = auth
+        self.timeout = timeout
         self._session = ""
         # Straight to 127.0.0.1, whatever proxy the environment names.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -55,7 +58,7 @@ class RPCClient:
                 headers={**headers, "X-Transmission-Session-Id": self._session},
             )
             try:
-                with self._opener.open(request, timeout=5) as response:
+                with self._opener.open(request, timeout=self.timeout) as response:
                     reply = json.loads(response.read())
             except urllib.error.HTTPError as e:
                 if e.code == 409:

@@ -261,7 +261,37 @@ class SourceTests(SynchronousTestCase):
                     )
                     if read:
                         readers.add(os.path.relpath(path, root))
-        self.assertLessEqual(readers, {"daemon/tap.py"})
+        # bootstrapNodes turns the command line's options into nodes, for
+        # the two composition roots that call it (tested below).
+        self.assertLessEqual(readers, {"dht/protocol.py"})
+
+    def test_bootstrapNodes(self) -> None:
+        """
+        No DHT with --no-dht; the nodes given; the public routers only when
+        nothing is said.
+        """
+        self.assertIsNone(dhtprotocol.bootstrapNodes(True, [("127.0.0.1", 1)]))
+        self.assertEqual(
+            dhtprotocol.bootstrapNodes(False, [("127.0.0.1", 1)]), [("127.0.0.1", 1)]
+        )
+        self.assertEqual(
+            dhtprotocol.bootstrapNodes(False, []),
+            list(dhtprotocol.DEFAULT_BOOTSTRAP),
+        )
+
+    def test_testCommandsNeverReachTheRouters(self) -> None:
+        """
+        Every daemon and download command the tests and benchmarks build
+        turns the DHT off unless it names loopback nodes.
+        """
+        from tests.twistdproc import downloadCommand, twistdCommand
+
+        self.assertIn("--no-dht", downloadCommand())
+        self.assertIn("--no-dht", twistdCommand("btorrent", logFile="x.log"))
+        command = twistdCommand(
+            "btorrent", "--dht-bootstrap", "127.0.0.1:7000", logFile="x.log"
+        )
+        self.assertNotIn("--no-dht", command)
 
     def test_servicesBindLoopback(self) -> None:
         """

@@ -789,10 +789,16 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
 
     def test_writeFailureRefetches(self):
         """
-        A piece that cannot be written is fetched again.
+        A piece that cannot be written is wanted again, and the torrent
+        hears of it (a disk error is the torrent's error: one line, no
+        traceback here).
         """
         self.build(pieceLength=BLOCK_SIZE, pieces=1, lastShort=None)
         failures = []
+        heard = []
+        self.downloader.events.listen(
+            "writeFailed", lambda index, failure: heard.append((index, failure.value))
+        )
 
         def failOnce(index, data):
             if not failures:
@@ -806,7 +812,9 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         peer.receive(wire.Unchoke())
         self.answer(peer)
         self.assertEqual(failures, [0])
-        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertEqual([index for index, _ in heard], [0])
+        self.assertEqual(str(heard[0][1]), "disk full")
+        self.assertEqual(self.flushLoggedErrors(OSError), [])
         self.assertEqual(self.completed, [True])
 
     def test_stopWaitsForWrites(self):
@@ -831,13 +839,16 @@ class ConnectionTests(DownloaderMixin, SynchronousTestCase):
     def test_refuseSelfDuplicatesAndFull(self):
         """
         Our own peer id, a second connection from one peer id, and peers
-        beyond the limit are refused.
+        beyond the limit are refused (when no connected peer is idle: see
+        tests/test_slots.py).
         """
         self.build(maxPeers=2)
         self.assertIsNone(self.connect(peerId=OUR_ID))
         first = self.connect()
         self.assertIsNone(self.connect(peerId=first.peerId))
-        self.connect()
+        second = self.connect()
+        for peer in (first, second):
+            peer.receive(wire.Interested())
         self.assertIsNone(self.connect())
         self.assertEqual(len(self.downloader.peers), 2)
 
@@ -920,14 +931,16 @@ class ConnectionTests(DownloaderMixin, SynchronousTestCase):
     def test_maxPeersWhoeverDials(self):
         """
         Incoming peers and our own dials share C{maxPeers}: dials that
-        complete after incoming peers took the slots are refused.
+        complete after incoming peers (not idle) took the slots are refused.
         """
         self.build(maxPeers=2)
         self.downloader.addPeers([("127.0.0.1", 7001), ("127.0.0.1", 7002)])
         factories = [c[2] for c in self.reactor.tcpClients]
         self.assertEqual(len(factories), 2)
-        self.assertIsNotNone(self.connect())
-        self.assertIsNotNone(self.connect())
+        for _ in range(2):
+            peer = self.connect()
+            self.assertIsNotNone(peer)
+            peer.receive(wire.Interested())
         for factory in factories:
             self.assertIsNone(self.connect(factory=factory))
         self.assertEqual(len(self.downloader.peers), 2)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
@@ -98,8 +99,8 @@ class DownloadOptionsTests(SynchronousTestCase):
     def test_optionsReachTheSession(self) -> None:
         """
         C{--port}, C{--interface}, C{--state-dir}, C{--debug},
-        C{--max-peers}, C{--piece-order}, C{--peer} and C{-o} each reach
-        the session or the torrent.
+        C{--max-peers}, C{--piece-order}, C{--peer}, C{--encryption} and
+        C{-o} each reach the session or the torrent.
         """
         args = parse(
             "-o",
@@ -121,6 +122,10 @@ class DownloadOptionsTests(SynchronousTestCase):
             "[::1]:6001",
             "--upload-slots",
             "9",
+            "--dht-bootstrap",
+            "127.0.0.1:7100",
+            "--encryption",
+            "required",
             "--quiet",
         )
         reactor = Reactor()
@@ -133,6 +138,8 @@ class DownloadOptionsTests(SynchronousTestCase):
                 "interface": "127.0.0.1",
                 "stateDir": "/tmp/state",
                 "debug": True,
+                "dhtBootstrap": [("127.0.0.1", 7100)],
+                "encryption": "required",
             },
         )
         self.assertEqual(
@@ -158,6 +165,17 @@ class DownloadOptionsTests(SynchronousTestCase):
             (args.port, args.max_peers, args.piece_order, args.output, args.seed),
             (6881, 50, "random", ".", False),
         )
+        self.assertEqual(args.encryption, "preferred")
+
+    def test_encryptionChoices(self) -> None:
+        """
+        C{--encryption} takes Transmission's three settings, nothing else.
+        """
+        for mode in ("tolerated", "preferred", "required"):
+            self.assertEqual(parse("--encryption", mode).encryption, mode)
+        self.patch(sys, "stderr", io.StringIO())
+        with self.assertRaises(SystemExit):
+            parse("--encryption", "always")
 
     def test_progressBar(self) -> None:
         """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import time
 
@@ -28,7 +29,8 @@ class DaemonTests(TestCase):
         C{twistd btorrent ...} returns at once, leaving a daemon whose pid is
         in the pid file; it logs to C{twistd.log}, downloads the torrent from
         a libtorrent seeder that dials its port (the torrent has no tracker),
-        and exits on SIGTERM, removing its pid file.
+        into a file of mode 0644 despite twistd's umask of 077, and exits on
+        SIGTERM, removing its pid file.
         """
         fixture = Fixture(self, SINGLE, 32768)
         port = freePort()
@@ -66,6 +68,13 @@ class DaemonTests(TestCase):
             self.assertLess(time.monotonic(), deadline, log())
             time.sleep(0.1)
         fixture.assertSame(self)
+        # twistd in the background sets the umask to 077; the files still
+        # come out rw-r--r-- (the storage's own umask, 022).
+        modes = {
+            name: stat.S_IMODE(os.stat(os.path.join(fixture.downloadDir, name)).st_mode)
+            for name in os.listdir(fixture.downloadDir)
+        }
+        self.assertEqual(modes, {fixture.metainfo.name: 0o644})
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 5
         while True:

@@ -137,7 +137,7 @@ class ConstructionTests(SynchronousTestCase):
             (1, 0, 0),
         ]:
             self.assertRaises(ValueError, PiecePicker, *args, rng)
-        self.assertRaises(ValueError, PiecePicker, 1, 64, 64, rng, order="sequential")
+        self.assertRaises(ValueError, PiecePicker, 1, 64, 64, rng, order="backwards")
         self.assertRaises(ValueError, PiecePicker, 1, 64, 64, rng, blockSize=0)
 
     def test_defaults(self) -> None:

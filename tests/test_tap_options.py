@@ -54,6 +54,38 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options["download-dir"], os.path.abspath("dl"))
         self.assertEqual(options["state-dir"], tap.defaultStateDir())
         self.assertTrue(options["debug"])
+        self.assertEqual(options["encryption"], "preferred")
+
+    def test_encryption(self) -> None:
+        """
+        C{--encryption} takes Transmission's three settings and reaches the
+        session, which applies it to its torrents.
+        """
+        from twisted.internet.testing import MemoryReactorClock
+
+        path = self.makeTorrent()
+        for mode in ("tolerated", "preferred", "required"):
+            options = tap.Options()
+            options.parseOptions(
+                [
+                    "--torrent",
+                    path,
+                    "--port",
+                    "0",
+                    "--rpc-port",
+                    "0",
+                    "--state-dir",
+                    os.path.abspath(self.mktemp()),
+                    "--encryption",
+                    mode,
+                ]
+            )
+            self.assertEqual(options["encryption"], mode)
+            daemon = tap.buildDaemon(options, MemoryReactorClock())
+            self.assertEqual(daemon.session.encryption, mode)
+            self.assertEqual(daemon.library.settings.encryption, mode)
+            [torrent] = daemon.session.torrents.values()
+            self.assertEqual(torrent.encryption, mode)
 
     def test_empty(self) -> None:
         """
@@ -173,6 +205,7 @@ class OptionsTests(SynchronousTestCase):
             (["--resume-interval", "0"], "--resume-interval"),
             (["--udp-tracker-timeout", "0"], "--udp-tracker-timeout"),
             (["--udp-tracker-timeout", "soon"], "--udp-tracker-timeout"),
+            (["--encryption", "always"], "--encryption"),
             (["--rpc-port", "65536"], "--rpc-port"),
             (["--download-queue-size", "-1"], "--download-queue-size"),
             (["--umask", "9"], "--umask"),

@@ -32,8 +32,10 @@ def twistdCommand(
     The command line of C{twistd PLUGIN ARGUMENTS}: in the foreground
     (C{-n}, no pid file) unless C{pidFile} is given, in which case twistd
     daemonizes and writes it.  For C{btorrent}, without C{--rpc-port} the
-    RPC is off (C{--rpc-port 0}: tests never take 9091), and without
-    C{--state-dir} the state goes beside the log file.
+    RPC is off (C{--rpc-port 0}: tests never take 9091), without
+    C{--dht-bootstrap} the DHT is off (C{--no-dht}: tests never reach the
+    public routers), and without C{--state-dir} the state goes beside the
+    log file.
     """
     arguments = list(arguments)
     if plugin == "btorrent":
@@ -41,6 +43,9 @@ def twistdCommand(
         # and never use the user's state dir.
         if not any(a.startswith("--rpc-port") for a in arguments):
             arguments += ["--rpc-port", "0"]
+        if not any(a.startswith("--dht-bootstrap") for a in arguments):
+            # Never the public DHT routers from a test.
+            arguments.append("--no-dht")
         if not any(a.startswith("--state-dir") or a == "-s" for a in arguments):
             stateDir = os.path.join(os.path.dirname(os.path.abspath(logFile)), "state")
             arguments += ["--state-dir", stateDir]
@@ -58,4 +63,4 @@ def downloadCommand() -> List[str]:
     the interpreter running the tests runs it (with
     L{repositoryEnvironment}, this checkout's code).
     """
-    return [sys.executable, "-m", "btorrent.cli.main", "download"]
+    return [sys.executable, "-m", "btorrent.cli.main", "download", "--no-dht"]

@@ -25,6 +25,7 @@ from twisted.logger import (
 )
 from twisted.python.failure import Failure
 
+from btorrent.cli.remoteargs import parseFileList, parseRate, parseRatio
 from btorrent.codec import metainfo
 
 __all__ = ["addDownloadParser", "download", "main", "parsePeer", "runDownload"]
@@ -113,6 +114,60 @@ def addDownloadParser(subparsers) -> argparse.ArgumentParser:
         help="a peer to connect to, besides the trackers' (repeatable)",
     )
     parser.add_argument(
+        "--no-dht", action="store_true", help="no DHT (trackerless peers)"
+    )
+    parser.add_argument(
+        "--dht-bootstrap",
+        metavar="HOST:PORT",
+        type=parsePeer,
+        action="append",
+        default=[],
+        help="a DHT node to join through (repeatable; default: the public " "routers)",
+    )
+    parser.add_argument(
+        "--down-limit",
+        metavar="RATE",
+        type=parseRate,
+        default=None,
+        help="download limit in bytes/s: 500k, 2M (k = 1000) (default: none)",
+    )
+    parser.add_argument(
+        "--up-limit",
+        metavar="RATE",
+        type=parseRate,
+        default=None,
+        help="upload limit in bytes/s: 500k, 2M (k = 1000) (default: none)",
+    )
+    parser.add_argument(
+        "--skip",
+        metavar="N,...",
+        type=parseFileList,
+        default=None,
+        help="do not download these files (numbers as btorrent info shows "
+        "them: 0,2,5-7)",
+    )
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="download the pieces in order (to watch while downloading)",
+    )
+    parser.add_argument(
+        "--ratio",
+        metavar="R",
+        type=parseRatio,
+        default=None,
+        help="once complete, seed until this upload ratio, then exit",
+    )
+    parser.add_argument(
+        "--encryption",
+        choices=("tolerated", "preferred", "required"),
+        default="preferred",
+        help="message stream encryption (MSE/PE) with peers: tolerated "
+        "(dial in plaintext, accept both), preferred (dial encrypted, "
+        "plaintext if the peer cannot), required (encrypted only); "
+        "default preferred",
+    )
+    parser.add_argument(
         "--quiet", action="store_true", help="no progress bar, errors only"
     )
     parser.add_argument("--debug", action="store_true", help="log every peer message")
@@ -166,6 +221,7 @@ class _ProgressBar:
         self.progress.update(
             self.task,
             description=torrent.metainfo.name,
+            total=p.totalBytes or 1,
             completed=p.verifiedBytes if p.totalBytes else 1,
             peers=p.peers,
         )
@@ -192,6 +248,7 @@ def download(reactor, args: argparse.Namespace, info, err: IO[str]) -> defer.Def
     from twisted.internet.error import CannotListenError
 
     from btorrent.daemon.session import Session
+    from btorrent.dht.protocol import bootstrapNodes
 
     result = defer.Deferred()
     session = Session(
@@ -200,6 +257,8 @@ def download(reactor, args: argparse.Namespace, info, err: IO[str]) -> defer.Def
         interface=args.interface,
         stateDir=args.state_dir,
         debug=args.debug,
+        dhtBootstrap=bootstrapNodes(args.no_dht, args.dht_bootstrap),
+        encryption=args.encryption,
     )
     try:
         torrent = session.addTorrent(
@@ -210,6 +269,7 @@ def download(reactor, args: argparse.Namespace, info, err: IO[str]) -> defer.Def
             peers=args.peer,
             uploadSlots=args.upload_slots,
         )
+        _applyControls(torrent, args)
         session.startService()
     except CannotListenError as e:
         err.write(f"btorrent download: error: cannot listen on port {args.port}: {e}\n")
@@ -257,10 +317,18 @@ def download(reactor, args: argparse.Namespace, info, err: IO[str]) -> defer.Def
         d.addBoth(done)
         return d
 
+    seedingToRatio = args.ratio is not None and args.ratio[0] == 1
+
     def completed(_) -> None:
-        if args.seed:
+        if args.seed or seedingToRatio:
             return
         finish(0, f"{info.name}: download complete")
+
+    def seedLimitReached() -> None:
+        finish(0, f"{info.name}: seeding done, ratio {args.ratio[1]:g} reached")
+
+    if seedingToRatio:
+        torrent.events.listen("seedLimitReached", seedLimitReached)
 
     def startFailed(failure) -> None:
         finish(1, f"btorrent download: error: {failure.getErrorMessage()}")
@@ -277,6 +345,42 @@ def download(reactor, args: argparse.Namespace, info, err: IO[str]) -> defer.Def
 
     reactor.addSystemEventTrigger("before", "shutdown", interrupted)
     return result
+
+
+def _applyControls(torrent, args: argparse.Namespace) -> None:
+    """
+    Give the torrent the transfer controls asked for (C{--down-limit},
+    C{--up-limit}, C{--skip}, C{--sequential}, C{--ratio}).
+
+    @raise btorrent.control.api.ControlError: for a bad value.
+    """
+    if (
+        args.down_limit is None
+        and args.up_limit is None
+        and args.skip is None
+        and not args.sequential
+        and args.ratio is None
+    ):
+        return
+    controls = torrent.controls
+    limits = {}
+    if args.down_limit is not None:
+        limits.update(downloadLimit=args.down_limit * 1000, downloadLimited=True)
+    if args.up_limit is not None:
+        limits.update(uploadLimit=args.up_limit * 1000, uploadLimited=True)
+    if limits:
+        controls.setLimits(**limits)
+    if args.skip is not None:
+        count = len(torrent.metainfo.files)
+        controls.setFileWanted(args.skip or range(count), False)
+    if args.sequential:
+        controls.setSequential(True)
+    if args.ratio is not None:
+        mode, ratio = args.ratio
+        changes = {"seedRatioMode": mode}
+        if ratio is not None:
+            changes["seedRatioLimit"] = ratio
+        controls.setSeedLimits(**changes)
 
 
 def runDownload(

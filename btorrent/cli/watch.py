@@ -14,7 +14,7 @@ from typing import IO, Any, Dict, List, Optional
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from btorrent.cli.remote import (
+from btorrent.cli.fields import (
     LIST_FIELDS,
     etaText,
     numberField,

@@ -497,9 +497,12 @@ def _rawPath(entry: dict, where: str, warnings: _Warnings) -> Optional[List[str]
 
 #: Anything in components joined with NUL that needs a closer look: an
 #: empty, C{.} or C{..} component, a separator, something like a drive, a
-#: component that may be long enough to be cut.
+#: component that may be long enough to be cut, a control character or an
+#: invisible or direction-changing one (see L{safepath.cleanComponent}).
 _UNUSUAL = re.compile(
-    r"(?:^|\x00)(?:\.{0,2}(?:\x00|$)|.:)|[/\\]|[^\x00]{61}", re.DOTALL
+    r"(?:^|\x00)(?:\.{0,2}(?:\x00|$)|.:)|[/\\]|[^\x00]{61}"
+    "|[\x01-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]",
+    re.DOTALL,
 )
 
 

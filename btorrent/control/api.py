@@ -378,7 +378,8 @@ class ITorrentControl(Interface):
     def status(fields=None):
         """
         @param fields: names of L{TorrentStatus}'s costly parts wanted
-            (C{"files"}, C{"peers"}, C{"trackers"}); C{None} for all.
+            (C{"files"}, C{"peers"}, C{"trackers"}, C{"pieces"},
+            C{"magnetLink"}); C{None} for all.
         @return: a L{TorrentStatus}.
         """
 

@@ -234,6 +234,8 @@ COSTLY_PARTS: Dict[str, str] = {
     "peers": "peers",
     "trackers": "trackers",
     "trackerStats": "trackers",
+    "pieces": "pieces",
+    "magnetLink": "magnetLink",
 }
 
 _Getter = Callable[[TorrentStatus], Any]

@@ -55,6 +55,10 @@ INVALID_TORRENT = "invalid or corrupt torrent file"
 #: Seconds between two saves of the totals while torrents transfer.
 SAVE_INTERVAL = 60.0
 
+#: Seconds a change waits for others before the list is saved (a client
+#: adding a thousand torrents makes a few saves, not a thousand).
+SAVE_DELAY = 0.5
+
 #: Removed torrents remembered for C{recently-active}.
 MAX_REMOVED = 1000
 
@@ -150,6 +154,7 @@ class Library(Service):
         self._startedAt = clock.seconds()
         self._saving: Optional[defer.Deferred] = None
         self._saveAgain = False
+        self._pendingSave = None
         self._nextSave = 0.0
         self._changedAt = 0.0
 
@@ -175,6 +180,7 @@ class Library(Service):
                 if isinstance(value, int) and value >= 0:
                     self._cumulative[key] = value
         self._nextId = max(int(document.get("nextId", 1) or 1), 1)
+        self._loadSessionControls(document.get("sessionControls"))
         for entry in document.get("torrents", []):
             try:
                 self._loadTorrent(entry)
@@ -184,6 +190,25 @@ class Library(Service):
                     entry=str(entry)[:200],
                     error=str(e),
                 )
+
+    def _loadSessionControls(self, data) -> None:
+        """
+        Bring back the session's limits; the command line's settings then
+        win (L{applySettings} at start).
+        """
+        if not isinstance(data, dict):
+            return
+        controls = self.session.controls
+        try:
+            controls.load(data)
+        except ControlError as e:
+            self.log.warn(
+                "state file: session limits not usable ({error})", error=str(e)
+            )
+            return
+        for name, value in controls.settings().items():
+            if hasattr(self.settings, name):
+                setattr(self.settings, name, value)
 
     def _loadTorrent(self, entry: dict) -> None:
         infoHash = bytes.fromhex(entry["infoHash"])
@@ -239,6 +264,7 @@ class Library(Service):
             "nextId": self._nextId,
             "torrents": [record.toJSON() for record in self.records.values()],
             "stats": cumulative,
+            "sessionControls": self.session.controls.toJSON(),
         }
 
     def save(self) -> defer.Deferred:
@@ -272,11 +298,15 @@ class Library(Service):
 
     def changed(self, record: Optional[TorrentRecord] = None) -> None:
         """
-        Something worth keeping changed: save soon (at once for a start,
-        a stop, an add or a remove).
+        Something worth keeping changed (an add, a stop, a setting): save
+        within L{SAVE_DELAY} seconds; changes in that time share one save.
         """
-        if self.running:
-            self.save()
+        if self.running and self._pendingSave is None:
+            self._pendingSave = self.clock.callLater(SAVE_DELAY, self._savePending)
+
+    def _savePending(self) -> None:
+        self._pendingSave = None
+        self.save()
 
     # Service
 
@@ -311,6 +341,9 @@ class Library(Service):
         """
         super().stopService()
         self.session.heartbeat.unsubscribe(self)
+        if self._pendingSave is not None and self._pendingSave.active():
+            self._pendingSave.cancel()
+        self._pendingSave = None
         yield defer.DeferredList(
             [record.torrent.stop() for record in self.records.values()],
             consumeErrors=True,
@@ -395,8 +428,13 @@ class Library(Service):
             torrent = self.session.addTorrent(
                 info, downloadDir, start=False, **self.addDefaults
             )
-        if options.peerLimit is not None:
-            torrent.maxPeers = options.peerLimit
+        try:
+            torrent.controls.setOptions(options)
+        except ControlError:
+            # A bad option (a file index out of range): nothing is added.
+            self.session.removeTorrent(torrent.infoHash)
+            torrent.controls.close()
+            raise
         record = TorrentRecord(
             self, self._nextId, torrent, downloadDir, labels=options.labels
         )
@@ -416,7 +454,7 @@ class Library(Service):
         )
         if self.running and not record.paused:
             torrent.start()
-        self.save()
+        self.changed(record)
         return AddResult(record, False)
 
     def addAtStart(self, source, options: AddOptions = AddOptions()) -> AddResult:
@@ -461,6 +499,13 @@ class Library(Service):
         yield self.session.removeTorrent(record.infoHash)
         for key, value in _torrentCounts(record.torrent).items():
             self._removedCounts[key] += value - counted[key]
+        partsPath = record.torrent.controls.partsPath
+        record.torrent.controls.close()
+        if partsPath is not None:
+            try:
+                os.unlink(partsPath)
+            except OSError:
+                pass
         hexHash = record.infoHash.hex()
         for name in (hexHash + ".torrent", hexHash + ".magnet", hexHash + ".resume"):
             for directory in (self.torrentsDir, self.stateDir):
@@ -524,14 +569,25 @@ class Library(Service):
             raise ControlError("download-dir must be an absolute path")
         if "peerPort" in changes and not 0 < changes["peerPort"] < 65536:
             raise ControlError("peer-port must be 1..65535")
+        controls = self.session.controls
+        # Rate, seeding and peer limits are the transfer controls': they
+        # check their values (a bad one changes nothing) and apply at once.
+        controls.setSettings(
+            {
+                name: value
+                for name, value in changes.items()
+                if name in controls.SETTINGS
+            }
+        )
         for name, value in changes.items():
             setattr(self.settings, name, value)
         self.applySettings()
-        self.save()
+        self.changed()
 
     def applySettings(self) -> None:
         """
-        Put the settings in force in the session (queues, peer limits).
+        Put the settings in force in the session (queues, peer limits,
+        encryption).
         """
         settings = self.settings
         self.session.downloadQueue.resize(
@@ -539,6 +595,8 @@ class Library(Service):
         )
         self.session.seedQueue.resize(settings.seedQueueSize, settings.seedQueueEnabled)
         self.addDefaults["maxPeers"] = settings.peerLimitPerTorrent
+        self.addDefaults["umask"] = settings.umask
+        self.session.setEncryption(settings.encryption)
 
     def _counts(self) -> Dict[str, int]:
         """
@@ -631,7 +689,16 @@ class Library(Service):
             raise ControlError(f"unknown queue move {where}")
         for position, record in enumerate(order):
             record.torrent.queuePosition = position
-        self.save()
+        self._reorderQueues()
+        self.changed()
+
+    def _reorderQueues(self) -> None:
+        for queue in (
+            self.session.checkQueue,
+            self.session.downloadQueue,
+            self.session.seedQueue,
+        ):
+            queue.reorder()
 
     def queueSet(self, record: TorrentRecord, position: int) -> None:
         """
@@ -642,6 +709,7 @@ class Library(Service):
         order.insert(max(0, min(position, len(order))), record)
         for index, each in enumerate(order):
             each.torrent.queuePosition = index
+        self._reorderQueues()
 
     def moveTorrent(self, record: TorrentRecord, path: str, move: bool):
         """

@@ -24,7 +24,6 @@ from btorrent.control.api import (
     SEEDING,
     STOPPED,
     ControlError,
-    FileStatus,
     ITorrentControl,
     PeerStatus,
     TorrentOptions,
@@ -104,8 +103,16 @@ class TorrentRecord:
         self.activityDate = int(saved.get("activityDate", 0))
         self.startDate = 0
         self.paused = bool(saved.get("paused", False))
-        self.uploadedBefore = int(saved.get("uploadedEver", 0))
-        self.downloadedBefore = int(saved.get("downloadedEver", 0))
+        controls = torrent.controls
+        if isinstance(saved.get("controls"), dict):
+            try:
+                controls.load(saved["controls"])
+            except ControlError as e:
+                library.log.warn(
+                    "{name}: its saved settings are not usable ({error})",
+                    name=torrent.name,
+                    error=str(e),
+                )
         self.corruptBefore = int(saved.get("corruptEver", 0))
         self.secondsDownloadingBefore = int(saved.get("secondsDownloading", 0))
         self.secondsSeedingBefore = int(saved.get("secondsSeeding", 0))
@@ -134,7 +141,6 @@ class TorrentRecord:
             if old not in (DOWNLOADING, SEEDING):
                 self.startDate = int(now)
         self.activityDate = int(now)
-        self.library.changed(self)
 
     def _accountTime(self, now: float) -> None:
         if self._runSince is not None:
@@ -168,16 +174,17 @@ class TorrentRecord:
     @property
     def uploadedEver(self) -> int:
         """
-        Bytes uploaded over every run.
+        Bytes uploaded over every run (the transfer controls count them:
+        the ratio limit reads them).
         """
-        return self.uploadedBefore + self.torrent.uploaded
+        return self.torrent.controls.uploadedEver
 
     @property
     def downloadedEver(self) -> int:
         """
         Bytes downloaded (verified) over every run.
         """
-        return self.downloadedBefore + self.torrent.downloaded
+        return self.torrent.controls.downloadedEver
 
     @property
     def corruptEver(self) -> int:
@@ -212,8 +219,7 @@ class TorrentRecord:
             "addedDate": self.addedDate,
             "doneDate": self.doneDate,
             "activityDate": self.activityDate,
-            "uploadedEver": self.uploadedEver,
-            "downloadedEver": self.downloadedEver,
+            "controls": self.torrent.controls.toJSON(),
             "corruptEver": self.corruptEver,
             "secondsDownloading": self.secondsIn(DOWNLOADING),
             "secondsSeeding": self.secondsIn(SEEDING),
@@ -262,18 +268,14 @@ class TorrentRecord:
 
         @raise ControlError: for a bad value.
         """
+        # The transfer controls check every value of theirs first: a bad
+        # one changes nothing.
+        self.torrent.controls.setOptions(options)
         changes = {
             name: getattr(options, name)
-            for name in options.__dataclass_fields__
+            for name in ("labels", "queuePosition", "bandwidthPriority")
             if getattr(options, name) is not None
         }
-        if "peerLimit" in changes:
-            limit = changes["peerLimit"]
-            if not 0 < limit <= 10000:
-                raise ControlError("peer-limit must be 1..10000")
-            self.torrent.maxPeers = limit
-            if self.torrent.downloader is not None:
-                self.torrent.downloader.maxPeers = limit
         if "labels" in changes:
             self.labels = tuple(changes.pop("labels"))
         if "queuePosition" in changes:
@@ -303,13 +305,13 @@ class TorrentRecord:
         torrent = self.torrent
         info = torrent.metainfo
         downloader = torrent.downloader
+        controls = torrent.controls
         totalSize = info.totalLength if info is not None else 0
-        haveValid = downloader.verifiedBytes if downloader is not None else 0
-        if downloader is None and torrent.picker is not None:
-            haveValid = sum(info.pieceSize(i) for i in torrent.picker.haveBitfield)
-        sizeWhenDone = totalSize
-        left = max(sizeWhenDone - haveValid, 0)
-        percentDone = haveValid / sizeWhenDone if sizeWhenDone else 0.0
+        haveValid = controls.haveValid
+        sizeWhenDone = controls.sizeWhenDone
+        left = controls.leftUntilDone
+        done = sizeWhenDone - left
+        percentDone = done / sizeWhenDone if sizeWhenDone else 0.0
         if info is not None and not sizeWhenDone:
             percentDone = 1.0
         running = downloader is not None and downloader.running
@@ -340,6 +342,8 @@ class TorrentRecord:
         recheck = 0.0
         if checking and torrent.state == CHECKING and checking[1]:
             recheck = checking[0] / checking[1]
+        limits = controls.bandwidth.limits
+        seed = controls.seed
         if fields is None:
             wanted = lambda name: True  # noqa: E731
         else:
@@ -371,7 +375,7 @@ class TorrentRecord:
             secondsSeeding=self.secondsIn(SEEDING),
             eta=eta,
             uploadRatio=ratio,
-            isFinished=bool(self.options.get("finished", False)),
+            isFinished=controls.isFinished,
             isStalled=running and not peers and left > 0,
             isPrivate=bool(info.private) if info is not None else False,
             downloadDir=self.downloadDir,
@@ -399,17 +403,17 @@ class TorrentRecord:
             bandwidthPriority=int(
                 self.options.get("bandwidthPriority", PRIORITY_NORMAL)
             ),
-            downloadLimit=int(self.options.get("downloadLimit", 100_000)),
-            downloadLimited=bool(self.options.get("downloadLimited", False)),
-            uploadLimit=int(self.options.get("uploadLimit", 100_000)),
-            uploadLimited=bool(self.options.get("uploadLimited", False)),
-            honorsSessionLimits=bool(self.options.get("honorsSessionLimits", True)),
-            seedRatioLimit=float(self.options.get("seedRatioLimit", 2.0)),
-            seedRatioMode=int(self.options.get("seedRatioMode", 0)),
-            seedIdleLimit=int(self.options.get("seedIdleLimit", 30)),
-            seedIdleMode=int(self.options.get("seedIdleMode", 0)),
-            sequential=bool(self.options.get("sequential", False)),
-            files=self._files() if wanted("files") else (),
+            downloadLimit=limits.downloadLimit,
+            downloadLimited=limits.downloadLimited,
+            uploadLimit=limits.uploadLimit,
+            uploadLimited=limits.uploadLimited,
+            honorsSessionLimits=limits.honorsSessionLimits,
+            seedRatioLimit=float(seed.seedRatioLimit),
+            seedRatioMode=int(seed.seedRatioMode),
+            seedIdleLimit=int(seed.seedIdleLimit),
+            seedIdleMode=int(seed.seedIdleMode),
+            sequential=controls.sequential,
+            files=tuple(controls.files()) if wanted("files") else (),
             peers=self._peers(peers) if wanted("peers") else (),
             trackers=self._trackers() if wanted("trackers") else (),
         )
@@ -428,40 +432,6 @@ class TorrentRecord:
         info = self.torrent.metainfo
         trackers = info.trackers if info is not None else ()
         return formatMagnet(self.infoHash, self.torrent.name, trackers)
-
-    def _files(self) -> Tuple[FileStatus, ...]:
-        torrent = self.torrent
-        info = torrent.metainfo
-        if info is None:
-            return ()
-        have = torrent.picker.haveBitfield if torrent.picker is not None else None
-        pieceLength = info.pieceLength
-        result = []
-        prefix = (info.name,) if info.multiFile else ()
-        for entry in info.files:
-            if entry.padding:
-                continue
-            done = 0
-            if have is not None and entry.length:
-                first = entry.offset // pieceLength
-                last = (entry.offset + entry.length - 1) // pieceLength
-                for index in range(first, last + 1):
-                    if index in have:
-                        start = max(entry.offset, index * pieceLength)
-                        end = min(
-                            entry.offset + entry.length, (index + 1) * pieceLength
-                        )
-                        done += end - start
-            result.append(
-                FileStatus(
-                    name="/".join(prefix + tuple(entry.path)),
-                    length=entry.length,
-                    bytesCompleted=done,
-                    wanted=True,
-                    priority=PRIORITY_NORMAL,
-                )
-            )
-        return tuple(result)
 
     def _peers(self, peers) -> Tuple[PeerStatus, ...]:
         result = []

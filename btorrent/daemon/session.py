@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from functools import partial
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 from twisted.application.service import MultiService
 from twisted.internet import defer
@@ -20,16 +20,28 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from btorrent import PEER_ID_PREFIX
+from btorrent.engine.controls import SessionControls
 from btorrent.engine.queue import SlotQueue
 from btorrent.engine.storage import MultiFileWriter
 from btorrent.engine.torrent import RESUME_INTERVAL, Torrent
 from btorrent.interfaces import IPeerRouter
+from btorrent.peer.encryption import DEFAULT as DEFAULT_ENCRYPTION
+from btorrent.peer.encryption import checkMode
+from btorrent.peer.mse import obfuscatedHash
 from btorrent.util.heartbeat import BEAT, Heartbeat
+from btorrent.util.statefile import readState, writeState
 
 __all__ = ["PORT_TRIES", "Session", "makePeerId"]
 
+#: The version of C{dht.json}, the DHT nodes kept across restarts.
+DHT_STATE_VERSION = 1
+
 #: How many ports after the one asked for we try when it is taken.
 PORT_TRIES = 20
+
+
+def _queuePosition(torrent) -> int:
+    return torrent.queuePosition
 
 
 def makePeerId() -> bytes:
@@ -65,6 +77,8 @@ class Session(MultiService):
         downloadQueueSize: Optional[int] = None,
         seedQueueSize: Optional[int] = None,
         heartbeatInterval: float = BEAT,
+        dhtBootstrap: Optional[Sequence[Tuple[str, int]]] = None,
+        encryption: str = DEFAULT_ENCRYPTION,
     ) -> None:
         """
         @param reactor: the reactor (C{IReactorTCP}, C{IReactorTime},
@@ -84,9 +98,18 @@ class Session(MultiService):
         @param downloadQueueSize: torrents downloading at once (C{None}: no
             limit); the others wait in the download queue.
         @param seedQueueSize: torrents seeding at once (C{None}: no limit).
+        @param dhtBootstrap: run a DHT node (BEP 5) on the UDP port of the
+            same number as the peer port, joining through these
+            C{(host, port)} and the nodes saved at the last stop; C{None}
+            for no DHT.  (The daemon passes the public routers by default;
+            tests pass loopback nodes.)
         @param heartbeatInterval: seconds between two beats of the session's
             heartbeat (the finest period of its periodic work: a resume
             interval under a second needs a faster beat).
+        @param encryption: MSE for peer connections, both ways:
+            C{"tolerated"}, C{"preferred"} or C{"required"}
+            (L{btorrent.peer.encryption}).
+        @raise ValueError: for another C{encryption}.
         """
         super().__init__()
         self.reactor = reactor
@@ -96,6 +119,9 @@ class Session(MultiService):
         self.trackerOptions = dict(trackerOptions or {})
         self.stateDir = stateDir
         self.debug = debug
+        self.encryption = checkMode(encryption)
+        self._skeys: Dict[bytes, bytes] = {}
+        self._peerFactory = None
         self.peerId = peerId or makePeerId()
         self.torrents: Dict[bytes, Torrent] = {}
         self.threadPool = ThreadPool(
@@ -110,14 +136,24 @@ class Session(MultiService):
         self.heartbeat = Heartbeat(
             reactor, interval=heartbeatInterval, onError=self._tickFailed
         )
+        #: Rate limits, seeding limits and the peer limit of every torrent.
+        self.controls = SessionControls(reactor)
         #: One torrent checks its data at a time.
-        self.checkQueue = SlotQueue(1)
+        self.checkQueue = SlotQueue(1, position=_queuePosition)
         self.downloadQueue = SlotQueue(
-            downloadQueueSize or 1, enabled=downloadQueueSize is not None
+            downloadQueueSize or 1,
+            enabled=downloadQueueSize is not None,
+            position=_queuePosition,
         )
         self.seedQueue = SlotQueue(
-            seedQueueSize or 1, enabled=seedQueueSize is not None
+            seedQueueSize or 1,
+            enabled=seedQueueSize is not None,
+            position=_queuePosition,
         )
+        self.dhtBootstrap = None if dhtBootstrap is None else list(dhtBootstrap)
+        #: The DHT node (a L{btorrent.dht.protocol.DHTService}) while it runs.
+        self.dht = None
+        self._dhtPeers = None
 
     def _tickFailed(self, subscriber, error: BaseException) -> None:
         self.log.failure(
@@ -138,6 +174,7 @@ class Session(MultiService):
         uploadSlots: int = 4,
         resumeInterval: float = RESUME_INTERVAL,
         start: bool = True,
+        umask: int = 0o022,
     ) -> Torrent:
         """
         Add a torrent (started at once if the session runs and C{start}).
@@ -149,6 +186,7 @@ class Session(MultiService):
         @param resumeInterval: seconds between saves of fast-resume data.
         @param start: start it with the session (else whoever added it
             starts it).
+        @param umask: permissions taken away from the files it creates.
         @return: the L{Torrent}.
         @raise ValueError: if the torrent is already there.
         """
@@ -158,7 +196,7 @@ class Session(MultiService):
             raise ValueError(f"torrent {metainfo.infoHash.hex()} is already added")
         torrent = Torrent(
             metainfo,
-            MultiFileWriter(metainfo, downloadDir),
+            MultiFileWriter(metainfo, downloadDir, umask=umask),
             self.stateDir,
             self.peerId,
             self.runInThread,
@@ -177,9 +215,12 @@ class Session(MultiService):
             checkQueue=self.checkQueue,
             downloadQueue=self.downloadQueue,
             seedQueue=self.seedQueue,
+            sessionControls=self.controls,
         )
+        torrent.encryption = self.encryption
         torrent.queuePosition = len(self.torrents)
         torrent.startWithSession = start
+        torrent.dht = self.dht
         self.torrents[metainfo.infoHash] = torrent
         if self.running and start:
             torrent.start()
@@ -194,6 +235,8 @@ class Session(MultiService):
         torrent = self.torrents.pop(infoHash, None)
         if torrent is None:
             return defer.succeed(None)
+        if self._dhtPeers is not None:
+            self._dhtPeers.forget(infoHash)
         return torrent.stop()
 
     def _makeAnnouncer(self, torrent: Torrent):
@@ -306,6 +349,33 @@ class Session(MultiService):
             *([downloader.features] if downloader.features is not None else []),
         )
 
+    def setEncryption(self, mode: str) -> None:
+        """
+        Change the encryption policy (the RPC's C{session-set}): for new
+        connections of every torrent, both ways.
+
+        @raise ValueError: for a mode that is not one of
+            L{btorrent.peer.encryption.MODES}.
+        """
+        self.encryption = checkMode(mode)
+        for torrent in self.torrents.values():
+            torrent.encryption = mode
+            if torrent.downloader is not None:
+                torrent.downloader.encryption = mode
+        if self._peerFactory is not None:
+            self._peerFactory.encryption = mode
+
+    def _skeyLookup(self, hashed: bytes) -> Optional[bytes]:
+        """
+        The info-hash of the torrent an MSE handshake names by
+        C{HASH('req2', infoHash)}, or C{None}.
+        """
+        if len(self._skeys) != len(self.torrents) or any(
+            infoHash not in self.torrents for infoHash in self._skeys.values()
+        ):
+            self._skeys = {obfuscatedHash(ih): ih for ih in self.torrents}
+        return self._skeys.get(hashed)
+
     # Service
 
     def startService(self) -> None:
@@ -314,11 +384,76 @@ class Session(MultiService):
         """
         self.threadPool.start()
         self._listen()
+        if self.dhtBootstrap is not None:
+            self._startDHT()
         super().startService()
         for torrent in self.torrents.values():
             torrent.port = self.port
+            torrent.dht = self.dht
             if getattr(torrent, "startWithSession", True):
                 torrent.start()
+
+    def _dhtPath(self) -> Optional[str]:
+        if self.stateDir is None:
+            return None
+        return os.path.join(self.stateDir, "dht.json")
+
+    def _startDHT(self) -> None:
+        """
+        Start the DHT node on our port number (UDP), with the nodes saved
+        at the last stop; announce every torrent on it.
+        """
+        from btorrent.daemon.dhtpeers import DHTPeers
+        from btorrent.dht.protocol import DHTService
+
+        saved = []
+        path = self._dhtPath()
+        if path is not None:
+            try:
+                document, _ = readState(path, DHT_STATE_VERSION)
+            except (OSError, ValueError) as e:
+                self.log.warn("DHT nodes not loaded: {error}", error=str(e))
+                document = None
+            if document is not None and isinstance(document.get("nodes"), list):
+                saved = document["nodes"]
+        try:
+            self.dht = DHTService(
+                self.reactor,
+                self.port,
+                self.interface,
+                self.dhtBootstrap,
+                savedNodes=saved,
+                onSave=self._saveDHTNodes,
+            )
+            self.dht.startService()
+        except CannotListenError as e:
+            self.log.error(
+                "no DHT: cannot listen on UDP port {port}: {error}",
+                port=self.port,
+                error=str(e),
+            )
+            self.dht = None
+            return
+        self._dhtPeers = DHTPeers(self, self.dht)
+        self._dhtPeers.start()
+
+    def _saveDHTNodes(self, nodes) -> None:
+        path = self._dhtPath()
+        if path is None:
+            return
+        try:
+            writeState(path, {"nodes": nodes}, DHT_STATE_VERSION)
+        except OSError as e:
+            self.log.warn("DHT nodes not saved: {error}", error=str(e))
+
+    def _stopDHT(self):
+        if self._dhtPeers is not None:
+            self._dhtPeers.stop()
+            self._dhtPeers = None
+        dht, self.dht = self.dht, None
+        if dht is not None:
+            return defer.maybeDeferred(dht.stopService)
+        return None
 
     def _listen(self) -> None:
         from btorrent.peer.protocol import PeerFactory
@@ -326,6 +461,11 @@ class Session(MultiService):
         factory = PeerFactory(self, self.reactor, heartbeat=self.heartbeat)
         if self.debug:
             factory.debug = True
+        # Plain BitTorrent or MSE, told apart by the first bytes.
+        factory.encryption = self.encryption
+        factory.mseLookup = self._skeyLookup
+        factory.mseRunInThread = self.runInThread
+        self._peerFactory = factory
         first = self.requestedPort
         candidates = (
             [0] if first == 0 else range(first, min(first + PORT_TRIES, 65535) + 1)
@@ -364,7 +504,8 @@ class Session(MultiService):
         )
 
         def stopped(result):
-            ds = []
+            self.controls.stop()
+            ds = [d for d in [self._stopDHT()] if d is not None]
             if self.listeningPort is not None:
                 listening, self.listeningPort = self.listeningPort, None
                 ds.append(defer.maybeDeferred(listening.stopListening))

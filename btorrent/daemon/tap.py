@@ -129,9 +129,15 @@ class Options(usage.Options):
         "its web page and Transmission RPC (http://127.0.0.1:9091/), "
         "'btorrent add|list|...', the watch dir, or --torrent at start.  "
         "With no option it starts empty, keeping its torrents in the state "
-        "dir across restarts.  Options before 'btorrent' are twistd's "
-        "(-n foreground, --pidfile, --logfile; twistd's -p is its profiler "
-        "and -d its chroot), options after it are btorrent's."
+        "dir across restarts.  "
+        "Options before 'btorrent' are twistd's (-n foreground, --pidfile, "
+        "--logfile), options after it are btorrent's: "
+        "twistd -n --pidfile= btorrent -p 51413 -d ~/Downloads.  "
+        "Some letters mean something else before 'btorrent': there -p is "
+        "twistd's --profile (it runs the profiler and writes its results to a "
+        "file named after the argument), -d its --rundir (the directory "
+        "twistd changes to), -s its --source (an application file) and "
+        "--debug runs the Python debugger."
     )
 
     optParameters = [
@@ -195,6 +201,14 @@ class Options(usage.Options):
             _integer("--udp-tracker-retries"),
         ],
         [
+            "encryption",
+            None,
+            "preferred",
+            "Message stream encryption (MSE/PE) with peers: tolerated (dial "
+            "in plaintext, accept both), preferred (dial encrypted, "
+            "plaintext if the peer cannot), required (encrypted only).",
+        ],
+        [
             "download-queue-size",
             None,
             5,
@@ -254,11 +268,26 @@ class Options(usage.Options):
     ]
     optFlags = [
         ["debug", None, "Log every peer message."],
+        ["no-dht", None, "No DHT (BEP 5): trackerless torrents find no peers."],
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self["torrents"] = []
+        self["dht-bootstrap"] = []
+
+    def opt_dht_bootstrap(self, address: str) -> None:
+        """
+        A DHT node to join through, HOST:PORT (may be given several times;
+        default: the public routers).
+        """
+        host, sep, port = address.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise usage.UsageError(
+                f"--dht-bootstrap must be HOST:PORT, not {address!r}"
+            )
+        self["dht-bootstrap"].append((host, int(port)))
 
     def opt_torrent(self, path: str) -> None:
         """
@@ -330,6 +359,10 @@ class Options(usage.Options):
             raise usage.UsageError("--udp-tracker-timeout must be 0.1..600 seconds")
         if not (0 <= self["udp-tracker-retries"] <= 8):
             raise usage.UsageError("--udp-tracker-retries must be 0..8")
+        if self["encryption"] not in ("tolerated", "preferred", "required"):
+            raise usage.UsageError(
+                "--encryption must be tolerated, preferred or required"
+            )
         for name in ("download-queue-size", "seed-queue-size"):
             if not (0 <= self[name] <= 10000):
                 raise usage.UsageError(f"--{name} must be 0..10000")
@@ -465,6 +498,7 @@ def buildDaemon(options: Options, reactor) -> Daemon:
     from btorrent.control.api import AddOptions, SessionSettings
     from btorrent.daemon.library import Library
     from btorrent.daemon.session import Session
+    from btorrent.dht.protocol import bootstrapNodes
 
     downloadQueue = options["download-queue-size"]
     seedQueue = options["seed-queue-size"]
@@ -481,6 +515,8 @@ def buildDaemon(options: Options, reactor) -> Daemon:
         downloadQueueSize=downloadQueue or None,
         seedQueueSize=seedQueue or None,
         heartbeatInterval=min(1.0, options["resume-interval"]),
+        dhtBootstrap=bootstrapNodes(options["no-dht"], options["dht-bootstrap"]),
+        encryption=options["encryption"],
     )
     settings = SessionSettings(
         downloadDir=options["download-dir"],
@@ -491,6 +527,8 @@ def buildDaemon(options: Options, reactor) -> Daemon:
         seedQueueEnabled=bool(seedQueue),
         peerLimitPerTorrent=options["max-peers"],
         umask=options["umask"],
+        dhtEnabled=not options["no-dht"],
+        encryption=options["encryption"],
     )
     library = Library(
         session,

@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from btorrent.dht.krpc import MAX_DATAGRAM
 from btorrent.dht.node import DHTNode, DHTStats, Lookup
 
-__all__ = ["DEFAULT_BOOTSTRAP", "DHTProtocol", "DHTService"]
+__all__ = ["DEFAULT_BOOTSTRAP", "DHTProtocol", "DHTService", "bootstrapNodes"]
 
 Address = Tuple[str, int]
 
@@ -264,3 +264,17 @@ class DHTService(Service):
         peers go to C{callback}.
         """
         return self.node.announce(infoHash, port, impliedPort, callback, done)
+
+
+def bootstrapNodes(noDHT: bool, nodes: Sequence[Address]) -> Optional[List[Address]]:
+    """
+    The DHT's bootstrap nodes from a command line: none with C{--no-dht},
+    the nodes given with C{--dht-bootstrap}, else the public routers.
+
+    @return: a list of C{(host, port)}, or C{None} for no DHT.
+    """
+    if noDHT:
+        return None
+    if nodes:
+        return list(nodes)
+    return list(DEFAULT_BOOTSTRAP)

@@ -103,6 +103,9 @@ class Dialer:
         @param dial: C{dial(address, onEnd) -> connector}: start a
             connection; C{onEnd(handshaken)} is called once when it ends,
             successful or not.  The connector has C{disconnect()}.
+            C{onEnd(False, retryPlaintext=True)} asks for the same address
+            at once with C{dial(address, onEnd, plaintext=True)} (its MSE
+            handshake failed; tried once).
         @param maxPeers: connected peers at most.
         @param listenPort: the port we listen on.
         @param banned: keys never dialled (addresses among them).
@@ -116,6 +119,9 @@ class Dialer:
         self.candidates: OrderedDict[Address, _Candidate] = OrderedDict()
         self.connecting: Dict[Address, Any] = {}
         self._handshaken: Set[Address] = set()
+        #: C{globalRoom()}: connections the session still allows across
+        #: its torrents (its global peer limit), or C{None} for no limit.
+        self.globalRoom: Optional[Callable[[], int]] = None
 
     def isSelf(self, address: Address) -> bool:
         """
@@ -168,8 +174,11 @@ class Dialer:
         """
         now = self.clock.seconds()
         used = len(connected) + self.pending()
+        room = self.globalRoom() if self.globalRoom is not None else None
         for address, candidate in list(self.candidates.items()):
             if used >= self.maxPeers:
+                return
+            if room is not None and room <= 0:
                 return
             if address in self.connecting or address in connected:
                 continue
@@ -179,13 +188,29 @@ class Dialer:
                 continue
             self._dial(address)
             used += 1
+            if room is not None:
+                room -= 1
 
-    def _dial(self, address: Address) -> None:
-        def onEnd(handshaken: bool) -> None:
+    def _dial(self, address: Address, plaintext: bool = False) -> None:
+        def onEnd(handshaken: bool, retryPlaintext: bool = False) -> None:
+            if retryPlaintext and not plaintext and address in self.connecting:
+                # Its MSE handshake failed and the policy allows plaintext:
+                # once more at once, the slot still held.
+                self.log.info(
+                    "MSE handshake with {host}:{port} failed: "
+                    "connecting again in plaintext",
+                    host=address[0],
+                    port=address[1],
+                )
+                self._dial(address, plaintext=True)
+                return
             self.ended(address, handshaken)
 
         self.log.debug("connecting to {host}:{port}", host=address[0], port=address[1])
-        self.connecting[address] = self.dial(address, onEnd)
+        if plaintext:
+            self.connecting[address] = self.dial(address, onEnd, plaintext=True)
+        else:
+            self.connecting[address] = self.dial(address, onEnd)
 
     def handshaken(self, address: Address) -> None:
         """
@@ -220,6 +245,15 @@ class Dialer:
             return
         delay = RETRY_DELAY * 2 ** (candidate.failures - 1)
         candidate.notBefore = self.clock.seconds() + delay
+
+    def retrySeeds(self) -> None:
+        """
+        We want pieces again (files became wanted): seeds left when we
+        were complete may be dialled at once.
+        """
+        for candidate in self.candidates.values():
+            if candidate.seed:
+                candidate.notBefore = 0.0
 
     def peerLeft(self, address: Address, wasSeed: bool) -> None:
         """

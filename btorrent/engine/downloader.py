@@ -6,7 +6,8 @@ torrent reports to (L{IPeerOwner}), wiring the parts that do the work.
   - L{btorrent.engine.requests}: request pipelines, timeouts, endgame;
   - L{btorrent.engine.assembler}: piece assembly, hashing and writing;
   - L{btorrent.engine.uploader}: serving blocks;
-  - L{btorrent.engine.smartban}: who sent bad data.
+  - L{btorrent.engine.smartban}: who sent bad data;
+  - L{btorrent.engine.slots}: who gives way when the slots are full.
 
 The coordinator keeps what they share: the connected peers and, per peer,
 its pieces as counted in the picker's availability and our interest in it.
@@ -31,6 +32,7 @@ from btorrent.codec.bitfield import Bitfield
 from btorrent.codec.wire import BLOCK_SIZE
 from btorrent.engine.assembler import MAX_PENDING_BYTES, MAX_VERIFY_JOBS, Assembler
 from btorrent.engine.dialer import Dialer, isLocalAddress
+from btorrent.engine.fastpeer import FastPeer, ourAllowedSet
 from btorrent.engine.requests import (
     DEPTH_REFRESH,
     MAX_DEPTH,
@@ -40,11 +42,18 @@ from btorrent.engine.requests import (
     RequestQueue,
     requestDepth,
 )
+from btorrent.engine.slots import (
+    QUIET_DEADLINE,
+    USEFUL_MESSAGES,
+    evictionCandidate,
+    quietPeers,
+)
 from btorrent.engine.smartban import MAX_STRIKES, SmartBan, blockDigests
 from btorrent.engine.storage import StorageError
 from btorrent.engine.uploader import MAX_PEER_QUEUE, MAX_REQUEST_LENGTH, Uploader
 from btorrent.interfaces import IPeerOwner
-from btorrent.peer.connection import ExtensionHandshake, ExtensionMessage
+from btorrent.peer import encryption
+from btorrent.peer.connection import ExtensionHandshake, ExtensionMessage, Features
 from btorrent.peer.protocol import CONNECT_TIMEOUT
 from btorrent.util.events import EventSource
 from btorrent.util.heartbeat import Heartbeat
@@ -114,9 +123,23 @@ class PeerRecord:
     @ivar serving: its requests waiting for us (the uploader's).
     @ivar strikeKey: how smart ban names it: the address we dialled, or its
         peer id.
+    @ivar connectedAt: when it was accepted.
+    @ivar usefulAt: when it last sent one of L{USEFUL_MESSAGES} (C{None}:
+        never).
+    @ivar fast: its L{FastPeer} state when it speaks the Fast extension
+        (BEP 6), else C{None}.
     """
 
-    __slots__ = ("known", "wanted", "queue", "serving", "strikeKey")
+    __slots__ = (
+        "known",
+        "wanted",
+        "queue",
+        "serving",
+        "strikeKey",
+        "connectedAt",
+        "usefulAt",
+        "fast",
+    )
 
     def __init__(self, pieceCount: int, now: float, strikeKey: Any) -> None:
         self.known = Bitfield(pieceCount)
@@ -124,6 +147,9 @@ class PeerRecord:
         self.queue = RequestQueue(now)
         self.serving: deque = deque()
         self.strikeKey = strikeKey
+        self.connectedAt = now
+        self.usefulAt: Optional[float] = None
+        self.fast: Optional[FastPeer] = None
 
 
 def _makeClientFactory(factoryClass, context, clock, debug, heartbeat, onEnd):
@@ -157,6 +183,13 @@ class Downloader(Service):
     @ivar extensions: BEP 10 extension handlers by name: each has
         C{messageReceived(peer, payload)} and may have
         C{handshakeReceived(peer, fields)} and C{peerLost(peer)}.
+    @ivar quietDeadline: seconds after its handshake within which a peer
+        must say something useful (L{btorrent.engine.slots}).
+    @ivar features: what our connections offer (L{Features}); the Fast
+        extension (BEP 6) by default.
+    @ivar encryption: how we dial (L{btorrent.peer.encryption.MODES}):
+        through MSE unless C{"tolerated"}; C{"preferred"} dials once more
+        in plaintext when the MSE handshake fails.
     """
 
     log = Logger()
@@ -227,7 +260,12 @@ class Downloader(Service):
         self.downloadRate = RateMeter(clock)
         self.events = EventSource()
         self.extensions: Dict[str, Any] = {}
-        self.features = None
+        self.features = Features(fast=True)
+        self.encryption = encryption.DEFAULT
+        #: The session's DHT node (C{addNode}, C{boundPort}), or C{None}: a
+        #: peer that runs a DHT hears our node's port (C{PORT}), and the
+        #: node of a peer that tells us its port is pinged.
+        self.dht = None
         self.smartBan = SmartBan()
         self.dialer = Dialer(
             clock,
@@ -253,7 +291,11 @@ class Downloader(Service):
         )
         self._completeFired = False
         self._nextHousekeeping = 0.0
+        self.quietDeadline = QUIET_DEADLINE
         self.verifiedBytes = sum(metainfo.pieceSize(i) for i in picker.haveBitfield)
+        #: The download rate limiter (L{btorrent.engine.bandwidth}) while a
+        #: limit applies, else C{None}: then no block is charged anywhere.
+        self.downloadLimiter = None
 
     # Compatibility names for the parts' settings.
 
@@ -364,6 +406,12 @@ class Downloader(Service):
             return
         self._nextHousekeeping = now + TICK
         self.checkTimeouts()
+        for peer in quietPeers(self.peers.items(), now, self.quietDeadline):
+            self._evict(
+                peer,
+                f"said nothing useful within {self.quietDeadline:.0f} s of its "
+                f"handshake",
+            )
         self._connectMore()
 
     # State
@@ -371,20 +419,21 @@ class Downloader(Service):
     @property
     def complete(self) -> bool:
         """
-        Whether every piece is verified and written.
+        Whether every wanted piece is verified and written.
         """
-        return self.verifiedBytes == self.metainfo.totalLength
+        return self.picker.complete
 
     @property
     def left(self) -> int:
         """
-        Bytes still missing.
+        Bytes of wanted pieces still missing.
         """
-        return self.metainfo.totalLength - self.verifiedBytes
+        return self.picker.missingBytes
 
     def progress(self) -> Progress:
         """
-        A snapshot of the download.
+        A snapshot of the download (of the wanted pieces: C{totalBytes} is
+        Transmission's C{sizeWhenDone}).
         """
         rate = self.downloadRate.rate
         left = self.left
@@ -393,9 +442,10 @@ class Downloader(Service):
             eta = 0.0
         elif rate > 0:
             eta = left / rate
+        total = self.picker.sizeWhenDone
         return Progress(
-            verifiedBytes=self.verifiedBytes,
-            totalBytes=self.metainfo.totalLength,
+            verifiedBytes=total - left,
+            totalBytes=total,
             downloadRate=rate,
             uploadRate=self.uploadRate.rate,
             peers=len(self.peers),
@@ -427,23 +477,36 @@ class Downloader(Service):
             connected = {peer.address for peer in self.peers}
             self.dialer.connectMore(connected, self._completeFired)
 
-    def _dial(self, address: Tuple[str, int], onEnd: Callable[[bool], None]):
+    def _dial(
+        self,
+        address: Tuple[str, int],
+        onEnd: Callable[..., None],
+        plaintext: bool = False,
+    ):
+        """
+        Connect to C{address} (through MSE unless C{plaintext} or our
+        L{encryption} says otherwise); C{onEnd(handshaken)} when it ends,
+        or C{onEnd(False, retryPlaintext=True)} when its MSE handshake
+        failed and we may try plaintext.
+        """
         host, port = address
+        features = () if self.features is None else (self.features,)
         context = self.contextFactory(
-            self.metainfo.infoHash, self.peerId, self.pieceCount, self
+            self.metainfo.infoHash, self.peerId, self.pieceCount, self, *features
         )
-        if self.features is not None:
-            context = type(context)(
-                context.infoHash,
-                context.peerId,
-                context.pieceCount,
-                context.owner,
-                self.features,
-            )
         handshaken = []
+        provide = None if plaintext else encryption.outgoingProvide(self.encryption)
 
         def ended(connected: bool) -> None:
-            onEnd(connected and bool(handshaken))
+            if (
+                not handshaken
+                and provide is not None
+                and encryption.fallsBackToPlaintext(self.encryption)
+                and getattr(factory, "mseFailed", False)
+            ):
+                onEnd(False, retryPlaintext=True)
+            else:
+                onEnd(connected and bool(handshaken))
             if self.running:
                 self._connectMore()
 
@@ -457,6 +520,8 @@ class Downloader(Service):
         )
         factory.address = factory.outgoingAddress = address
         factory.handshaken = handshaken
+        factory.mseProvide = provide
+        factory.mseRunInThread = self.runInThread
         kwargs = {}
         if self.bindAddress is not None:
             kwargs["bindAddress"] = (self.bindAddress, 0)
@@ -468,8 +533,9 @@ class Downloader(Service):
 
     def peerConnected(self, peer) -> bool:
         """
-        Accept a peer unless we are full (L{maxPeers} connected, whichever
-        side dialled), it is us, a duplicate or banned; send it our
+        Accept a peer unless it is us, a duplicate or banned, or we are
+        full (L{maxPeers} connected, whichever side dialled) and no peer is
+        idle enough to give way (L{btorrent.engine.slots}); send it our
         bitfield.
         """
         if not self.running:
@@ -482,7 +548,19 @@ class Downloader(Service):
             return False
         factory = getattr(peer, "factory", None)
         outgoingAddress = getattr(factory, "outgoingAddress", None)
+        evicted = None
         if len(self.peers) >= self.maxPeers:
+            evicted = evictionCandidate(self.peers.items())
+            if evicted is None:
+                return False
+        globalRoom = self.dialer.globalRoom
+        if (
+            evicted is None
+            and outgoingAddress is None
+            and globalRoom is not None
+            and globalRoom() <= 0
+        ):
+            # The session's peer limit (a dial of ours holds its slot).
             return False
         for other in self.peers:
             if other.peerId == peer.peerId or other.address == peer.address:
@@ -495,20 +573,49 @@ class Downloader(Service):
         record = PeerRecord(self.pieceCount, self.clock.seconds(), strikeKey)
         self.peers[peer] = record
         have = self.picker.haveBitfield
-        if have.count or getattr(peer, "fast", False):
+        fast = getattr(peer, "fast", False)
+        if have.count or fast:
+            # With the Fast extension exactly one of bitfield, Have All and
+            # Have None (the protocol picks), even when we have nothing.
             peer.sendBitfield(have)
+        if fast:
+            self._startFast(peer, record)
+        dht = self.dht
+        if dht is not None and getattr(peer, "peerDHT", False) and dht.boundPort:
+            peer.sendMessage(wire.Port(dht.boundPort))
+        encrypted = bool(getattr(peer, "isEncrypted", False))
         self._log(
             "info",
-            "peer {host}:{port} connected ({peers} peers)",
+            "peer {host}:{port} connected ({peers} peers, {transport})",
             host=peer.address[0],
             port=peer.address[1],
             peers=len(self.peers),
+            transport="encrypted" if encrypted else "plaintext",
+            encrypted=encrypted,
         )
         # Pieces may have been announced between the handshake and now.
         if peer.peerPieces is not None and peer.peerPieces.count:
+            record.usefulAt = record.connectedAt
             self._syncBitfield(peer, record)
+        if evicted is not None:
+            self._evict(evicted, "idle, and the slots are full: room for a newcomer")
         self.events.emit("peersChanged")
         return True
+
+    def _evict(self, peer, reason: str) -> None:
+        """
+        Drop C{peer} now and free its slot at once (its connection closes
+        later).
+        """
+        self._log(
+            "info",
+            "peer {host}:{port} dropped: {reason}",
+            host=peer.address[0],
+            port=peer.address[1],
+            reason=reason,
+        )
+        peer.drop(reason)
+        self.peerLost(peer, reason)
 
     def peerLost(self, peer, reason) -> None:
         """
@@ -547,6 +654,8 @@ class Downloader(Service):
         if record is None:
             return
         kind = type(message)
+        if kind in USEFUL_MESSAGES:
+            record.usefulAt = self.clock.seconds()
         if kind is wire.Piece:
             self._gotBlock(peer, record, message)
         elif kind is wire.Have:
@@ -554,9 +663,14 @@ class Downloader(Service):
         elif kind is wire.Request:
             self._gotRequest(peer, record, message)
         elif kind is wire.Cancel:
-            self.uploader.cancelReceived(
-                record, message.index, message.begin, message.length
-            )
+            if (
+                self.uploader.cancelReceived(
+                    record, message.index, message.begin, message.length
+                )
+                and record.fast is not None
+            ):
+                # BEP 6: even a cancelled request gets its reject.
+                peer.sendReject(message.index, message.begin, message.length)
         elif kind is wire.Unchoke:
             self.requester.fill(peer, record)
         elif kind is wire.Choke:
@@ -571,12 +685,19 @@ class Downloader(Service):
             ):
                 peer.drop(f"rejected a request never made ({message.index})")
                 return
+            if record.fast is not None:
+                record.fast.rejected(message.index, peer.peerChoking)
             self._fillAll()
+        elif kind is wire.AllowedFast or kind is wire.SuggestPiece:
+            self._fastHint(peer, record, message)
         elif kind is wire.BitfieldMessage or kind is wire.HaveAll:
             self._syncBitfield(peer, record)
         elif kind is wire.Interested or kind is wire.NotInterested:
             # The protocol keeps the flag; the choker may have a slot.
             self.events.emit("peersChanged")
+        elif kind is wire.Port:
+            if self.dht is not None and 0 < message.port < 65536:
+                self.dht.addNode((peer.address[0], message.port))
         elif kind is ExtensionMessage:
             handler = self.extensions.get(message.name)
             if handler is not None:
@@ -587,6 +708,44 @@ class Downloader(Service):
                 if received is not None:
                     received(peer, message.fields)
 
+    # The Fast extension (BEP 6)
+
+    def _startFast(self, peer, record: PeerRecord) -> None:
+        """
+        A peer speaks the Fast extension: keep its state, and send it our
+        allowed-fast set (after our bitfield).
+        """
+        pieces = ourAllowedSet(
+            peer.address[0], self.metainfo.infoHash, self.pieceCount, peer.peerPieces
+        )
+        record.fast = FastPeer(pieces)
+        for index in pieces:
+            peer.sendMessage(wire.AllowedFast(index))
+
+    def _fastHint(self, peer, record: PeerRecord, message) -> None:
+        """
+        Allowed Fast (a piece we may ask for while the peer chokes us) or
+        Suggest Piece (a piece to ask for first).
+        """
+        fast = record.fast
+        if fast is None:
+            return
+        index = message.index
+        if type(message) is wire.AllowedFast:
+            if fast.allowedFast(index) and peer.peerChoking:
+                self.requester.fill(peer, record)
+        elif self.picker.isWanted(index):
+            fast.suggest(index)
+
+    def peerChoked(self, peer) -> None:
+        """
+        We choked C{peer}: its queued requests are rejected (Fast
+        extension) or forgotten, but for its allowed-fast pieces.
+        """
+        record = self.peers.get(peer)
+        if record is not None:
+            self.uploader.choked(peer, record)
+
     # Availability and interest
 
     def _syncBitfield(self, peer, record: PeerRecord) -> None:
@@ -594,8 +753,7 @@ class Downloader(Service):
         record.known = peer.peerPieces.copy()
         self.picker.addPeer(record.known)
         theirs = int.from_bytes(record.known.toBytes(), "big")
-        ours = int.from_bytes(self.picker.haveBitfield.toBytes(), "big")
-        record.wanted = bin(theirs & ~ours).count("1")
+        record.wanted = bin(theirs & self.picker.neededBits()).count("1")
         self._updateInterest(peer, record)
         if self._completeFired and record.known.complete:
             peer.drop("both complete")
@@ -610,6 +768,24 @@ class Downloader(Service):
             self._updateInterest(peer, record)
         if self._completeFired and record.known.complete:
             peer.drop("both complete")
+
+    def wantedChanged(self) -> None:
+        """
+        The wanted pieces changed (file selection): count again what each
+        peer has for us, tell it whether we are interested; complete now,
+        or no longer (then dial seeds again).
+        """
+        needed = self.picker.neededBits()
+        for peer, record in list(self.peers.items()):
+            theirs = int.from_bytes(record.known.toBytes(), "big")
+            record.wanted = bin(theirs & needed).count("1")
+            self._updateInterest(peer, record)
+        if self.complete:
+            self._checkComplete()
+        elif self._completeFired:
+            self._completeFired = False
+            self.dialer.retrySeeds()
+            self._connectMore()
 
     def _updateInterest(self, peer, record: PeerRecord) -> None:
         interested = record.wanted > 0
@@ -659,6 +835,9 @@ class Downloader(Service):
                 peer.drop(verdict)
             return
         self.downloadRate.update(length)
+        limiter = self.downloadLimiter
+        if limiter is not None:
+            limiter.charge(peer, length)
         self.assembler.blockReceived(index, begin, block, record.strikeKey)
         self.requester.fill(peer, record)
 
@@ -675,6 +854,8 @@ class Downloader(Service):
         self.verifiedBytes += size
         for peer, record in list(self.peers.items()):
             peer.sendHave(index)
+            if record.fast is not None:
+                record.fast.forget(index)
             if index in record.known:
                 record.wanted -= 1
                 if record.wanted <= 0 and peer.amInterested:

@@ -13,19 +13,35 @@ Life of a piece::
       --pieceFailed(index)-->  wanted, not started again
 
 Choosing a new piece is uniformly random among the pieces the peer has and we
-want (C{order="random"}), or rarest first with a random tie-break
-(C{order="rarest"}).  Unstarted pieces live in pools keyed by availability (by
-"available at all or not" in random order), each pool a list with O(1)
-removal; a new piece is drawn by rejection sampling in a pool and only falls
-back to a scan of the pool when the peer has few of its pieces, so that the
-cost of L{PiecePicker.pick} does not grow with the number of pieces in the
-common case.
+want (C{order="random"}), rarest first with a random tie-break
+(C{order="rarest"}), or the lowest index first (C{order="sequential"}, for
+people who watch while downloading).  Whatever the order, a piece of higher
+priority (L{PiecePicker.setPriorities}: high 1, normal 0, low -1, as
+Transmission numbers them) comes before any piece of lower priority.
+
+Unstarted pieces live in pools keyed by priority band and availability (by
+"available at all or not" in random and sequential order), each pool a list
+with O(1) removal; a new piece is drawn by rejection sampling in a pool and
+only falls back to a scan of the pool when the peer has few of its pieces, so
+that the cost of L{PiecePicker.pick} does not grow with the number of pieces
+in the common case.  In sequential order a cursor below which no piece is
+unstarted and wanted keeps the walk short.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Any, Dict, Hashable, Iterable, Iterator, List, Optional, Tuple
+from typing import (
+    Any,
+    Dict,
+    Hashable,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 from zope.interface import implementer
 
@@ -36,6 +52,14 @@ from btorrent.interfaces import IPiecePicker
 # Rejection sampling gives up after this many misses in a row and scans the
 # pool instead.
 _MAX_MISSES = 64
+
+# Pool keys of a priority band lie within _BAND of the band's base: the base
+# is -_BAND for high priority, 0 for normal, +_BAND for low (so that with
+# every piece normal the keys are plain availabilities).
+_BAND = 1 << 40
+
+#: The piece orders L{PiecePicker} knows.
+ORDERS = ("random", "rarest", "sequential")
 
 # The state of a block that arrived.  A free block is None; a requested block
 # is a dict whose keys are the peer keys it is requested from (a dict rather
@@ -127,12 +151,13 @@ class PiecePicker:
         @param rng: the source of randomness (a seeded L{random.Random} in
             tests).
         @param order: C{"random"} (a new piece chosen uniformly among those
-            the peer has and we want) or C{"rarest"} (the lowest availability
-            first, random among equals).
+            the peer has and we want), C{"rarest"} (the lowest availability
+            first, random among equals) or C{"sequential"} (the lowest
+            index first).
         @param blockSize: the size of a request.
         @raise ValueError: for inconsistent sizes or an unknown order.
         """
-        if order not in ("random", "rarest"):
+        if order not in ORDERS:
             raise ValueError(f"unknown piece order {order!r}")
         if pieceCount < 0 or pieceLength <= 0 or blockSize <= 0:
             raise ValueError("piece count, piece length and block size must be > 0")
@@ -155,11 +180,21 @@ class PiecePicker:
         self.order = order
         self._rng = rng
         self._rarest = order == "rarest"
+        self._sequential = order == "sequential"
+        # No piece below it is unstarted and wanted (sequential order).
+        self._cursor = 0
+        # Per piece, the base of its priority band (None: all normal).
+        self._bands: Optional[List[int]] = None
         self.haveBitfield = Bitfield(pieceCount)
         self._availability = [0] * pieceCount
         self._wanted = bytearray(b"\x01" * pieceCount)
-        # Wanted and not had.
+        # Wanted and not had: how many, how many bytes; bytes of pieces
+        # neither wanted nor had.
         self._missing = pieceCount
+        self._missingBytes = totalLength
+        self._skippedBytes = 0
+        # neededBits(), until a piece is had, lost or (un)wanted.
+        self._needed: Optional[int] = None
         # Unstarted wanted pieces, by pool key (see _poolKey).
         self._pools: Dict[int, _Pool] = {}
         # Pieces in progress, and those of them with a free block (insertion
@@ -199,9 +234,10 @@ class PiecePicker:
 
     def _poolKey(self, index: int) -> int:
         availability = self._availability[index]
-        if self._rarest:
-            return availability
-        return 1 if availability else 0
+        key = availability if self._rarest else (1 if availability else 0)
+        if self._bands is not None:
+            key += self._bands[index]
+        return key
 
     def _poolAdd(self, index: int) -> None:
         key = self._poolKey(index)
@@ -209,6 +245,8 @@ class PiecePicker:
         if pool is None:
             pool = self._pools[key] = _Pool()
         pool.add(index)
+        if index < self._cursor:
+            self._cursor = index
 
     def _poolRemove(self, index: int, key: Optional[int] = None) -> bool:
         if key is None:
@@ -255,6 +293,7 @@ class PiecePicker:
         availability = self._availability
         pools = self._pools
         rarest = self._rarest
+        bands = self._bands
         for index in bitfield:
             old = availability[index]
             new = old + delta
@@ -267,6 +306,10 @@ class PiecePicker:
                 continue
             else:
                 oldKey, newKey = (1 if old else 0), (1 if new else 0)
+            if bands is not None:
+                band = bands[index]
+                oldKey += band
+                newKey += band
             pool = pools.get(oldKey)
             if pool is None or index not in pool.positions:
                 continue
@@ -335,24 +378,130 @@ class PiecePicker:
         in progress are finished even when no longer wanted.
 
         @param indexes: the piece indexes to download.
+        @raise IndexError: for an index out of range (nothing is changed).
         """
         wanted = bytearray(self.pieceCount)
         for index in indexes:
             self._checkIndex(index)
             wanted[index] = 1
+        have = self.haveBitfield
         for index in range(self.pieceCount):
             if wanted[index] == self._wanted[index]:
                 continue
             self._wanted[index] = wanted[index]
-            if index in self.haveBitfield:
+            if index in have:
                 continue
+            size = self.pieceSize(index)
             if wanted[index]:
                 self._missing += 1
+                self._missingBytes += size
+                self._skippedBytes -= size
                 if index not in self._pieces:
                     self._poolAdd(index)
             else:
                 self._missing -= 1
+                self._missingBytes -= size
+                self._skippedBytes += size
                 self._poolRemove(index)
+        self._needed = None
+
+    def setPriorities(self, priorities: Optional[Sequence[int]]) -> None:
+        """
+        Set the priority of every piece: unstarted pieces of a higher
+        priority are picked before any of a lower one; the order (random,
+        rarest, sequential) applies within a priority.
+
+        @param priorities: one of -1 (low), 0 (normal), 1 (high) per piece;
+            C{None} for all normal.
+        @raise ValueError: for the wrong length or another value (nothing is
+            changed).
+        """
+        if priorities is None:
+            bands = None
+        else:
+            if len(priorities) != self.pieceCount:
+                raise ValueError(
+                    f"{len(priorities)} priorities for {self.pieceCount} pieces"
+                )
+            table = {1: -_BAND, 0: 0, -1: _BAND}
+            try:
+                bands = [table[p] for p in priorities]
+            except (KeyError, TypeError):
+                raise ValueError("a piece priority must be -1, 0 or 1") from None
+            if not any(bands):
+                bands = None
+        self._repool(lambda: setattr(self, "_bands", bands))
+
+    def setOrder(self, order: str) -> None:
+        """
+        Change how new pieces are chosen (pieces in progress stay so).
+
+        @param order: one of L{ORDERS}.
+        @raise ValueError: for an unknown order.
+        """
+        if order not in ORDERS:
+            raise ValueError(f"unknown piece order {order!r}")
+
+        def change() -> None:
+            self.order = order
+            self._rarest = order == "rarest"
+            self._sequential = order == "sequential"
+
+        self._repool(change)
+
+    def _repool(self, change) -> None:
+        """
+        Take every unstarted piece out of its pool, apply C{change} (which
+        alters the pool keys), and put them back.
+        """
+        pooled = [index for pool in self._pools.values() for index in pool.items]
+        self._pools = {}
+        change()
+        for index in sorted(pooled):
+            self._poolAdd(index)
+
+    def priority(self, index: int) -> int:
+        """
+        @return: the priority of piece C{index}: -1, 0 or 1.
+        """
+        self._checkIndex(index)
+        if self._bands is None:
+            return 0
+        return -(self._bands[index] // _BAND)
+
+    @property
+    def missingBytes(self) -> int:
+        """
+        Bytes of the wanted pieces we do not have (Transmission's
+        C{leftUntilDone}).
+        """
+        return self._missingBytes
+
+    @property
+    def sizeWhenDone(self) -> int:
+        """
+        Bytes we will have once complete: the wanted pieces and the others
+        we have (Transmission's C{sizeWhenDone}).
+        """
+        return self.totalLength - self._skippedBytes
+
+    def neededBits(self) -> int:
+        """
+        @return: the pieces wanted and not had, as an integer whose bits are
+            a bitfield's in wire order (piece 0 the most significant bit of
+            C{pieceCount + spare} bits): C{int.from_bytes(peer.toBytes(),
+            "big") & needed} are the peer's pieces we want.
+        """
+        needed = self._needed
+        if needed is None:
+            size = (self.pieceCount + 7) // 8
+            wanted = bytearray(size)
+            for index in range(self.pieceCount):
+                if self._wanted[index]:
+                    wanted[index >> 3] |= 0x80 >> (index & 7)
+            have = int.from_bytes(self.haveBitfield.toBytes(), "big")
+            needed = self._needed = int.from_bytes(wanted, "big") & ~have
+        return needed
 
     def have(self, index: int) -> None:
         """
@@ -363,8 +512,12 @@ class PiecePicker:
         if index in self.haveBitfield:
             return
         self.haveBitfield.add(index)
+        self._needed = None
         if self._wanted[index]:
             self._missing -= 1
+            self._missingBytes -= self.pieceSize(index)
+        else:
+            self._skippedBytes -= self.pieceSize(index)
         self._poolRemove(index)
         self._dropState(index)
 
@@ -377,9 +530,13 @@ class PiecePicker:
         if index not in self.haveBitfield:
             return
         self.haveBitfield.discard(index)
+        self._needed = None
         if self._wanted[index]:
             self._missing += 1
+            self._missingBytes += self.pieceSize(index)
             self._poolAdd(index)
+        else:
+            self._skippedBytes += self.pieceSize(index)
 
     def _dropState(self, index: int) -> None:
         """
@@ -438,6 +595,44 @@ class PiecePicker:
             self._takeDuplicates(peerPieces, count - len(result), peerKey, result)
         return result
 
+    def pickAmong(
+        self,
+        indexes: Iterable[int],
+        peerPieces: Bitfield,
+        count: int,
+        peerKey: Hashable,
+    ) -> List[Block]:
+        """
+        Choose up to C{count} free blocks of the pieces C{indexes} only (in
+        that order), among those the peer has and we want, and mark them as
+        requested from it: a peer's suggestions (BEP 6 Suggest Piece) taken
+        first, or the only pieces a peer that chokes us lets us request
+        (BEP 6 Allowed Fast).  Never blocks requested from other peers.
+
+        @param indexes: piece indexes, in order of preference (any out of
+            range are skipped).
+        @return: a list of C{(index, begin, length)}.
+        """
+        result: List[Block] = []
+        if count <= 0 or self._missing == 0:
+            return result
+        for index in indexes:
+            if not 0 <= index < self.pieceCount or index not in peerPieces:
+                continue
+            state = self._pieces.get(index)
+            if state is None:
+                pool = self._pools.get(self._poolKey(index))
+                if pool is None or index not in pool:
+                    # Not wanted, or verified already.
+                    continue
+                state = self._start(index)
+            if not state.free:
+                continue
+            self._takeFree(state, count - len(result), peerKey, result)
+            if len(result) >= count:
+                break
+        return result
+
     def _start(self, index: int) -> _PieceState:
         self._poolRemove(index)
         state = _PieceState(index, self.pieceSize(index), self.blockSize)
@@ -471,14 +666,23 @@ class PiecePicker:
 
     def _poolOrder(self) -> List[int]:
         """
-        The pool keys in the order to draw from: the lowest availability
-        first, pieces that no peer has last (they only matter when the
-        caller's availability is out of step with the peer's bitfield).
+        The pool keys in the order to draw from: higher priority bands
+        first; within a band, the lowest availability first, pieces that no
+        peer has last (they only matter when the caller's availability is
+        out of step with the peer's bitfield).
         """
         keys = sorted(self._pools)
-        if keys and keys[0] == 0:
-            keys.append(keys.pop(0))
-        return keys
+        if self._bands is None:
+            if keys and keys[0] == 0:
+                keys.append(keys.pop(0))
+            return keys
+        order: List[int] = []
+        for base in (-_BAND, 0, _BAND):
+            band = [key for key in keys if base <= key < base + _BAND]
+            if band and band[0] == base:
+                band.append(band.pop(0))
+            order.extend(band)
+        return order
 
     def _drawNew(self, peerPieces: Bitfield) -> Iterator[int]:
         """
@@ -486,6 +690,9 @@ class PiecePicker:
         pool.  The caller removes each drawn piece from its pool before
         asking for the next.
         """
+        if self._sequential:
+            yield from self._drawSequential(peerPieces)
+            return
         rng = self._rng
         for key in self._poolOrder():
             misses = 0
@@ -510,6 +717,32 @@ class PiecePicker:
                     candidates[position],
                 )
                 yield candidates.pop()
+
+    def _isPooled(self, index: int) -> bool:
+        pool = self._pools.get(self._poolKey(index))
+        return pool is not None and index in pool.positions
+
+    def _drawSequential(self, peerPieces: Bitfield) -> Iterator[int]:
+        """
+        Unstarted pieces that the peer has, the lowest index first, higher
+        priorities before lower ones.
+        """
+        count = self.pieceCount
+        cursor = self._cursor
+        while cursor < count and not self._isPooled(cursor):
+            cursor += 1
+        self._cursor = cursor
+        bases = (0,) if self._bands is None else (-_BAND, 0, _BAND)
+        for base in bases:
+            index = self._cursor
+            while index < count:
+                if (
+                    index in peerPieces
+                    and self._isPooled(index)
+                    and (self._bands is None or self._bands[index] == base)
+                ):
+                    yield index
+                index += 1
 
     def _takeDuplicates(
         self, peerPieces: Bitfield, count: int, peerKey: Hashable, result: List[Block]

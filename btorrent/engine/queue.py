@@ -6,7 +6,9 @@ in queue order.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+import heapq
+import itertools
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred, succeed
 
@@ -16,9 +18,12 @@ __all__ = ["SlotQueue"]
 class SlotQueue:
     """
     Slots for at most L{size} holders at once (any number while not
-    L{enabled}); waiters get a slot in the order of their position.
+    L{enabled}); waiters get a slot in the order of their position, then
+    of their arrival.
 
-    @ivar active: the owners holding a slot, in the order they got it.
+    Ten thousand torrents waiting cost a heap: getting a slot is
+    logarithmic in the number waiting.
+
     """
 
     def __init__(
@@ -36,21 +41,34 @@ class SlotQueue:
         self.size = size
         self.enabled = enabled
         self.position = position
-        self.active: List[Any] = []
-        self._waiting: Dict[Any, Deferred] = {}
+        self._active: Dict[Any, None] = {}
+        self._waiting: Dict[Any, Tuple[Deferred, int]] = {}
+        # (position when pushed, arrival, owner): a heap; an entry whose
+        # owner left or moved is skipped or pushed again when it surfaces.
+        self._heap: List[Tuple[float, int, Any]] = []
+        self._arrivals = itertools.count()
+
+    @property
+    def active(self) -> List[Any]:
+        """
+        The owners holding a slot, in the order they got it.
+        """
+        return list(self._active)
 
     @property
     def waiting(self) -> List[Any]:
         """
         The owners waiting, in the order they will get a slot.
         """
-        order = list(self._waiting)
-        return sorted(
-            order, key=lambda owner: (self.position(owner), order.index(owner))
+        order = sorted(
+            (self.position(owner), arrival, index)
+            for index, (owner, (_, arrival)) in enumerate(self._waiting.items())
         )
+        owners = list(self._waiting)
+        return [owners[index] for _, _, index in order]
 
     def _free(self) -> bool:
-        return not self.enabled or len(self.active) < self.size
+        return not self.enabled or len(self._active) < self.size
 
     def acquire(self, owner: Any) -> Deferred:
         """
@@ -60,15 +78,18 @@ class SlotQueue:
             (at once if one is free and nobody waits); never firing if the
             owner L{release}s before.
         """
-        if owner in self.active:
+        if owner in self._active:
             return succeed(None)
-        if owner in self._waiting:
-            return self._waiting[owner]
+        entry = self._waiting.get(owner)
+        if entry is not None:
+            return entry[0]
         if self._free() and not self._waiting:
-            self.active.append(owner)
+            self._active[owner] = None
             return succeed(None)
         d = Deferred()
-        self._waiting[owner] = d
+        arrival = next(self._arrivals)
+        self._waiting[owner] = (d, arrival)
+        heapq.heappush(self._heap, (self.position(owner), arrival, owner))
         return d
 
     def release(self, owner: Any) -> None:
@@ -76,8 +97,7 @@ class SlotQueue:
         Give back C{owner}'s slot (or stop waiting for one), and let the
         next waiters in.
         """
-        if owner in self.active:
-            self.active.remove(owner)
+        self._active.pop(owner, None)
         self._waiting.pop(owner, None)
         self._admit()
 
@@ -85,7 +105,7 @@ class SlotQueue:
         """
         Whether C{owner} holds a slot.
         """
-        return owner in self.active
+        return owner in self._active
 
     def resize(
         self, size: Optional[int] = None, enabled: Optional[bool] = None
@@ -100,9 +120,31 @@ class SlotQueue:
             self.enabled = enabled
         self._admit()
 
+    def reorder(self) -> None:
+        """
+        Positions changed (the queue was reordered): put the waiters in
+        their new order.
+        """
+        self._heap = [
+            (self.position(owner), arrival, owner)
+            for owner, (_, arrival) in self._waiting.items()
+        ]
+        heapq.heapify(self._heap)
+
     def _admit(self) -> None:
-        while self._waiting and self._free():
-            owner = self.waiting[0]
-            d = self._waiting.pop(owner)
-            self.active.append(owner)
-            d.callback(None)
+        heap = self._heap
+        while self._waiting and heap and self._free():
+            position, arrival, owner = heapq.heappop(heap)
+            entry = self._waiting.get(owner)
+            if entry is None or entry[1] != arrival:
+                continue
+            now = self.position(owner)
+            if now != position:
+                # Moved in the queue since it asked: back in at its place.
+                heapq.heappush(heap, (now, arrival, owner))
+                continue
+            del self._waiting[owner]
+            self._active[owner] = None
+            entry[0].callback(None)
+        if not self._waiting:
+            heap.clear()

@@ -116,18 +116,32 @@ class Requester:
         self.paused = paused
         self.queueOf = queueOf
         self.requestTimeout = REQUEST_TIMEOUT
+        #: C{depthCap(peer)}: requests in flight at most under a download
+        #: limit (L{btorrent.engine.bandwidth}); C{None} without one.
+        self.depthCap = None
 
     def fill(self, peer, record) -> None:
         """
         Top up the requests in flight to C{peer}.
 
         @param record: the peer's state: C{queue} (its L{RequestQueue}),
-            C{known} (its pieces as counted in the picker) and C{wanted}
+            C{known} (its pieces as counted in the picker), C{wanted}
             (how many of them we want; zeroed here when it has nothing more
-            for us).
+            for us) and C{fast} (a L{btorrent.engine.fastpeer.FastPeer}
+            when the peer speaks the Fast extension, else C{None}): its
+            suggestions come first, and while it chokes us only its
+            allowed-fast pieces are asked for.
         """
-        if peer.peerChoking or not peer.amInterested:
+        if not peer.amInterested:
             return
+        # Fast extension (BEP 6): its state, and while the peer chokes us
+        # the only pieces we may ask it for.
+        fast = getattr(record, "fast", None)
+        allowed = None
+        if peer.peerChoking:
+            allowed = fast.allowedWhileChoked() if fast is not None else None
+            if not allowed:
+                return
         if self.paused():
             return
         queue = record.queue
@@ -138,6 +152,8 @@ class Requester:
         if now >= queue.depthAt:
             # The rate moves slowly: size the queue a few times a second.
             queue.depth = requestDepth(peer.downloadRate.rate)
+            if self.depthCap is not None:
+                queue.depth = min(queue.depth, self.depthCap(peer))
             queue.depthAt = now + DEPTH_REFRESH
         depth = queue.depth
         inFlight = len(queue.requests)
@@ -145,9 +161,16 @@ class Requester:
         # Ask the picker in batches: one call per few blocks.
         if free <= 0 or (inFlight and free < max(4, depth // 4)):
             return
-        blocks = self.picker.pick(known, free, peer)
+        if allowed is not None:
+            blocks = self.picker.pickAmong(allowed, known, free, peer)
+        elif fast is not None and fast.suggested:
+            blocks = self.picker.pickAmong(fast.suggested, known, free, peer)
+            if len(blocks) < free:
+                blocks += self.picker.pick(known, free - len(blocks), peer)
+        else:
+            blocks = self.picker.pick(known, free, peer)
         if not blocks:
-            if not inFlight and not self._stillWanted(known):
+            if allowed is None and not inFlight and not self._stillWanted(known):
                 record.wanted = 0
                 peer.setInterested(False)
             return
@@ -170,6 +193,9 @@ class Requester:
 
     def _stillWanted(self, known) -> bool:
         theirs = int.from_bytes(known.toBytes(), "big")
+        needed = getattr(self.picker, "neededBits", None)
+        if needed is not None:
+            return bool(theirs & needed())
         ours = int.from_bytes(self.picker.haveBitfield.toBytes(), "big")
         return bool(theirs & ~ours)
 
@@ -220,7 +246,8 @@ class Requester:
         """
         key = (index, begin)
         if queue.requests.get(key) != length:
-            return key in queue.withdrawn
+            # A request we withdrew (cancel, timeout) is answered too.
+            return queue.withdrawn.pop(key, None) is not None
         del queue.requests[key]
         self.picker.abort(index, begin, peer)
         return True

@@ -306,6 +306,18 @@ def saveResume(
     writeResume(stateDir, infoHash, havePieces, pieceCount, storage.fileStats())
 
 
+def _partsOf(storage: Any) -> Tuple[frozenset, frozenset]:
+    """
+    @return: the files whose bytes the storage keeps in its parts file,
+        and the pieces that have bytes there (both empty for a storage
+        without file selection).
+    """
+    redirected = getattr(storage, "redirected", frozenset())
+    if not redirected:
+        return frozenset(), frozenset()
+    return redirected, storage.partsPieces()
+
+
 def _unreadablePieces(storage: Any) -> List[bool]:
     """
     @return: per piece, whether some file it needs is missing or shorter
@@ -313,9 +325,16 @@ def _unreadablePieces(storage: Any) -> List[bool]:
     """
     layout = storage.layout
     bad = [False] * layout.pieceCount
+    redirected, inParts = _partsOf(storage)
     for fileIndex, current in enumerate(storage.fileStats()):
         entry = layout.files[fileIndex]
         if entry.padding or not entry.length:
+            continue
+        if fileIndex in redirected:
+            # Its bytes are in the parts file, for the pieces kept there.
+            for piece in layout.pieceRange(fileIndex):
+                if piece not in inParts:
+                    bad[piece] = True
             continue
         if current is None or current[0] < entry.length:
             for piece in layout.pieceRange(fileIndex):
@@ -333,8 +352,14 @@ def _piecesWithData(storage: Any, bad: List[bool]) -> List[bool]:
     layout = storage.layout
     pieceLength = layout.pieceLength
     hasData = [False] * layout.pieceCount
+    redirected, inParts = _partsOf(storage)
     for fileIndex, entry in enumerate(layout.files):
         if entry.padding or not entry.length:
+            continue
+        if fileIndex in redirected:
+            for piece in layout.pieceRange(fileIndex):
+                if piece in inParts:
+                    hasData[piece] = True
             continue
         if all(bad[i] for i in layout.pieceRange(fileIndex)):
             continue
@@ -449,6 +474,17 @@ def recheck(
 
     reported = 0
     step = max(1, total // 200)
+    if len(chunks) <= 1:
+        # A small torrent (one chunk): no pool of threads for it (ten
+        # thousand small torrents checked one after the other paid for a
+        # pool each).
+        for first, count in chunks:
+            if stop is not None and stop():
+                raise RecheckStopped(results)
+            results[first : first + count] = check(first, count)
+        if progress is not None:
+            progress(total, total)
+        return results
     pending: deque[Tuple[int, int, Future]] = deque()
     chunkIter = iter(chunks)
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recheck") as pool:

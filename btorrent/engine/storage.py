@@ -24,10 +24,12 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from btorrent.codec.safepath import componentProblem, isWithin
+from btorrent.engine.partsfile import PartsFile
 from btorrent.interfaces import IPieceStorage
 from btorrent.util.statefile import fsyncDirectory, writeAtomically
 
 __all__ = [
+    "DEFAULT_UMASK",
     "FileLayout",
     "MultiFileWriter",
     "StorageError",
@@ -49,6 +51,13 @@ _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _SEEK_DATA = getattr(os, "SEEK_DATA", 0)
 _SEEK_HOLE = getattr(os, "SEEK_HOLE", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+#: The bits taken away from the modes of the files and directories a
+#: torrent creates, whatever the process's umask (twistd's background mode
+#: sets 077): C{rw-r--r--} files and C{rwxr-xr-x} directories, as
+#: Transmission's default C{umask} of 022 gives.
+DEFAULT_UMASK = 0o022
 
 
 class StorageError(Exception):
@@ -271,9 +280,22 @@ class MultiFileWriter:
     its place and a warning is logged and kept in L{warnings}.  Symbolic
     links hold no data and are never opened.
 
+    Files and directories are created with the modes C{0o666} and C{0o777}
+    less C{umask} (L{DEFAULT_UMASK}: C{rw-r--r--} and C{rwxr-xr-x}), set
+    explicitly, so that the process's umask does not matter; what already
+    exists keeps its mode.
+
     Descriptors are kept in a least-recently-used pool of at most
     C{maxOpenFiles}; a thread needing a descriptor while all of them are in
     use by other threads waits for one.  All methods are thread-safe.
+
+    Unwanted files (L{setUnwanted}) that are not on disk when the storage
+    is opened are never created: the bytes of theirs that verified pieces
+    hold (pieces straddling a wanted file) live in a parts file
+    (L{btorrent.engine.partsfile}); L{fileStats} reports that file for
+    them, so that fast-resume data notices when it changes.  Such a file
+    that becomes wanted is created and gets its bytes from the parts file.
+    A file already on disk stays in use whether wanted or not.
 
     @ivar layout: the L{FileLayout}.
     @ivar paths: the absolute path of each file (C{None} for padding).
@@ -282,23 +304,36 @@ class MultiFileWriter:
     @ivar maxOpenFiles: the bound of the descriptor pool.
     @ivar peakOpenFiles: the largest number of descriptors ever open at
         once (for tests and statistics).
+    @ivar umask: the bits taken away from the modes of what is created.
     """
 
     log = Logger()
 
-    def __init__(self, metainfo: Any, downloadDir: str, maxOpenFiles: int = 64) -> None:
+    def __init__(
+        self,
+        metainfo: Any,
+        downloadDir: str,
+        maxOpenFiles: int = 64,
+        umask: int = DEFAULT_UMASK,
+    ) -> None:
         """
         @param metainfo: a C{btorrent.codec.metainfo.Metainfo} (uses C{name},
             C{files}, C{multiFile}, C{pieceLength}, C{totalLength}).
         @param downloadDir: the directory holding the torrent's data.
         @param maxOpenFiles: how many descriptors may be open at once.
+        @param umask: the permission bits taken away from the modes of the
+            files (C{0o666}) and directories (C{0o777}) it creates,
+            whatever the process's umask.
         @raise StorageError: for a name or path component that could escape
             the download directory.
-        @raise ValueError: for C{maxOpenFiles} < 1 or an inconsistent file
-            list.
+        @raise ValueError: for C{maxOpenFiles} < 1, a C{umask} outside
+            C{0..0o777} or an inconsistent file list.
         """
         if maxOpenFiles < 1:
             raise ValueError("maxOpenFiles must be at least 1")
+        if not 0 <= umask <= 0o777:
+            raise ValueError(f"umask must be 0..0o777, not {umask:#o}")
+        self.umask = umask
         self.metainfo = metainfo
         self.maxOpenFiles = maxOpenFiles
         self.layout = FileLayout(
@@ -330,6 +365,20 @@ class MultiFileWriter:
         self._pool: OrderedDict[int, _OpenFile] = OrderedDict()
         self._dirty: Set[int] = set()
         self._dirtyDirs: Set[str] = set()
+        # File selection: the unwanted files, and those of them whose bytes
+        # go to the parts file (decided when opened; it only shrinks then).
+        self._unwanted: frozenset = frozenset()
+        self._redirect: frozenset = frozenset()
+        self._opened = False
+        self.partsPath: Optional[str] = None
+        self.parts: Optional[PartsFile] = None
+        # Copying from the parts file excludes reads and writes that touch
+        # redirected files.
+        self._gate = threading.Condition()
+        self._gateUsers = 0
+        self._moving = False
+        # open() and setUnwanted() one at a time.
+        self._selecting = threading.Lock()
         self._realDownloadDir: Optional[str] = None
         self.warnings: List[str] = []
         self.peakOpenFiles = 0
@@ -409,11 +458,43 @@ class MultiFileWriter:
                     if not os.path.isdir(current):
                         raise StorageError(f"{current!r} is not a directory")
                 else:
-                    os.mkdir(current)
+                    self._makeDirectory(current)
                     with self._lock:
                         self._dirtyDirs.add(os.path.dirname(current))
                 checked.add(current)
         checked.add(directory)
+
+    def _makeDirectory(self, path: str) -> None:
+        """
+        Create the directory C{path} with the mode L{umask} gives, whatever
+        the process's umask (set through a descriptor: never through a
+        link).
+        """
+        os.mkdir(path, 0o777 & ~self.umask)
+        fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC)
+        try:
+            os.fchmod(fd, 0o777 & ~self.umask)
+        finally:
+            os.close(fd)
+
+    def _makeDownloadDirectory(self) -> None:
+        """
+        Create the download directory and its missing parents, each with
+        the mode L{umask} gives.
+        """
+        missing = []
+        path = self.downloadDir
+        while not os.path.lexists(path):
+            missing.append(path)
+            parent = os.path.dirname(path)
+            if parent == path:
+                break
+            path = parent
+        for path in reversed(missing):
+            try:
+                self._makeDirectory(path)
+            except FileExistsError:
+                pass
 
     # IPieceStorage
 
@@ -425,16 +506,36 @@ class MultiFileWriter:
 
         @raise StorageError: for a path leading outside the download
             directory, something in the way (a directory where a file
-            belongs) or an I/O failure.
+            belongs) or an I/O failure.  Unwanted files not on disk are
+            not created (see L{setUnwanted}).
         """
+        with self._selecting:
+            self._open()
+
+    def _open(self) -> None:
         try:
-            os.makedirs(self.downloadDir, exist_ok=True)
+            self._makeDownloadDirectory()
             self._realDownloadDir = os.path.realpath(self.downloadDir)
             self._checkLengths()
+            redirect = frozenset(
+                i
+                for i in self._unwanted
+                if self.paths[i] is not None and not os.path.lexists(self.paths[i])
+            )
+            with self._lock:
+                self._redirect = redirect
+            fresh = [
+                i
+                for i, path in enumerate(self.paths)
+                if path is not None
+                and i not in redirect
+                and self.layout.files[i].length
+                and not os.path.lexists(path)
+            ]
             checked: Set[str] = set()
             links = []
             for fileIndex, path in enumerate(self.paths):
-                if path is None:
+                if path is None or fileIndex in redirect:
                     continue
                 self._makeDirectories(os.path.dirname(path), checked)
                 entry = self.layout.files[fileIndex]
@@ -446,9 +547,16 @@ class MultiFileWriter:
                     self._makeExecutable(fileIndex)
             for fileIndex in links:
                 self._createSymlink(fileIndex)
+            self._openParts()
+            if fresh and self.parts.pieces:
+                # Files just created whose bytes wait in the parts file (a
+                # file made wanted while stopped).
+                self._copyFromParts(frozenset(fresh))
+                self._freeUnneededSlots()
         except (OSError, OverflowError) as e:
             # OverflowError: a length beyond off_t (2**63) for ftruncate.
             raise StorageError(f"cannot create the torrent's files: {e}") from e
+        self._opened = True
         self.log.debug(
             "Opened {count} files under {root}", count=len(self.paths), root=self.root
         )
@@ -547,10 +655,33 @@ class MultiFileWriter:
         size = self.layout.pieceSize(index)
         if len(view) != size:
             raise ValueError(f"piece {index} is {size} bytes, got {len(view)}")
+        if self._redirect:
+            with _Shared(self):
+                self._writeSelected(index, view, size)
+            return
         position = 0
         for fileIndex, fileOffset, length in self.layout.slices(index, 0, size):
             if not self.layout.files[fileIndex].padding:
                 self._write(fileIndex, fileOffset, view[position : position + length])
+            position += length
+
+    def _writeSelected(self, index: int, view: memoryview, size: int) -> None:
+        """
+        L{writePiece} when some files are redirected to the parts file.
+        """
+        redirect = self._redirect
+        position = 0
+        for fileIndex, fileOffset, length in self.layout.slices(index, 0, size):
+            part = view[position : position + length]
+            if fileIndex in redirect:
+                try:
+                    self.parts.write(index, position, part)
+                except OSError as e:
+                    raise StorageError(
+                        f"cannot write the parts file {self.parts.path!r}: {e}"
+                    ) from e
+            elif not self.layout.files[fileIndex].padding:
+                self._write(fileIndex, fileOffset, part)
             position += length
 
     def readBlock(self, index: int, begin: int, length: int) -> bytes:
@@ -564,6 +695,11 @@ class MultiFileWriter:
             entry, or an I/O failure.
         """
         slices = self.layout.slices(index, begin, length)
+        if self._redirect:
+            with _Shared(self):
+                buffer = bytearray(length)
+                self._readSlices(slices, memoryview(buffer))
+                return bytes(buffer)
         if len(slices) == 1 and not self.layout.files[slices[0][0]].padding:
             # Most blocks lie in one file: one pread, no buffer to copy.
             return self._readBytes(*slices[0])
@@ -588,6 +724,11 @@ class MultiFileWriter:
         @raise StorageError: for an I/O failure (the files stay marked for
             the next call).
         """
+        if self.parts is not None:
+            try:
+                self.parts.sync()
+            except OSError as e:
+                raise StorageError(f"cannot sync the parts file: {e}") from e
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             dirs, self._dirtyDirs = self._dirtyDirs, set()
@@ -621,6 +762,147 @@ class MultiFileWriter:
             for entry in self._pool.values():
                 os.close(entry.fd)
             self._pool.clear()
+        if self.parts is not None:
+            self.parts.close()
+
+    # File selection
+
+    @property
+    def unwanted(self) -> frozenset:
+        """
+        The indexes of the unwanted files.
+        """
+        return self._unwanted
+
+    @property
+    def redirected(self) -> frozenset:
+        """
+        The files whose bytes are kept in the parts file (unwanted, and
+        not on disk when opened).
+        """
+        return self._redirect
+
+    def partsPieces(self) -> frozenset:
+        """
+        The pieces that have bytes in the parts file.
+        """
+        if self.parts is None:
+            return frozenset()
+        return self.parts.pieces
+
+    def _defaultPartsPath(self) -> str:
+        return os.path.join(
+            self.downloadDir, "." + self.metainfo.infoHash.hex() + ".parts"
+        )
+
+    def _openParts(self) -> None:
+        path = self.partsPath or self._defaultPartsPath()
+        if self.parts is None or self.parts.path != path:
+            if self.parts is not None:
+                self.parts.close()
+            self.parts = PartsFile(
+                path, self.layout.pieceLength, self.layout.pieceCount
+            )
+        self.parts.load()
+
+    def setUnwanted(self, files, partsPath: Optional[str] = None) -> None:
+        """
+        Say which files are unwanted.  Before L{open}: they will not be
+        created (unless already on disk).  Once open: a redirected file
+        that became wanted is created and its bytes are copied from the
+        parts file (blocking: run it in a thread); a file on disk stays.
+
+        @param files: file indexes.
+        @param partsPath: where the parts file lives (by default
+            C{.<info-hash>.parts} in the download directory).
+        @raise ValueError: for an index out of range (nothing is changed).
+        @raise StorageError: for an I/O failure while copying.
+        """
+        with self._selecting:
+            self._setUnwanted(frozenset(files), partsPath)
+
+    def _setUnwanted(self, files: frozenset, partsPath: Optional[str]) -> None:
+        for index in files:
+            if not 0 <= index < len(self.paths):
+                raise ValueError(f"file index {index} out of range")
+        if partsPath is not None and partsPath != self.partsPath:
+            if self._opened and self.parts is not None and self.parts.pieces:
+                raise ValueError("the parts file cannot move while in use")
+            self.partsPath = partsPath
+        with self._lock:
+            self._unwanted = files
+        if not self._opened:
+            return
+        if self.parts is None:
+            self._openParts()
+        leaving = self._redirect - files
+        if leaving:
+            self._wantAgain(leaving)
+
+    def _wantAgain(self, files: frozenset) -> None:
+        """
+        Create redirected files that became wanted, and move their bytes
+        from the parts file into them, with reads and writes of redirected
+        files held back meanwhile.
+        """
+        with self._gate:
+            while self._moving or self._gateUsers:
+                self._gate.wait()
+            self._moving = True
+        try:
+            checked: Set[str] = set()
+            for fileIndex in sorted(files):
+                entry = self.layout.files[fileIndex]
+                self._makeDirectories(os.path.dirname(self.paths[fileIndex]), checked)
+                if entry.symlink is not None:
+                    self._createSymlink(fileIndex)
+                    continue
+                self._createFile(fileIndex)
+                if entry.executable:
+                    self._makeExecutable(fileIndex)
+            self._copyFromParts(files)
+            # The bytes must be on the disk before their slots go.
+            for fileIndex in sorted(files):
+                if self.layout.files[fileIndex].length:
+                    with self._descriptor(fileIndex, write=False) as fd:
+                        os.fsync(fd)
+            for directory in sorted({os.path.dirname(self.paths[i]) for i in files}):
+                fsyncDirectory(directory)
+            with self._lock:
+                self._redirect = self._redirect - files
+            self._freeUnneededSlots()
+        except (OSError, OverflowError) as e:
+            raise StorageError(f"cannot create the wanted files: {e}") from e
+        finally:
+            with self._gate:
+                self._moving = False
+                self._gate.notify_all()
+
+    def _copyFromParts(self, files: frozenset) -> None:
+        """
+        Copy the bytes of C{files} that the parts file holds into them.
+        """
+        layout = self.layout
+        for piece in sorted(self.parts.pieces):
+            size = layout.pieceSize(piece)
+            position = 0
+            for fileIndex, fileOffset, length in layout.slices(piece, 0, size):
+                if fileIndex in files:
+                    buffer = bytearray(length)
+                    self.parts.read(piece, position, buffer)
+                    self._write(fileIndex, fileOffset, memoryview(buffer))
+                position += length
+
+    def _freeUnneededSlots(self) -> None:
+        """
+        Free the slots of pieces that no longer touch a redirected file.
+        """
+        redirect = self._redirect
+        layout = self.layout
+        for piece in sorted(self.parts.pieces):
+            slices = layout.slices(piece, 0, layout.pieceSize(piece))
+            if not any(fileIndex in redirect for fileIndex, _, _ in slices):
+                self.parts.free(piece)
 
     # Beyond IPieceStorage
 
@@ -637,6 +919,10 @@ class MultiFileWriter:
         """
         view = memoryview(buffer).cast("B")
         slices = self.layout.rangeSlices(offset, len(view))
+        if self._redirect:
+            with _Shared(self):
+                self._readSlices(slices, view)
+            return
         self._readSlices(slices, view)
 
     def fileStats(self) -> List[FileStat]:
@@ -650,9 +936,17 @@ class MultiFileWriter:
             a padding file or a symbolic link.
         """
         result: List[FileStat] = []
-        for path, entry in zip(self.paths, self.layout.files):
+        redirect = self._redirect
+        partsStat = None
+        if redirect and self.parts is not None:
+            partsStat = self.parts.stat()
+        for fileIndex, (path, entry) in enumerate(zip(self.paths, self.layout.files)):
             if path is None or entry.symlink is not None:
                 result.append(None)
+                continue
+            if fileIndex in redirect:
+                # Its bytes are in the parts file.
+                result.append(partsStat if entry.length else None)
                 continue
             try:
                 st = os.stat(path)
@@ -804,10 +1098,17 @@ class MultiFileWriter:
                 flags |= _O_NOFOLLOW
         elif create:
             self._checkInside(os.path.dirname(path))
-        if create:
-            flags |= os.O_CREAT
+            # Ours, so its mode is ours to set.
+            flags |= os.O_CREAT | os.O_EXCL
         try:
-            return os.open(path, flags | os.O_RDWR, 0o666), True
+            fd = os.open(path, flags | os.O_RDWR, 0o666 & ~self.umask)
+            if flags & os.O_EXCL:
+                try:
+                    os.fchmod(fd, 0o666 & ~self.umask)
+                except OSError:
+                    os.close(fd)
+                    raise
+            return fd, True
         except PermissionError:
             if write:
                 raise StorageError(f"{path!r} is not writable") from None
@@ -846,13 +1147,35 @@ class MultiFileWriter:
         """
         position = 0
         files = self.layout.files
+        redirect = self._redirect
         for fileIndex, fileOffset, length in slices:
             target = view[position : position + length]
             if files[fileIndex].padding:
                 target[:] = bytes(length)
+            elif redirect and fileIndex in redirect:
+                self._readParts(files[fileIndex].offset + fileOffset, target)
             else:
                 self._read(fileIndex, fileOffset, target)
             position += length
+
+    def _readParts(self, offset: int, target: memoryview) -> None:
+        """
+        Fill C{target} with the torrent's bytes from C{offset} as the parts
+        file holds them (zeros for pieces it has not).
+        """
+        pieceLength = self.layout.pieceLength
+        try:
+            while target:
+                piece = offset // pieceLength
+                within = offset - piece * pieceLength
+                n = min(len(target), pieceLength - within)
+                self.parts.read(piece, within, target[:n])
+                target = target[n:]
+                offset += n
+        except OSError as e:
+            raise StorageError(
+                f"cannot read the parts file {self.parts.path!r}: {e}"
+            ) from e
 
     def _readBytes(self, fileIndex: int, fileOffset: int, length: int) -> bytes:
         """
@@ -900,6 +1223,32 @@ class MultiFileWriter:
                     fileOffset += n
         except (OSError, OverflowError) as e:
             raise StorageError(f"cannot read {self.paths[fileIndex]!r}: {e}") from e
+
+
+class _Shared:
+    """
+    A read or write of a writer with redirected files, for a C{with} block:
+    it waits while bytes move out of the parts file.
+    """
+
+    __slots__ = ("writer",)
+
+    def __init__(self, writer: MultiFileWriter) -> None:
+        self.writer = writer
+
+    def __enter__(self) -> None:
+        writer = self.writer
+        with writer._gate:
+            while writer._moving:
+                writer._gate.wait()
+            writer._gateUsers += 1
+
+    def __exit__(self, *exc: object) -> None:
+        writer = self.writer
+        with writer._gate:
+            writer._gateUsers -= 1
+            if not writer._gateUsers:
+                writer._gate.notify_all()
 
 
 class _Lease:

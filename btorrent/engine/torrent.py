@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import random
+from dataclasses import replace
 from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 from twisted.internet import defer
@@ -34,11 +35,14 @@ from btorrent.control.api import (
     STOPPED,
 )
 from btorrent.engine import resume
+from btorrent.engine.controls import TorrentControls
 from btorrent.engine.downloader import Downloader, Progress
 from btorrent.engine.picker import PiecePicker
 from btorrent.engine.queue import SlotQueue
 from btorrent.engine.storage import StorageError
 from btorrent.interfaces import IAnnounceTarget
+from btorrent.peer.connection import Features
+from btorrent.peer.encryption import DEFAULT as DEFAULT_ENCRYPTION
 from btorrent.util.events import EventSource
 from btorrent.util.heartbeat import Heartbeat
 
@@ -170,9 +174,12 @@ class Torrent:
         in this process.
     @ivar piecesFailed: pieces downloaded that failed it.
     @ivar corrupt: bytes of the pieces that failed it.
+    @ivar encryption: how its downloader dials peers (MSE or not,
+        L{btorrent.peer.encryption.MODES}); read at every start.
     """
 
     log = Logger()
+    encryption = DEFAULT_ENCRYPTION
 
     def __init__(
         self,
@@ -200,6 +207,7 @@ class Torrent:
         infoHash: Optional[bytes] = None,
         name: Optional[str] = None,
         storageFactory: Optional[Callable[[Any], Any]] = None,
+        sessionControls=None,
     ) -> None:
         """
         @param metainfo: the torrent, or C{None} while its metadata is
@@ -238,6 +246,9 @@ class Torrent:
         @param name: the name to show while the metadata is unknown.
         @param storageFactory: C{storageFactory(metainfo)} builds the
             storage once the metadata is known.
+        @param sessionControls: the session's
+            L{btorrent.engine.controls.SessionControls} (rate limits,
+            seeding limits, peer limit); by default a private set.
         """
         self.stateDir = stateDir
         self.peerId = peerId
@@ -278,6 +289,8 @@ class Torrent:
         self.ready = defer.Deferred()
         self.completed = defer.Deferred()
         self.queuePosition = 0
+        #: The session's DHT node, or C{None} (set by the session).
+        self.dht = None
         self._wanted = False  # start() was called and not stop()
         self._checked = False  # the data on disk was checked this process
         self._forceRecheck = False
@@ -296,6 +309,8 @@ class Torrent:
         self.piecesFailed = 0
         self.corrupt = 0
         self._announcesBefore = (0, 0)
+        #: Rate limits, file selection, order, seeding and peer limits.
+        self.controls = TorrentControls(self, sessionControls)
         if metainfo is not None:
             self._setMetainfo(metainfo)
 
@@ -345,6 +360,7 @@ class Torrent:
             order=self.pieceOrder,
         )
         self._checkProgress = (0, metainfo.pieceCount)
+        self.controls.metadataKnown()
 
     def setMetainfo(self, metainfo) -> None:
         """
@@ -432,7 +448,7 @@ class Torrent:
         old, self.state = self.state, state
         if old != state:
             self._log(
-                "info",
+                "debug",
                 "{name}: {stateName}",
                 stateName=STATE_NAMES[state],
                 oldState=STATE_NAMES[old],
@@ -478,6 +494,7 @@ class Torrent:
         """
         if self._wanted:
             return self.ready
+        self.controls.startedByUser()
         if self._stopping is not None:
             # Start again once the stop is over.
             d = defer.Deferred()
@@ -499,27 +516,17 @@ class Torrent:
             self._queueTransfer()
             return
         self._setState(CHECK_WAIT)
-        waiting = self._starting = self.checkQueue.acquire(self)
-
-        def go(_):
-            self._starting = None
-            self._checking = self._check()
-
-        waiting.addCallback(go)
+        self._checking = self._check()
 
     @defer.inlineCallbacks
     def _check(self):
         """
-        Open the storage and find what is on disk: the resume data if it
-        vouches for the files, else a recheck.
+        Find what is on disk: the resume data if it vouches for the files
+        (cheap: no queue), else a recheck when the check queue lets us.
         """
-        if not self._wanted and not self._verifyOnly:
-            self.checkQueue.release(self)
-            return
-        self._setState(CHECKING)
         try:
             pieces = yield self._readDisk()
-        except resume.RecheckStopped:
+        except (resume.RecheckStopped, defer.CancelledError):
             self.checkQueue.release(self)
             self._checking = None
             return
@@ -541,7 +548,7 @@ class Torrent:
         self._log(
             "info",
             "{name}: {have} of {total} pieces on disk are good",
-            have=sum(1 for had in pieces if had),
+            have=picker.haveBitfield.count,
             total=len(pieces),
         )
         self._savedCount = -1
@@ -555,32 +562,45 @@ class Torrent:
 
     _verifyOnly = False
 
+    def _openAndReadResume(self):
+        """
+        In a thread: open the storage and read the resume data (C{None}
+        unless it vouches for every file).
+        """
+        self.storage.open()
+        if self.stateDir is None or self._forceRecheck:
+            return None
+        metainfo = self.metainfo
+        return resume.readResume(
+            self.stateDir,
+            metainfo.infoHash,
+            metainfo.pieceCount,
+            self.storage.fileStats(),
+        )
+
     @defer.inlineCallbacks
     def _readDisk(self):
         metainfo = self.metainfo
-        yield self.runInThread(self.storage.open)
+        have = yield self.runInThread(self._openAndReadResume)
         self._storageOpen = True
         for warning in getattr(self.storage, "warnings", ()):
             self._log("warn", "{name}: {storageWarning}", storageWarning=warning)
-        have = None
-        if self.stateDir is not None and not self._forceRecheck:
-            have = yield self.runInThread(
-                lambda: resume.readResume(
-                    self.stateDir,
-                    metainfo.infoHash,
-                    metainfo.pieceCount,
-                    self.storage.fileStats(),
-                )
-            )
         if have is not None:
             pieces = resume.piecesFromBitfield(have, metainfo.pieceCount)
             self._log(
-                "info",
+                "debug",
                 "{name}: fast resume, {count} of {total} pieces on disk",
                 count=sum(pieces),
                 total=len(pieces),
             )
             return pieces
+        # A full recheck: one torrent at a time.
+        waiting = self._starting = self.checkQueue.acquire(self)
+        yield waiting
+        self._starting = None
+        if not self._wanted and not self._verifyOnly:
+            raise defer.CancelledError()
+        self._setState(CHECKING)
         pieces = yield self._recheck()
         return pieces
 
@@ -665,10 +685,16 @@ class Torrent:
             events.listen("writeFailed", self._writeFailed)
         downloader = self.downloader
         downloader.listenPort = self._port
+        downloader.dht = self.dht
+        downloader.features = replace(
+            downloader.features or Features(), dht=self.dht is not None
+        )
+        downloader.encryption = self.encryption
         downloader.verifiedBytes = sum(
             self.metainfo.pieceSize(i) for i in self.picker.haveBitfield
         )
         downloader.startService()
+        self.controls.attach(downloader)
         self.choker = self.chokerFactory(self)
         if self.choker is not None:
             self.choker.startService()
@@ -748,6 +774,17 @@ class Torrent:
         if not self.completed.called:
             self.completed.callback(None)
 
+    def _wantMore(self) -> None:
+        """
+        Files became wanted on a complete torrent (the transfer controls):
+        download again.
+        """
+        if self.state == SEEDING:
+            self.seedQueue.release(self)
+            self.downloadQueue.acquire(self)
+            self._completeLogged = False
+            self._setState(DOWNLOADING)
+
     def _writeFailed(self, index: int, failure: Failure) -> None:
         self._failed(failure)
 
@@ -809,6 +846,7 @@ class Torrent:
     @defer.inlineCallbacks
     def _stop(self):
         self.heartbeat.unsubscribe(self)
+        self.controls.detach()
         for queue in (self.checkQueue, self.downloadQueue, self.seedQueue):
             queue.release(self)
         if self._starting is not None and not self._starting.called:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from btorrent.codec.wire import BLOCK_SIZE
 from btorrent.util.rate import RateMeter
 
 __all__ = ["MAX_PEER_QUEUE", "MAX_REQUEST_LENGTH", "READ_CACHE_BYTES", "Uploader"]
@@ -73,6 +74,9 @@ class Uploader:
         self.uploaded = 0
         self.uploadRate = RateMeter(clock)
         self.cacheBytes = 0
+        #: The upload rate limiter (L{btorrent.engine.bandwidth}) while a
+        #: limit applies, else C{None}.
+        self.limiter = None
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._reading: Dict[int, Deferred] = {}
 
@@ -80,18 +84,26 @@ class Uploader:
         """
         A peer asked for a block.
 
+        A peer we choke is served only blocks of its allowed-fast pieces
+        (Fast extension: C{record.fast}, a
+        L{btorrent.engine.fastpeer.FastPeer}), a few times each.
+
         @return: C{None} if queued (or ignored: we choke it, without the Fast
             extension), C{"reject"} if it must be refused (Fast extension),
             or the reason to drop the peer.
         """
-        if (
-            length <= 0
-            or length > MAX_REQUEST_LENGTH
-            or begin + length > self.metainfo.pieceSize(index)
-        ):
+        size = self.metainfo.pieceSize(index)
+        if length <= 0 or length > MAX_REQUEST_LENGTH or begin + length > size:
             return f"bad request {index}:{begin}+{length}"
         if peer.amChoking:
-            return "reject"
+            fast = getattr(record, "fast", None)
+            blocks = -(-size // BLOCK_SIZE)
+            if (
+                fast is None
+                or index not in self.have
+                or not fast.mayServeChoked(index, blocks)
+            ):
+                return "reject"
         if index not in self.have:
             if getattr(peer, "fast", False):
                 return "reject"
@@ -121,12 +133,19 @@ class Uploader:
         """
         cache = self._cache
         serving: deque = record.serving
+        limiter = self.limiter
         while serving:
-            if peer.amChoking or not self.isServing(peer, record):
+            if not self.isServing(peer, record):
                 serving.clear()
                 return
+            if peer.amChoking and not self._allowedChoked(record, serving[0][0]):
+                self.choked(peer, record)
+                continue
             if getattr(peer, "writePaused", False):
                 # Its send buffer is full: go on in peerWritable.
+                return
+            if limiter is not None and limiter.blocked(peer):
+                # Over its share of the limit: go on when released.
                 return
             index, begin, length = serving[0]
             data = cache.get(index)
@@ -138,6 +157,33 @@ class Uploader:
             peer.sendPiece(index, begin, data[begin : begin + length])
             self.uploaded += length
             self.uploadRate.update(length)
+            if limiter is not None:
+                limiter.charge(peer, length)
+
+    def choked(self, peer, record) -> None:
+        """
+        We choke the peer: its queued requests are dropped, except, with
+        the Fast extension, those for its allowed-fast pieces; each dropped
+        one is rejected (a no-op without the extension: a choke drops every
+        request then).
+        """
+        serving: deque = record.serving
+        if not serving:
+            return
+        kept = [r for r in serving if self._allowedChoked(record, r[0])]
+        if len(kept) == len(serving):
+            return
+        dropped = [r for r in serving if not self._allowedChoked(record, r[0])]
+        serving.clear()
+        serving.extend(kept)
+        if getattr(record, "fast", None) is not None:
+            for index, begin, length in dropped:
+                peer.sendReject(index, begin, length)
+
+    @staticmethod
+    def _allowedChoked(record, index: int) -> bool:
+        fast = getattr(record, "fast", None)
+        return fast is not None and fast.isAllowedToPeer(index)
 
     def _readPiece(self, index: int) -> Deferred:
         reading = self._reading.get(index)

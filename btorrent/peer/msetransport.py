@@ -15,6 +15,11 @@ is taken for MSE.
 
 Once the handshake is over the data path costs one RC4 call per chunk
 (C{cryptography}'s C code) in each direction, or nothing for plaintext.
+Given a C{runInThread}, big incoming chunks are decrypted in a thread
+(C{cryptography} releases the GIL while RC4 runs), one job at a time per
+connection and in order, what arrives meanwhile batched into the next job:
+the reactor parses a chunk while the next one is decrypted.  Ciphertext
+waiting for its thread is bounded (L{MAX_UNDECRYPTED}: reading pauses).
 
 The lead's wiring, in a factory's C{buildProtocol}::
 
@@ -46,13 +51,116 @@ from btorrent.peer.mse import (
     detectPlaintext,
 )
 
-__all__ = ["HANDSHAKE_TIMEOUT", "MSEIncomingProtocol", "MSEOutgoingProtocol"]
+__all__ = [
+    "HANDSHAKE_TIMEOUT",
+    "INLINE_DECRYPT",
+    "MAX_UNDECRYPTED",
+    "MSEIncomingProtocol",
+    "MSEOutgoingProtocol",
+]
 
 #: Seconds a connection may take to finish the MSE handshake (two round
 #: trips and a little arithmetic) before it is dropped.
 HANDSHAKE_TIMEOUT = 20.0
 
+#: Received chunks up to this size are decrypted in the reactor thread
+#: when no decryption is under way (control messages, a slow peer); bigger
+#: ones go to a thread.
+INLINE_DECRYPT = 16 * 1024
+
+#: Ciphertext waiting for its thread beyond which the transport stops
+#: reading until the thread caught up.
+MAX_UNDECRYPTED = 4 * 1024 * 1024
+
 log = Logger()
+
+
+def _peerName(address) -> str:
+    """
+    C{host:port} of a transport address, as the peer protocol names peers
+    in the log.
+    """
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is None or port is None:
+        return str(address)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class _Decryption:
+    """
+    The incoming RC4 stream of one connection, decrypted in order: small
+    chunks at once when nothing is under way, else in a thread, one job at
+    a time, what arrives meanwhile joined into the next job.
+
+    @ivar busy: a job is under way.
+    @ivar onIdle: called once when no job is under way nor waiting (set by
+        a connection that closed with ciphertext still being decrypted).
+    """
+
+    def __init__(
+        self,
+        decrypt: Callable[[bytes], bytes],
+        runInThread: Callable,
+        deliver: Callable[[bytes], None],
+        pause: Callable[[bool], None],
+        fail: Callable[[Failure], None],
+    ) -> None:
+        self._decrypt = decrypt
+        self._runInThread = runInThread
+        self._deliver = deliver
+        self._pause = pause
+        self._fail = fail
+        self._waiting: list = []
+        self._waitingBytes = 0
+        self._paused = False
+        self.busy = False
+        self.discard = False
+        self.onIdle: Optional[Callable[[], None]] = None
+
+    def feed(self, data: bytes) -> None:
+        """
+        Ciphertext from the transport.
+        """
+        if not self.busy and len(data) <= INLINE_DECRYPT:
+            # Nothing is waiting when nothing is under way.
+            self._deliver(self._decrypt(data))
+            return
+        self._waiting.append(data)
+        self._waitingBytes += len(data)
+        if not self.busy:
+            self._next()
+        elif self._waitingBytes > MAX_UNDECRYPTED and not self._paused:
+            self._paused = True
+            self._pause(True)
+
+    def _next(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        self._waitingBytes = 0
+        data = waiting[0] if len(waiting) == 1 else b"".join(waiting)
+        self.busy = True
+        self._runInThread(self._decrypt, data).addCallbacks(self._done, self._failed)
+
+    def _done(self, plaintext: bytes) -> None:
+        self.busy = False
+        if self.discard:
+            return
+        if self._paused:
+            self._paused = False
+            self._pause(False)
+        if self._waiting:
+            # The next job runs while this chunk is parsed.
+            self._next()
+        self._deliver(plaintext)
+        if not self.busy and self.onIdle is not None:
+            onIdle, self.onIdle = self.onIdle, None
+            onIdle()
+
+    def _failed(self, failure: Failure) -> None:
+        self.busy = False
+        if not self.discard:
+            self.discard = True
+            self._fail(failure)
 
 
 class _MSEWrapper(Protocol):
@@ -73,11 +181,20 @@ class _MSEWrapper(Protocol):
     disconnecting = False
 
     def __init__(
-        self, wrappedProtocol: IProtocol, clock: IReactorTime, timeout: float
+        self,
+        wrappedProtocol: IProtocol,
+        clock: IReactorTime,
+        timeout: float,
+        runInThread: Optional[Callable] = None,
     ) -> None:
         self.wrappedProtocol = wrappedProtocol
         self._clock = clock
         self._timeout = timeout
+        self._runInThread = runInThread
+        self._decryption: Optional[_Decryption] = None
+        # Why reading is paused: the wrapped protocol asked, the decryption
+        # thread is behind.
+        self._pausedBy: set = set()
         self._deadline: Optional[IDelayedCall] = None
         self._pending = bytearray()
         self._ready = False
@@ -107,7 +224,9 @@ class _MSEWrapper(Protocol):
         self._deadline = self._clock.callLater(self._timeout, self._timedOut)
 
     def dataReceived(self, data: bytes) -> None:
-        if self._decrypt is not None:
+        if self._decryption is not None:
+            self._decryption.feed(data)
+        elif self._decrypt is not None:
             self.wrappedProtocol.dataReceived(self._decrypt(data))
         elif self._ready:
             self.wrappedProtocol.dataReceived(data)
@@ -123,8 +242,42 @@ class _MSEWrapper(Protocol):
             )
         if self.handshakeError is not None:
             reason = Failure(self.handshakeError)
+        decryption = self._decryption
+        if decryption is not None and decryption.busy:
+            if not self.disconnecting:
+                # The peer closed: what it sent before is still being
+                # decrypted, and is delivered first.
+                decryption.onIdle = lambda: self._lost(reason)
+                return
+            decryption.discard = True
+        self._lost(reason)
+
+    def _lost(self, reason: Failure) -> None:
         wrapped, self.wrappedProtocol = self.wrappedProtocol, None
-        wrapped.connectionLost(reason)
+        if wrapped is not None:
+            wrapped.connectionLost(reason)
+
+    def _deliver(self, plaintext: bytes) -> None:
+        if self.wrappedProtocol is not None and plaintext:
+            self.wrappedProtocol.dataReceived(plaintext)
+
+    def _decryptionFailed(self, failure: Failure) -> None:
+        log.failure("RC4 decryption failed", failure=failure)
+        self.abortConnection()
+
+    def _pauseReading(self, reason: str, paused: bool) -> None:
+        before = bool(self._pausedBy)
+        if paused:
+            self._pausedBy.add(reason)
+        else:
+            self._pausedBy.discard(reason)
+        after = bool(self._pausedBy)
+        if self.transport is None or before == after:
+            return
+        if after:
+            self.transport.pauseProducing()
+        else:
+            self.transport.resumeProducing()
 
     # The handshake
 
@@ -153,6 +306,14 @@ class _MSEWrapper(Protocol):
             if handshake.selected == CRYPTO_RC4:
                 self.isEncrypted = True
                 self._encrypt, self._decrypt = handshake.encrypt, handshake.decrypt
+                if self._runInThread is not None:
+                    self._decryption = _Decryption(
+                        handshake.decrypt,
+                        self._runInThread,
+                        self._deliver,
+                        lambda paused: self._pauseReading("decryption", paused),
+                        self._decryptionFailed,
+                    )
             self._becomeReady(received + handshake.remainder)
 
     def _stepped(self, handshake: Union[MSEInitiator, MSEResponder]) -> None:
@@ -179,7 +340,7 @@ class _MSEWrapper(Protocol):
         self._pending = bytearray()
         log.info(
             "MSE handshake with {peer} failed: {reason}",
-            peer=self.transport.getPeer(),
+            peer=_peerName(self.transport.getPeer()),
             reason=str(error),
         )
         abort = getattr(self.transport, "abortConnection", None)
@@ -187,6 +348,22 @@ class _MSEWrapper(Protocol):
             abort()
         else:
             self.transport.loseConnection()
+
+    @property
+    def handshaking(self) -> bool:
+        """
+        Whether the MSE handshake (or, incoming, the wait for the first
+        bytes) is still under way.
+        """
+        return not self._ready and self.handshakeError is None
+
+    def abortHandshake(self, reason: str = "shutting down") -> None:
+        """
+        Abort the connection if its handshake is still under way (a server
+        shutting down); a connection past it is left alone.
+        """
+        if self.handshaking and self.transport is not None:
+            self._fail(MSEError(reason))
 
     def _timedOut(self) -> None:
         self._deadline = None
@@ -232,6 +409,22 @@ class _MSEWrapper(Protocol):
     def getHost(self):
         return self.transport.getHost()
 
+    def pauseProducing(self) -> None:
+        """
+        Stop reading (the wrapped protocol asks; the decryption thread may
+        hold reading paused too).
+        """
+        self._pauseReading("protocol", True)
+
+    def resumeProducing(self) -> None:
+        """
+        Read again, unless the decryption thread is behind.
+        """
+        self._pauseReading("protocol", False)
+
+    def stopProducing(self) -> None:
+        self.transport.stopProducing()
+
     def registerProducer(self, producer, streaming) -> None:
         self.transport.registerProducer(producer, streaming)
 
@@ -258,6 +451,7 @@ class MSEOutgoingProtocol(_MSEWrapper):
         provide: int = CRYPTO_PLAINTEXT | CRYPTO_RC4,
         timeout: float = HANDSHAKE_TIMEOUT,
         rng: Callable[[int], bytes] = os.urandom,
+        runInThread: Optional[Callable] = None,
     ) -> None:
         """
         @param wrappedProtocol: the BitTorrent protocol.
@@ -267,8 +461,10 @@ class MSEOutgoingProtocol(_MSEWrapper):
             L{CRYPTO_RC4} or both); the peer chooses.
         @param timeout: seconds the handshake may take.
         @param rng: random bytes for keys and pads.
+        @param runInThread: C{runInThread(f, *args) -> Deferred}, to
+            decrypt big chunks off the reactor thread (C{None}: in it).
         """
-        super().__init__(wrappedProtocol, clock, timeout)
+        super().__init__(wrappedProtocol, clock, timeout, runInThread)
         self._initiator = MSEInitiator(infoHash, provide, rng=rng)
         self._initialPayloadLength = -1
 
@@ -306,6 +502,7 @@ class MSEIncomingProtocol(_MSEWrapper):
         preferRC4: bool = True,
         timeout: float = HANDSHAKE_TIMEOUT,
         rng: Callable[[int], bytes] = os.urandom,
+        runInThread: Optional[Callable] = None,
     ) -> None:
         """
         @param wrappedProtocol: the BitTorrent protocol.
@@ -320,8 +517,10 @@ class MSEIncomingProtocol(_MSEWrapper):
         @param preferRC4: select RC4 when the peer offers both.
         @param timeout: seconds the handshake may take.
         @param rng: random bytes for keys and pads.
+        @param runInThread: C{runInThread(f, *args) -> Deferred}, to
+            decrypt big chunks off the reactor thread (C{None}: in it).
         """
-        super().__init__(wrappedProtocol, clock, timeout)
+        super().__init__(wrappedProtocol, clock, timeout, runInThread)
         self._lookup = lookup
         self._allowLegacy = allowLegacy
         self._allowPlaintext = allowPlaintext

@@ -30,12 +30,22 @@ C{Downloader}):
   - C{owner.peerWritable(peer)}, if it has that method, when the
     transport's send buffer drained after L{PeerProtocol.writePaused} was
     set.
+  - C{owner.peerChoked(peer)}, if it has that method, right after we
+    choked the peer (with the Fast extension its queued requests are to
+    be rejected).
+
+Message stream encryption (L{btorrent.peer.encryption}): the factories wrap
+the protocol they build in an MSE transport when told to
+(L{PeerClientFactory.mseProvide}, L{PeerFactory.mseLookup}); the protocol
+then sees the wrapper as its transport, and L{PeerProtocol.isEncrypted}
+says whether the stream is RC4.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple, Union
+from weakref import WeakSet
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import ClientFactory, Protocol, ServerFactory
@@ -51,6 +61,7 @@ from btorrent.codec.wire import (
     KeepAlive,
     NotInterested,
     Piece,
+    RejectRequest,
     Request,
     Unchoke,
 )
@@ -65,6 +76,8 @@ from btorrent.peer.connection import (
     Violation,
     maxMessageLength,
 )
+from btorrent.peer.encryption import DEFAULT as DEFAULT_ENCRYPTION
+from btorrent.peer.encryption import wrapIncoming, wrapOutgoing
 from btorrent.util.heartbeat import Heartbeat
 
 __all__ = [
@@ -172,6 +185,7 @@ class PeerProtocol(Protocol):
     bytesDownloaded = _delegate("bytesDownloaded", "Block bytes received.")
     bytesUploaded = _delegate("bytesUploaded", "Block bytes sent.")
     fast = _delegate("fast", "Both sides offered the Fast extension.")
+    peerDHT = _delegate("peerDHT", "The peer runs a DHT (reserved bit).")
     extended = _delegate("extended", "Both sides offered BEP 10 extensions.")
     peerExtensions = _delegate("peerExtensions", "The peer's BEP 10 ids by name.")
 
@@ -222,6 +236,14 @@ class PeerProtocol(Protocol):
         self._ownerCalled = False
         self._dropReason: Optional[str] = None
         self._closed = False  # dropped, or the connection was lost
+
+    @property
+    def isEncrypted(self) -> bool:
+        """
+        Whether the connection is RC4-encrypted (MSE); C{False} for a plain
+        connection, and for MSE that chose plaintext.
+        """
+        return bool(getattr(self.transport, "isEncrypted", False))
 
     def __repr__(self) -> str:
         direction = "out" if self.outgoing else "in"
@@ -363,6 +385,12 @@ class PeerProtocol(Protocol):
             if handshake.peerId == context.peerId:
                 self._protocolError("connection to ourselves")
                 return
+            skey = getattr(self.transport, "infoHash", None)
+            if isinstance(skey, bytes) and skey != handshake.infoHash:
+                self._protocolError(
+                    "handshake for another info-hash than its MSE handshake"
+                )
+                return
             self.context = context
             connection.features = context.features
             connection.ourPeerId = context.peerId
@@ -487,7 +515,10 @@ class PeerProtocol(Protocol):
         """
         Refuse a request (only with the Fast extension).
         """
-        self.connection.sendReject(index, begin, length)
+        connection = self.connection
+        if self.debug and connection.open and connection.fast:
+            self._logSent(RejectRequest(index, begin, length))
+        connection.sendReject(index, begin, length)
         self._flush()
 
     def sendPiece(self, index: int, begin: int, data) -> None:
@@ -532,6 +563,10 @@ class PeerProtocol(Protocol):
         """
         if self.connection.open and not self.connection.amChoking:
             self.sendMessage(_CHOKE)
+            if self._owned:
+                choked = getattr(self.context.owner, "peerChoked", None)
+                if choked is not None:
+                    choked(self)
 
     def unchoke(self) -> None:
         """
@@ -577,7 +612,20 @@ class PeerFactory(ServerFactory):
     """
     Builds L{PeerProtocol}s for incoming connections; each routes its
     handshake by info-hash through C{router}.
+
+    @ivar mseLookup: C{None} (plain connections only), or the MSE lookup
+        (C{HASH('req2', SKEY) -> infoHash | None}): every connection is
+        then wrapped to take a plain handshake or MSE as L{encryption}
+        says.
+    @ivar encryption: the policy (L{btorrent.peer.encryption.MODES}).
+    @ivar mseRunInThread: C{runInThread(f, *args) -> Deferred} for RC4 off
+        the reactor thread, or C{None}.
     """
+
+    mseLookup = None
+    encryption = DEFAULT_ENCRYPTION
+    mseRunInThread = None
+    _wrappers = None
 
     def __init__(
         self, router, clock, debug: bool = False, heartbeat: Optional[Heartbeat] = None
@@ -607,7 +655,29 @@ class PeerFactory(ServerFactory):
             peerId=getattr(self.router, "peerId", None),
         )
         p.factory = self
+        if self.mseLookup is not None:
+            wrapper = wrapIncoming(
+                p,
+                self.clock,
+                self.mseLookup,
+                self.encryption,
+                runInThread=self.mseRunInThread,
+            )
+            if self._wrappers is None:
+                self._wrappers = WeakSet()
+            self._wrappers.add(wrapper)
+            return wrapper
         return p
+
+    def stopFactory(self) -> None:
+        """
+        We stopped listening: abort the connections still in their MSE
+        handshake (no torrent owns them yet; their deadline must not
+        outlive the session).
+        """
+        wrappers, self._wrappers = self._wrappers or (), None
+        for wrapper in list(wrappers):
+            wrapper.abortHandshake()
 
 
 class PeerClientFactory(ClientFactory):
@@ -619,7 +689,18 @@ class PeerClientFactory(ClientFactory):
     owner's C{connectionFailed(address, reason)} if it has one.  (With an
     endpoint, the failure comes back as the endpoint's L{Deferred}
     instead.)
+
+    @ivar mseProvide: C{None} to connect in plaintext, else the MSE
+        methods to offer (L{btorrent.peer.encryption.outgoingProvide}):
+        the protocol is then wrapped in an MSE initiator.
+    @ivar mseRunInThread: C{runInThread(f, *args) -> Deferred} for RC4 off
+        the reactor thread, or C{None}.
+    @ivar built: the protocol built last (the wrapper, if any).
     """
+
+    mseProvide: Optional[int] = None
+    mseRunInThread = None
+    built = None
 
     def __init__(
         self,
@@ -655,7 +736,22 @@ class PeerClientFactory(ClientFactory):
             heartbeat=self.heartbeat,
         )
         p.factory = self
-        return p
+        self.built = wrapOutgoing(
+            p,
+            self.clock,
+            self.context.infoHash,
+            self.mseProvide,
+            runInThread=self.mseRunInThread,
+        )
+        return self.built
+
+    @property
+    def mseFailed(self) -> bool:
+        """
+        Whether the connection built last was MSE and its MSE handshake did
+        not finish (the peer closed it, stalled or answered garbage).
+        """
+        return getattr(self.built, "handshakeError", None) is not None
 
     def clientConnectionFailed(self, connector, reason: Failure) -> None:
         """
