@@ -180,6 +180,25 @@ class MetricsDaemonTests(SynchronousTestCase):
             found[("btorrent_torrent_downloaded_bytes_total", labels)], size
         )
 
+    def test_dht(self) -> None:
+        """
+        Two daemons whose DHTs know only each other (on 127.0.0.1): each
+        one's C{btorrent_dht_nodes} comes to count the other.
+        """
+        first = DaemonProcess(self, os.path.join(self.base, "a"), start=False)
+        second = DaemonProcess(self, os.path.join(self.base, "b"), start=False)
+        first.arguments += ["--dht-bootstrap", f"127.0.0.1:{second.peerPort}"]
+        second.arguments += ["--dht-bootstrap", f"127.0.0.1:{first.peerPort}"]
+        first.start()
+        second.start()
+        for daemon in (first, second):
+
+            def nodes(daemon=daemon):
+                found = samples(get(daemon.rpcPort)[2].decode("utf-8"))
+                return found.get(("btorrent_dht_nodes", ()), -1) >= 1
+
+            daemon.waitFor(nodes, 30, "a DHT node counted")
+
     def test_password(self) -> None:
         """
         With a password, no metrics without the right credentials.
