@@ -28,6 +28,8 @@ setup(
         # RC4 for message stream encryption (btorrent.peer.mse).
         "cryptography>=3.4",
         "treq>=22.1",
+        # OpenMetrics at /metrics (btorrent.control.metrics).
+        "prometheus_client>=0.17",
     ],
     extras_require={
         "test": [

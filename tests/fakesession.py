@@ -330,6 +330,9 @@ class FakeSession:
             "sessionCount": 3,
             "secondsActive": 86_400,
         }
+        #: The monitoring counts of L{SessionStats} (C{piecesVerified},
+        #: C{announcesFailed}, ...) that C{stats} gives, set by a test.
+        self.counters: Dict[str, int] = {}
 
     def addFake(self, name: str, files: List[FakeFile], **kw) -> FakeTorrent:
         """
@@ -469,6 +472,7 @@ class FakeSession:
                 "secondsActive": 120,
             },
             cumulative=dict(self.cumulative),
+            **self.counters,
         )
 
     def freeSpace(self, path):

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
+import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -23,6 +25,7 @@ from tests.realclients import (
     waitUntil,
     writeRandomFile,
 )
+from tests.realseeders import libtorrentSeeder
 from tests.test_interop_tracker_server import TwistdTracker, httpScrape, udpScrape
 from tests.twistdproc import downloadCommand, repositoryEnvironment, twistdCommand
 
@@ -87,6 +90,9 @@ class TradeThroughOurTrackerTests(SynchronousTestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(sha1File(os.path.join(out, "blob.bin")), sha1File(self.data))
         self.assertNotIn("Traceback", result.stderr)
+        # No "Tracker ... failed: ConnectingCancelledError" at exit: the
+        # stopped announce cancelled is no tracker failing.
+        self.assertNotIn("failed", result.stderr)
         # complete, downloaded, incomplete: the seeder; one download; and the
         # leecher sent stopped.
         waitUntil(
@@ -94,6 +100,53 @@ class TradeThroughOurTrackerTests(SynchronousTestCase):
             10,
             "the tracker to count the download",
         )
+
+    def test_announceInFlightAtExit(self) -> None:
+        """
+        C{btorrent download} whose tracker never answers (it accepts the
+        connection and says nothing), the seeder given with C{--peer}: it
+        finishes, and the announce still in flight when it exits is
+        cancelled quietly, with no "Tracker ... failed" warning over the
+        progress bar.
+        """
+        silent = socket.socket()
+        self.addCleanup(silent.close)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/announce"
+        torrentPath = self.torrent(url)
+        with open(torrentPath, "rb") as f:
+            # A seeder already listening when btorrent dials it.
+            seeder = libtorrentSeeder(os.path.join(self.base, "seed"), f.read())
+        self.addCleanup(seeder.close)
+        out = os.path.join(self.base, "leech")
+        started = time.monotonic()
+        result = subprocess.run(
+            downloadCommand()
+            + [
+                torrentPath,
+                "-o",
+                out,
+                "--port",
+                str(freePort()),
+                "--interface",
+                "127.0.0.1",
+                "--peer",
+                f"127.0.0.1:{seeder.port}",
+            ],
+            env=repositoryEnvironment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        elapsed = time.monotonic() - started
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(sha1File(os.path.join(out, "blob.bin")), sha1File(self.data))
+        # Done before the tracker's 30 s deadline, so the announce was
+        # still in flight at exit (else the warning below is deserved).
+        self.assertLess(elapsed, 25, result.stderr)
+        self.assertNotIn("failed", result.stderr)
+        self.assertNotIn("Cancelled", result.stderr)
 
     def test_btorrentSeedsLibtorrentOverUDP(self) -> None:
         """

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence, Tuple
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from twisted.trial.unittest import SynchronousTestCase
 
 import btorrent.control
@@ -790,6 +791,159 @@ class TransmissionWebClientTests(BrowserTests):
             )
             == [tracker],
             description="the tracker in the inspector",
+        )
+        # Nothing listens there: the announce failed, and says when.
+        self.browser.waitFor(
+            lambda: "Announce error: "
+            in self.browser.script(
+                "return document.getElementById('inspector_trackers_list')"
+                ".textContent"
+            ),
+            timeout=20,
+            description="the failed announce in the inspector",
+        )
+        self.assertConsoleClean()
+
+    def test_downloadPauseRemove(self) -> None:
+        """
+        A torrent downloading from a real libtorrent seeder rises to 100 %
+        in the web client (its polls of C{recently-active}); Pause and
+        Resume on its toolbar change the state as the RPC reports it; a
+        torrent removed over the RPC leaves the list (C{removed}).
+        """
+        torrent, parent = self.makeTorrent("download.bin", (("", 4_000_000),))
+        seeder = libtorrentSeeder(parent, torrent)
+        self.addCleanup(seeder.close)
+        torrentId = self.addTorrent(torrent, self.emptyDirectory())
+        self.openPage()
+        first = self.browser.waitFor(
+            lambda: self.clientRows().get("download.bin"), description="listed"
+        )
+        self.assertNotEqual(first["bar"], "100%")
+        seeder.connect("127.0.0.1", self.server.peerPort)
+        seen = {first["bar"]}
+
+        def done():
+            row = self.clientRows()["download.bin"]
+            seen.add(row["bar"])
+            return row["bar"] == "100%" and row["progress"].startswith(
+                "4.00 MB, uploaded"
+            )
+
+        self.browser.waitFor(done, timeout=60, description="100 % and seeding")
+        self.assertEqual(self.status(torrentId)["percentDone"], 1)
+        self.assertIn("0%", seen)
+
+        self.click("#torrent_list li.torrent")
+        self.click("#toolbar-pause")
+        self.waitForRPC(torrentId, lambda s: s["status"] == 0, "stopped")
+        self.browser.waitFor(
+            lambda: self.clientRows()["download.bin"]["peers"] == "Paused",
+            description="paused in the list",
+        )
+        self.click("#toolbar-start")
+        self.waitForRPC(torrentId, lambda s: s["status"] == 6, "seeding again")
+        self.browser.waitFor(
+            lambda: self.clientRows()["download.bin"]["peers"] != "Paused",
+            description="running in the list",
+        )
+
+        self.server.rpc.call("torrent-remove", ids=[torrentId])
+        self.browser.waitFor(
+            lambda: self.clientRows() == {}, timeout=20, description="row gone"
+        )
+        self.assertConsoleClean()
+
+    def test_addAndPreferences(self) -> None:
+        """
+        The add dialog shows the free space of the download dir
+        (C{free-space}) and uploads a .torrent file (C{torrent-add}); the
+        preferences dialog and the turtle change the session's settings
+        (C{session-set}) as C{session-get} then reports them.
+        """
+        torrent, _ = self.makeTorrent("uploaded.bin", (("", 70_000),))
+        path = os.path.join(self.base, "uploaded.torrent")
+        with open(path, "wb") as f:
+            f.write(torrent)
+        target = self.emptyDirectory()
+        self.openPage()
+        self.browser.waitFor(
+            lambda: self.browser.script("return $('#statusbar').is(':visible')"),
+            description="the client running",
+        )
+        self.click("#toolbar-open")
+        folder = self.browser.driver.find_element(By.ID, "add-dialog-folder-input")
+        self.browser.waitFor(
+            lambda: folder.get_attribute("value"), description="the download dir"
+        )
+        # A directory that exists (the server's own may not yet): its free
+        # space is asked for once the field changes.
+        folder.clear()
+        folder.send_keys(target, Keys.TAB)
+        self.browser.waitFor(
+            lambda: "Free)"
+            in self.browser.driver.find_element(By.ID, "add-dialog-folder-label").text,
+            description="the free space",
+        )
+        self.browser.driver.find_element(By.ID, "torrent_upload_file").send_keys(path)
+        self.click("#upload_confirm_button")
+        [added] = self.browser.waitFor(
+            lambda: self.server.rpc.call(
+                "torrent-get", fields=["id", "name", "downloadDir"]
+            )["torrents"],
+            description="the torrent added",
+        )
+        self.assertEqual(
+            (added["name"], added["downloadDir"].rstrip("/")), ("uploaded.bin", target)
+        )
+        self.browser.waitFor(
+            lambda: "uploaded.bin" in self.clientRows(), description="listed"
+        )
+
+        def settings():
+            return self.server.rpc.call(
+                "session-get",
+                fields=[
+                    "speed-limit-down",
+                    "speed-limit-down-enabled",
+                    "speed-limit-up-enabled",
+                    "alt-speed-enabled",
+                ],
+            )
+
+        self.click("#prefs-button")
+        self.click("#prefs-tab-speed")
+        self.click("#speed-limit-down-enabled")
+        self.browser.waitFor(
+            lambda: settings()["speed-limit-down-enabled"],
+            description="the download limit enabled",
+        )
+        # As a person would, once the dialog enables the field (when the
+        # session says the limit is on): select its text, type over it,
+        # move on.
+        field = self.browser.driver.find_element(By.ID, "speed-limit-down")
+        self.browser.waitFor(field.is_enabled, description="the field enabled")
+        field.click()
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys("123", Keys.TAB)
+        self.browser.waitFor(
+            lambda: settings()["speed-limit-down"] == 123,
+            description="the download limit set",
+        )
+        self.click("#speed-limit-up-enabled")
+        self.browser.waitFor(
+            lambda: settings()["speed-limit-up-enabled"],
+            description="the upload limit enabled",
+        )
+        self.assertEqual(
+            (settings()["speed-limit-down"], field.get_attribute("value")),
+            (123, "123"),
+        )
+        self.assertFalse(settings()["alt-speed-enabled"])
+        self.browser.script("$('#prefs-dialog').dialog('close')")
+        self.click("#turtle-button")
+        self.browser.waitFor(
+            lambda: settings()["alt-speed-enabled"], description="the turtle on"
         )
         self.assertConsoleClean()
 

@@ -346,6 +346,12 @@ class SessionStats:
     Transfer totals: C{current} for this run of the daemon, C{cumulative}
     over every run (persisted).  Each is a dict with C{uploadedBytes},
     C{downloadedBytes}, C{filesAdded}, C{sessionCount}, C{secondsActive}.
+
+    The counts after them only grow while the daemon runs (removed
+    torrents' included), for monitoring: pieces downloaded that passed
+    (C{piecesVerified}) and failed (C{piecesFailed}) their hash check, and
+    announces a tracker answered (C{announcesSucceeded}) or failed
+    (C{announcesFailed}), one per tracker asked.
     """
 
     activeTorrentCount: int
@@ -355,6 +361,10 @@ class SessionStats:
     uploadSpeed: int
     current: dict
     cumulative: dict
+    piecesVerified: int = 0
+    piecesFailed: int = 0
+    announcesSucceeded: int = 0
+    announcesFailed: int = 0
 
 
 class ITorrentControl(Interface):

@@ -71,6 +71,33 @@ _STATS_KEYS = (
 )
 
 
+#: What a removed torrent leaves to the session's totals of this run.
+_REMOVED_KEYS = (
+    "uploadedBytes",
+    "downloadedBytes",
+    "piecesVerified",
+    "piecesFailed",
+    "announcesSucceeded",
+    "announcesFailed",
+)
+
+
+def _torrentCounts(torrent) -> Dict[str, int]:
+    """
+    The counts of an engine torrent that the session sums (see
+    L{_REMOVED_KEYS}).
+    """
+    succeeded, failed = torrent.announces
+    return {
+        "uploadedBytes": torrent.uploaded,
+        "downloadedBytes": torrent.downloaded,
+        "piecesVerified": torrent.piecesVerified,
+        "piecesFailed": torrent.piecesFailed,
+        "announcesSucceeded": succeeded,
+        "announcesFailed": failed,
+    }
+
+
 def _checkState(document: dict) -> None:
     if not isinstance(document.get("torrents", []), list):
         raise ValueError("torrents is not a list")
@@ -121,6 +148,9 @@ class Library(Service):
         self._removed: List[tuple] = []
         self._cumulative = {key: 0 for key in _STATS_KEYS}
         self._current = {key: 0 for key in _STATS_KEYS}
+        # What removed torrents moved and counted in this run (so that the
+        # totals never go down when a torrent goes).
+        self._removedCounts = {key: 0 for key in _REMOVED_KEYS}
         self._startedAt = clock.seconds()
         self._saving: Optional[defer.Deferred] = None
         self._saveAgain = False
@@ -462,7 +492,13 @@ class Library(Service):
         self._byHash.pop(record.infoHash, None)
         self._removed.append((self.clock.seconds(), record.id))
         del self._removed[:-MAX_REMOVED]
+        # Its counts stay in the session's, also while it stops.
+        counted = _torrentCounts(record.torrent)
+        for key, value in counted.items():
+            self._removedCounts[key] += value
         yield self.session.removeTorrent(record.infoHash)
+        for key, value in _torrentCounts(record.torrent).items():
+            self._removedCounts[key] += value - counted[key]
         partsPath = record.torrent.controls.partsPath
         record.torrent.controls.close()
         if partsPath is not None:
@@ -562,14 +598,23 @@ class Library(Service):
         self.addDefaults["umask"] = settings.umask
         self.session.setEncryption(settings.encryption)
 
-    def _currentStats(self) -> dict:
+    def _counts(self) -> Dict[str, int]:
+        """
+        The session's counts of this run (L{_REMOVED_KEYS}): every
+        torrent's, and those of the torrents removed.
+        """
+        counts = dict(self._removedCounts)
+        for record in self.records.values():
+            for key, value in _torrentCounts(record.torrent).items():
+                counts[key] += value
+        return counts
+
+    def _currentStats(self, counts: Optional[Dict[str, int]] = None) -> dict:
+        if counts is None:
+            counts = self._counts()
         current = dict(self._current)
-        current["uploadedBytes"] = sum(
-            r.torrent.uploaded for r in self.records.values()
-        )
-        current["downloadedBytes"] = sum(
-            r.torrent.downloaded for r in self.records.values()
-        )
+        current["uploadedBytes"] = counts["uploadedBytes"]
+        current["downloadedBytes"] = counts["downloadedBytes"]
         current["secondsActive"] = int(self.clock.seconds() - self._startedAt)
         current["sessionCount"] = 1
         return current
@@ -586,7 +631,8 @@ class Library(Service):
             if downloader is not None and downloader.running:
                 down += int(downloader.downloadRate.rate)
                 up += int(downloader.uploadRate.rate)
-        current = self._currentStats()
+        counts = self._counts()
+        current = self._currentStats(counts)
         cumulative = dict(self._cumulative)
         for key in ("uploadedBytes", "downloadedBytes", "secondsActive"):
             cumulative[key] += current[key]
@@ -598,7 +644,19 @@ class Library(Service):
             uploadSpeed=up,
             current=current,
             cumulative=cumulative,
+            piecesVerified=counts["piecesVerified"],
+            piecesFailed=counts["piecesFailed"],
+            announcesSucceeded=counts["announcesSucceeded"],
+            announcesFailed=counts["announcesFailed"],
         )
+
+    @property
+    def dht(self):
+        """
+        The session's DHT service (with C{stats}), or C{None} when it runs
+        none.
+        """
+        return getattr(self.session, "dht", None)
 
     def freeSpace(self, path: str) -> int:
         """

@@ -486,30 +486,26 @@ class TorrentRecord:
         announcer = torrent.announcer
         working = getattr(getattr(announcer, "workingClient", None), "url", None)
         response = getattr(announcer, "lastResponse", None)
-        lastError = getattr(announcer, "lastError", None)
-        lastTime = _seconds(getattr(announcer, "_lastAnnounce", None))
+        # How the last announce to each tracker went (the announcer of
+        # this run; none before it starts).
+        results = getattr(announcer, "results", None) or {}
         nextAt = _seconds(getattr(announcer, "nextAnnounceAt", None))
         result = []
         number = 0
         for tier, urls in enumerate(tiers):
             for url in urls:
                 isWorking = url == working
+                last = results.get(url)
                 result.append(
                     TrackerStatus(
                         id=number,
                         tier=tier,
                         announce=url,
                         host=_host(url),
-                        lastAnnounceTime=lastTime if isWorking else 0,
-                        lastAnnounceSucceeded=isWorking and response is not None,
-                        lastAnnounceResult=(
-                            "Success"
-                            if isWorking and response is not None
-                            else (lastError or "")
-                        ),
-                        lastAnnouncePeerCount=(
-                            len(response.peers) if isWorking and response else 0
-                        ),
+                        lastAnnounceTime=_seconds(last.when) if last else 0,
+                        lastAnnounceSucceeded=bool(last and last.succeeded),
+                        lastAnnounceResult=last.text if last else "",
+                        lastAnnouncePeerCount=last.peers if last else 0,
                         nextAnnounceTime=nextAt if announcer is not None else 0,
                         seederCount=(
                             _count(response.complete) if isWorking and response else -1

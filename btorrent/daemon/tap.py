@@ -565,6 +565,7 @@ def buildDaemon(options: Options, reactor) -> Daemon:
     session.setServiceParent(daemon)
     library.setServiceParent(daemon)
     if options["rpc-port"]:
+        from btorrent.control.metrics import makeMetricsResource
         from btorrent.control.rpc import makeRPCSite
         from btorrent.control.web import installPages
 
@@ -578,6 +579,7 @@ def buildDaemon(options: Options, reactor) -> Daemon:
             configDir=options["state-dir"],
         )
         installPages(site.resource, options["web-home"])
+        site.resource.putChild(b"metrics", makeMetricsResource(library))
         daemon.site = site
         TCPServer(
             options["rpc-port"], site, interface=options["rpc-bind"]

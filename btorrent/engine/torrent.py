@@ -174,6 +174,10 @@ class Torrent:
     @ivar completed: fires once every wanted piece is verified.
     @ivar events: C{stateChanged(old, new)}, C{pieceVerified(index)},
         C{complete()}, C{error(text)}.
+    @ivar piecesVerified: pieces downloaded that passed their hash check,
+        in this process.
+    @ivar piecesFailed: pieces downloaded that failed it.
+    @ivar corrupt: bytes of the pieces that failed it.
     @ivar encryption: how its downloader dials peers (MSE or not,
         L{btorrent.peer.encryption.MODES}); read at every start.
     """
@@ -314,6 +318,10 @@ class Torrent:
         self._nextFileCheck = 0.0
         self._lastLogged: Optional[tuple] = None
         self._completeLogged = False
+        self.piecesVerified = 0
+        self.piecesFailed = 0
+        self.corrupt = 0
+        self._announcesBefore = (0, 0)
         #: Rate limits, file selection, order, seeding and peer limits.
         self.controls = TorrentControls(self, sessionControls)
         if metainfo is not None:
@@ -714,6 +722,7 @@ class Torrent:
             events = self.downloader.events
             events.listen("complete", self._complete)
             events.listen("pieceVerified", self._pieceVerified)
+            events.listen("pieceFailed", self._pieceFailed)
             events.listen("writeFailed", self._writeFailed)
             events.listen("readFailed", self._writeFailed)
         downloader = self.downloader
@@ -787,7 +796,26 @@ class Torrent:
             self.logProgress()
 
     def _pieceVerified(self, index: int) -> None:
+        self.piecesVerified += 1
         self.events.emit("pieceVerified", index)
+
+    def _pieceFailed(self, index: int) -> None:
+        self.piecesFailed += 1
+        self.corrupt += self.metainfo.pieceSize(index)
+
+    @property
+    def announces(self) -> Tuple[int, int]:
+        """
+        Announces to its trackers that were answered and that failed, in
+        this process (one per tracker asked; see
+        L{btorrent.tracker.announcer.Announcer.succeeded}).
+        """
+        succeeded, failed = self._announcesBefore
+        announcer = self.announcer
+        if announcer is not None:
+            succeeded += getattr(announcer, "succeeded", 0)
+            failed += getattr(announcer, "failed", 0)
+        return succeeded, failed
 
     def _complete(self) -> None:
         downloader = self.downloader
@@ -910,6 +938,7 @@ class Torrent:
         if wasRunning:
             stopping.append(defer.maybeDeferred(downloader.stopService))
         yield defer.DeferredList(stopping, consumeErrors=True)
+        self._announcesBefore = self.announces
         self.announcer = None
         self.choker = None
         if wasRunning:

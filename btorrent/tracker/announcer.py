@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from dataclasses import replace
-from typing import Iterable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, replace
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from twisted.application.service import Service
 from twisted.internet import defer
@@ -41,6 +41,7 @@ from btorrent.tracker.announce import (
 
 __all__ = [
     "Announcer",
+    "TrackerResult",
     "makeAnnouncer",
     "makeClient",
     "MIN_INTERVAL",
@@ -48,6 +49,24 @@ __all__ = [
     "BACKOFF_BASE",
     "BACKOFF_MAX",
 ]
+
+
+@dataclass(frozen=True)
+class TrackerResult:
+    """
+    How the last announce to one tracker went.
+
+    @ivar when: when it ended (clock seconds).
+    @ivar succeeded: whether the tracker answered.
+    @ivar text: C{"Success"}, or why it failed (one line).
+    @ivar peers: peers it listed.
+    """
+
+    when: float
+    succeeded: bool
+    text: str
+    peers: int = 0
+
 
 #: The shortest and the longest wait between regular announces, in seconds,
 #: whatever a tracker asks for.
@@ -121,6 +140,12 @@ class Announcer(Service):
     @ivar nextAnnounceAt: when the next announce is due (clock seconds), or
         C{None}.
     @ivar workingClient: the client that answered last, or C{None}.
+    @ivar succeeded: announces a tracker answered (one per tracker asked,
+        the C{stopped} one included).
+    @ivar failed: announces a tracker failed (an error, a refusal, no
+        answer in time; not those cancelled because we stopped).
+    @ivar results: the last L{TrackerResult} of each tracker asked, by
+        URL.
     """
 
     def __init__(
@@ -159,6 +184,9 @@ class Announcer(Service):
         self.lastError: Optional[str] = None
         self.nextAnnounceAt: Optional[float] = None
         self.workingClient: Optional[ITrackerClient] = None
+        self.succeeded = 0
+        self.failed = 0
+        self.results: Dict[str, TrackerResult] = {}
         self._started = False
         self._completedPending = False
         self._completedSent = False
@@ -246,7 +274,11 @@ class Announcer(Service):
         d = self._announceTo(client, request)
         d.addTimeout(self.stopTimeout, self.clock)
 
+        def answered(_) -> None:
+            self.succeeded += 1
+
         def failed(f: Failure) -> None:
+            self.failed += 1
             reason = (
                 f"no answer within {self.stopTimeout:g} s"
                 if f.check(defer.TimeoutError, defer.CancelledError)
@@ -258,7 +290,7 @@ class Announcer(Service):
                 reason=reason,
             )
 
-        d.addCallbacks(lambda _: None, failed)
+        d.addCallbacks(answered, failed)
         return d
 
     def abandon(self) -> None:
@@ -382,19 +414,29 @@ class Announcer(Service):
                         # whatever the client made of that.  Nothing failed,
                         # and no other tracker is to be asked.
                         raise defer.CancelledError() from None
+                    self.failed += 1
                     if isinstance(e, TrackerError):
+                        reason = trackerText(str(e), MAX_ERROR_TEXT)
                         log.warn(
                             "Tracker {url} failed: {reason}",
                             url=client.url,
-                            reason=trackerText(str(e), MAX_ERROR_TEXT),
+                            reason=reason,
                         )
                     else:
+                        reason = "internal error"
                         log.failure(
                             "Tracker {url} failed unexpectedly",
                             Failure(),
                             url=client.url,
                         )
+                    self.results[client.url] = TrackerResult(
+                        self.clock.seconds(), False, reason
+                    )
                     continue
+                self.succeeded += 1
+                self.results[client.url] = TrackerResult(
+                    self.clock.seconds(), True, "Success", len(response.peers)
+                )
                 tier.remove(client)
                 tier.insert(0, client)
                 return client, response
