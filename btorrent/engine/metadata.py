@@ -72,6 +72,7 @@ from btorrent.engine.metadataserver import handleMetadataRequest
 from btorrent.engine.pex import PeerExchange
 from btorrent.engine.storage import writeFileAtomically
 from btorrent.interfaces import IAnnounceTarget, IPeerOwner
+from btorrent.peer import encryption
 from btorrent.peer.connection import ExtensionHandshake, ExtensionMessage, Violation
 from btorrent.peer.extended import UT_METADATA, UT_PEX
 from btorrent.peer.protocol import CONNECT_TIMEOUT, PeerClientFactory, PeerContext
@@ -422,6 +423,13 @@ class MetadataPhase(Service):
             self.heartbeat,
             self._dialEnded,
         )
+        mode = getattr(self.torrent, "encryption", encryption.DEFAULT)
+        if mode == "required":
+            # Encrypted only.  Otherwise the phase dials in plaintext (which
+            # "preferred" allows): a failed MSE attempt would cost a whole
+            # redial of a peer we only ask for the metadata.
+            factory.mseProvide = encryption.outgoingProvide(mode)
+            factory.mseRunInThread = self.torrent.runInThread
         kwargs = {}
         if self.torrent.interface:
             kwargs["bindAddress"] = (self.torrent.interface, 0)
