@@ -243,10 +243,35 @@ class Library(Service):
         self._register(record)
 
     def _addMagnet(self, link: str, downloadDir: str):
-        addMagnet = getattr(self.session, "addMagnet", None)
-        if addMagnet is None:
-            raise ControlError("magnet links are not supported yet")
-        return addMagnet(link, downloadDir, start=False, **self.addDefaults)
+        from btorrent.codec.magnet import parseMagnet
+
+        hexHash = parseMagnet(link).infoHash.hex()
+
+        def metadataArrived(torrentBytes: bytes):
+            # The fetched torrent replaces the magnet link in the state
+            # dir: a restart does not fetch it again.
+            return self.session.runInThread(self._keepFetched, hexHash, torrentBytes)
+
+        return self.session.addMagnet(
+            link,
+            downloadDir,
+            start=False,
+            onMetadata=metadataArrived,
+            **self.addDefaults,
+        )
+
+    def _keepFetched(self, hexHash: str, torrentBytes: bytes) -> None:
+        """
+        In a thread: keep a torrent fetched from a magnet link's peers as
+        C{torrents/HEX.torrent}, and forget the link.
+        """
+        writeAtomically(
+            os.path.join(self.torrentsDir, hexHash + ".torrent"), torrentBytes
+        )
+        try:
+            os.unlink(os.path.join(self.torrentsDir, hexHash + ".magnet"))
+        except OSError:
+            pass
 
     def _register(self, record: TorrentRecord) -> None:
         self.records[record.id] = record

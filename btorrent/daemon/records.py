@@ -419,11 +419,7 @@ class TorrentRecord:
         )
 
     def _metadataProgress(self) -> float:
-        torrent = self.torrent
-        if torrent.metainfo is not None:
-            return 1.0
-        progress = getattr(torrent, "metadataProgress", None)
-        return float(progress()) if callable(progress) else 0.0
+        return float(self.torrent.metadataPercentComplete)
 
     def magnetLink(self) -> str:
         """
