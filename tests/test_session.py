@@ -305,6 +305,9 @@ class MakeServiceTests(SynchronousTestCase):
                 "2.5",
                 "--udp-tracker-retries",
                 "8",
+                "--rpc-port",
+                "0",
+                "--no-dht",
             ]
         )
         session = makeService(options).session
@@ -446,7 +449,19 @@ class ReannounceTests(SynchronousTestCase):
         os.makedirs(base)
         _, path = makeInfo(base)
         options = Options()
-        options.parseOptions(["--torrent", path, "--download-dir", base])
+        options.parseOptions(
+            [
+                "--torrent",
+                path,
+                "--download-dir",
+                base,
+                "--state-dir",
+                os.path.join(base, "state"),
+                "--rpc-port",
+                "0",
+                "--no-dht",
+            ]
+        )
         daemon = makeService(options)
         children = [c for c in daemon if isinstance(c, ReannounceOnSignal)]
         self.assertEqual(len(children), 1)

@@ -302,3 +302,53 @@ class TwistdTests(SynchronousTestCase):
         self.assertEqual(result.returncode, 0)
         self.assertEqual(result.stdout, f"btorrent {__version__}\n")
         self.assertNotIn("Traceback", result.stdout + result.stderr)
+
+
+class PortInUseTests(SynchronousTestCase):
+    """
+    A port the daemon cannot have is one line and exit status 1.
+    """
+
+    def test_rpcPortInUse(self) -> None:
+        """
+        The web page and RPC port already taken: one line naming it, no
+        traceback, exit 1.
+        """
+        import socket
+
+        from tests.twistdproc import repositoryEnvironment, twistdCommand
+
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        self.addCleanup(blocker.close)
+        port = blocker.getsockname()[1]
+        base = os.path.abspath(self.mktemp())
+        os.makedirs(base)
+        command = twistdCommand(
+            "btorrent",
+            "--rpc-port",
+            str(port),
+            "--state-dir",
+            os.path.join(base, "state"),
+            "-d",
+            os.path.join(base, "downloads"),
+            "--port",
+            "0",
+            logFile=os.path.join(base, "twistd.log"),
+        )
+        result = subprocess.run(
+            command,
+            cwd=base,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=repositoryEnvironment(),
+        )
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(
+            result.stderr,
+            f"btorrent: cannot listen on TCP port {port} of 127.0.0.1 for the web "
+            "page and RPC: Address already in use\n",
+        )
+        self.assertNotIn("Traceback", result.stdout + result.stderr)

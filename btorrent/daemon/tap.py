@@ -15,7 +15,6 @@ import signal
 import sys
 from typing import List, Optional
 
-from twisted.application.internet import TCPServer
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.python import usage
@@ -24,6 +23,7 @@ from btorrent import __version__
 from btorrent.codec import metainfo
 from btorrent.codec.magnet import Magnet, MagnetError, isMagnet, parseMagnet
 from btorrent.twistdfiles import useOwnFileNames
+from btorrent.util.listening import ListeningPort, listenOrExit
 
 __all__ = [
     "DEFAULT_PORT",
@@ -581,9 +581,14 @@ def buildDaemon(options: Options, reactor) -> Daemon:
         installPages(site.resource, options["web-home"])
         site.resource.putChild(b"metrics", makeMetricsResource(library))
         daemon.site = site
-        TCPServer(
-            options["rpc-port"], site, interface=options["rpc-bind"]
-        ).setServiceParent(daemon)
+        port = listenOrExit(
+            lambda: reactor.listenTCP(
+                options["rpc-port"], site, interface=options["rpc-bind"]
+            ),
+            f"btorrent: cannot listen on TCP port {options['rpc-port']} of "
+            f"{options['rpc-bind']} for the web page and RPC",
+        )
+        ListeningPort(port).setServiceParent(daemon)
     if options["watch-dir"] is not None:
         from btorrent.daemon.watchdir import WatchDir
 

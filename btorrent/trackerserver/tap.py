@@ -23,7 +23,6 @@ import ipaddress
 from typing import Optional
 
 from twisted.application import service
-from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -39,6 +38,7 @@ from btorrent.trackerserver.server import (
 )
 from btorrent.trackerserver.swarm import ConnectionIds, Swarm
 from btorrent.twistdfiles import useOwnFileNames
+from btorrent.util.listening import ListeningPort, listenOrExit
 
 log = Logger()
 
@@ -266,40 +266,15 @@ def connectionLimit(wanted: int, openFiles: Optional[int]) -> int:
     return limit
 
 
-class ListeningPort(service.Service):
-    """
-    A port already listening (L{makeService} listens before twistd starts
-    the application), closed when the service stops.
-
-    @ivar port: the L{twisted.internet.interfaces.IListeningPort}.
-    """
-
-    def __init__(self, port) -> None:
-        self.port = port
-
-    def stopService(self):
-        """
-        Stop listening.
-        """
-        super().stopService()
-        return self.port.stopListening()
-
-
 def _listen(kind: str, options: Options, listen):
     """
     Call C{listen()}; if the port cannot be had, exit with one line.
-
-    @raise SystemExit: with the line, which Python prints to standard error
-        before exiting with status 1.
     """
-    try:
-        return listen()
-    except CannotListenError as e:
-        reason = getattr(e.socketError, "strerror", None) or e.socketError
-        raise SystemExit(
-            f"{NAME}: cannot listen on {kind} port {options['port']} of "
-            f"{options['interface']}: {reason}"
-        ) from None
+    return listenOrExit(
+        listen,
+        f"{NAME}: cannot listen on {kind} port {options['port']} of "
+        f"{options['interface']}",
+    )
 
 
 def makeService(options: Options, reactor=None) -> service.MultiService:
