@@ -352,3 +352,79 @@ class PortInUseTests(SynchronousTestCase):
             "page and RPC: Address already in use\n",
         )
         self.assertNotIn("Traceback", result.stdout + result.stderr)
+
+
+class LimitOptionsTests(SynchronousTestCase):
+    """
+    The session's limits on the command line win over the state dir's.
+    """
+
+    def test_limitsReachTheSession(self) -> None:
+        from twisted.internet.testing import MemoryReactorClock
+
+        base = os.path.abspath(self.mktemp())
+        options = tap.Options()
+        options.parseStrictly(
+            [
+                "--state-dir",
+                os.path.join(base, "s"),
+                "-d",
+                os.path.join(base, "d"),
+                "--rpc-port",
+                "0",
+                "--no-dht",
+                "--down-limit",
+                "2M",
+                "--up-limit",
+                "500k",
+                "--seed-ratio",
+                "1.5",
+                "--seed-idle",
+                "30",
+                "--peer-limit-global",
+                "77",
+            ]
+        )
+        daemon = tap.buildDaemon(options, MemoryReactorClock())
+        settings = daemon.session.controls.settings()
+        self.assertEqual(
+            {
+                name: settings[name]
+                for name in (
+                    "speedLimitDown",
+                    "speedLimitDownEnabled",
+                    "speedLimitUp",
+                    "speedLimitUpEnabled",
+                    "seedRatioLimit",
+                    "seedRatioLimited",
+                    "idleSeedingLimit",
+                    "idleSeedingLimitEnabled",
+                    "peerLimitGlobal",
+                )
+            },
+            {
+                "speedLimitDown": 2_000_000,
+                "speedLimitDownEnabled": True,
+                "speedLimitUp": 500_000,
+                "speedLimitUpEnabled": True,
+                "seedRatioLimit": 1.5,
+                "seedRatioLimited": True,
+                "idleSeedingLimit": 30,
+                "idleSeedingLimitEnabled": True,
+                "peerLimitGlobal": 77,
+            },
+        )
+        self.assertEqual(daemon.library.settings.speedLimitDown, 2_000_000)
+
+    def test_badLimits(self) -> None:
+        for args, word in [
+            (["--down-limit", "fast"], "--down-limit"),
+            (["--seed-ratio", "-1"], "--seed-ratio"),
+            (["--seed-idle", "0"], "--seed-idle"),
+        ]:
+            e = self.assertRaises(
+                usage.UsageError,
+                tap.Options().parseStrictly,
+                args + ["-d", self.mktemp(), "--state-dir", self.mktemp()],
+            )
+            self.assertIn(word, str(e))

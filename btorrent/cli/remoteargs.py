@@ -16,6 +16,8 @@ import re
 from typing import List, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
+from btorrent.util.units import UNLIMITED, parseBytesPerSecond
+
 __all__ = [
     "ALL",
     "DEFAULT_URL",
@@ -81,11 +83,6 @@ def looksLikeTorrentId(text: str) -> bool:
     return True
 
 
-_RATE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(b?)(?:/s)?\s*$", re.I)
-_RATE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
-_UNLIMITED = ("unlimited", "none", "off", "no")
-
-
 def parseRate(text: str) -> Optional[int]:
     """
     A rate limit given in bytes per second (C{500k}, C{2M}, C{1.5MB/s},
@@ -95,16 +92,12 @@ def parseRate(text: str) -> Optional[int]:
 
     @raise argparse.ArgumentTypeError: for anything else.
     """
-    if text.strip().lower() in _UNLIMITED:
+    try:
+        bytesPerSecond = parseBytesPerSecond(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if bytesPerSecond is None:
         return None
-    m = _RATE.match(text)
-    if m is None:
-        raise argparse.ArgumentTypeError(
-            f"invalid rate {text!r} (bytes/s: 500k, 2M, 250000, or unlimited)"
-        )
-    bytesPerSecond = float(m.group(1)) * _RATE_UNITS[m.group(2).lower()]
-    if bytesPerSecond >= 2**40:
-        raise argparse.ArgumentTypeError(f"rate {text!r} is too big")
     kB = round(bytesPerSecond / 1000)
     return max(kB, 1) if bytesPerSecond > 0 else 0
 
@@ -119,7 +112,7 @@ def parseRatio(text: str) -> Tuple[int, Optional[float]]:
     @raise argparse.ArgumentTypeError: for anything else.
     """
     word = text.strip().lower()
-    if word in _UNLIMITED:
+    if word in UNLIMITED:
         return 2, None
     if word in ("global", "default", "session"):
         return 0, None

@@ -24,6 +24,7 @@ from btorrent.codec import metainfo
 from btorrent.codec.magnet import Magnet, MagnetError, isMagnet, parseMagnet
 from btorrent.twistdfiles import useOwnFileNames
 from btorrent.util.listening import ListeningPort, listenOrExit
+from btorrent.util.units import UNLIMITED, parseBytesPerSecond
 
 __all__ = [
     "DEFAULT_PORT",
@@ -94,6 +95,78 @@ def _octal(option: str):
     A coercer for an octal option (a umask) whose error names the option.
     """
     return _coercer(option, lambda text: int(text, 8), "octal digits")
+
+
+def _rate(option: str):
+    """
+    A coercer for a rate option (bytes/s; C{unlimited}: -1).
+    """
+
+    def parse(text: str) -> int:
+        rate = parseBytesPerSecond(text)
+        return -1 if rate is None else round(rate)
+
+    return _coercer(option, parse, "a rate (500k, 2M, 250000 or unlimited)")
+
+
+def _ratio(option: str):
+    """
+    A coercer for a ratio option (C{unlimited}: -1).
+    """
+
+    def parse(text: str) -> float:
+        if text.strip().lower() in UNLIMITED:
+            return -1.0
+        value = float(text)
+        if not 0 <= value < 10_000:
+            raise ValueError(text)
+        return value
+
+    return _coercer(option, parse, "a ratio (0..9999) or unlimited")
+
+
+def _minutes(option: str):
+    """
+    A coercer for a number of minutes (C{unlimited}: -1).
+    """
+
+    def parse(text: str) -> int:
+        if text.strip().lower() in UNLIMITED:
+            return -1
+        value = int(text)
+        if not 1 <= value <= 10**6:
+            raise ValueError(text)
+        return value
+
+    return _coercer(option, parse, "minutes (1..1000000) or unlimited")
+
+
+def commandLineSettings(options) -> dict:
+    """
+    The session settings the command line names (they win over what the
+    state dir kept): the limits given.
+    """
+    changes = {}
+    for option, rate, enabled in (
+        ("down-limit", "speedLimitDown", "speedLimitDownEnabled"),
+        ("up-limit", "speedLimitUp", "speedLimitUpEnabled"),
+    ):
+        value = options[option]
+        if value is not None:
+            changes[enabled] = value >= 0
+            if value >= 0:
+                changes[rate] = value
+    if options["seed-ratio"] is not None:
+        changes["seedRatioLimited"] = options["seed-ratio"] >= 0
+        if options["seed-ratio"] >= 0:
+            changes["seedRatioLimit"] = float(options["seed-ratio"])
+    if options["seed-idle"] is not None:
+        changes["idleSeedingLimitEnabled"] = options["seed-idle"] >= 0
+        if options["seed-idle"] >= 0:
+            changes["idleSeedingLimit"] = options["seed-idle"]
+    if options["peer-limit-global"] is not None:
+        changes["peerLimitGlobal"] = options["peer-limit-global"]
+    return changes
 
 
 def checkWritableDirectory(path: str, what: str) -> Optional[str]:
@@ -224,6 +297,42 @@ class Options(usage.Options):
             _integer("--seed-queue-size"),
         ],
         ["watch-dir", None, None, "Add every .torrent that appears here."],
+        [
+            "down-limit",
+            None,
+            None,
+            "Session download limit, bytes/s: 500k, 2M (k = 1000), or unlimited "
+            "(default: as last set through the RPC, else unlimited).",
+            _rate("--down-limit"),
+        ],
+        [
+            "up-limit",
+            None,
+            None,
+            "Session upload limit, bytes/s, as --down-limit.",
+            _rate("--up-limit"),
+        ],
+        [
+            "seed-ratio",
+            None,
+            None,
+            "Stop seeding a torrent at this upload ratio (e.g. 2), or " "unlimited.",
+            _ratio("--seed-ratio"),
+        ],
+        [
+            "seed-idle",
+            None,
+            None,
+            "Stop seeding a torrent idle this many minutes, or unlimited.",
+            _minutes("--seed-idle"),
+        ],
+        [
+            "peer-limit-global",
+            None,
+            None,
+            "Connected peers at most, every torrent together (default 200).",
+            _integer("--peer-limit-global"),
+        ],
         [
             "rpc-port",
             None,
@@ -502,7 +611,7 @@ def buildDaemon(options: Options, reactor) -> Daemon:
     """
     Build the daemon from parsed options on C{reactor}.
     """
-    from btorrent.control.api import AddOptions, SessionSettings
+    from btorrent.control.api import AddOptions, ControlError, SessionSettings
     from btorrent.daemon.library import Library
     from btorrent.daemon.session import Session
     from btorrent.dht.protocol import bootstrapNodes
@@ -551,6 +660,13 @@ def buildDaemon(options: Options, reactor) -> Daemon:
         },
     )
     library.load()
+    # The command line's settings win over what the state dir kept.
+    changes = commandLineSettings(options)
+    if changes:
+        try:
+            library.setSettings(changes)
+        except ControlError as e:
+            raise SystemExit(f"btorrent: {e}") from None
     for source, info in options["metainfos"]:
         if info.infoHash in session.torrents:
             continue
