@@ -75,3 +75,42 @@ class DaemonDHTTests(SynchronousTestCase):
         self.assertTrue(os.path.exists(os.path.join(daemon.stateDir, "dht.json")))
         self.assertNotIn("Traceback", daemon.log())
         self.assertEqual(offLoopbackSockets(before), [])
+
+    def test_btorrentLeechesThroughTheDHT(self) -> None:
+        """
+        btorrent, bootstrapped to a libtorrent node and given only
+        C{magnet:?xt=urn:btih:HASH}, finds the libtorrent seeder on the DHT,
+        fetches the metadata and the data, byte-identical.
+        """
+        before = processSockets()
+        base = os.path.abspath(self.mktemp())
+        seedDir = os.path.join(base, "seed")
+        os.makedirs(seedDir)
+        data = writeRandomFile(os.path.join(seedDir, "blob"), 2 << 20, seed=10)
+        torrentPath = makeTorrent(data, [], base)
+        infoHash = infoHashOf(torrentPath)
+        router = LibtorrentSession(dhtBootstrap=[])
+        self.addCleanup(router.close)
+        seeder = LibtorrentSession(dhtBootstrap=[("127.0.0.1", router.port)])
+        self.addCleanup(seeder.close)
+        seed = seeder.add(torrentPath, seedDir, seed=True, dht=True)
+        seeder.dhtAnnounce(seed)
+        daemon = DaemonProcess(
+            self, base, "--dht-bootstrap", f"127.0.0.1:{router.port}"
+        )
+        daemon.rpc.call("torrent-add", filename=f"magnet:?xt=urn:btih:{infoHash.hex()}")
+
+        def complete() -> bool:
+            seeder.dhtAnnounce(seed)
+            torrents = daemon.torrents("percentDone", "status", "name")
+            return bool(torrents) and torrents[0]["percentDone"] == 1
+
+        daemon.waitFor(complete, 120, "the magnet download through the DHT")
+        [torrent] = daemon.torrents("name")
+        self.assertEqual(torrent["name"], "blob")
+        self.assertEqual(
+            sha1File(os.path.join(daemon.downloadDir, "blob")), sha1File(data)
+        )
+        self.assertTrue(daemon.stop())
+        self.assertNotIn("Traceback", daemon.log())
+        self.assertEqual(offLoopbackSockets(before), [])

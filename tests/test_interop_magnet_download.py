@@ -413,7 +413,7 @@ class MagnetCommandLineTests(TestCase):
     def test_twistd(self):
         """
         C{twistd -n btorrent --torrent MAGNET}: the files arrive, the
-        fetched torrent is kept in the state directory.
+        fetched torrent replaces the link in the daemon's torrent list.
         """
         fixture = Fixture(self, MULTI, MULTI_PIECE)
         yield waitFor(lambda: seederStarted(fixture), 10, "the seeder to start")
@@ -443,7 +443,9 @@ class MagnetCommandLineTests(TestCase):
         process.terminate()
         yield waitFor(lambda: process.poll() is not None, 10, "twistd to stop")
         fixture.assertSame(self)
-        saved = metainfo.loadFile(
-            metadataPath(fixture.stateDir, fixture.metainfo.infoHash)
-        )
+        # The daemon keeps it in its torrent list, in place of the link.
+        hexHash = fixture.metainfo.infoHash.hex()
+        torrents = os.path.join(fixture.stateDir, "torrents")
+        saved = metainfo.loadFile(os.path.join(torrents, hexHash + ".torrent"))
         self.assertEqual(saved.infoHash, fixture.metainfo.infoHash)
+        self.assertFalse(os.path.exists(os.path.join(torrents, hexHash + ".magnet")))
