@@ -244,3 +244,113 @@ class CommandLineTests(SynchronousTestCase):
         self.assertEqual(down.returncode, 1)
         self.assertEqual(down.stderr.count("\n"), 1, down.stderr)
         self.assertIn("connection refused", down.stderr)
+
+
+#: What L{HostileRPCTests} reads back to see that nothing changed.
+WATCHED_FIELDS = [
+    "id",
+    "name",
+    "downloadDir",
+    "downloadLimit",
+    "downloadLimited",
+    "uploadLimit",
+    "peer-limit",
+    "seedRatioMode",
+    "seedRatioLimit",
+    "wanted",
+    "priorities",
+    "files",
+    "status",
+    "error",
+]
+
+
+class HostileRPCTests(SynchronousTestCase):
+    def test_badRequestsChangeNothing(self) -> None:
+        """
+        The real daemon (its library, its torrents, one with metadata and a
+        magnet link without) answers absurd requests with an error result:
+        negative or huge limits, a file index of 10^9, file priorities on
+        a magnet link without metadata, relative or escaping paths, bad
+        torrents and magnet links, unknown ids.  Nothing changes on any
+        torrent or in the session, no file appears outside the download
+        dir, and the daemon stops cleanly with no traceback in its log.
+        """
+        swarm = Swarm(self)
+        daemon = DaemonProcess(self, swarm.base)
+        daemon.rpc.call("torrent-add", filename=swarm.torrentPath)
+        magnet = "magnet:?xt=urn:btih:" + "ab" * 20 + "&dn=nothing-yet"
+        daemon.rpc.call("torrent-add", filename=magnet)
+        daemon.waitFor(lambda: len(daemon.torrents()) == 2, 10, "both torrents")
+        torrentId, magnetId = sorted(t["id"] for t in daemon.torrents())
+        before = daemon.torrents(*WATCHED_FIELDS)
+        sessionBefore = daemon.rpc.call("session-get")
+        outside = os.path.join(swarm.base, "escaped")
+        cases = [
+            ("torrent-set", {"ids": [torrentId], "downloadLimit": -1}, "from 0 to"),
+            ("torrent-set", {"ids": [torrentId], "uploadLimit": 10**20}, "from 0 to"),
+            ("torrent-set", {"ids": [torrentId], "peer-limit": 10**9}, "peer-limit"),
+            (
+                "torrent-set",
+                {"ids": [torrentId], "seedRatioLimit": -3},
+                "seedRatioLimit",
+            ),
+            (
+                "torrent-set",
+                {"ids": [torrentId], "files-wanted": [10**9]},
+                "file index out of range",
+            ),
+            (
+                "torrent-set",
+                {"ids": [torrentId, magnetId], "files-unwanted": [0]},
+                "file index out of range",
+            ),
+            (
+                "torrent-set",
+                {"ids": [magnetId], "priority-high": [0]},
+                "file index out of range",
+            ),
+            (
+                "torrent-set-location",
+                {"ids": [torrentId], "location": "../escaped", "move": True},
+                "not absolute",
+            ),
+            (
+                "torrent-rename-path",
+                {"ids": [torrentId], "path": "multi", "name": "../../escaped"},
+                "",
+            ),
+            (
+                "torrent-add",
+                {"filename": swarm.torrentPath, "download-dir": "relative/dir"},
+                "",
+            ),
+            ("torrent-add", {"metainfo": "not base64 at all!"}, ""),
+            (
+                "torrent-add",
+                {"metainfo": base64.b64encode(b"d4:infod6:lengthi-5eee").decode()},
+                "",
+            ),
+            ("torrent-add", {"filename": "magnet:?xt=urn:btih:zzz"}, ""),
+            ("torrent-add", {"filename": "/etc/passwd"}, ""),
+            ("session-set", {"speed-limit-down": -5}, "speed-limit-down"),
+            ("session-set", {"download-dir": "relative"}, ""),
+            ("session-set", {"peer-limit-global": "many"}, "peer-limit-global"),
+            ("torrent-get", {"fields": "name"}, ""),
+            ("torrent-remove", {"ids": {"all": True}}, '"ids" must be'),
+            ("queue-move-top", {"ids": ["not-a-hash"]}, ""),
+        ]
+        for method, arguments, text in cases:
+            with self.assertRaises(RuntimeError, msg=(method, arguments)) as caught:
+                daemon.rpc.call(method, **arguments)
+            self.assertIn(text, str(caught.exception), (method, arguments))
+        self.assertEqual(daemon.torrents(*WATCHED_FIELDS), before)
+        sessionAfter = daemon.rpc.call("session-get")
+        self.assertEqual(
+            {k: v for k, v in sessionAfter.items() if k != "session-id"},
+            {k: v for k, v in sessionBefore.items() if k != "session-id"},
+        )
+        self.assertFalse(os.path.exists(outside))
+        self.assertFalse(os.path.exists(os.path.join(swarm.base, "relative")))
+        self.assertTrue(daemon.stop())
+        self.assertNotIn("Traceback", daemon.log())
