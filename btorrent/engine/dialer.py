@@ -172,13 +172,15 @@ class Dialer:
         @param connected: the addresses of the connected peers.
         @param complete: we have every piece (seeds are not dialled).
         """
+        if not self.candidates:
+            return
         now = self.clock.seconds()
         used = len(connected) + self.pending()
-        room = self.globalRoom() if self.globalRoom is not None else None
+        # The session's room is asked for only when there is someone to
+        # dial: it counts every torrent's peers, and every torrent ticks.
+        room = None
         for address, candidate in list(self.candidates.items()):
             if used >= self.maxPeers:
-                return
-            if room is not None and room <= 0:
                 return
             if address in self.connecting or address in connected:
                 continue
@@ -186,6 +188,10 @@ class Dialer:
                 continue
             if complete and candidate.seed:
                 continue
+            if room is None and self.globalRoom is not None:
+                room = self.globalRoom()
+            if room is not None and room <= 0:
+                return
             self._dial(address)
             used += 1
             if room is not None:
