@@ -187,6 +187,7 @@ def _hasOption(option: str) -> bool:
 
 def run(count: int, idleSeconds: float, adds: int, directory: str) -> dict:
     base = tempfile.mkdtemp(prefix=f"scale-{count}-", dir=directory)
+    daemon = None
     try:
         prepare(base, count)
         daemon = Daemon(base)
@@ -230,6 +231,10 @@ def run(count: int, idleSeconds: float, adds: int, directory: str) -> dict:
             "addedSeedingSeconds": allSeeding,
         }
     finally:
+        # A failure or ^C must not leave a daemon running (and spinning).
+        if daemon is not None and daemon.process is not None:
+            if daemon.process.poll() is None:
+                daemon.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 
