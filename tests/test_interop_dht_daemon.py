@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.request
 
+from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.daemonproc import DaemonProcess
@@ -70,6 +72,16 @@ class DaemonDHTTests(SynchronousTestCase):
             leecher.dhtAnnounce(handle)
             time.sleep(0.5)
         self.assertEqual(sha1File(os.path.join(out, "blob")), sha1File(data))
+        # The routing table's size is in /metrics (the router, the leecher).
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{daemon.rpcPort}/metrics", timeout=10
+        ) as response:
+            families = {
+                f.name: f
+                for f in text_string_to_metric_families(response.read().decode())
+            }
+        [sample] = families["btorrent_dht_nodes"].samples
+        self.assertGreaterEqual(sample.value, 1)
         self.assertTrue(daemon.stop())
         # The DHT nodes were kept for the next start.
         self.assertTrue(os.path.exists(os.path.join(daemon.stateDir, "dht.json")))
