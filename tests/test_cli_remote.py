@@ -562,6 +562,32 @@ class SetTests(RemoteTestCase):
         await self.btorrent("set", "1", "--ratio", "unlimited")
         self.assertEqual(self.fake.calls[-1][1], {"ids": [1], "seedRatioMode": 2})
 
+    async def test_prioritiesAndOrder(self) -> None:
+        """
+        C{--high}, C{--normal} and C{--low} set file priorities;
+        C{--sequential} and C{--no-sequential} the piece order.
+        """
+        await self.btorrent(
+            "set", "1", "--high", "0-1", "--low", "3", "--normal", "all", "--sequential"
+        )
+        self.assertEqual(
+            self.fake.calls[-1][1],
+            {
+                "ids": [1],
+                "priority-high": [0, 1],
+                "priority-normal": [],
+                "priority-low": [3],
+                "sequential_download": True,
+            },
+        )
+        await self.btorrent("set", "1", "--no-sequential")
+        self.assertEqual(
+            self.fake.calls[-1][1], {"ids": [1], "sequential_download": False}
+        )
+        with self.assertRaises(SystemExit) as exited:
+            await self.btorrent("set", "1", "--high", "x")
+        self.assertEqual(exited.exception.code, 2)
+
     async def test_nothing(self) -> None:
         """
         C{set} without a setting is one line, and nothing is sent.
@@ -572,7 +598,7 @@ class SetTests(RemoteTestCase):
             (
                 1,
                 "btorrent set: error: nothing to set (--down, --up, --ratio, "
-                "--skip or --get)\n",
+                "--skip, --get, --high, --normal, --low or --sequential)\n",
             ),
         )
         self.assertEqual(self.fake.calls, [])

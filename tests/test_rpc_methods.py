@@ -54,7 +54,7 @@ TORRENT_TYPES = {
     float: """metadataPercentComplete percentDone recheckProgress
         seedRatioLimit uploadRatio""",
     bool: """downloadLimited honorsSessionLimits isFinished isPrivate isStalled
-        uploadLimited""",
+        uploadLimited sequential_download""",
     str: """comment creator downloadDir errorString hashString magnetLink name
         pieces torrentFile""",
     list: """files fileStats labels peers priorities trackers trackerStats
@@ -624,6 +624,29 @@ class TorrentSetTests(SynchronousTestCase):
         self.assertEqual(
             torrent["torrents"], [{"downloadLimit": 50, "uploadLimited": True}]
         )
+
+    def test_sequential(self) -> None:
+        """
+        Transmission 4.1's C{sequential_download}, set and read back; not a
+        boolean is refused and changes nothing.
+        """
+        self.h.ok("torrent-set", {"ids": [1], "sequential_download": True})
+        self.assertTrue(self.options(1).sequential)
+        self.assertFalse(self.options(2).sequential)
+        got = self.h.ok(
+            "torrent-get", {"ids": [1, 2], "fields": ["id", "sequential_download"]}
+        )
+        self.assertEqual(
+            got["torrents"],
+            [
+                {"id": 1, "sequential_download": True},
+                {"id": 2, "sequential_download": False},
+            ],
+        )
+        self.h.refused(
+            "torrent-set", {"ids": [2], "sequential_download": "yes"}, "true or false"
+        )
+        self.assertFalse(self.options(2).sequential)
 
     def test_seedLimits(self) -> None:
         """

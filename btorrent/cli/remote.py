@@ -446,7 +446,7 @@ async def setTorrent(
 ) -> int:
     """
     C{btorrent set ID... [--down RATE] [--up RATE] [--ratio R] [--skip N,...]
-    [--get N,...]}.
+    [--get N,...] [--high|--normal|--low N,...] [--[no-]sequential]}.
     """
     settings: Dict[str, Any] = {}
     for option, key in (("down", "download"), ("up", "upload")):
@@ -464,8 +464,16 @@ async def setTorrent(
         settings["files-unwanted"] = args.skip
     if args.get is not None:
         settings["files-wanted"] = args.get
+    for level in ("high", "normal", "low"):
+        if getattr(args, level) is not None:
+            settings["priority-" + level] = getattr(args, level)
+    if args.sequential is not None:
+        settings["sequential_download"] = args.sequential
     if not settings:
-        raise CommandError("nothing to set (--down, --up, --ratio, --skip or --get)")
+        raise CommandError(
+            "nothing to set (--down, --up, --ratio, --skip, --get, --high, "
+            "--normal, --low or --sequential)"
+        )
     ids, torrents = await resolve(client, args.ids)
     if not torrents:
         out.write("no torrents\n")

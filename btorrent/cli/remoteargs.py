@@ -256,7 +256,8 @@ REMOTE_COMMANDS = {
     "stop": "stop torrents",
     "verify": "verify torrents' data",
     "remove": "remove torrents (and with --delete their data)",
-    "set": "set torrents' rate limits, seed ratio and wanted files",
+    "set": "set torrents' rate limits, seed ratio, wanted files, file "
+    "priorities and piece order",
     "stats": "show the daemon's transfer statistics",
     "watch": "a live view of the daemon's torrents (^C leaves)",
 }
@@ -340,6 +341,19 @@ def addRemoteCommands(subparsers) -> None:
         metavar="N,...",
         type=parseFileList,
         help="download these files (numbers from info ID: 0,2,5-7, or all)",
+    )
+    for level in ("high", "normal", "low"):
+        tune.add_argument(
+            f"--{level}",
+            metavar="N,...",
+            type=parseFileList,
+            help=f"give these files {level} priority (0,2,5-7, or all)",
+        )
+    tune.add_argument(
+        "--sequential",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="download pieces in order (to watch while downloading), or not",
     )
 
     parsers["watch"].add_argument(

@@ -275,6 +275,7 @@ TORRENT_FIELDS: Dict[str, _Getter] = {
     "isPrivate": lambda st: bool(st.isPrivate),
     "isStalled": lambda st: bool(st.isStalled),
     "labels": lambda st: [str(label) for label in st.labels],
+    "sequential_download": lambda st: bool(st.sequential),
     "leftUntilDone": lambda st: _int(st.leftUntilDone),
     "magnetLink": lambda st: str(st.magnetLink),
     "manualAnnounceTime": lambda st: 0,

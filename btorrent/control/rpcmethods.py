@@ -374,6 +374,10 @@ class RPCMethods:
         labels = getLabels(args, "labels")
         if labels is not None:
             options["labels"] = labels
+        # Transmission 4.1's name (snake case in every protocol version).
+        sequential = getBool(args, "sequential_download")
+        if sequential is not None:
+            options["sequential"] = sequential
         for key in ("trackerAdd", "trackerRemove", "trackerReplace"):
             if key in args:
                 raise ControlError(f'"{key}": changing trackers is not supported yet')
@@ -495,6 +499,9 @@ class RPCMethods:
         priority = getInt(args, "bandwidthPriority", -1, 1)
         if priority is not None:
             options["bandwidthPriority"] = priority
+        sequential = getBool(args, "sequential_download")
+        if sequential is not None:
+            options["sequential"] = sequential
         return AddOptions(**options)
 
     # Session
