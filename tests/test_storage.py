@@ -524,7 +524,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         writer.open()
         writer.writePiece(1, data[8:])
         waiting = threading.Event()
-        realCondition = writer._available
+        realCondition = writer.pool._available
 
         class SignallingCondition:
             def __enter__(self):
@@ -540,8 +540,8 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
             def notify_all(self):
                 realCondition.notify_all()
 
-        writer._available = SignallingCondition()
-        lease = writer._descriptor(0, write=False)
+        writer.pool._available = SignallingCondition()
+        lease = writer.pool.lease(0, write=False)
         lease.__enter__()
         results = []
         reader = threading.Thread(target=lambda: results.append(writer.readPiece(1)))
