@@ -662,16 +662,16 @@ class TorrentControls:
         if hasattr(storage, "setUnwanted"):
             unwanted = selection.unwantedFiles()
             path = self.partsPath
-            if getattr(torrent, "_storageOpen", False):
+            if getattr(torrent, "storageOpen", False):
                 d = torrent.runInThread(storage.setUnwanted, unwanted, path)
-                d.addErrback(torrent._failed)
+                d.addErrback(torrent.lifecycle.failed)
             else:
                 storage.setUnwanted(unwanted, path)
         downloader = torrent.downloader
         if downloader is not None and downloader.running:
             downloader.wantedChanged()
         if before and not picker.complete:
-            torrent._wantMore()
+            torrent.lifecycle.wantMore()
 
     @property
     def partsPath(self) -> Optional[str]:
