@@ -48,6 +48,8 @@ PURE = [
     "btorrent.engine.bandwidth",
     "btorrent.engine.fileselect",
     "btorrent.engine.seedlimits",
+    "btorrent.engine.seedwatch",
+    "btorrent.engine.torrentfiles",
     "btorrent.trackerserver.swarm",
     "btorrent.tracker.announce",
     "btorrent.control.api",
