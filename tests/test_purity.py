@@ -59,6 +59,8 @@ PURE = [
     "btorrent.dht.krpc",
     "btorrent.dht.routing",
     "btorrent.dht.node",
+    "btorrent.dht.tokens",
+    "btorrent.dht.transactions",
 ]
 
 #: The only modules allowed to import the global reactor.
