@@ -56,6 +56,8 @@ PURE = [
     "btorrent.control.access",
     "btorrent.control.rpcargs",
     "btorrent.control.rpcfields",
+    "btorrent.daemon.queueorder",
+    "btorrent.daemon.sessiontotals",
     "btorrent.dht.krpc",
     "btorrent.dht.routing",
     "btorrent.dht.node",
