@@ -18,6 +18,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
@@ -28,6 +29,7 @@ from btorrent.codec.bitfield import Bitfield
 from btorrent.interfaces import IPeer, IPieceStorage
 
 __all__ = [
+    "FakeAnnouncer",
     "FakeFileEntry",
     "FakeMetainfo",
     "FakePeer",
@@ -96,6 +98,44 @@ class SyncReactor(MemoryReactorClock):
 
     def callFromThread(self, f, *args, **kwargs) -> None:
         f(*args, **kwargs)
+
+
+# A torrent's announcer
+
+
+class FakeAnnouncer(Service):
+    """
+    A torrent's announcer that records what the torrent asks of it.
+
+    @ivar target: what it announces for (a torrent, a metadata phase).
+    @ivar trackers: the trackers it was made for, if given.
+    @ivar completedCalls: how many times C{completed} was called.
+    @ivar stopped: it was stopped.
+    @ivar abandoned: it was abandoned (stopped without a C{stopped}).
+    """
+
+    def __init__(self, target, trackers=None, stopResult=None) -> None:
+        """
+        @param stopResult: what C{stopService} returns.
+        """
+        self.target = target
+        self.trackers = trackers
+        self.stopResult = stopResult
+        self.completedCalls = 0
+        self.stopped = False
+        self.abandoned = False
+
+    def completed(self) -> None:
+        self.completedCalls += 1
+
+    def stopService(self):
+        Service.stopService(self)
+        self.stopped = True
+        return self.stopResult
+
+    def abandon(self) -> None:
+        Service.stopService(self)
+        self.abandoned = True
 
 
 # A torrent's metadata and storage, in memory
