@@ -296,8 +296,8 @@ class FakePeer:
         @param down: its C{downloadRate}'s rate.
         @param up: its C{uploadRate}'s rate.
         @param extended: it speaks BEP 10.
-        @param peerExtensions: its BEP 10 ids by name; empty: it accepts
-            every name (L{sendExtended}).
+        @param peerExtensions: its BEP 10 ids by name: L{sendExtended}
+            sends only those.
         """
         self.owner = owner
         self.name = name or f"peer{number}"
@@ -361,9 +361,7 @@ class FakePeer:
         return self.extended
 
     def sendExtended(self, name: str, payload: bytes) -> bool:
-        if not self.extended or (
-            self.peerExtensions and name not in self.peerExtensions
-        ):
+        if not self.extended or name not in self.peerExtensions:
             return False
         self.extendedSent.append((name, payload))
         return True

@@ -99,7 +99,7 @@ class PeerInterfaceTests(SynchronousTestCase):
     def test_extensions(self):
         """
         A peer that speaks BEP 10 takes our handshake and the messages of
-        the extensions it named (any, if it named none).
+        the extensions it named, and only those.
         """
         peer = FakePeer(extended=True, peerExtensions={"ut_pex": 1})
         self.assertTrue(peer.sendExtensionHandshake({"p": 1}))
