@@ -27,7 +27,7 @@ from btorrent.engine.resume import (
     writeResume,
 )
 from btorrent.engine.storage import MultiFileWriter
-from tests.test_storage import makeMetainfo
+from tests.builders import fakeMetainfo
 
 HASH = bytes(range(20))
 OTHER = bytes(range(1, 21))
@@ -342,7 +342,7 @@ class RecheckTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.meta, self.data = makeMetainfo(LAYOUT, 16384, padding=PADDING)
+        self.meta, self.data = fakeMetainfo(LAYOUT, 16384, padding=PADDING)
         self.downloadDir = os.path.abspath(self.mktemp())
         self.storage = MultiFileWriter(self.meta, self.downloadDir, maxOpenFiles=3)
         self.addCleanup(self.storage.close)
@@ -418,7 +418,7 @@ class RecheckTests(SynchronousTestCase):
         """
         content = bytearray(os.urandom(11 * 16384 + 100))
         content[2 * 16384 : 3 * 16384] = bytes(16384)
-        meta, data = makeMetainfo(
+        meta, data = fakeMetainfo(
             [(("a",), 5 * 16384), (("b",), 6 * 16384 + 100)],
             16384,
             data=bytes(content),
@@ -530,7 +530,7 @@ class RecheckTests(SynchronousTestCase):
         """
         Metainfo whose hashes do not match the layout is refused.
         """
-        other, _ = makeMetainfo(LAYOUT[:3], 16384)
+        other, _ = fakeMetainfo(LAYOUT[:3], 16384)
         self.assertRaises(ValueError, recheck, self.storage, other)
 
     def test_resumeAfterRecheck(self) -> None:
