@@ -17,7 +17,6 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from btorrent import PEER_ID_PREFIX
-from btorrent.codec import metainfo
 from btorrent.daemon.session import PORT_TRIES, Session, makePeerId
 from btorrent.daemon.tap import Options, ReannounceOnSignal, makeService
 from btorrent.interfaces import IPeerRouter
@@ -214,16 +213,12 @@ class SessionTests(SynchronousTestCase):
         session = self.session(
             reactor, trackerOptions={"udpRetransmitBase": 3.0, "udpMaxRetries": 5}
         )
-        root = os.path.join(self.base, "u")
-        os.makedirs(root)
-        with open(os.path.join(root, "f"), "wb") as f:
-            f.write(b"x" * 1000)
-        info = metainfo.load(
-            metainfo.create(
-                root,
-                [["udp://127.0.0.1:1/announce"], ["http://127.0.0.1:2/announce"]],
-            )
-        )
+        info = buildTorrent(
+            os.path.join(self.base, "u"),
+            [("f", 1000)],
+            None,
+            trackers=[["udp://127.0.0.1:1/announce"], ["http://127.0.0.1:2/announce"]],
+        ).metainfo
         torrent = session.addTorrent(info, self.base)
         session.startService()
         urls = [[c.url for c in tier] for tier in torrent.announcer.tiers]
