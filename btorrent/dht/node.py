@@ -122,6 +122,23 @@ class DHTStats:
     storedInfoHashes: int
 
 
+#: The L{DHTStats} fields a node counts itself.
+_COUNTERS = (
+    "lookups",
+    "peersFound",
+    "queriesIn",
+    "queriesOut",
+    "responsesIn",
+    "errorsIn",
+    "timeouts",
+    "malformed",
+    "rateLimited",
+    "unexpected",
+    "announcesIn",
+    "badTokens",
+)
+
+
 class PeerStore:
     """
     Peers announced to us, per info-hash, with expiry and caps so that the
@@ -624,23 +641,7 @@ class DHTNode:
         self._maintenance = None
         self._bootstrapLookup: Optional[Lookup] = None
         self.running = False
-        self._counters = dict.fromkeys(
-            [
-                "lookups",
-                "peersFound",
-                "queriesIn",
-                "queriesOut",
-                "responsesIn",
-                "errorsIn",
-                "timeouts",
-                "malformed",
-                "rateLimited",
-                "unexpected",
-                "announcesIn",
-                "badTokens",
-            ],
-            0,
-        )
+        self._counters = dict.fromkeys(_COUNTERS, 0)
 
     # -- state -------------------------------------------------------------
 

@@ -36,6 +36,28 @@ class FileTree:
     A single-file torrent lives at C{downloadDir/name}; a multi-file torrent
     at C{downloadDir/name/<path...>}.  Padding files have no path.
 
+    Every path is checked before use, lexically (no C{..}, no absolute
+    component) and on disk: the real path (symbolic links resolved) of
+    every directory and file must lie within the real path of the download
+    directory, so that a symbolic link planted inside it cannot lead
+    outside.  The check runs again whenever a file is opened.  A path that
+    leads outside is refused with a L{StorageError} whose one line names
+    it and where it leads.
+
+    BEP 47 attributes: a file with C{executable} set gets the executable
+    bits wherever it has read bits (C{rw-r--r--} becomes C{rwxr-xr-x}).  A
+    symbolic link (an entry with C{symlink}, its target relative to the
+    torrent's directory) is created after every file, with a relative
+    target, and only if it really leads inside the torrent's directory
+    once links already on disk are followed; otherwise an empty file takes
+    its place and a warning is logged and kept in L{warnings}.  Symbolic
+    links hold no data and are never opened.
+
+    Files and directories are created with the modes C{0o666} and C{0o777}
+    less C{umask} (C{DEFAULT_UMASK}: C{rw-r--r--} and C{rwxr-xr-x}), set
+    explicitly, so that the process's umask does not matter; what already
+    exists keeps its mode.
+
     @ivar downloadDir: the download directory (absolute).
     @ivar root: the torrent's directory (C{downloadDir} for a single-file
         torrent).

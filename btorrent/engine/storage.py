@@ -77,27 +77,10 @@ class MultiFileWriter:
     the right length is left untouched (its mtime does not change, so
     fast-resume data stays valid).
 
-    Every path is checked before use, lexically (no C{..}, no absolute
-    component) and on disk: the real path (symbolic links resolved) of
-    every directory and file must lie within the real path of the download
-    directory, so that a symbolic link planted inside it cannot lead
-    outside.  The check runs again whenever a file is opened.  A path that
-    leads outside is refused with a L{StorageError} whose one line names
-    it and where it leads.
-
-    BEP 47 attributes: a file with C{executable} set gets the executable
-    bits wherever it has read bits (C{rw-r--r--} becomes C{rwxr-xr-x}).  A
-    symbolic link (an entry with C{symlink}, its target relative to the
-    torrent's directory) is created after every file, with a relative
-    target, and only if it really leads inside the torrent's directory
-    once links already on disk are followed; otherwise an empty file takes
-    its place and a warning is logged and kept in L{warnings}.  Symbolic
-    links hold no data and are never opened.
-
-    Files and directories are created with the modes C{0o666} and C{0o777}
-    less C{umask} (L{DEFAULT_UMASK}: C{rw-r--r--} and C{rwxr-xr-x}), set
-    explicitly, so that the process's umask does not matter; what already
-    exists keeps its mode.
+    Every path is checked before use, lexically and on disk (symbolic
+    links resolved), whenever a file is created or opened; the BEP 47
+    attributes (executable bits, symbolic links) are applied and modes set
+    from C{umask}: see L{FileTree}.
 
     Descriptors are kept in a least-recently-used pool of at most
     C{maxOpenFiles}; a thread needing a descriptor while all of them are in
@@ -115,9 +98,6 @@ class MultiFileWriter:
     @ivar paths: the absolute path of each file (C{None} for padding).
     @ivar warnings: one line for each symbolic link that could not be
         created as such (see above), most recent last.
-    @ivar maxOpenFiles: the bound of the descriptor pool.
-    @ivar peakOpenFiles: the largest number of descriptors ever open at
-        once (for tests and statistics).
     @ivar umask: the bits taken away from the modes of what is created.
     """
 
