@@ -137,6 +137,7 @@ def buildTorrent(
     trackers: Sequence[Sequence[str]] = ((ANNOUNCE,),),
     seed: int = 0,
     private: bool = False,
+    comment: Optional[str] = None,
 ) -> BuiltTorrent:
     """
     Write files of random bytes and make their torrent.
@@ -152,6 +153,7 @@ def buildTorrent(
     @param trackers: BEP 12 tiers of announce URLs.
     @param seed: seeds the bytes (the same seed, the same files).
     @param private: set the private flag.
+    @param comment: the torrent's comment, if any.
     """
     path = os.path.abspath(path)
     written = writeFiles(path, files, seed)
@@ -166,6 +168,7 @@ def buildTorrent(
         [list(tier) for tier in trackers],
         pieceLength=pieceLength,
         private=private,
+        comment=comment,
     )
     return BuiltTorrent(
         path, [relative for relative, _ in files], data, metainfoCodec.load(data)

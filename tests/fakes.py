@@ -37,6 +37,7 @@ __all__ = [
     "HeldRunner",
     "MemoryStorage",
     "SyncReactor",
+    "pieceHashes",
     "syncRunner",
 ]
 
