@@ -108,6 +108,104 @@ class IAnnounceTarget(Interface):
         """
 
 
+class IPeer(Interface):
+    """
+    One connected peer, as a torrent's engine uses it: what its
+    coordinator (the C{Downloader}), choker, requester and uploader read
+    and call.  In production a L{btorrent.peer.protocol.PeerProtocol}; in
+    tests, C{tests.fakes.FakePeer}.
+    """
+
+    address = Attribute("C{(host, port)} of the peer.")
+    outgoing = Attribute("C{True} if we dialled it.")
+    peerId = Attribute("Its 20-byte peer id.")
+    amChoking = Attribute("We are choking it.")
+    amInterested = Attribute("We told it we want pieces.")
+    peerChoking = Attribute("It is choking us.")
+    peerInterested = Attribute("It wants our pieces.")
+    peerPieces = Attribute("Its pieces, a L{btorrent.codec.bitfield.Bitfield}.")
+    downloadRate = Attribute("Block bytes/s from it (a meter with C{rate}).")
+    uploadRate = Attribute("Block bytes/s to it (a meter with C{rate}).")
+    bytesDownloaded = Attribute("Block bytes received from it.")
+    bytesUploaded = Attribute("Block bytes sent to it.")
+    connectedAt = Attribute("When its handshake was accepted (clock seconds).")
+    fast = Attribute("Both sides offered the Fast extension (BEP 6).")
+    extended = Attribute("Both sides offered BEP 10 extensions.")
+    peerExtensions = Attribute("Its BEP 10 extension ids, by name.")
+
+    def sendMessage(message):
+        """
+        Send one message (a value of L{btorrent.codec.wire}).
+        """
+
+    def sendHave(index):
+        """
+        Tell it we have piece C{index}.
+        """
+
+    def sendBitfield(bitfield):
+        """
+        Send our pieces (only as the first message after the handshake).
+
+        @return: whether it was sent.
+        """
+
+    def sendRequest(index, begin, length):
+        """
+        Ask it for a block.
+        """
+
+    def sendCancel(index, begin, length):
+        """
+        Take back a request.
+        """
+
+    def sendReject(index, begin, length):
+        """
+        Refuse a request of its (BEP 6).
+        """
+
+    def sendPiece(index, begin, data):
+        """
+        Send it a block it asked for.
+        """
+
+    def sendExtended(name, payload):
+        """
+        Send a message of our BEP 10 extension C{name}.
+
+        @return: whether it was sent (it speaks that extension).
+        """
+
+    def sendExtensionHandshake(fields):
+        """
+        Send our BEP 10 handshake (besides C{m}).
+
+        @return: whether it was sent (it speaks BEP 10).
+        """
+
+    def choke():
+        """
+        Choke it.
+        """
+
+    def unchoke():
+        """
+        Unchoke it.
+        """
+
+    def setInterested(interested):
+        """
+        Tell it whether we want pieces (only when that changes).
+        """
+
+    def drop(reason):
+        """
+        Disconnect it, for C{reason} (one line for the log); its owner
+        hears C{peerLost}.
+        """
+
+
 class IPeerOwner(Interface):
     """
     What a C{PeerProtocol} reports to once its handshake has been accepted:

@@ -11,16 +11,14 @@ both sides are quiet, and reports a close on either side to the other.
 from __future__ import annotations
 
 import os
-import random
 from typing import List, Optional
 
-from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
-from btorrent.codec import metainfo, wire
+from btorrent.codec import wire
 from btorrent.codec.bitfield import Bitfield
 from btorrent.engine.extensions import EXTENSIONS
 from btorrent.peer.connection import (
@@ -41,45 +39,8 @@ from btorrent.peer.utmetadata import (
 
 __all__ = [
     "Link",
-    "Reactor",
     "RemotePeer",
-    "makeMetadata",
-    "syncRunner",
 ]
-
-
-class Reactor(MemoryReactorClock):
-    """
-    A memory reactor that runs C{callFromThread} at once (disk work runs
-    synchronously in these tests).
-    """
-
-    def callFromThread(self, f, *args, **kwargs):
-        f(*args, **kwargs)
-
-
-def syncRunner(f, *args, **kwargs):
-    return defer.maybeDeferred(f, *args, **kwargs)
-
-
-def makeMetadata(base: str, files, pieceLength: int = 16384, private=False):
-    """
-    Files of random bytes under C{base/seed/content} and their torrent.
-
-    @return: C{(Metainfo, seed root, {relative path: bytes})}.
-    """
-    rng = random.Random(len(files) * 7 + pieceLength)
-    root = os.path.join(base, "seed", "content")
-    contents = {}
-    for relative, size in files:
-        path = os.path.join(root, *relative.split("/"))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        data = rng.randbytes(size)
-        contents[relative] = data
-        with open(path, "wb") as f:
-            f.write(data)
-    data = metainfo.create(root, [], pieceLength=pieceLength, private=private)
-    return metainfo.load(data), root, contents
 
 
 class RemotePeer:

@@ -19,38 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import shutil
 import subprocess
 import time
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
+from tests.builders import writeFiles
 from tests.realpeers import freePort
-
-
-def writeFiles(
-    parent: str, files: Sequence[Tuple[str, int]], seed: int = 0
-) -> List[str]:
-    """
-    Create files of random bytes.
-
-    @param parent: the directory the relative paths start from.
-    @param files: C{(relative path with /, size)} pairs.
-    @return: the absolute paths.
-    """
-    rng = random.Random(seed)
-    paths = []
-    for relative, size in files:
-        path = os.path.join(parent, *relative.split("/"))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            remaining = size
-            while remaining:
-                chunk = min(remaining, 1 << 20)
-                f.write(rng.randbytes(chunk))
-                remaining -= chunk
-        paths.append(path)
-    return paths
 
 
 def writeRandomFile(path: str, size: int, seed: int = 0) -> str:
@@ -84,6 +59,36 @@ def _lt():
     return libtorrent
 
 
+def makeLibtorrentTorrent(
+    parent: str,
+    files: Sequence[Tuple[str, int]],
+    pieceLength: int,
+    trackers: Iterable[str] = (),
+    hybrid: bool = False,
+) -> bytes:
+    """
+    A torrent made by libtorrent itself over files that exist under
+    C{parent} (a v1 torrent, or a v1 + v2 hybrid): interop tests share
+    torrents that our codec did not make.
+
+    @param files: C{(relative path, size)}; a single entry without C{/}
+        makes a single-file torrent, else every path starts with the
+        torrent's name.
+    @param trackers: announce URLs, one tier each.
+    @param hybrid: make a v1 + v2 hybrid (libtorrent's default, without
+        C{v1_only}): BEP 47 pad files align every file to a piece.
+    @return: the .torrent bytes.
+    """
+    lt = _lt()
+    entries = [lt.create_file_entry(path, size) for path, size in files]
+    flags = 0 if hybrid else lt.create_torrent.v1_only
+    creator = lt.create_torrent(entries, pieceLength, flags=flags)
+    for tier, url in enumerate(trackers):
+        creator.add_tracker(url, tier)
+    lt.set_piece_hashes(creator, parent)
+    return lt.bencode(creator.generate())
+
+
 def makeTorrent(
     dataPath: str,
     trackers: Sequence[str],
@@ -98,16 +103,16 @@ def makeTorrent(
     @param directory: where to write C{<name>.torrent}.
     @return: the .torrent path.
     """
-    lt = _lt()
     name = os.path.basename(dataPath)
-    entries = [lt.create_file_entry(name, os.path.getsize(dataPath))]
-    creator = lt.create_torrent(entries, pieceLength, flags=lt.create_torrent.v1_only)
-    for tier, url in enumerate(trackers):
-        creator.add_tracker(url, tier)
-    lt.set_piece_hashes(creator, os.path.dirname(os.path.abspath(dataPath)))
+    data = makeLibtorrentTorrent(
+        os.path.dirname(os.path.abspath(dataPath)),
+        [(name, os.path.getsize(dataPath))],
+        pieceLength,
+        trackers,
+    )
     path = os.path.join(directory, name + ".torrent")
     with open(path, "wb") as f:
-        f.write(lt.bencode(creator.generate()))
+        f.write(data)
     return path
 
 

@@ -1,6 +1,7 @@
 """
 Real libtorrent peers on 127.0.0.1 for download tests: test data on disk,
-torrents made by libtorrent itself, a seeder and a leecher.
+torrents made by libtorrent itself (L{makeTorrent}, which is
+L{tests.realclients.makeLibtorrentTorrent}), a seeder and a leecher.
 
 Everything binds 127.0.0.1 only; DHT, LSD, UPnP, NAT-PMP, PEX and uTP are
 off.  A missing libtorrent raises (tests fail, never skip).
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Iterable, Optional, Sequence, Tuple
+from typing import Optional
 
 try:
     import libtorrent as lt
@@ -20,6 +21,7 @@ except ImportError as e:  # pragma: no cover
     ) from e
 
 from tests.realclients import loopbackSession, torrentFlags, writeFiles
+from tests.realclients import makeLibtorrentTorrent as makeTorrent
 from tests.realpeers import freePort
 
 __all__ = [
@@ -48,32 +50,6 @@ def writeLargeFile(path: str, size: int) -> None:
             f.write(chunk)
             written += len(chunk)
             counter += 1
-
-
-def makeTorrent(
-    parent: str,
-    files: Sequence[Tuple[str, int]],
-    pieceLength: int,
-    trackers: Iterable[str] = (),
-    hybrid: bool = False,
-) -> bytes:
-    """
-    A v1 torrent made by libtorrent over files that exist under C{parent}.
-
-    @param files: C{(relative path, size)}; a single entry without C{/}
-        makes a single-file torrent, else every path starts with the
-        torrent's name.
-    @param hybrid: make a v1 + v2 hybrid (libtorrent's default, without
-        C{v1_only}): BEP 47 pad files align every file to a piece.
-    @return: the .torrent bytes.
-    """
-    entries = [lt.create_file_entry(path, size) for path, size in files]
-    flags = 0 if hybrid else lt.create_torrent.v1_only
-    ct = lt.create_torrent(entries, pieceLength, flags=flags)
-    for tier, url in enumerate(trackers):
-        ct.add_tracker(url, tier)
-    lt.set_piece_hashes(ct, parent)
-    return lt.bencode(ct.generate())
 
 
 class LibtorrentPeer:

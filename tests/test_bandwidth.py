@@ -9,6 +9,7 @@ a block whenever it is not held back, as fast as the simulation steps.
 from __future__ import annotations
 
 from twisted.internet import task
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from btorrent.control.api import ControlError
@@ -24,34 +25,25 @@ from btorrent.engine.bandwidth import (
     TorrentBandwidth,
     TorrentLimits,
 )
+from tests.fakes import FakePeer
 
 BLOCK = 16384
 
 
-class FakeTransport:
+class FakeTransport(StringTransport):
     """
-    Records whether reading is paused.
+    A transport that counts how many times reading was paused.
     """
 
-    def __init__(self):
-        self.paused = False
-        self.pauses = 0
+    pauses = 0
+
+    @property
+    def paused(self):
+        return self.producerState == "paused"
 
     def pauseProducing(self):
-        self.paused = True
+        super().pauseProducing()
         self.pauses += 1
-
-    def resumeProducing(self):
-        self.paused = False
-
-
-class FakePeer:
-    def __init__(self, name):
-        self.name = name
-        self.transport = FakeTransport()
-
-    def __repr__(self):
-        return f"<FakePeer {self.name}>"
 
 
 class FakeRecord:
@@ -78,7 +70,10 @@ class FakeDownloader:
     """
 
     def __init__(self, count=1, name="t"):
-        self.peers = {FakePeer(f"{name}{i}"): FakeRecord() for i in range(count)}
+        self.peers = {
+            FakePeer(name=f"{name}{i}", transport=FakeTransport()): FakeRecord()
+            for i in range(count)
+        }
         self.downloadLimiter = None
         self.uploader = FakeUploader()
         self.requester = FakeRequester()

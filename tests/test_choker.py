@@ -16,48 +16,23 @@ from btorrent.engine.chokerservice import ChokerService
 from btorrent.util.events import EventSource
 from btorrent.util.heartbeat import Heartbeat
 from btorrent.util.rate import RateMeter
+from tests.fakes import FakePeer
 
 
-class FakeRate:
+def choosable(
+    name: str,
+    interested: bool = True,
+    down: float = 0.0,
+    up: float = 0.0,
+    connectedAt: float = -1000.0,
+) -> FakePeer:
     """
-    A rate meter with a fixed rate.
+    A fake peer as the choker sees it: interested, connected long ago,
+    with the rates given.
     """
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-
-
-class FakePeer:
-    """
-    The attributes and methods of a C{PeerProtocol} that the choker uses.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        interested: bool = True,
-        down: float = 0.0,
-        up: float = 0.0,
-        connectedAt: float = -1000.0,
-    ) -> None:
-        self.name = name
-        self.peerInterested = interested
-        self.amChoking = True
-        self.downloadRate = FakeRate(down)
-        self.uploadRate = FakeRate(up)
-        self.connectedAt = connectedAt
-        self.calls: List[str] = []
-
-    def choke(self) -> None:
-        self.calls.append("choke")
-        self.amChoking = True
-
-    def unchoke(self) -> None:
-        self.calls.append("unchoke")
-        self.amChoking = False
-
-    def __repr__(self) -> str:
-        return f"<FakePeer {self.name}>"
+    return FakePeer(
+        name=name, interested=interested, down=down, up=up, connectedAt=connectedAt
+    )
 
 
 def names(peers) -> List[str]:
@@ -79,12 +54,12 @@ class ChooseTests(SynchronousTestCase):
         download rates are unchoked.
         """
         peers = [
-            FakePeer("a", down=10),
-            FakePeer("b", down=50),
-            FakePeer("c", down=30),
-            FakePeer("d", down=5, up=1000),
-            FakePeer("e", down=40),
-            FakePeer("f", down=20),
+            choosable("a", down=10),
+            choosable("b", down=50),
+            choosable("c", down=30),
+            choosable("d", down=5, up=1000),
+            choosable("e", down=40),
+            choosable("f", down=20),
         ]
         self.assertEqual(names(chooseUnchoked(peers, False)), ["b", "c", "e", "f"])
         self.assertEqual(names(chooseUnchoked(peers, False, slots=2)), ["b", "e"])
@@ -95,10 +70,10 @@ class ChooseTests(SynchronousTestCase):
         While seeding, the peers we upload to fastest are unchoked.
         """
         peers = [
-            FakePeer("a", down=100, up=1),
-            FakePeer("b", down=0, up=9),
-            FakePeer("c", down=100, up=5),
-            FakePeer("d", down=0, up=7),
+            choosable("a", down=100, up=1),
+            choosable("b", down=0, up=9),
+            choosable("c", down=100, up=5),
+            choosable("d", down=0, up=7),
         ]
         self.assertEqual(names(chooseUnchoked(peers, True, slots=2)), ["b", "d"])
 
@@ -107,9 +82,9 @@ class ChooseTests(SynchronousTestCase):
         Peers that are not interested never take a slot, however fast.
         """
         peers = [
-            FakePeer("a", interested=False, down=1000),
-            FakePeer("b", down=1),
-            FakePeer("c", interested=False, down=500),
+            choosable("a", interested=False, down=1000),
+            choosable("b", down=1),
+            choosable("c", interested=False, down=500),
         ]
         self.assertEqual(names(chooseUnchoked(peers, False)), ["b"])
         self.assertEqual(
@@ -122,13 +97,13 @@ class ChooseTests(SynchronousTestCase):
         the others.
         """
         peers = [
-            FakePeer(name, down=rate) for name, rate in zip("abcde", [5, 4, 3, 2, 1])
+            choosable(name, down=rate) for name, rate in zip("abcde", [5, 4, 3, 2, 1])
         ]
         chosen = chooseUnchoked(peers, False, slots=2, optimistic=peers[0])
         self.assertEqual(names(chosen), ["a", "b", "c"])
         chosen = chooseUnchoked(peers, False, slots=2, optimistic=peers[4])
         self.assertEqual(names(chosen), ["a", "b", "e"])
-        gone = FakePeer("gone")
+        gone = choosable("gone")
         self.assertEqual(
             names(chooseUnchoked(peers, False, slots=2, optimistic=gone)), ["a", "b"]
         )
@@ -137,7 +112,7 @@ class ChooseTests(SynchronousTestCase):
         """
         Among equal rates the peers already unchoked keep their slots.
         """
-        peers = [FakePeer(name) for name in "abcd"]
+        peers = [choosable(name) for name in "abcd"]
         peers[3].amChoking = False
         peers[2].amChoking = False
         self.assertEqual(names(chooseUnchoked(peers, False, slots=2)), ["c", "d"])
@@ -149,7 +124,7 @@ class ChooseTests(SynchronousTestCase):
         """
         The rates are read through the given functions.
         """
-        peers = [FakePeer("a"), FakePeer("b")]
+        peers = [choosable("a"), choosable("b")]
         rates = {"a": 1, "b": 2}
         self.assertEqual(
             names(
@@ -173,7 +148,7 @@ class ChooseTests(SynchronousTestCase):
         By default the rates are the C{.rate} of L{RateMeter}s.
         """
         clock = Clock()
-        a, b = FakePeer("a"), FakePeer("b")
+        a, b = choosable("a"), choosable("b")
         a.downloadRate = RateMeter(clock)
         b.downloadRate = RateMeter(clock)
         a.downloadRate.update(1000)
@@ -207,11 +182,11 @@ class ChokerTests(SynchronousTestCase):
         optimistic peer among the others.
         """
         self.peers = [
-            FakePeer("a", down=50),
-            FakePeer("b", down=40),
-            FakePeer("c", down=30),
-            FakePeer("d", down=20),
-            FakePeer("x", interested=False, down=999),
+            choosable("a", down=50),
+            choosable("b", down=40),
+            choosable("c", down=30),
+            choosable("d", down=20),
+            choosable("x", interested=False, down=999),
         ]
         self.choker.start()
         self.assertTrue(self.choker.running)
@@ -227,12 +202,16 @@ class ChokerTests(SynchronousTestCase):
         Every 10 s the slots follow the rates; choke and unchoke are called
         only on changes.
         """
-        a, b, c = FakePeer("a", down=50), FakePeer("b", down=40), FakePeer("c", down=30)
+        a, b, c = (
+            choosable("a", down=50),
+            choosable("b", down=40),
+            choosable("c", down=30),
+        )
         self.peers = [a, b, c]
         self.choker.start()
         # All three fit: two regular and the optimistic.
         self.assertEqual(unchokedNames(self.peers), ["a", "b", "c"])
-        d = FakePeer("d", down=100)
+        d = choosable("d", down=100)
         self.peers.append(d)
         self.clock.advance(9)
         self.assertEqual(d.calls, [])
@@ -261,12 +240,12 @@ class ChokerTests(SynchronousTestCase):
             fillInterval=None,
         )
         self.addCleanup(choker.stop)
-        a, b = FakePeer("a", down=1), FakePeer("b", down=2)
+        a, b = choosable("a", down=1), choosable("b", down=2)
         self.peers = [a]
         choker.start()
         self.assertEqual(choker.regular, {a})
         self.peers.append(b)
-        c = FakePeer("c", down=0)
+        c = choosable("c", down=0)
         self.peers.append(c)
         self.clock.advance(2.9)
         self.assertEqual(b.calls, [])
@@ -285,7 +264,7 @@ class ChokerTests(SynchronousTestCase):
         Every 30 s the optimistic unchoke moves to another choked interested
         peer; the previous one is choked unless it earned a slot.
         """
-        self.peers = [FakePeer(name, down=10 - i) for i, name in enumerate("abcdef")]
+        self.peers = [choosable(name, down=10 - i) for i, name in enumerate("abcdef")]
         self.choker.start()
         seen = []
         for _ in range(30):
@@ -309,10 +288,10 @@ class ChokerTests(SynchronousTestCase):
         now = self.clock.seconds()
         counts: Counter = Counter()
         for seed in range(1200):
-            peers = [FakePeer("fast", down=100)] + [
-                FakePeer(name, connectedAt=now - 600) for name in "abc"
+            peers = [choosable("fast", down=100)] + [
+                choosable(name, connectedAt=now - 600) for name in "abc"
             ]
-            peers.append(FakePeer("new", connectedAt=now - 30))
+            peers.append(choosable("new", connectedAt=now - 30))
             choker = Choker(
                 self.clock,
                 lambda peers=peers: peers,
@@ -332,7 +311,7 @@ class ChokerTests(SynchronousTestCase):
         """
         A peer without C{connectedAt} counts as connected at time 0.
         """
-        peer = FakePeer("a")
+        peer = choosable("a")
         del peer.connectedAt
         self.assertEqual(self.choker._weight(peer, 1000.0), 1)
         self.assertEqual(self.choker._weight(peer, 30.0), 3)
@@ -343,10 +322,10 @@ class ChokerTests(SynchronousTestCase):
         fastest.
         """
         self.peers = [
-            FakePeer("a", down=100, up=1),
-            FakePeer("b", up=30),
-            FakePeer("c", down=50, up=20),
-            FakePeer("d", up=10),
+            choosable("a", down=100, up=1),
+            choosable("b", up=30),
+            choosable("c", down=50, up=20),
+            choosable("d", up=10),
         ]
         self.choker.start()
         self.assertEqual(names(self.choker.regular), ["a", "c"])
@@ -375,7 +354,8 @@ class ChokerTests(SynchronousTestCase):
         )
         self.addCleanup(choker.stop)
         self.peers = [
-            FakePeer(name, up=rate) for name, rate in zip("abcde", [50, 40, 30, 20, 10])
+            choosable(name, up=rate)
+            for name, rate in zip("abcde", [50, 40, 30, 20, 10])
         ]
         choker.start()
         return choker
@@ -433,7 +413,7 @@ class ChokerTests(SynchronousTestCase):
         another interested peer, at the next fill.
         """
         a, b, c, d = (
-            FakePeer(name, down=rate) for name, rate in zip("abcd", [4, 3, 2, 1])
+            choosable(name, down=rate) for name, rate in zip("abcd", [4, 3, 2, 1])
         )
         self.peers = [a, b, c, d]
         self.choker.start()
@@ -452,23 +432,23 @@ class ChokerTests(SynchronousTestCase):
         and within C{fillInterval} without them.
         """
         self.choker.start()
-        a = FakePeer("a")
+        a = choosable("a")
         self.peers.append(a)
         self.choker.peerAdded(a)
         self.assertFalse(a.amChoking)
-        b = FakePeer("b", interested=False)
+        b = choosable("b", interested=False)
         self.peers.append(b)
         self.choker.peerAdded(b)
         self.assertTrue(b.amChoking)
         b.peerInterested = True
         self.choker.interestChanged(b)
         self.assertFalse(b.amChoking)
-        c = FakePeer("c")
+        c = choosable("c")
         self.peers.append(c)
         self.clock.advance(1)
         self.assertFalse(c.amChoking)
         # Slots are full now (2 regular + 1 optimistic): a fourth waits.
-        d = FakePeer("d", down=1000)
+        d = choosable("d", down=1000)
         self.peers.append(d)
         self.choker.peersChanged()
         self.assertTrue(d.amChoking)
@@ -479,10 +459,10 @@ class ChokerTests(SynchronousTestCase):
         Filling never takes a slot from a peer that still deserves it, even
         if a faster peer appeared.
         """
-        a, b = FakePeer("a", down=1), FakePeer("b", down=1)
+        a, b = choosable("a", down=1), choosable("b", down=1)
         self.peers = [a, b]
         self.choker.start()
-        fast = FakePeer("fast", down=1000)
+        fast = choosable("fast", down=1000)
         self.peers.append(fast)
         self.choker.peerAdded(fast)
         # a and b keep the regular slots; fast is the optimistic unchoke.
@@ -495,7 +475,7 @@ class ChokerTests(SynchronousTestCase):
         When a peer with a slot leaves, its slot goes to another.
         """
         a, b, c, d = (
-            FakePeer(name, down=rate) for name, rate in zip("abcd", [4, 3, 2, 1])
+            choosable(name, down=rate) for name, rate in zip("abcd", [4, 3, 2, 1])
         )
         self.peers = [a, b, c, d]
         self.choker.start()
@@ -515,13 +495,13 @@ class ChokerTests(SynchronousTestCase):
         After L{Choker.stop} nothing happens on the timers or hooks; starting
         twice keeps one timer.
         """
-        a = FakePeer("a")
+        a = choosable("a")
         self.peers = [a]
         self.choker.start()
         self.choker.stop()
         self.assertFalse(self.choker.running)
         self.assertEqual(self.clock.getDelayedCalls(), [])
-        b = FakePeer("b")
+        b = choosable("b")
         self.peers.append(b)
         self.choker.peerAdded(b)
         self.clock.advance(100)
@@ -575,13 +555,13 @@ class ServiceTests(SynchronousTestCase):
         service = ChokerService(torrent, rng=random.Random(0), slots=1)
         service.startService()
         self.assertTrue(service.choker.running)
-        a = FakePeer("a", down=1, up=5)
+        a = choosable("a", down=1, up=5)
         torrent.downloader.peers[a] = object()
         torrent.downloader.events.emit("peersChanged")
         self.assertEqual(earlier, [1])
         self.assertFalse(a.amChoking)
-        b = FakePeer("b", down=2, up=1)
-        c = FakePeer("c", down=0, up=0)
+        b = choosable("b", down=2, up=1)
+        c = choosable("c", down=0, up=0)
         torrent.downloader.peers[b] = object()
         torrent.downloader.peers[c] = object()
         clock.advance(10)
@@ -609,7 +589,7 @@ class ServiceTests(SynchronousTestCase):
             (choker.slots, choker.interval, choker.optimisticInterval),
             (4, 10.0, 30.0),
         )
-        peers = [FakePeer(name, down=rate) for name, rate in zip("abcdefg", range(7))]
+        peers = [choosable(name, down=rate) for name, rate in zip("abcdefg", range(7))]
         for peer in peers:
             torrent.downloader.peers[peer] = object()
         service.startService()

@@ -32,7 +32,7 @@ from btorrent.cli.remoteargs import (
     parseRatio,
     parseTorrentId,
 )
-from btorrent.codec import metainfo
+from tests.builders import buildTorrent
 from tests.realpeers import freePort
 from tests.twistdproc import repositoryEnvironment
 
@@ -370,11 +370,14 @@ class LazyImportTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.cwd = os.path.abspath(self.mktemp())
         os.makedirs(self.cwd)
-        data = os.path.join(self.cwd, "f.bin")
-        with open(data, "wb") as f:
-            f.write(b"x" * 1000)
-        with open(os.path.join(self.cwd, "f.torrent"), "wb") as f:
-            f.write(metainfo.create(data, [["http://127.0.0.1:1/"]]))
+        built = buildTorrent(
+            self.cwd,
+            [("f.bin", 1000)],
+            None,
+            single=True,
+            trackers=[["http://127.0.0.1:1/"]],
+        )
+        built.writeTorrent(os.path.join(self.cwd, "f.torrent"))
 
     def test_info(self) -> None:
         """

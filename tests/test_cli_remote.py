@@ -20,6 +20,7 @@ from btorrent.cli import remote, watch
 from btorrent.cli.remoteargs import parseTorrentId
 from btorrent.cli.rpcclient import RPCClient
 from btorrent.codec import metainfo
+from tests.builders import buildTorrent
 from tests.faketransmission import FakeTransmission, listen
 from tests.realpeers import freePort
 
@@ -38,14 +39,7 @@ def makeTorrent(directory: str, name: str, size: int = 1000) -> str:
     Write C{directory/name} (C{size} bytes) and a .torrent of it; return
     the .torrent's path.
     """
-    os.makedirs(directory, exist_ok=True)
-    data = os.path.join(directory, name)
-    with open(data, "wb") as f:
-        f.write(os.urandom(size))
-    path = data + ".torrent"
-    with open(path, "wb") as f:
-        f.write(metainfo.create(data, [["http://127.0.0.1:1/announce"]]))
-    return path
+    return buildTorrent(directory, [(name, size)], None, single=True).writeTorrent()
 
 
 class RemoteTestCase(TestCase):

@@ -14,9 +14,10 @@ import os
 import random
 import shutil
 
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent.codec import metainfo, wire
+from btorrent.codec import wire
 from btorrent.control.api import (
     DOWNLOADING,
     PRIORITY_HIGH,
@@ -31,9 +32,9 @@ from btorrent.engine.bandwidth import MAX_RATE
 from btorrent.engine.controls import SessionControls
 from btorrent.engine.storage import MultiFileWriter
 from btorrent.engine.torrent import Torrent
-from tests.test_bandwidth import FakeTransport
-from tests.test_downloader import FakePeer
-from tests.test_torrent import PEER_ID, Reactor, syncRunner
+from tests.builders import buildTorrent
+from tests.fakes import FakePeer, SyncReactor, syncRunner
+from tests.test_torrent import PEER_ID
 
 PIECE = 16384
 
@@ -46,31 +47,19 @@ FILES = [
 ]
 
 
-def makeData(base):
-    rng = random.Random(17)
-    root = os.path.join(base, "seed", "content")
-    for relative, size in FILES:
-        path = os.path.join(root, *relative.split("/"))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(rng.randbytes(size))
-    data = metainfo.create(root, [["http://127.0.0.1:1/announce"]], pieceLength=PIECE)
-    return metainfo.load(data), root
-
-
 class ControlsMixin:
     def setUp(self):
         self.base = os.path.abspath(self.mktemp())
-        self.info, self.seedRoot = makeData(self.base)
+        built = buildTorrent(
+            os.path.join(self.base, "seed", "content"), FILES, PIECE, seed=17
+        )
+        self.info, self.seedRoot = built.metainfo, built.path
         self.downloadDir = os.path.join(self.base, "download")
         self.stateDir = os.path.join(self.base, "state")
-        self.reactor = Reactor()
+        self.reactor = SyncReactor()
         self.session = SessionControls(self.reactor)
         self.paths = ["/".join(f.path) for f in self.info.files]
-        self.content = b"".join(
-            open(os.path.join(self.seedRoot, *f.path), "rb").read()
-            for f in self.info.files
-        )
+        self.content = built.content()
         self.count = 0
 
     def index(self, relative):
@@ -97,7 +86,7 @@ class ControlsMixin:
     def connect(self, torrent, seed=True):
         self.count += 1
         peer = FakePeer(torrent.downloader, self.info.pieceCount, self.count)
-        peer.transport = FakeTransport()
+        peer.transport = StringTransport()
         self.assertTrue(torrent.downloader.peerConnected(peer))
         if seed:
             peer.haveAll()
@@ -498,9 +487,9 @@ class RateLimitTests(ControlsMixin, SynchronousTestCase):
         peer = self.connect(torrent)
         self.assertLessEqual(len(peer.requests()), 4)
         self.answer(peer, limit=1)
-        self.assertTrue(peer.transport.paused)
+        self.assertEqual(peer.transport.producerState, "paused")
         torrent.controls.setLimits(downloadLimited=False)
-        self.assertFalse(peer.transport.paused)
+        self.assertEqual(peer.transport.producerState, "producing")
         self.assertIsNone(downloader.downloadLimiter)
         self.assertIsNone(downloader.requester.depthCap)
         self.answer(peer)

@@ -1,24 +1,22 @@
 """
-Tests for L{btorrent.engine.downloader}: the Downloader driven by fake peers (objects
-with the surface of a C{PeerProtocol} that record what is sent to them), a
-real L{PiecePicker}, an in-memory storage and L{task.Clock}.
+Tests for L{btorrent.engine.downloader}: the Downloader driven by fake peers
+(L{tests.fakes.FakePeer}: the surface of a C{PeerProtocol} the engine uses,
+recording what is sent to them), a real L{PiecePicker}, an in-memory
+storage and L{task.Clock}.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
-from typing import Tuple
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet import defer, task
+from twisted.internet import task
 from twisted.internet.protocol import ClientFactory
 from twisted.internet.testing import MemoryReactor
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from btorrent.codec import wire
@@ -35,215 +33,11 @@ from btorrent.engine.downloader import (
     requestDepth,
 )
 from btorrent.engine.picker import PiecePicker
-from btorrent.interfaces import IPeerOwner, IPieceStorage
+from btorrent.interfaces import IPeerOwner
+from tests.builders import fakeTorrent
+from tests.fakes import FakePeer, HeldRunner, MemoryStorage, syncRunner
 
 OUR_ID = b"-BT0100-" + b"o" * 12
-
-
-@dataclass(frozen=True)
-class FakeMetainfo:
-    """
-    The parts of a Metainfo the downloader reads.
-    """
-
-    infoHash: bytes
-    pieceLength: int
-    totalLength: int
-    pieceHashes: Tuple[bytes, ...]
-
-    @property
-    def pieceCount(self) -> int:
-        return len(self.pieceHashes)
-
-    def pieceSize(self, index: int) -> int:
-        if index == self.pieceCount - 1:
-            return self.totalLength - index * self.pieceLength
-        return self.pieceLength
-
-
-def makeTorrent(pieceLength=4 * BLOCK_SIZE, pieces=4, lastShort=1000):
-    """
-    @return: C{(metainfo, data)} for random data of that shape.
-    """
-    rng = random.Random(pieceLength * 31 + pieces)
-    total = pieceLength * (pieces - 1) + (lastShort or pieceLength)
-    data = rng.randbytes(total)
-    hashes = tuple(
-        hashlib.sha1(data[i : i + pieceLength]).digest()
-        for i in range(0, total, pieceLength)
-    )
-    return FakeMetainfo(b"h" * 20, pieceLength, total, hashes), data
-
-
-@implementer(IPieceStorage)
-class MemoryStorage:
-    """
-    An in-memory L{IPieceStorage}.
-    """
-
-    def __init__(self, metainfo, data=b""):
-        self.metainfo = metainfo
-        self.pieces = {}
-        self.writes = []
-        for index in range(metainfo.pieceCount if data else 0):
-            start = index * metainfo.pieceLength
-            self.pieces[index] = data[start : start + metainfo.pieceSize(index)]
-
-    def open(self):
-        pass
-
-    def writePiece(self, index, data):
-        self.writes.append(index)
-        self.pieces[index] = bytes(data)
-
-    def readBlock(self, index, begin, length):
-        return self.pieces[index][begin : begin + length]
-
-    def readPiece(self, index):
-        return self.pieces[index]
-
-    def sync(self):
-        pass
-
-    def close(self):
-        pass
-
-
-class FakeRate:
-    """
-    A rate meter whose rate the test sets.
-    """
-
-    def __init__(self):
-        self.rate = 0.0
-        self.total = 0
-
-    def update(self, nbytes):
-        self.total += nbytes
-
-
-class FakePeer:
-    """
-    The surface of a C{PeerProtocol}, recording calls.
-    """
-
-    def __init__(self, owner, pieceCount, number, peerId=None, factory=None):
-        self.owner = owner
-        self.amChoking = True
-        self.amInterested = False
-        self.peerChoking = True
-        self.peerInterested = False
-        self.peerPieces = Bitfield(pieceCount)
-        self.peerId = peerId or b"-XX0000-" + b"%012d" % number
-        self.address = ("127.0.0.1", 10000 + number)
-        self.outgoing = factory is not None
-        self.factory = factory
-        self.downloadRate = FakeRate()
-        self.uploadRate = FakeRate()
-        self.sent = []
-        self.allRequests = []
-        self.dropped = None
-
-    def sendMessage(self, msg):
-        self.sent.append(msg)
-
-    def sendHave(self, index):
-        self.sent.append(wire.Have(index))
-
-    def sendBitfield(self, bitfield):
-        self.sent.append(wire.BitfieldMessage(bitfield.toBytes()))
-        return True
-
-    def sendRequest(self, index, begin, length):
-        self.sent.append(wire.Request(index, begin, length))
-        self.allRequests.append((index, begin))
-
-    def sendCancel(self, index, begin, length):
-        self.sent.append(wire.Cancel(index, begin, length))
-
-    def sendPiece(self, index, begin, data):
-        self.sent.append(wire.Piece(index, begin, bytes(data)))
-
-    def choke(self):
-        self.amChoking = True
-        self.sent.append(wire.Choke())
-
-    def unchoke(self):
-        self.amChoking = False
-        self.sent.append(wire.Unchoke())
-
-    def setInterested(self, interested):
-        self.amInterested = interested
-        self.sent.append(wire.Interested() if interested else wire.NotInterested())
-
-    def drop(self, reason):
-        if self.dropped is None:
-            self.dropped = reason
-            self.owner.peerLost(self, Failure(ConnectionError(reason)))
-
-    # What the remote side does
-
-    def receive(self, msg):
-        if isinstance(msg, wire.Choke):
-            self.peerChoking = True
-        elif isinstance(msg, wire.Unchoke):
-            self.peerChoking = False
-        elif isinstance(msg, wire.Interested):
-            self.peerInterested = True
-        elif isinstance(msg, wire.NotInterested):
-            self.peerInterested = False
-        elif isinstance(msg, wire.Have):
-            self.peerPieces.add(msg.index)
-        elif isinstance(msg, wire.BitfieldMessage):
-            self.peerPieces = Bitfield.fromBytes(msg.bits, len(self.peerPieces))
-        self.owner.peerMessage(self, msg)
-
-    def haveAll(self):
-        bits = Bitfield(len(self.peerPieces))
-        for index in range(len(bits)):
-            bits.add(index)
-        self.receive(wire.BitfieldMessage(bits.toBytes()))
-
-    def of(self, kind):
-        return [m for m in self.sent if isinstance(m, kind)]
-
-    def requests(self):
-        return self.of(wire.Request)
-
-    def takeSent(self):
-        sent, self.sent = self.sent, []
-        return sent
-
-
-def syncRunner(f, *args):
-    """
-    Run C{f} at once, as a thread pool would (but synchronously).
-    """
-    return defer.maybeDeferred(f, *args)
-
-
-class HeldRunner:
-    """
-    Run nothing until the test says so.
-    """
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, f, *args):
-        d = defer.Deferred()
-        self.calls.append((f, args, d))
-        return d
-
-    def runAll(self):
-        calls, self.calls = self.calls, []
-        for f, args, d in calls:
-            try:
-                result = f(*args)
-            except Exception:
-                d.errback()
-            else:
-                d.callback(result)
 
 
 class RecordingClientFactory(ClientFactory):
@@ -268,7 +62,7 @@ class DownloaderMixin:
         order="random",
         **kwargs,
     ):
-        self.metainfo, self.data = makeTorrent(pieceLength, pieces, lastShort)
+        self.metainfo, self.data = fakeTorrent(pieceLength, pieces, lastShort)
         self.clock = task.Clock()
         self.reactor = MemoryReactor()
         self.picker = PiecePicker(

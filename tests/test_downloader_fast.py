@@ -24,39 +24,18 @@ from btorrent.engine.fastpeer import (
 from btorrent.peer.connection import Features
 from btorrent.peer.fast import allowedFastSet
 from btorrent.peer.mse import CRYPTO_RC4, MSEError
-from tests.test_downloader import DownloaderMixin, FakePeer, HeldRunner
+from tests.fakes import FakePeer, HeldRunner
+from tests.test_downloader import DownloaderMixin
 
 PIECES = 40
-
-
-class FastFakePeer(FakePeer):
-    """
-    A fake peer that negotiated the Fast extension.
-    """
-
-    fast = True
-    isEncrypted = False
-
-    def sendReject(self, index, begin, length):
-        self.sent.append(wire.RejectRequest(index, begin, length))
-
-    def receive(self, msg):
-        if isinstance(msg, wire.HaveAll):
-            self.peerPieces = Bitfield.full(len(self.peerPieces))
-        super().receive(msg)
-
-    def chokeNow(self):
-        """
-        What C{PeerProtocol.choke} does: send the choke, tell the owner.
-        """
-        self.choke()
-        self.owner.peerChoked(self)
 
 
 class FastMixin(DownloaderMixin):
     def connectFast(self, peerPieces=None):
         self.count += 1
-        peer = FastFakePeer(self.downloader, self.metainfo.pieceCount, self.count)
+        peer = FakePeer(
+            self.downloader, self.metainfo.pieceCount, self.count, fast=True
+        )
         if peerPieces is not None:
             for index in peerPieces:
                 peer.peerPieces.add(index)

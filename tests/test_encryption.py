@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Optional
 
-from twisted.internet import defer, task
+from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent.codec import metainfo
 from btorrent.codec.wire import Handshake, encodeHandshake
 from btorrent.daemon.session import Session
 from btorrent.peer import encryption
@@ -34,6 +33,8 @@ from btorrent.peer.protocol import (
     PeerFactory,
     PeerProtocol,
 )
+from tests.builders import buildTorrent
+from tests.fakes import HeldRunner
 from tests.test_msetransport import BT_HANDSHAKE, Recorder, StringPair
 from tests.test_peer import LogCapture, RecordingOwner, Router
 
@@ -258,10 +259,13 @@ class SessionLookupTests(SynchronousTestCase):
     """
 
     def makeInfo(self, name: bytes):
-        path = self.mktemp()
-        with open(path, "wb") as f:
-            f.write(name * 1000)
-        return metainfo.load(metainfo.create(path, [["http://127.0.0.1:1/a"]]))
+        return buildTorrent(
+            self.mktemp(),
+            [(name.decode() + ".bin", 1000)],
+            None,
+            single=True,
+            trackers=[["http://127.0.0.1:1/a"]],
+        ).metainfo
 
     def test_lookup(self):
         session = Session(MemoryReactorClock(), port=0, encryption="required")
@@ -307,29 +311,6 @@ class SessionLookupTests(SynchronousTestCase):
 
     def test_badMode(self):
         self.assertRaises(ValueError, Session, MemoryReactorClock(), encryption="on")
-
-
-class HeldRunner:
-    """
-    C{runInThread} that runs nothing until the test says so.
-    """
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, f, *args):
-        d = defer.Deferred()
-        self.calls.append((f, args, d))
-        return d
-
-    def runOne(self):
-        f, args, d = self.calls.pop(0)
-        try:
-            result = f(*args)
-        except Exception:
-            d.errback()
-        else:
-            d.callback(result)
 
 
 class ThreadedDecryptionTests(SynchronousTestCase):

@@ -49,6 +49,7 @@ from btorrent.peer.utmetadata import (
     decodeMetadataMessage,
     encodeMetadataMessage,
 )
+from tests.fakes import FakePeer
 from tests.test_announcer import AnnouncerTestCase
 from tests.test_downloader import DownloaderMixin
 
@@ -58,25 +59,18 @@ INFO = bencode.encode(
 BIG_INFO = b"d4:name" + b"1:x" + b"e" + b"x" * 40000  # only its length matters
 
 
-class FakePeer:
-    def __init__(self, host="10.0.0.1", port=1000, outgoing=True, extended=True):
-        self.address = (host, port)
-        self.outgoing = outgoing
-        self.extended = extended
-        self.handshakes = []
-        self.sent = []
-        self.dropped = None
-
-    def sendExtensionHandshake(self, fields):
-        self.handshakes.append(fields)
-        return self.extended
-
-    def sendExtended(self, name, payload):
-        self.sent.append((name, payload))
-        return True
-
-    def drop(self, reason):
-        self.dropped = reason
+def extensionPeer(host="10.0.0.1", port=1000, outgoing=True, extended=True):
+    """
+    A fake peer as an extension sees it: it speaks BEP 10 (unless told),
+    C{ut_metadata} and C{ut_pex} included.
+    """
+    return FakePeer(
+        host=host,
+        port=port,
+        outgoing=outgoing,
+        extended=extended,
+        peerExtensions={"ut_metadata": 2, "ut_pex": 1},
+    )
 
 
 class ExtensionsTests(SynchronousTestCase):
@@ -106,7 +100,7 @@ class ExtensionsTests(SynchronousTestCase):
         )
 
     def test_handshakeFields(self):
-        fields = handshakeFields(FakePeer("10.1.2.3"), 6881, 1234)
+        fields = handshakeFields(extensionPeer("10.1.2.3"), 6881, 1234)
         self.assertEqual(
             fields,
             {
@@ -118,16 +112,16 @@ class ExtensionsTests(SynchronousTestCase):
             },
         )
         self.assertEqual(CLIENT_NAME, "btorrent 0.1.0")
-        fields = handshakeFields(FakePeer("::ffff:10.1.2.3"), 0)
+        fields = handshakeFields(extensionPeer("::ffff:10.1.2.3"), 0)
         self.assertNotIn("p", fields)
         self.assertNotIn("metadata_size", fields)
         self.assertEqual(fields["yourip"], bytes([10, 1, 2, 3]))
-        self.assertEqual(len(handshakeFields(FakePeer("::1"), 1)["yourip"]), 16)
-        self.assertNotIn("yourip", handshakeFields(FakePeer("name.example"), 1))
+        self.assertEqual(len(handshakeFields(extensionPeer("::1"), 1)["yourip"]), 16)
+        self.assertNotIn("yourip", handshakeFields(extensionPeer("name.example"), 1))
 
     def test_listenAddress(self):
-        self.assertEqual(listenAddress(FakePeer(port=5), None), ("10.0.0.1", 5))
-        incoming = FakePeer(port=50000, outgoing=False)
+        self.assertEqual(listenAddress(extensionPeer(port=5), None), ("10.0.0.1", 5))
+        incoming = extensionPeer(port=50000, outgoing=False)
         self.assertIsNone(listenAddress(incoming, None))
         self.assertIsNone(listenAddress(incoming, {"p": b"6881"}))
         self.assertIsNone(listenAddress(incoming, {"p": 70000}))
@@ -177,7 +171,7 @@ class InstallTests(DownloaderMixin, SynchronousTestCase):
         sent = []
         peer = self.connect()
         self.assertIsNotNone(peer)
-        # FakePeer of test_downloader has no extension methods: add them.
+        # The peer speaks BEP 10; record our handshake here.
         peer.extended = True
         peer.sendExtensionHandshake = sent.append
         peer.peerExtensions = {}
@@ -239,19 +233,17 @@ class InstallTests(DownloaderMixin, SynchronousTestCase):
         self.assertEqual(other.sent[:2], [wire.Have(0), wire.Have(2)])
 
     def makePeer(self):
-        from tests.test_downloader import FakePeer as DownloaderPeer
-
         self.count += 1
-        return DownloaderPeer(self.downloader, self.metainfo.pieceCount, self.count)
+        return FakePeer(self.downloader, self.metainfo.pieceCount, self.count)
 
 
 class MetadataServiceTests(SynchronousTestCase):
     def setUp(self):
         self.service = MetadataService(BIG_INFO, lambda: 6881, {"infoHash": "x"})
-        self.peer = FakePeer()
+        self.peer = extensionPeer()
 
     def replies(self):
-        return [decodeMetadataMessage(p) for _, p in self.peer.sent]
+        return [decodeMetadataMessage(p) for _, p in self.peer.extendedSent]
 
     def test_interface(self):
         verifyObject(IPeerExtension, self.service)
@@ -260,7 +252,7 @@ class MetadataServiceTests(SynchronousTestCase):
         self.service.peerConnected(self.peer)
         [fields] = self.peer.handshakes
         self.assertEqual(fields["metadata_size"], len(BIG_INFO))
-        silent = FakePeer(extended=False)
+        silent = extensionPeer(extended=False)
         self.service.peerConnected(silent)
         self.assertEqual(silent.handshakes, [])
         self.service.handshakeReceived(self.peer, {"m": {}})
@@ -284,7 +276,7 @@ class MetadataServiceTests(SynchronousTestCase):
         self.service.messageReceived(
             self.peer, encodeMetadataMessage(MetadataReject(1))
         )
-        self.assertEqual(len(self.peer.sent), 3)
+        self.assertEqual(len(self.peer.extendedSent), 3)
         self.assertIsNone(self.peer.dropped)
 
     def test_floodRejected(self):
@@ -300,7 +292,7 @@ class MetadataServiceTests(SynchronousTestCase):
         replies = self.replies()
         self.assertIsInstance(replies[-1], MetadataReject)
         self.service.peerLost(self.peer)
-        self.peer.sent = []
+        self.peer.extendedSent = []
         self.service.messageReceived(
             self.peer, encodeMetadataMessage(MetadataRequest(0))
         )
@@ -308,7 +300,7 @@ class MetadataServiceTests(SynchronousTestCase):
 
     def test_garbage(self):
         for payload in (b"d3:abc", b"i1e", b"d8:msg_typei0ee", b"x" * 20000):
-            peer = FakePeer()
+            peer = extensionPeer()
             self.service.messageReceived(peer, payload)
             self.assertIsNotNone(peer.dropped, payload[:20])
 

@@ -14,7 +14,6 @@ from functools import partial
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.application.service import Service
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -48,14 +47,9 @@ from btorrent.peer.utmetadata import (
 )
 from btorrent.peer.utpex import PexMessage, encodePex
 from btorrent.util.heartbeat import Heartbeat
-from tests.magnetswarm import (
-    Link,
-    Reactor,
-    RemotePeer,
-    makeMetadata,
-    pumpAll,
-    syncRunner,
-)
+from tests.builders import buildTorrent
+from tests.fakes import FakeAnnouncer, SyncReactor, syncRunner
+from tests.magnetswarm import Link, RemotePeer, pumpAll
 
 PEER_ID = b"-BT0100-" + b"m" * 12
 
@@ -65,51 +59,19 @@ FILES = [("a.bin", 40000), ("empty", 0), ("sub/b.bin", 30000)]
 MANY = [(f"many/{'n' * 60}-{i:04d}.bin", 10 + i) for i in range(400)]
 
 
-def torrentBytesOf(info, root) -> bytes:
-    """
-    The torrent's data, file after file.
-    """
-    out = []
-    for entry in info.files:
-        with open(os.path.join(root, *entry.path), "rb") as f:
-            out.append(f.read())
-    return b"".join(out)
-
-
-class FakeAnnouncer(Service):
-    """
-    Records its target and how it was stopped.
-    """
-
-    def __init__(self, target, trackers=None):
-        self.target = target
-        self.trackers = trackers
-        self.stopped = False
-        self.abandoned = False
-
-    def stopService(self):
-        Service.stopService(self)
-        self.stopped = True
-
-    def abandon(self):
-        Service.stopService(self)
-        self.abandoned = True
-
-    def completed(self):
-        pass
-
-
 class MagnetMixin:
     files = FILES
 
     def setUp(self):
         self.base = os.path.abspath(self.mktemp())
         os.makedirs(self.base)
-        self.info, self.root, _ = makeMetadata(self.base, self.files)
-        self.data = torrentBytesOf(self.info, self.root)
+        built = buildTorrent(
+            os.path.join(self.base, "seed", "content"), self.files, trackers=()
+        )
+        self.info, self.root, self.data = built.metainfo, built.path, built.content()
         self.downloadDir = os.path.join(self.base, "download")
         self.stateDir = os.path.join(self.base, "state")
-        self.reactor = Reactor()
+        self.reactor = SyncReactor()
         self.events = []
         globalLogPublisher.addObserver(self.events.append)
         self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
@@ -416,7 +378,9 @@ class MetadataPhaseTests(MagnetMixin, SynchronousTestCase):
         phase's connections close (the downloader dials when it runs).
         """
         session = self.session(downloadQueueSize=1)
-        other, otherRoot, _ = makeMetadata(os.path.join(self.base, "o"), [("x", 100)])
+        other = buildTorrent(
+            os.path.join(self.base, "o", "seed", "content"), [("x", 100)], trackers=()
+        ).metainfo
         session.addTorrent(other, os.path.join(self.base, "odl"))
         torrent = self.magnet(session)
         link = self.dial(0, self.remote())
@@ -450,7 +414,9 @@ class MetadataPhaseTests(MagnetMixin, SynchronousTestCase):
         with open(metadataPath(self.stateDir, self.info.infoHash), "wb") as f:
             f.write(b"garbage")
         self.assertIsNone(loadSavedMetadata(self.stateDir, self.info.infoHash))
-        other, _, _ = makeMetadata(os.path.join(self.base, "o"), [("x", 100)])
+        other = buildTorrent(
+            os.path.join(self.base, "o", "seed", "content"), [("x", 100)], trackers=()
+        ).metainfo
         saveMetadata(
             self.stateDir, self.info.infoHash, b"d4:info" + other.infoBytes + b"e"
         )
@@ -742,8 +708,13 @@ class PrivateMagnetTests(MagnetMixin, SynchronousTestCase):
 
     def setUp(self):
         MagnetMixin.setUp(self)
-        self.info, self.root, _ = makeMetadata(self.base, self.files, private=True)
-        self.data = torrentBytesOf(self.info, self.root)
+        built = buildTorrent(
+            os.path.join(self.base, "seed", "content"),
+            self.files,
+            trackers=(),
+            private=True,
+        )
+        self.info, self.root, self.data = built.metainfo, built.path, built.content()
 
     def test_pexPeersDropped(self):
         """

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -28,38 +29,32 @@ from btorrent.peer.utpex import (
     encodePex,
 )
 from btorrent.util.heartbeat import Heartbeat
+from tests.fakes import FakePeer
 
 
-class FakeTransport:
-    def __init__(self, host="127.0.0.1"):
-        self.host = host
-
-    def getHost(self):
-        return IPv4Address("TCP", self.host, 6881)
-
-
-class PexPeer:
+def pexPeer(address, outgoing=True, pex=True, pieces=None) -> FakePeer:
     """
-    A connected peer as peer exchange sees it.
+    A connected peer as peer exchange sees it: with our C{ut_pex} (unless
+    told), its pieces (or C{None}), a connection to our 127.0.0.1:6881.
     """
+    host, port = address
+    peer = FakePeer(
+        host=host,
+        port=port,
+        outgoing=outgoing,
+        extended=True,
+        peerExtensions={"ut_pex": 9} if pex else {},
+        transport=StringTransport(hostAddress=IPv4Address("TCP", "127.0.0.1", 6881)),
+    )
+    peer.peerPieces = pieces
+    return peer
 
-    def __init__(self, address, outgoing=True, pex=True, pieces=None):
-        self.address = address
-        self.outgoing = outgoing
-        self.peerExtensions = {"ut_pex": 9} if pex else {}
-        self.peerPieces = pieces
-        self.transport = FakeTransport()
-        self.sent = []
-        self.dropped = None
 
-    def sendExtended(self, name, payload):
-        if name not in self.peerExtensions:
-            return False
-        self.sent.append(decodePex(payload))
-        return True
-
-    def drop(self, reason):
-        self.dropped = reason
+def pexSent(peer):
+    """
+    The PEX messages sent to C{peer}, decoded.
+    """
+    return [decodePex(payload) for _, payload in peer.extendedSent]
 
 
 class PeerExchangeTests(SynchronousTestCase):
@@ -73,7 +68,7 @@ class PeerExchangeTests(SynchronousTestCase):
         )
 
     def connect(self, *args, **kwargs):
-        peer = PexPeer(*args, **kwargs)
+        peer = pexPeer(*args, **kwargs)
         self.connected.append(peer)
         self.pex.peerConnected(peer)
         return peer
@@ -99,7 +94,7 @@ class PeerExchangeTests(SynchronousTestCase):
         c = self.connect(("10.0.0.3", 3000), pieces=Bitfield.full(4))
         self.pex.handshakeReceived(b, {"p": 2000, "e": 1})
         self.beat()
-        [message] = a.sent
+        [message] = pexSent(a)
         self.assertEqual(
             dict(message.added),
             {
@@ -107,10 +102,10 @@ class PeerExchangeTests(SynchronousTestCase):
                 ("10.0.0.3", 3000): PEX_SEED | PEX_OUTGOING,
             },
         )
-        [toB] = b.sent
+        [toB] = pexSent(b)
         self.assertNotIn(("10.0.0.2", 2000), dict(toB.added))
         self.assertNotIn(("10.0.0.2", 50000), dict(toB.added))
-        self.assertEqual(len(c.sent), 1)
+        self.assertEqual(len(pexSent(c)), 1)
 
     def test_incomingWithoutPortLeftOut(self):
         """
@@ -120,7 +115,7 @@ class PeerExchangeTests(SynchronousTestCase):
         a = self.connect(("10.0.0.1", 1000))
         self.connect(("10.0.0.2", 50000), outgoing=False)
         self.beat()
-        self.assertEqual(a.sent, [])
+        self.assertEqual(pexSent(a), [])
 
     def test_uploadOnlyIsSeed(self):
         a = self.connect(("10.0.0.1", 1000))
@@ -128,7 +123,7 @@ class PeerExchangeTests(SynchronousTestCase):
         self.pex.handshakeReceived(b, {"upload_only": 1})
         self.beat()
         self.assertEqual(
-            dict(a.sent[0].added)[("10.0.0.2", 2000)], PEX_SEED | PEX_OUTGOING
+            dict(pexSent(a)[0].added)[("10.0.0.2", 2000)], PEX_SEED | PEX_OUTGOING
         )
 
     def test_onceAMinuteThenDiffs(self):
@@ -138,25 +133,25 @@ class PeerExchangeTests(SynchronousTestCase):
         a = self.connect(("10.0.0.1", 1000))
         b = self.connect(("10.0.0.2", 2000))
         self.beat()
-        self.assertEqual(len(a.sent), 1)
+        self.assertEqual(len(pexSent(a)), 1)
         c = self.connect(("10.0.0.3", 3000))
         self.lose(b)
         for _ in range(int(PEX_INTERVAL) - 2):
             self.beat()
-        self.assertEqual(len(a.sent), 1)
+        self.assertEqual(len(pexSent(a)), 1)
         for _ in range(int(RECHECK) + 2):
             self.beat()
-        self.assertEqual(len(a.sent), 2)
-        self.assertEqual([p for p, _ in a.sent[1].added], [("10.0.0.3", 3000)])
-        self.assertEqual(list(a.sent[1].dropped), [("10.0.0.2", 2000)])
-        self.assertEqual(len(c.sent), 1)
+        self.assertEqual(len(pexSent(a)), 2)
+        self.assertEqual([p for p, _ in pexSent(a)[1].added], [("10.0.0.3", 3000)])
+        self.assertEqual(list(pexSent(a)[1].dropped), [("10.0.0.2", 2000)])
+        self.assertEqual(len(pexSent(c)), 1)
 
     def test_nothingChangedNothingSent(self):
         a = self.connect(("10.0.0.1", 1000))
         self.connect(("10.0.0.2", 2000))
         self.beat()
         self.beat(PEX_INTERVAL * 3)
-        self.assertEqual(len(a.sent), 1)
+        self.assertEqual(len(pexSent(a)), 1)
 
     def test_diffsCappedAtFifty(self):
         a = self.connect(("10.0.0.1", 1000))
@@ -165,13 +160,13 @@ class PeerExchangeTests(SynchronousTestCase):
         for i in range(120):
             self.connect((f"10.1.0.{i + 1}", 4000))
         self.beat(PEX_INTERVAL)
-        self.assertEqual(len(a.sent[1].added), MAX_DIFF_ENTRIES)
+        self.assertEqual(len(pexSent(a)[1].added), MAX_DIFF_ENTRIES)
 
     def test_peerWithoutPexGetsNothing(self):
         a = self.connect(("10.0.0.1", 1000), pex=False)
         self.connect(("10.0.0.2", 2000))
         self.beat()
-        self.assertEqual(a.sent, [])
+        self.assertEqual(pexSent(a), [])
 
     def test_learned(self):
         """
@@ -237,7 +232,7 @@ class PeerExchangeTests(SynchronousTestCase):
         Whatever a peer sends, we drop it or take at most a bounded number
         of addresses; nothing raises.
         """
-        peer = PexPeer(("10.0.0.1", 1000))
+        peer = pexPeer(("10.0.0.1", 1000))
         learned = []
         pex = PeerExchange(
             Heartbeat(task.Clock()), lambda: [peer], learned.extend, lambda: 1
@@ -247,7 +242,7 @@ class PeerExchangeTests(SynchronousTestCase):
         self.assertLessEqual(len(learned), MAX_LEARNED)
 
     def test_unknownPeerIgnored(self):
-        stranger = PexPeer(("10.0.0.1", 1000))
+        stranger = pexPeer(("10.0.0.1", 1000))
         self.pex.handshakeReceived(stranger, {"p": 1})
         self.pex.messageReceived(stranger, b"garbage")
         self.assertIsNone(stranger.dropped)
@@ -275,7 +270,7 @@ class PeerExchangeTests(SynchronousTestCase):
         self.assertIs(other.states[a], state)
         self.connect(("10.0.0.3", 3000))
         self.beat()
-        self.assertEqual(len(a.sent), 1)
+        self.assertEqual(len(pexSent(a)), 1)
         other.adopt(a, None)
         self.assertIs(other.states[a], state)
         other.stop()

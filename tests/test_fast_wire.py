@@ -31,6 +31,7 @@ from btorrent.codec.wire import (
 )
 from btorrent.peer.fast import allowedFastSet
 from btorrent.peer.protocol import PeerClientFactory, PeerContext
+from tests.fakes import HeldRunner
 from tests.hostilepeers import fullBitfield
 from tests.test_downloader import OUR_ID, DownloaderMixin
 from tests.test_peer import LogCapture, SequenceTransport
@@ -202,8 +203,6 @@ class RejectTests(WireMixin, SynchronousTestCase):
         We choke a peer whose requests wait for a disk read: a reject for
         each (but its allowed-fast pieces), in bytes.
         """
-        from tests.test_downloader import HeldRunner
-
         runner = HeldRunner()
         proto, transport = self.open(have=range(PIECES), runner=runner)
         proto.dataReceived(frames(Interested()))

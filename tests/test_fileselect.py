@@ -14,11 +14,11 @@ from btorrent.control.api import ControlError
 from btorrent.engine import seedlimits
 from btorrent.engine.fileselect import FileSelection, checkFileIndexes
 from btorrent.engine.seedlimits import SeedLimits, SessionSeedLimits
-from tests.test_storage import entries
+from tests.builders import fakeEntries
 
 
 def selection(lengths, pieceLength, padding=()):
-    files = entries(lengths, padding)
+    files = fakeEntries(lengths, padding)
     return FileSelection(files, pieceLength, sum(lengths))
 
 

@@ -25,6 +25,7 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 from btorrent.codec import metainfo
+from tests.builders import buildTorrent
 from tests.realtransmission import Transmission
 from tests.twistdproc import repositoryEnvironment
 
@@ -95,20 +96,11 @@ class TransmissionCLITestCase(SynchronousTestCase):
         when C{files} is an int) and a .torrent of it; its path.
         """
         seed = os.path.join(self.dir, "seed")
-        root = os.path.join(seed, name)
         if isinstance(files, int):
-            os.makedirs(seed, exist_ok=True)
-            with open(root, "wb") as f:
-                f.write(os.urandom(files))
+            built = buildTorrent(seed, [(name, files)], None, single=True)
         else:
-            os.makedirs(root)
-            for fileName, size in files.items():
-                with open(os.path.join(root, fileName), "wb") as f:
-                    f.write(os.urandom(size))
-        path = os.path.join(self.dir, name + ".torrent")
-        with open(path, "wb") as f:
-            f.write(metainfo.create(root, [["http://127.0.0.1:1/announce"]]))
-        return path
+            built = buildTorrent(os.path.join(seed, name), list(files.items()), None)
+        return built.writeTorrent(os.path.join(self.dir, name + ".torrent"))
 
     def status(self, torrentId: int, *fields: str) -> dict:
         """

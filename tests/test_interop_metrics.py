@@ -22,9 +22,8 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent.codec import metainfo
+from tests.builders import buildTorrent
 from tests.daemonproc import DaemonProcess
-from tests.realclients import writeFiles
 from tests.realpeers import Opentracker, freePort
 from tests.realseeders import libtorrentSeeder
 
@@ -79,16 +78,17 @@ class MetricsDaemonTests(SynchronousTestCase):
         """
         size = 2_000_000
         data = os.path.join(self.base, "data")
-        writeFiles(data, [("watched.bin", size)])
         dead = f"http://127.0.0.1:{freePort()}/announce"
         tracker = Opentracker().start()
         self.addCleanup(tracker.stop)
-        torrent = metainfo.create(
-            os.path.join(data, "watched.bin"),
-            [[dead], [tracker.announceURL]],
-            pieceLength=32768,
+        built = buildTorrent(
+            data,
+            [("watched.bin", size)],
+            32768,
+            single=True,
+            trackers=[[dead], [tracker.announceURL]],
         )
-        info = metainfo.load(torrent)
+        torrent, info = built.torrentBytes, built.metainfo
         tracker.whitelist([info.infoHash])
         seeder = libtorrentSeeder(data, torrent)
         self.addCleanup(seeder.close)

@@ -30,9 +30,8 @@ from selenium.webdriver.common.keys import Keys
 from twisted.trial.unittest import SynchronousTestCase
 
 import btorrent.control
-from btorrent.codec import metainfo
+from tests.builders import buildTorrent
 from tests.realbrowser import Browser
-from tests.realclients import writeFiles
 from tests.realpeers import freePort
 from tests.realseeders import libtorrentLeecher, libtorrentSeeder
 from tests.realtransmission import RPCClient, Transmission
@@ -149,17 +148,23 @@ class BrowserTests:
             (the download directory that makes it complete).
         """
         parent = self.newDirectory("data")
-        writeFiles(
-            parent,
-            [(name + ("/" + path if path else ""), size) for path, size in files],
-        )
-        torrent = metainfo.create(
-            os.path.join(parent, name),
-            [[url] for url in trackers],
-            pieceLength=16384,
-            comment=comment,
-        )
-        return torrent, parent
+        trackers = [[url] for url in trackers]
+        if len(files) == 1 and not files[0][0]:
+            built = buildTorrent(
+                parent,
+                [(name, files[0][1])],
+                single=True,
+                trackers=trackers,
+                comment=comment,
+            )
+        else:
+            built = buildTorrent(
+                os.path.join(parent, name),
+                list(files),
+                trackers=trackers,
+                comment=comment,
+            )
+        return built.torrentBytes, parent
 
     def emptyDirectory(self) -> str:
         """

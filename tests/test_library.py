@@ -9,11 +9,9 @@ from __future__ import annotations
 import os
 
 from twisted.internet import defer
-from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from btorrent.codec import metainfo
 from btorrent.control.api import (
     DOWNLOAD_WAIT,
     STOPPED,
@@ -26,21 +24,8 @@ from btorrent.control.api import (
 )
 from btorrent.daemon.library import INVALID_TORRENT, Library, deleteTorrentData
 from btorrent.daemon.session import Session
-from tests.realclients import writeFiles
-
-
-class Reactor(MemoryReactorClock):
-    def callFromThread(self, f, *args, **kwargs):
-        f(*args, **kwargs)
-
-
-def syncRunner(f, *args, **kwargs):
-    return defer.maybeDeferred(f, *args, **kwargs)
-
-
-def makeTorrentBytes(root: str, files) -> bytes:
-    writeFiles(root, files)
-    return metainfo.create(root, [["http://127.0.0.1:1/announce"]], pieceLength=16384)
+from tests.builders import buildTorrent, writeFiles
+from tests.fakes import SyncReactor, syncRunner
 
 
 class LibraryTestsMixin:
@@ -49,11 +34,13 @@ class LibraryTestsMixin:
         self.stateDir = os.path.join(self.base, "state")
         self.downloadDir = os.path.join(self.base, "downloads")
         os.makedirs(self.downloadDir)
-        self.reactor = Reactor()
-        self.one = makeTorrentBytes(
+        self.reactor = SyncReactor()
+        self.one = buildTorrent(
             os.path.join(self.base, "src", "one"), [("a.bin", 40000), ("d/b.bin", 5)]
-        )
-        self.two = makeTorrentBytes(os.path.join(self.base, "src", "two"), [("c", 99)])
+        ).torrentBytes
+        self.two = buildTorrent(
+            os.path.join(self.base, "src", "two"), [("c", 99)]
+        ).torrentBytes
 
     def makeLibrary(self) -> Library:
         session = Session(
@@ -152,7 +139,9 @@ class PersistenceTests(LibraryTestsMixin, SynchronousTestCase):
         self.assertEqual(
             self.add(
                 again,
-                makeTorrentBytes(os.path.join(self.base, "src", "three"), [("x", 1)]),
+                buildTorrent(
+                    os.path.join(self.base, "src", "three"), [("x", 1)]
+                ).torrentBytes,
             ).torrent.id,
             3,
         )
@@ -316,8 +305,8 @@ class DeleteDataTests(SynchronousTestCase):
         downloads = os.path.join(base, "downloads")
         os.makedirs(downloads)
         os.symlink(outside, os.path.join(downloads, "one"))
-        info = metainfo.load(
-            makeTorrentBytes(os.path.join(base, "src", "one"), [("a.bin", 3), ("b", 1)])
-        )
+        info = buildTorrent(
+            os.path.join(base, "src", "one"), [("a.bin", 3), ("b", 1)]
+        ).metainfo
         deleteTorrentData(info, downloads)
         self.assertTrue(os.path.exists(os.path.join(outside, "a.bin")))

@@ -22,11 +22,10 @@ from btorrent.engine.downloader import Downloader
 from btorrent.engine.picker import PiecePicker
 from btorrent.peer.connection import Features
 from btorrent.peer.protocol import PeerContext, PeerProtocol
+from tests.builders import fakeTorrent, writeFiles
 from tests.daemonproc import DaemonProcess
-from tests.realclients import writeFiles
+from tests.fakes import MemoryStorage, syncRunner
 from tests.realseeders import libtorrentSeeder, makeTorrent
-from tests.test_downloader import MemoryStorage, syncRunner
-from tests.test_downloader import makeTorrent as makeFakeTorrent
 from tests.test_interop_seed import assertSameFiles
 
 OUR_ID = b"-BT0100-" + b"l" * 12
@@ -62,7 +61,7 @@ class ExtensionSeamTests(SynchronousTestCase):
         L{PeerProtocol}, and its answers reach the peer under the peer's
         id; a message beyond its size limit ends the connection.
         """
-        info, _ = makeFakeTorrent()
+        info, _ = fakeTorrent()
         clock = task.Clock()
         picker = PiecePicker(
             info.pieceCount, info.pieceLength, info.totalLength, random.Random(1)

@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from btorrent.engine import resume
 from btorrent.engine.partsfile import MAGIC, PartsFile
 from btorrent.engine.storage import MultiFileWriter
-from tests.test_storage import makeMetainfo
+from tests.builders import fakeMetainfo
 
 PIECE = 16384
 
@@ -126,7 +126,7 @@ class PartsFileTests(SynchronousTestCase):
 
 class SelectionMixin:
     def setUp(self):
-        self.meta, self.data = makeMetainfo(FILES, PIECE)
+        self.meta, self.data = fakeMetainfo(FILES, PIECE)
         self.base = os.path.abspath(self.mktemp())
         self.downloadDir = os.path.join(self.base, "download")
         self.stateDir = os.path.join(self.base, "state")
@@ -340,7 +340,7 @@ class StorageSelectionTests(SelectionMixin, SynchronousTestCase):
         Pieces written by other threads while a file's bytes move out of
         the parts file all end up where they belong.
         """
-        meta, data = makeMetainfo(
+        meta, data = fakeMetainfo(
             [
                 (
                     (("a", f"g{i}"), 5000 + i * 700)

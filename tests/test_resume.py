@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent.codec import bencode, metainfo
+from btorrent.codec import bencode
 from btorrent.engine import resume as resumeModule
 from btorrent.engine.resume import (
     RESUME_VERSION,
@@ -27,7 +27,7 @@ from btorrent.engine.resume import (
     writeResume,
 )
 from btorrent.engine.storage import MultiFileWriter
-from tests.test_storage import makeMetainfo
+from tests.builders import buildTorrent, fakeMetainfo
 
 HASH = bytes(range(20))
 OTHER = bytes(range(1, 21))
@@ -342,7 +342,7 @@ class RecheckTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.meta, self.data = makeMetainfo(LAYOUT, 16384, padding=PADDING)
+        self.meta, self.data = fakeMetainfo(LAYOUT, 16384, padding=PADDING)
         self.downloadDir = os.path.abspath(self.mktemp())
         self.storage = MultiFileWriter(self.meta, self.downloadDir, maxOpenFiles=3)
         self.addCleanup(self.storage.close)
@@ -418,7 +418,7 @@ class RecheckTests(SynchronousTestCase):
         """
         content = bytearray(os.urandom(11 * 16384 + 100))
         content[2 * 16384 : 3 * 16384] = bytes(16384)
-        meta, data = makeMetainfo(
+        meta, data = fakeMetainfo(
             [(("a",), 5 * 16384), (("b",), 6 * 16384 + 100)],
             16384,
             data=bytes(content),
@@ -530,7 +530,7 @@ class RecheckTests(SynchronousTestCase):
         """
         Metainfo whose hashes do not match the layout is refused.
         """
-        other, _ = makeMetainfo(LAYOUT[:3], 16384)
+        other, _ = fakeMetainfo(LAYOUT[:3], 16384)
         self.assertRaises(ValueError, recheck, self.storage, other)
 
     def test_resumeAfterRecheck(self) -> None:
@@ -584,20 +584,6 @@ class RealMetainfoTests(SynchronousTestCase):
     C{metainfo.create} hashed.
     """
 
-    def makeTree(self, root: str) -> dict:
-        contents = {
-            ("a", "b", "c", "deep"): os.urandom(40000),
-            ("a", "empty"): b"",
-            ("one",): os.urandom(1),
-            ("z",): os.urandom(70001),
-        }
-        for path, data in contents.items():
-            full = os.path.join(root, *path)
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-            with open(full, "wb") as f:
-                f.write(data)
-        return contents
-
     def test_multiFile(self) -> None:
         """
         A directory tree turned into a torrent by C{metainfo.create} rechecks
@@ -606,15 +592,14 @@ class RealMetainfoTests(SynchronousTestCase):
         """
         downloadDir = os.path.abspath(self.mktemp())
         root = os.path.join(downloadDir, "tree")
-        contents = self.makeTree(root)
-        meta = metainfo.load(
-            metainfo.create(root, [["http://127.0.0.1:1/a"]], pieceLength=16384)
-        )
+        tree = [("a/b/c/deep", 40000), ("a/empty", 0), ("one", 1), ("z", 70001)]
+        built = buildTorrent(root, tree)
+        meta = built.metainfo
         storage = MultiFileWriter(meta, downloadDir)
         self.assertEqual(recheck(storage, meta), [True] * meta.pieceCount)
         with open(os.path.join(root, "z"), "r+b") as f:
             f.seek(70000)
-            f.write(bytes([contents[("z",)][70000] ^ 0xFF]))
+            f.write(bytes([built.read("z")[70000] ^ 0xFF]))
         expected = [True] * meta.pieceCount
         expected[-1] = False
         self.assertEqual(recheck(storage, meta), expected)
@@ -628,25 +613,18 @@ class RealMetainfoTests(SynchronousTestCase):
         copy.close()
         storage.close()
         self.assertEqual(recheck(copy, meta), [True] * (meta.pieceCount - 1) + [False])
-        for path, data in contents.items():
-            if path != ("z",):
-                with open(os.path.join(other, "tree", *path), "rb") as f:
-                    self.assertEqual(f.read(), data)
+        for relative in built.files:
+            if relative != "z":
+                with open(os.path.join(other, "tree", relative), "rb") as f:
+                    self.assertEqual(f.read(), built.read(relative))
 
     def test_singleFile(self) -> None:
         """
         A single-file torrent made by C{metainfo.create} rechecks in place.
         """
         downloadDir = os.path.abspath(self.mktemp())
-        os.makedirs(downloadDir)
-        with open(os.path.join(downloadDir, "file.bin"), "wb") as f:
-            f.write(os.urandom(100000))
-        meta = metainfo.load(
-            metainfo.create(
-                os.path.join(downloadDir, "file.bin"),
-                [["http://127.0.0.1:1/a"]],
-                pieceLength=32768,
-            )
-        )
+        meta = buildTorrent(
+            downloadDir, [("file.bin", 100000)], 32768, single=True
+        ).metainfo
         storage = MultiFileWriter(meta, downloadDir)
         self.assertEqual(recheck(storage, meta), [True] * 4)

@@ -38,6 +38,7 @@ from btorrent.control.rpcfields import (
     transmissionVersion,
 )
 from btorrent.control.rpcmethods import RPCMethods
+from tests.builders import buildTorrent
 from tests.fakesession import exampleSession
 
 #: The JSON type of every torrent-get field.
@@ -176,16 +177,8 @@ def makeTorrentFile(case: SynchronousTestCase, name: str = "payload.bin") -> tup
     """
     A real .torrent (and its bytes) for a small file under a temp dir.
     """
-    base = case.mktemp()
-    os.makedirs(base)
-    path = os.path.join(base, name)
-    with open(path, "wb") as f:
-        f.write(os.urandom(50_000))
-    data = metainfo.create(path, [["http://127.0.0.1:1/announce"]])
-    torrentPath = os.path.abspath(path + ".torrent")
-    with open(torrentPath, "wb") as f:
-        f.write(data)
-    return torrentPath, data
+    built = buildTorrent(case.mktemp(), [(name, 50_000)], None, single=True)
+    return built.writeTorrent(), built.torrentBytes
 
 
 class FakeSessionTests(SynchronousTestCase):

@@ -12,23 +12,24 @@ import threading
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import CannotListenError
-from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from btorrent import PEER_ID_PREFIX
-from btorrent.codec import metainfo
 from btorrent.daemon.session import PORT_TRIES, Session, makePeerId
 from btorrent.daemon.tap import Options, ReannounceOnSignal, makeService
 from btorrent.interfaces import IPeerRouter
 from btorrent.peer.protocol import PeerContext
 from btorrent.tracker.announce import TrackerError
+from tests.builders import buildTorrent
+from tests.fakes import SyncReactor, syncRunner
 
 
-class Reactor(MemoryReactorClock):
+class Reactor(SyncReactor):
     """
-    A memory reactor whose ports in C{taken} cannot be listened on.
+    A memory reactor whose ports in C{taken} cannot be listened on, with
+    UDP ports.
     """
 
     def __init__(self, taken=()):
@@ -40,10 +41,6 @@ class Reactor(MemoryReactorClock):
         if port in self.taken:
             raise CannotListenError(interface, port, OSError("in use"))
         return super().listenTCP(port, factory, backlog, interface)
-
-    def callFromThread(self, f, *args, **kwargs):
-        # Disk work runs synchronously in these tests (syncRunner).
-        f(*args, **kwargs)
 
     def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
         udp = FakeUDPPort(IPv4Address("UDP", interface or "0.0.0.0", 40000), protocol)
@@ -73,20 +70,15 @@ class FakeUDPPort:
         self.protocol.transport = None
 
 
-def syncRunner(f, *args):
-    return defer.maybeDeferred(f, *args)
+def makeInfo(base, name="data"):
+    """
+    A directory C{base/name} with one file, its torrent and its
+    C{.torrent} file.
 
-
-def makeInfo(base, name="data", size=50000):
-    root = os.path.join(base, name)
-    os.makedirs(root)
-    with open(os.path.join(root, "f.bin"), "wb") as f:
-        f.write(os.urandom(size))
-    data = metainfo.create(root, [["http://127.0.0.1:1/announce"]], pieceLength=16384)
-    path = os.path.join(base, name + ".torrent")
-    with open(path, "wb") as f:
-        f.write(data)
-    return metainfo.load(data), path
+    @return: the L{metainfo.Metainfo} and the C{.torrent} file's path.
+    """
+    built = buildTorrent(os.path.join(base, name), [("f.bin", 50000)])
+    return built.metainfo, built.writeTorrent()
 
 
 def noParts(torrent):
@@ -221,16 +213,12 @@ class SessionTests(SynchronousTestCase):
         session = self.session(
             reactor, trackerOptions={"udpRetransmitBase": 3.0, "udpMaxRetries": 5}
         )
-        root = os.path.join(self.base, "u")
-        os.makedirs(root)
-        with open(os.path.join(root, "f"), "wb") as f:
-            f.write(b"x" * 1000)
-        info = metainfo.load(
-            metainfo.create(
-                root,
-                [["udp://127.0.0.1:1/announce"], ["http://127.0.0.1:2/announce"]],
-            )
-        )
+        info = buildTorrent(
+            os.path.join(self.base, "u"),
+            [("f", 1000)],
+            None,
+            trackers=[["udp://127.0.0.1:1/announce"], ["http://127.0.0.1:2/announce"]],
+        ).metainfo
         torrent = session.addTorrent(info, self.base)
         session.startService()
         urls = [[c.url for c in tier] for tier in torrent.announcer.tiers]

@@ -16,22 +16,22 @@ from btorrent.codec import wire
 from btorrent.engine import slots
 from btorrent.engine.downloader import PeerRecord
 from btorrent.peer.connection import ExtensionHandshake, ExtensionMessage
+from tests.fakes import FakePeer
 from tests.test_downloader import DownloaderMixin
 
 EVICTED = "idle, and the slots are full: room for a newcomer"
 QUIET = "said nothing useful within 30 s of its handshake"
 
 
-class Peer:
+def slotPeer(amInterested=False, peerInterested=False, down=0, up=0) -> FakePeer:
     """
-    The flags L{slots} reads.
+    A fake peer with the flags and counts L{slots} reads.
     """
-
-    def __init__(self, amInterested=False, peerInterested=False, down=0, up=0):
-        self.amInterested = amInterested
-        self.peerInterested = peerInterested
-        self.bytesDownloaded = down
-        self.bytesUploaded = up
+    peer = FakePeer(interested=peerInterested)
+    peer.amInterested = amInterested
+    peer.bytesDownloaded = down
+    peer.bytesUploaded = up
+    return peer
 
 
 def record(connectedAt=0.0, usefulAt=None) -> PeerRecord:
@@ -53,21 +53,21 @@ class PolicyTests(SynchronousTestCase):
         A peer is idle when neither side is interested and nothing is in
         flight either way.
         """
-        self.assertTrue(slots.isIdle(Peer(), record()))
-        self.assertFalse(slots.isIdle(Peer(amInterested=True), record()))
-        self.assertFalse(slots.isIdle(Peer(peerInterested=True), record()))
+        self.assertTrue(slots.isIdle(slotPeer(), record()))
+        self.assertFalse(slots.isIdle(slotPeer(amInterested=True), record()))
+        self.assertFalse(slots.isIdle(slotPeer(peerInterested=True), record()))
         busy = record()
         busy.queue.requests[(0, 0)] = 16384
-        self.assertFalse(slots.isIdle(Peer(), busy))
+        self.assertFalse(slots.isIdle(slotPeer(), busy))
         serving = record()
         serving.serving.append((0, 0, 16384))
-        self.assertFalse(slots.isIdle(Peer(), serving))
+        self.assertFalse(slots.isIdle(slotPeer(), serving))
 
     def test_nobodyIdle(self) -> None:
         """
         With no idle peer, nobody gives way.
         """
-        peers = [(Peer(peerInterested=True), record()), (Peer(True), record())]
+        peers = [(slotPeer(peerInterested=True), record()), (slotPeer(True), record())]
         self.assertIsNone(slots.evictionCandidate(peers))
         self.assertIsNone(slots.evictionCandidate([]))
 
@@ -76,10 +76,10 @@ class PolicyTests(SynchronousTestCase):
         Of the idle peers, the one idle longest gives way: since its last
         useful message, or its handshake if it never sent one.
         """
-        quietSince5 = Peer()
-        usefulAt3 = Peer()
-        usefulAt8 = Peer()
-        interested = Peer(peerInterested=True)
+        quietSince5 = slotPeer()
+        usefulAt3 = slotPeer()
+        usefulAt8 = slotPeer()
+        interested = slotPeer(peerInterested=True)
         peers = [
             (quietSince5, record(5.0)),
             (usefulAt3, record(0.0, 3.0)),
@@ -94,9 +94,9 @@ class PolicyTests(SynchronousTestCase):
         A peer that traded blocks (either way) gives way after every one
         that never did, however long idle.
         """
-        gave = Peer(down=16384)
-        took = Peer(up=16384)
-        never = Peer()
+        gave = slotPeer(down=16384)
+        took = slotPeer(up=16384)
+        never = slotPeer()
         peers = [
             (gave, record(0.0, 0.0)),
             (took, record(0.0, 0.0)),
@@ -111,7 +111,7 @@ class PolicyTests(SynchronousTestCase):
         L{slots.QUIET_DEADLINE} seconds after their handshake.
         """
         self.assertEqual(slots.QUIET_DEADLINE, 30.0)
-        young, old, spoke = Peer(), Peer(), Peer()
+        young, old, spoke = slotPeer(), slotPeer(), slotPeer()
         peers = [(young, record(10.1)), (old, record(10.0)), (spoke, record(0.0, 1.0))]
         self.assertEqual(slots.quietPeers(peers, 40.0), [old])
         self.assertEqual(slots.quietPeers(peers, 39.9), [])

@@ -11,8 +11,6 @@ import random
 import shutil
 import stat
 import threading
-from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,116 +20,8 @@ from zope.interface.verify import verifyObject
 from btorrent.engine import storage as storageModule
 from btorrent.engine.storage import FileLayout, MultiFileWriter, StorageError
 from btorrent.interfaces import IPieceStorage
-
-
-@dataclass(frozen=True)
-class FakeFileEntry:
-    """
-    The attributes of C{btorrent.codec.metainfo.FileEntry} storage relies on.
-    """
-
-    path: Tuple[str, ...]
-    length: int
-    offset: int
-    padding: bool = False
-    symlink: Optional[Tuple[str, ...]] = None
-    executable: bool = False
-    hidden: bool = False
-
-
-@dataclass(frozen=True)
-class FakeMetainfo:
-    """
-    The attributes of C{btorrent.codec.metainfo.Metainfo} storage and resume rely
-    on.
-    """
-
-    name: str
-    infoHash: bytes
-    pieceLength: int
-    pieceHashes: Tuple[bytes, ...]
-    totalLength: int
-    files: Tuple[FakeFileEntry, ...]
-    multiFile: bool
-
-    @property
-    def pieceCount(self) -> int:
-        return len(self.pieceHashes)
-
-    def pieceSize(self, index: int) -> int:
-        return min(self.pieceLength, self.totalLength - index * self.pieceLength)
-
-
-def makeMetainfo(
-    files: Sequence[Tuple[Tuple[str, ...], int]],
-    pieceLength: int,
-    name: str = "torrent",
-    multiFile: bool = True,
-    padding: Sequence[int] = (),
-    data: Optional[bytes] = None,
-    symlinks: Optional[Dict[int, Tuple[str, ...]]] = None,
-    executable: Sequence[int] = (),
-) -> Tuple[FakeMetainfo, bytes]:
-    """
-    Build a metainfo-shaped value and the torrent's content.
-
-    @param files: C{(path, length)} per file.
-    @param padding: indexes of padding files (their content is zeros).
-    @param data: the content, or C{None} for random bytes.
-    @param symlinks: the target of each symbolic link, by index (its
-        length must be 0).
-    @param executable: indexes of executable files.
-    @return: the metainfo and the content.
-    """
-    entries = []
-    offset = 0
-    for i, (path, length) in enumerate(files):
-        entries.append(
-            FakeFileEntry(
-                tuple(path),
-                length,
-                offset,
-                i in padding,
-                (symlinks or {}).get(i),
-                i in executable,
-            )
-        )
-        offset += length
-    if data is None:
-        rng = random.Random(offset * 31 + pieceLength)
-        content = bytearray(rng.randbytes(offset))
-        for entry in entries:
-            if entry.padding:
-                content[entry.offset : entry.offset + entry.length] = bytes(
-                    entry.length
-                )
-        data = bytes(content)
-    hashes = tuple(
-        hashlib.sha1(data[i : i + pieceLength]).digest()
-        for i in range(0, offset, pieceLength)
-    )
-    meta = FakeMetainfo(
-        name=name,
-        infoHash=hashlib.sha1(name.encode() + data[:64]).digest(),
-        pieceLength=pieceLength,
-        pieceHashes=hashes,
-        totalLength=offset,
-        files=tuple(entries),
-        multiFile=multiFile,
-    )
-    return meta, data
-
-
-def entries(lengths: Sequence[int], padding: Sequence[int] = ()):
-    """
-    File entries of the given lengths, one after the other.
-    """
-    out = []
-    offset = 0
-    for i, length in enumerate(lengths):
-        out.append(FakeFileEntry((f"f{i}",), length, offset, i in padding))
-        offset += length
-    return out
+from tests.builders import fakeEntries, fakeMetainfo
+from tests.fakes import FakeFileEntry, FakeMetainfo
 
 
 class FileLayoutTests(SynchronousTestCase):
@@ -145,7 +35,7 @@ class FileLayoutTests(SynchronousTestCase):
         0-byte files (at the start, middle and end) never appear.
         """
         # offsets:  f0 0B @0, f1 5B @0, f2 0B @5, f3 2B @5, f4 10B @7, f5 0B
-        layout = FileLayout(entries([0, 5, 0, 2, 10, 0]), 4, 17)
+        layout = FileLayout(fakeEntries([0, 5, 0, 2, 10, 0]), 4, 17)
         self.assertEqual(layout.pieceCount, 5)
         self.assertEqual(layout.slices(0, 0, 4), [(1, 0, 4)])
         self.assertEqual(layout.slices(1, 0, 4), [(1, 4, 1), (3, 0, 2), (4, 0, 1)])
@@ -159,7 +49,7 @@ class FileLayoutTests(SynchronousTestCase):
         """
         Padding files appear in slices; L{FileLayout.isPadding} flags them.
         """
-        layout = FileLayout(entries([3, 5, 8], padding=[1]), 8, 16)
+        layout = FileLayout(fakeEntries([3, 5, 8], padding=[1]), 8, 16)
         self.assertEqual(layout.slices(0, 0, 8), [(0, 0, 3), (1, 0, 5)])
         self.assertFalse(layout.isPadding(0))
         self.assertTrue(layout.isPadding(1))
@@ -169,7 +59,7 @@ class FileLayoutTests(SynchronousTestCase):
         """
         Out-of-range indexes, begins and lengths raise L{ValueError}.
         """
-        layout = FileLayout(entries([10, 7]), 8, 17)
+        layout = FileLayout(fakeEntries([10, 7]), 8, 17)
         for index, begin, length in [
             (-1, 0, 1),
             (3, 0, 1),
@@ -191,9 +81,9 @@ class FileLayoutTests(SynchronousTestCase):
         Files that leave a gap, overlap, have a negative length or do not add
         up to the total length are refused, as is a non-positive piece length.
         """
-        self.assertRaises(ValueError, FileLayout, entries([1, 2]), 4, 4)
-        self.assertRaises(ValueError, FileLayout, entries([1, 2]), 0, 3)
-        self.assertRaises(ValueError, FileLayout, entries([1, 2]), 4, -3)
+        self.assertRaises(ValueError, FileLayout, fakeEntries([1, 2]), 4, 4)
+        self.assertRaises(ValueError, FileLayout, fakeEntries([1, 2]), 0, 3)
+        self.assertRaises(ValueError, FileLayout, fakeEntries([1, 2]), 4, -3)
         gap = [FakeFileEntry(("a",), 2, 0), FakeFileEntry(("b",), 2, 3)]
         self.assertRaises(ValueError, FileLayout, gap, 4, 5)
         negative = [FakeFileEntry(("a",), -2, 0)]
@@ -203,7 +93,7 @@ class FileLayoutTests(SynchronousTestCase):
         """
         L{FileLayout.pieceRange} gives the pieces holding a file's bytes.
         """
-        layout = FileLayout(entries([0, 5, 0, 2, 10, 0]), 4, 17)
+        layout = FileLayout(fakeEntries([0, 5, 0, 2, 10, 0]), 4, 17)
         self.assertEqual(list(layout.pieceRange(0)), [])
         self.assertEqual(list(layout.pieceRange(1)), [0, 1])
         self.assertEqual(list(layout.pieceRange(3)), [1])
@@ -214,7 +104,7 @@ class FileLayoutTests(SynchronousTestCase):
         """
         A torrent of only 0-byte files has no pieces.
         """
-        layout = FileLayout(entries([0, 0]), 4, 0)
+        layout = FileLayout(fakeEntries([0, 0]), 4, 0)
         self.assertEqual(layout.pieceCount, 0)
         self.assertEqual(layout.rangeSlices(0, 0), [])
         self.assertRaises(ValueError, layout.slices, 0, 0, 0)
@@ -232,7 +122,7 @@ class FileLayoutTests(SynchronousTestCase):
         torrent, and their lengths add up to the range.
         """
         total = sum(lengths)
-        files = entries(lengths)
+        files = fakeEntries(lengths)
         layout = FileLayout(files, pieceLength, total)
         if total == 0:
             self.assertEqual(layout.pieceCount, 0)
@@ -297,7 +187,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         """
         L{MultiFileWriter} provides L{IPieceStorage}.
         """
-        meta, _ = makeMetainfo(MIXED, 8)
+        meta, _ = fakeMetainfo(MIXED, 8)
         self.assertTrue(verifyObject(IPieceStorage, MultiFileWriter(meta, "x")))
 
     def test_roundTrip(self) -> None:
@@ -306,7 +196,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         several sizes, and as the bytes of each file on disk; 0-byte files
         and the directories three deep exist.
         """
-        meta, data = makeMetainfo(MIXED, 8)
+        meta, data = fakeMetainfo(MIXED, 8)
         self.assertEqual(meta.totalLength, 29)
         self.assertEqual(meta.pieceSize(3), 5)
         downloadDir = self.newDir()
@@ -342,7 +232,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         Pieces written in any order, by a writer that is closed and reopened
         in between, read back the same from a new writer.
         """
-        meta, data = makeMetainfo(MIXED, 8)
+        meta, data = fakeMetainfo(MIXED, 8)
         downloadDir = self.newDir()
         writer = MultiFileWriter(meta, downloadDir, maxOpenFiles=1)
         writer.open()
@@ -367,7 +257,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         """
         A single-file torrent lives at C{downloadDir/name}.
         """
-        meta, data = makeMetainfo(
+        meta, data = fakeMetainfo(
             [(("movie.bin",), 21)], 8, name="movie.bin", multiFile=False
         )
         downloadDir = self.newDir()
@@ -385,7 +275,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         writing them: they read back as zeros and take (almost) no blocks.
         """
         size = 32 * 1024 * 1024
-        meta, _ = makeMetainfo([(("big",), size)], 1 << 20, data=bytes(size))
+        meta, _ = fakeMetainfo([(("big",), size)], 1 << 20, data=bytes(size))
         downloadDir = self.newDir()
         writer = MultiFileWriter(meta, downloadDir)
         writer.open()
@@ -402,7 +292,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         truncated to its length, and one of the right length left untouched
         (same mtime).
         """
-        meta, _ = makeMetainfo([(("short",), 10), (("long",), 10), (("right",), 10)], 8)
+        meta, _ = fakeMetainfo([(("short",), 10), (("long",), 10), (("right",), 10)], 8)
         downloadDir = self.newDir()
         root = os.path.join(downloadDir, "torrent")
         os.makedirs(root)
@@ -427,7 +317,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         Padding files are never created; their bytes read back as zeros and
         writes skip them.
         """
-        meta, data = makeMetainfo(
+        meta, data = fakeMetainfo(
             [(("a",), 5), ((".pad", "11"), 11), (("b",), 16), ((".pad", "3"), 3)],
             16,
             padding=[1, 3],
@@ -457,7 +347,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         files = [
             ((f"d{i % 37}", f"file{i}"), rng.randrange(0, 300)) for i in range(10000)
         ]
-        meta, data = makeMetainfo(files, 4096)
+        meta, data = fakeMetainfo(files, 4096)
         downloadDir = self.newDir()
         self.addCleanup(shutil.rmtree, downloadDir)
         writer = MultiFileWriter(meta, downloadDir, maxOpenFiles=16)
@@ -485,7 +375,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         descriptors get their own bytes back and never exceed the pool.
         """
         files = [((f"f{i}",), 1000 + 37 * i) for i in range(12)]
-        meta, data = makeMetainfo(files, 1024)
+        meta, data = fakeMetainfo(files, 1024)
         writer = MultiFileWriter(meta, self.newDir(), maxOpenFiles=2)
         writer.open()
         errors = []
@@ -519,12 +409,12 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         in use waits until one is given back, then closes it and opens its
         own: the pool never grows past its bound.
         """
-        meta, data = makeMetainfo([(("a",), 8), (("b",), 8)], 8)
+        meta, data = fakeMetainfo([(("a",), 8), (("b",), 8)], 8)
         writer = MultiFileWriter(meta, self.newDir(), maxOpenFiles=1)
         writer.open()
         writer.writePiece(1, data[8:])
         waiting = threading.Event()
-        realCondition = writer._available
+        realCondition = writer.pool._available
 
         class SignallingCondition:
             def __enter__(self):
@@ -540,8 +430,8 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
             def notify_all(self):
                 realCondition.notify_all()
 
-        writer._available = SignallingCondition()
-        lease = writer._descriptor(0, write=False)
+        writer.pool._available = SignallingCondition()
+        lease = writer.pool.lease(0, write=False)
         lease.__enter__()
         results = []
         reader = threading.Thread(target=lambda: results.append(writer.readPiece(1)))
@@ -560,7 +450,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         A download directory that cannot be created makes L{open} raise
         L{StorageError}.
         """
-        meta, _ = makeMetainfo([(("a",), 8)], 8)
+        meta, _ = fakeMetainfo([(("a",), 8)], 8)
         path = os.path.abspath(self.mktemp())
         with open(path, "wb"):
             pass
@@ -600,7 +490,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         (too deep for C{shutil.rmtree}).
         """
         for path in [("d",) * 3000 + ("f",), ("ok", "x" * 300)]:
-            meta, _ = makeMetainfo([(("a",), 1), (path, 1)], 8)
+            meta, _ = fakeMetainfo([(("a",), 1), (path, 1)], 8)
             directory = self.newDir()
             writer = MultiFileWriter(meta, directory)
             e = self.assertRaises(StorageError, writer.open)
@@ -613,7 +503,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         L{MultiFileWriter.sync} fsyncs exactly the files written since the
         last call, even when their descriptors were closed in between.
         """
-        meta, data = makeMetainfo([((f"f{i}",), 8) for i in range(4)], 8)
+        meta, data = fakeMetainfo([((f"f{i}",), 8) for i in range(4)], 8)
         downloadDir = self.newDir()
         writer = MultiFileWriter(meta, downloadDir, maxOpenFiles=1)
         writer.open()
@@ -644,7 +534,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         When an fsync fails, L{StorageError} is raised and the files not
         yet synced are synced by the next call.
         """
-        meta, data = makeMetainfo([((f"f{i}",), 8) for i in range(2)], 8)
+        meta, data = fakeMetainfo([((f"f{i}",), 8) for i in range(2)], 8)
         writer = MultiFileWriter(meta, self.newDir())
         writer.open()
         writer.sync()
@@ -673,7 +563,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         L{MultiFileWriter.fileStats} works before L{open} (missing files are
         C{None}, nothing is created) and gives size and mtime afterwards.
         """
-        meta, _ = makeMetainfo([(("a",), 3), (("b",), 0), (("c",), 9)], 8)
+        meta, _ = fakeMetainfo([(("a",), 3), (("b",), 0), (("c",), 9)], 8)
         downloadDir = self.newDir()
         writer = MultiFileWriter(meta, downloadDir)
         self.assertEqual(writer.fileStats(), [None, None, None])
@@ -695,7 +585,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         up past its limit, and raises L{StorageError} for a missing file.
         """
         size = 1 << 20
-        meta, data = makeMetainfo([(("a",), size), (("b",), 10)], 1 << 16)
+        meta, data = fakeMetainfo([(("a",), size), (("b",), 10)], 1 << 16)
         downloadDir = self.newDir()
         writer = MultiFileWriter(meta, downloadDir)
         writer.open()
@@ -719,7 +609,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         A piece of the wrong length or index raises L{ValueError} and writes
         nothing.
         """
-        meta, data = makeMetainfo(MIXED, 8)
+        meta, data = fakeMetainfo(MIXED, 8)
         writer = MultiFileWriter(meta, self.newDir())
         writer.open()
         self.assertRaises(ValueError, writer.writePiece, 0, data[:7])
@@ -734,7 +624,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         Reading from a file deleted or truncated behind the writer's back
         raises L{StorageError} rather than inventing data.
         """
-        meta, data = makeMetainfo([(("a",), 8), (("b",), 8)], 8)
+        meta, data = fakeMetainfo([(("a",), 8), (("b",), 8)], 8)
         downloadDir = self.newDir()
         writer = MultiFileWriter(meta, downloadDir)
         writer.open()
@@ -753,7 +643,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         A read the system returns short (as it may) is finished rather
         than padded or refused.
         """
-        meta, data = makeMetainfo([(("a",), 64)], 32)
+        meta, data = fakeMetainfo([(("a",), 64)], 32)
         writer = MultiFileWriter(meta, self.newDir())
         writer.open()
         self.writeAll(writer, meta, data)
@@ -772,7 +662,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         A file that cannot be opened for writing can still be read (seeding
         from read-only files); writing to it raises L{StorageError}.
         """
-        meta, data = makeMetainfo([(("a",), 8)], 8)
+        meta, data = fakeMetainfo([(("a",), 8)], 8)
         downloadDir = self.newDir()
         writer = MultiFileWriter(meta, downloadDir)
         writer.open()
@@ -795,7 +685,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         A directory where a file belongs, or a file where a directory
         belongs, makes L{open} raise L{StorageError}.
         """
-        meta, _ = makeMetainfo([(("a", "b"), 3)], 8)
+        meta, _ = fakeMetainfo([(("a", "b"), 3)], 8)
         downloadDir = self.newDir()
         os.makedirs(os.path.join(downloadDir, "torrent", "a", "b"))
         self.assertRaises(StorageError, MultiFileWriter(meta, downloadDir).open)
@@ -826,10 +716,10 @@ class PathSafetyTests(WriterTestMixin, SynchronousTestCase):
             ("a\x00",),
             (),
         ]:
-            meta, _ = makeMetainfo([(path, 3)], 8)
+            meta, _ = fakeMetainfo([(path, 3)], 8)
             self.assertRaises(StorageError, MultiFileWriter, meta, "dl")
         for name in ["..", "", "a/b", "/abs"]:
-            meta, _ = makeMetainfo([(("x",), 3)], 8, name=name)
+            meta, _ = fakeMetainfo([(("x",), 3)], 8, name=name)
             self.assertRaises(StorageError, MultiFileWriter, meta, "dl")
 
     def test_symlinkedDirectory(self) -> None:
@@ -842,7 +732,7 @@ class PathSafetyTests(WriterTestMixin, SynchronousTestCase):
         downloadDir = self.newDir()
         os.makedirs(os.path.join(downloadDir, "torrent"))
         os.symlink(outside, os.path.join(downloadDir, "torrent", "sub"))
-        meta, _ = makeMetainfo([(("ok",), 3), (("sub", "deeper", "evil"), 3)], 8)
+        meta, _ = fakeMetainfo([(("ok",), 3), (("sub", "deeper", "evil"), 3)], 8)
         writer = MultiFileWriter(meta, downloadDir)
         self.assertRaises(StorageError, writer.open)
         self.assertEqual(os.listdir(outside), [])
@@ -854,7 +744,7 @@ class PathSafetyTests(WriterTestMixin, SynchronousTestCase):
         outside = self.newDir()
         downloadDir = self.newDir()
         os.symlink(outside, os.path.join(downloadDir, "torrent"))
-        meta, _ = makeMetainfo([(("a",), 3)], 8)
+        meta, _ = fakeMetainfo([(("a",), 3)], 8)
         self.assertRaises(StorageError, MultiFileWriter(meta, downloadDir).open)
         self.assertEqual(os.listdir(outside), [])
 
@@ -869,7 +759,7 @@ class PathSafetyTests(WriterTestMixin, SynchronousTestCase):
         with open(secret, "wb") as f:
             f.write(b"secret!!")
         downloadDir = self.newDir()
-        meta, data = makeMetainfo([(("a",), 8)], 8, name="single", multiFile=False)
+        meta, data = fakeMetainfo([(("a",), 8)], 8, name="single", multiFile=False)
         os.symlink(secret, os.path.join(downloadDir, "single"))
         writer = MultiFileWriter(meta, downloadDir)
         self.assertRaises(StorageError, writer.open)
@@ -894,7 +784,7 @@ class PathSafetyTests(WriterTestMixin, SynchronousTestCase):
             os.path.join(downloadDir, "elsewhere"),
             os.path.join(downloadDir, "torrent", "sub"),
         )
-        meta, data = makeMetainfo([(("sub", "f"), 8)], 8)
+        meta, data = fakeMetainfo([(("sub", "f"), 8)], 8)
         writer = MultiFileWriter(meta, downloadDir)
         writer.open()
         writer.writePiece(0, data)
@@ -915,13 +805,13 @@ class PaddingBlockTests(SynchronousTestCase):
         data is not.
         """
         layout = FileLayout(
-            entries([10, 30, 0, 24, 8, 3, 5], padding=[1, 3, 5, 6]), 32, 80
+            fakeEntries([10, 30, 0, 24, 8, 3, 5], padding=[1, 3, 5, 6]), 32, 80
         )
         self.assertEqual(layout.paddingBlocks(0, 8), [2, 3])
         self.assertEqual(layout.paddingBlocks(1, 8), [0, 1, 2, 3])
         self.assertEqual(layout.paddingBlocks(2, 8), [1])
         self.assertEqual(layout.paddingBlocks(0, 32), [])
-        self.assertEqual(FileLayout(entries([5]), 8, 5).paddingBlocks(0, 8), [])
+        self.assertEqual(FileLayout(fakeEntries([5]), 8, 5).paddingBlocks(0, 8), [])
         self.assertRaises(ValueError, layout.paddingBlocks, 3, 8)
 
 
@@ -957,7 +847,7 @@ class ErrorMessageTests(WriterTestMixin, SynchronousTestCase):
         downloadDir = self.newDir()
         link = os.path.join(downloadDir, "torrent")
         os.symlink(outside, link)
-        meta, _ = makeMetainfo([(("a",), 3)], 8)
+        meta, _ = fakeMetainfo([(("a",), 3)], 8)
         self.assertRefused(meta, downloadDir, link, outside)
 
     def test_subDirectory(self) -> None:
@@ -969,7 +859,7 @@ class ErrorMessageTests(WriterTestMixin, SynchronousTestCase):
         os.makedirs(os.path.join(downloadDir, "torrent"))
         link = os.path.join(downloadDir, "torrent", "sub")
         os.symlink(outside, link)
-        meta, _ = makeMetainfo([(("sub", "f"), 3)], 8)
+        meta, _ = fakeMetainfo([(("sub", "f"), 3)], 8)
         self.assertRefused(meta, downloadDir, link, outside)
 
     def test_file(self) -> None:
@@ -981,7 +871,7 @@ class ErrorMessageTests(WriterTestMixin, SynchronousTestCase):
         os.makedirs(os.path.join(downloadDir, "torrent"))
         link = os.path.join(downloadDir, "torrent", "f")
         os.symlink(os.path.join(outside, "f"), link)
-        meta, _ = makeMetainfo([(("f",), 3)], 8)
+        meta, _ = fakeMetainfo([(("f",), 3)], 8)
         self.assertRefused(meta, downloadDir, link, outside, os.path.join(outside, "f"))
 
     def test_loop(self) -> None:
@@ -992,7 +882,7 @@ class ErrorMessageTests(WriterTestMixin, SynchronousTestCase):
         os.makedirs(os.path.join(downloadDir, "torrent"))
         link = os.path.join(downloadDir, "torrent", "sub")
         os.symlink("sub", link)
-        meta, _ = makeMetainfo([(("sub", "f"), 3)], 8)
+        meta, _ = fakeMetainfo([(("sub", "f"), 3)], 8)
         e = self.assertRaises(StorageError, MultiFileWriter(meta, downloadDir).open)
         self.assertEqual(str(e), f"{link!r} is not a directory")
 
@@ -1010,7 +900,7 @@ class ErrorMessageTests(WriterTestMixin, SynchronousTestCase):
             downloadDir = self.newDir()
             os.chmod(downloadDir, 0o500)
             self.addCleanup(os.chmod, downloadDir, 0o700)
-        meta, _ = makeMetainfo([(("f",), 3)], 8)
+        meta, _ = fakeMetainfo([(("f",), 3)], 8)
         e = self.assertRaises(StorageError, MultiFileWriter(meta, downloadDir).open)
         self.assertTrue(str(e).startswith("cannot create the torrent's files: "))
         self.assertIn(downloadDir, str(e))
@@ -1036,7 +926,7 @@ class AttributeTests(WriterTestMixin, SynchronousTestCase):
         An executable entry gets C{x} wherever it has C{r}, when created
         and when it already existed (without touching its data or mtime).
         """
-        meta, data = makeMetainfo(
+        meta, data = fakeMetainfo(
             [(("run",), 5), (("plain",), 5), (("empty",), 0)],
             8,
             executable=[0, 2],
@@ -1062,7 +952,7 @@ class AttributeTests(WriterTestMixin, SynchronousTestCase):
         files or directories, before or after them in the torrent); they
         hold no data and report no statistics.
         """
-        meta, data = makeMetainfo(
+        meta, data = fakeMetainfo(
             [
                 (("early",), 0),
                 (("a", "b", "bar"), 7),
@@ -1105,7 +995,7 @@ class AttributeTests(WriterTestMixin, SynchronousTestCase):
         """
         A file with data, or a directory, where a link belongs is refused.
         """
-        meta, _ = makeMetainfo([(("f",), 3), (("link",), 0)], 8, symlinks={1: ("f",)})
+        meta, _ = fakeMetainfo([(("f",), 3), (("link",), 0)], 8, symlinks={1: ("f",)})
         downloadDir = self.newDir()
         os.makedirs(os.path.join(downloadDir, "torrent", "link"))
         e = self.assertRaises(StorageError, MultiFileWriter(meta, downloadDir).open)
@@ -1127,7 +1017,7 @@ class AttributeTests(WriterTestMixin, SynchronousTestCase):
         os.makedirs(os.path.join(downloadDir, "x", "y", "z"))
         os.makedirs(root)
         os.symlink(os.path.join(downloadDir, "x", "y", "z"), os.path.join(root, "sub"))
-        meta, data = makeMetainfo(
+        meta, data = fakeMetainfo(
             [(("f",), 3), (("sub", "link"), 0)], 8, symlinks={1: ("f",)}
         )
         writer = MultiFileWriter(meta, downloadDir)
@@ -1149,7 +1039,7 @@ class AttributeTests(WriterTestMixin, SynchronousTestCase):
         os.makedirs(os.path.join(downloadDir, "other"))
         os.makedirs(root)
         os.symlink(os.path.join(downloadDir, "other"), os.path.join(root, "x"))
-        meta, _ = makeMetainfo(
+        meta, _ = fakeMetainfo(
             [(("f",), 3), (("link",), 0)], 8, symlinks={1: ("x", "secret")}
         )
         writer = MultiFileWriter(meta, downloadDir)

@@ -13,7 +13,7 @@ import stat
 from twisted.trial.unittest import SynchronousTestCase
 
 from btorrent.engine.storage import DEFAULT_UMASK, MultiFileWriter
-from tests.test_storage import makeMetainfo
+from tests.builders import fakeMetainfo
 
 FILES = [
     (("a.bin",), 3000),
@@ -53,7 +53,7 @@ class UmaskTests(SynchronousTestCase):
         Create the files of a torrent of L{FILES} (the last executable)
         under C{downloadDir}, and write its first piece.
         """
-        meta, data = makeMetainfo(FILES, 4096, name="t", executable=[3])
+        meta, data = fakeMetainfo(FILES, 4096, name="t", executable=[3])
         writer = MultiFileWriter(meta, downloadDir, **kwargs)
         writer.open()
         self.addCleanup(writer.close)
@@ -151,7 +151,7 @@ class UmaskTests(SynchronousTestCase):
         """
         A single-file torrent's file too.
         """
-        meta, data = makeMetainfo([(("one.bin",), 5000)], 4096, "one.bin", False)
+        meta, data = fakeMetainfo([(("one.bin",), 5000)], 4096, "one.bin", False)
         writer = MultiFileWriter(meta, self.base)
         writer.open()
         self.addCleanup(writer.close)
@@ -161,7 +161,7 @@ class UmaskTests(SynchronousTestCase):
         """
         A umask outside 0..0o777 is a L{ValueError} naming it.
         """
-        meta, data = makeMetainfo(FILES, 4096, name="t")
+        meta, data = fakeMetainfo(FILES, 4096, name="t")
         for umask in (-1, 0o1000):
             e = self.assertRaises(
                 ValueError, MultiFileWriter, meta, self.base, umask=umask

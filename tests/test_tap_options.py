@@ -12,8 +12,8 @@ import sys
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent.codec import metainfo
 from btorrent.daemon import tap
+from tests.builders import buildTorrent
 
 
 class OptionsTests(SynchronousTestCase):
@@ -26,14 +26,14 @@ class OptionsTests(SynchronousTestCase):
         Create a small file and a torrent for it; return the torrent path.
         """
         base = self.mktemp()
-        os.makedirs(base)
-        data = os.path.join(base, "data.bin")
-        with open(data, "wb") as f:
-            f.write(b"x" * 50000)
-        path = os.path.join(base, "data.torrent")
-        with open(path, "wb") as f:
-            f.write(metainfo.create(data, [["http://127.0.0.1:6969/announce"]]))
-        return path
+        built = buildTorrent(
+            base,
+            [("data.bin", 50000)],
+            None,
+            single=True,
+            trackers=[["http://127.0.0.1:6969/announce"]],
+        )
+        return built.writeTorrent(os.path.join(base, "data.torrent"))
 
     def setUp(self) -> None:
         home = os.path.abspath(self.mktemp())

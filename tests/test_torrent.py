@@ -9,14 +9,12 @@ from __future__ import annotations
 import os
 import random
 
-from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from btorrent.codec import metainfo, wire
+from btorrent.codec import wire
 from btorrent.engine import resume
 from btorrent.engine.storage import MultiFileWriter
 from btorrent.engine.torrent import (
@@ -28,58 +26,10 @@ from btorrent.engine.torrent import (
     formatSize,
 )
 from btorrent.interfaces import IAnnounceTarget
-from tests.test_downloader import FakePeer
+from tests.builders import buildTorrent
+from tests.fakes import FakeAnnouncer, FakePeer, SyncReactor, syncRunner
 
 PEER_ID = b"-BT0100-" + b"t" * 12
-
-
-class Reactor(MemoryReactorClock):
-    """
-    A memory reactor that runs C{callFromThread} at once (disk work runs
-    synchronously in these tests).
-    """
-
-    def callFromThread(self, f, *args, **kwargs):
-        f(*args, **kwargs)
-
-
-def syncRunner(f, *args, **kwargs):
-    return defer.maybeDeferred(f, *args, **kwargs)
-
-
-class FakeAnnouncer(Service):
-    """
-    Records what the torrent asks of its announcer.
-    """
-
-    def __init__(self, torrent, stopResult=None):
-        self.torrent = torrent
-        self.completedCalls = 0
-        self.stopResult = stopResult
-        self.stopped = False
-
-    def completed(self):
-        self.completedCalls += 1
-
-    def stopService(self):
-        Service.stopService(self)
-        self.stopped = True
-        return self.stopResult
-
-
-def makeData(base, files):
-    """
-    Files of random bytes under C{base/name} and their torrent.
-    """
-    rng = random.Random(len(files))
-    root = os.path.join(base, "seed", "content")
-    for relative, size in files:
-        path = os.path.join(root, *relative.split("/"))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(rng.randbytes(size))
-    data = metainfo.create(root, [["http://127.0.0.1:1/announce"]], pieceLength=16384)
-    return metainfo.load(data), root
 
 
 FILES = [("a.bin", 40000), ("empty", 0), ("sub/b.bin", 30000)]
@@ -88,10 +38,13 @@ FILES = [("a.bin", 40000), ("empty", 0), ("sub/b.bin", 30000)]
 class TorrentTests(SynchronousTestCase):
     def setUp(self):
         self.base = os.path.abspath(self.mktemp())
-        self.info, self.seedRoot = makeData(self.base, FILES)
+        built = buildTorrent(
+            os.path.join(self.base, "seed", "content"), FILES, seed=len(FILES)
+        )
+        self.info, self.seedRoot = built.metainfo, built.path
         self.downloadDir = os.path.join(self.base, "download")
         self.stateDir = os.path.join(self.base, "state")
-        self.reactor = Reactor()
+        self.reactor = SyncReactor()
         self.announcers = []
         self.events = []
         globalLogPublisher.addObserver(self.events.append)
@@ -99,7 +52,7 @@ class TorrentTests(SynchronousTestCase):
 
     def makeTorrent(self, stopResult=None, peers=(), downloadDir=None):
         def announcer(torrent):
-            a = FakeAnnouncer(torrent, stopResult)
+            a = FakeAnnouncer(torrent, stopResult=stopResult)
             self.announcers.append(a)
             return a
 

@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from btorrent.codec import wire
 from btorrent.engine.torrent import PROGRESS_INTERVAL
 from tests import test_torrent
-from tests.test_downloader import FakePeer
+from tests.fakes import FakePeer
 
 
 class CountsAndLogTests(SynchronousTestCase):

@@ -29,7 +29,6 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from btorrent.codec import metainfo
 from btorrent.tracker import announce as codec
 from btorrent.trackerserver import tap
 from btorrent.trackerserver.server import (
@@ -42,6 +41,7 @@ from btorrent.trackerserver.server import (
     TrackerSite,
 )
 from btorrent.trackerserver.swarm import Swarm
+from tests.builders import buildTorrent
 from tests.realclients import waitUntil
 from tests.realpeers import freePort
 from tests.twistdproc import repositoryEnvironment, twistdCommand
@@ -523,14 +523,8 @@ class TwistdFileNamesTests(SynchronousTestCase):
 
     def torrent(self) -> str:
         directory = os.path.abspath(self.mktemp())
-        os.makedirs(directory)
-        data = os.path.join(directory, "data.bin")
-        with open(data, "wb") as f:
-            f.write(b"x" * 1000)
-        path = os.path.join(directory, "data.torrent")
-        with open(path, "wb") as f:
-            f.write(metainfo.create(data, [["http://127.0.0.1:1/announce"]]))
-        return path
+        built = buildTorrent(directory, [("data.bin", 1000)], None, single=True)
+        return built.writeTorrent(os.path.join(directory, "data.torrent"))
 
     def test_ownNames(self) -> None:
         """

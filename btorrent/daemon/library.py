@@ -6,10 +6,13 @@ The list lives in the state dir: a copy of each torrent's C{.torrent}
 (C{torrents/HEX.torrent}) or magnet link (C{torrents/HEX.magnet}), and one
 JSON file, C{state.json}, with a version field: every torrent's id,
 download dir, labels, whether the user stopped it, dates, totals over every
-run and settings; the session's settings and cumulative statistics.  It is
-written atomically with the previous copy kept as C{state.json.bak} (see
-L{btorrent.util.statefile}), in a thread, at most once at a time, and
-saves that are asked for while one runs are merged into one.
+run and settings; the session's settings and cumulative statistics.  Two
+parts help the library:
+
+  - L{LibraryState} (L{btorrent.daemon.librarystate}) reads and writes
+    C{state.json} (atomically, in a thread, saves merged);
+  - L{SessionTotals} (L{btorrent.daemon.sessiontotals}) keeps the
+    session's counts and totals for C{session-stats}.
 """
 
 from __future__ import annotations
@@ -36,18 +39,13 @@ from btorrent.control.api import (
     SessionSettings,
     SessionStats,
 )
+from btorrent.daemon.librarystate import SAVE_DELAY, STATE_VERSION, LibraryState
+from btorrent.daemon.queueorder import moved, placed
 from btorrent.daemon.records import TorrentRecord
-from btorrent.util.statefile import (
-    readState,
-    removeTemporaries,
-    writeAtomically,
-    writeState,
-)
+from btorrent.daemon.sessiontotals import SessionTotals
+from btorrent.util.statefile import writeAtomically
 
-__all__ = ["INVALID_TORRENT", "STATE_VERSION", "Library"]
-
-#: The version of C{state.json} this code writes and reads.
-STATE_VERSION = 1
+__all__ = ["INVALID_TORRENT", "SAVE_DELAY", "STATE_VERSION", "Library"]
 
 #: What the RPC answers for bytes that are not a torrent.
 INVALID_TORRENT = "invalid or corrupt torrent file"
@@ -55,52 +53,8 @@ INVALID_TORRENT = "invalid or corrupt torrent file"
 #: Seconds between two saves of the totals while torrents transfer.
 SAVE_INTERVAL = 60.0
 
-#: Seconds a change waits for others before the list is saved (a client
-#: adding a thousand torrents makes a few saves, not a thousand).
-SAVE_DELAY = 0.5
-
 #: Removed torrents remembered for C{recently-active}.
 MAX_REMOVED = 1000
-
-_STATS_KEYS = (
-    "uploadedBytes",
-    "downloadedBytes",
-    "filesAdded",
-    "sessionCount",
-    "secondsActive",
-)
-
-
-#: What a removed torrent leaves to the session's totals of this run.
-_REMOVED_KEYS = (
-    "uploadedBytes",
-    "downloadedBytes",
-    "piecesVerified",
-    "piecesFailed",
-    "announcesSucceeded",
-    "announcesFailed",
-)
-
-
-def _torrentCounts(torrent) -> Dict[str, int]:
-    """
-    The counts of an engine torrent that the session sums (see
-    L{_REMOVED_KEYS}).
-    """
-    succeeded, failed = torrent.announces
-    return {
-        "uploadedBytes": torrent.uploaded,
-        "downloadedBytes": torrent.downloaded,
-        "piecesVerified": torrent.piecesVerified,
-        "piecesFailed": torrent.piecesFailed,
-        "announcesSucceeded": succeeded,
-        "announcesFailed": failed,
-    }
-
-
-def _checkState(document: dict) -> None:
-    if not isinstance(document.get("torrents", []), list):
-        raise ValueError("torrents is not a list")
 
 
 @implementer(ISessionControl)
@@ -111,6 +65,8 @@ class Library(Service):
     @ivar session: the L{btorrent.daemon.session.Session} running them.
     @ivar settings: the L{SessionSettings} in force.
     @ivar records: C{id -> TorrentRecord}, in id order.
+    @ivar state: its L{LibraryState}: the state file.
+    @ivar totals: its L{SessionTotals}: the session's counts and totals.
     """
 
     log = Logger()
@@ -146,15 +102,10 @@ class Library(Service):
         self._byHash: Dict[bytes, TorrentRecord] = {}
         self._nextId = 1
         self._removed: List[tuple] = []
-        self._cumulative = {key: 0 for key in _STATS_KEYS}
-        self._current = {key: 0 for key in _STATS_KEYS}
-        # What removed torrents moved and counted in this run (so that the
-        # totals never go down when a torrent goes).
-        self._removedCounts = {key: 0 for key in _REMOVED_KEYS}
-        self._startedAt = clock.seconds()
-        self._saving: Optional[defer.Deferred] = None
-        self._saveAgain = False
-        self._pendingSave = None
+        self.totals = SessionTotals(clock)
+        self.state = LibraryState(
+            self.statePath, self.stateDocument, session.runInThread, clock, self.log
+        )
         self._nextSave = 0.0
         self._changedAt = 0.0
 
@@ -167,18 +118,10 @@ class Library(Service):
         and skip it.
         """
         os.makedirs(self.torrentsDir, exist_ok=True)
-        removeTemporaries(self.statePath)
-        document, problem = readState(self.statePath, STATE_VERSION, _checkState)
-        if problem is not None:
-            self.log.warn("state file: {problem}; using the backup", problem=problem)
+        document = self.state.read()
         if document is None:
             return
-        stats = document.get("stats", {})
-        if isinstance(stats, dict):
-            for key in _STATS_KEYS:
-                value = stats.get(key)
-                if isinstance(value, int) and value >= 0:
-                    self._cumulative[key] = value
+        self.totals.load(document.get("stats", {}))
         self._nextId = max(int(document.get("nextId", 1) or 1), 1)
         self._loadSessionControls(document.get("sessionControls"))
         for entry in document.get("torrents", []):
@@ -281,10 +224,8 @@ class Library(Service):
         """
         The state file's content now.
         """
-        cumulative = dict(self._cumulative)
-        current = self._currentStats()
-        for key in ("uploadedBytes", "downloadedBytes", "secondsActive"):
-            cumulative[key] += current[key]
+        torrents = [record.torrent for record in self.records.values()]
+        cumulative = self.totals.cumulative(self.totals.current(torrents))
         return {
             "nextId": self._nextId,
             "torrents": [record.toJSON() for record in self.records.values()],
@@ -300,38 +241,15 @@ class Library(Service):
         @return: a L{Deferred} firing when the state asked for is on disk
             (never failing: a failure is logged).
         """
-        if self._saving is not None:
-            self._saveAgain = True
-            return self._saving
-        document = self.stateDocument()
-        d = self._saving = self.session.runInThread(
-            writeState, self.statePath, document, STATE_VERSION
-        )
-
-        def failed(failure):
-            self.log.failure("cannot save the torrent list", failure=failure)
-
-        def done(_):
-            self._saving = None
-            if self._saveAgain:
-                self._saveAgain = False
-                return self.save()
-
-        d.addErrback(failed)
-        d.addCallback(done)
-        return d
+        return self.state.save()
 
     def changed(self, record: Optional[TorrentRecord] = None) -> None:
         """
         Something worth keeping changed (an add, a stop, a setting): save
         within L{SAVE_DELAY} seconds; changes in that time share one save.
         """
-        if self.running and self._pendingSave is None:
-            self._pendingSave = self.clock.callLater(SAVE_DELAY, self._savePending)
-
-    def _savePending(self) -> None:
-        self._pendingSave = None
-        self.save()
+        if self.running:
+            self.state.saveSoon()
 
     # Service
 
@@ -341,8 +259,7 @@ class Library(Service):
         list now and then.
         """
         super().startService()
-        self._cumulative["sessionCount"] += 1
-        self._startedAt = self.clock.seconds()
+        self.totals.sessionStarted()
         for record in self.records.values():
             if not record.paused:
                 record.torrent.start()
@@ -366,15 +283,13 @@ class Library(Service):
         """
         super().stopService()
         self.session.heartbeat.unsubscribe(self)
-        if self._pendingSave is not None and self._pendingSave.active():
-            self._pendingSave.cancel()
-        self._pendingSave = None
+        self.state.cancelSoon()
         yield defer.DeferredList(
             [record.torrent.stop() for record in self.records.values()],
             consumeErrors=True,
         )
-        if self._saving is not None:
-            yield self._saving
+        if self.state.saving is not None:
+            yield self.state.saving
         yield self.save()
 
     # ISessionControl
@@ -405,38 +320,9 @@ class Library(Service):
         return defer.maybeDeferred(self._add, source, options)
 
     def _parse(self, source, options: AddOptions):
-        """
-        Check what is being added.
-
-        @return: C{(infoHash, metainfo or None, magnet link or None, the
-            bytes to keep, their path in the state dir, the download dir)}.
-        @raise ControlError: for something that is not a torrent.
-        """
-        downloadDir = options.downloadDir or self.settings.downloadDir
-        if not os.path.isabs(downloadDir):
-            raise ControlError("download-dir must be an absolute path")
-        if isinstance(source, str):
-            from btorrent.codec.magnet import MagnetError, parseMagnet
-
-            try:
-                magnet = parseMagnet(source)
-            except MagnetError as e:
-                raise ControlError(str(e)) from None
-            path = os.path.join(self.torrentsDir, magnet.infoHash.hex() + ".magnet")
-            return (
-                magnet.infoHash,
-                None,
-                source,
-                source.encode("utf-8"),
-                path,
-                downloadDir,
-            )
-        try:
-            info = metainfoCodec.load(bytes(source))
-        except metainfoCodec.MetainfoError:
-            raise ControlError(INVALID_TORRENT) from None
-        path = os.path.join(self.torrentsDir, info.infoHash.hex() + ".torrent")
-        return info.infoHash, info, None, bytes(source), path, downloadDir
+        return parseSource(
+            source, options.downloadDir or self.settings.downloadDir, self.torrentsDir
+        )
 
     def _enter(self, parsed, options: AddOptions) -> AddResult:
         """
@@ -469,8 +355,7 @@ class Library(Service):
         )
         record.paused = bool(options.paused)
         self._register(record)
-        self._cumulative["filesAdded"] += 1
-        self._current["filesAdded"] += 1
+        self.totals.fileAdded()
         self.log.info(
             "added {name} ({infoHash}) as torrent {id}",
             name=torrent.name,
@@ -518,12 +403,9 @@ class Library(Service):
         self._removed.append((self.clock.seconds(), record.id))
         del self._removed[:-MAX_REMOVED]
         # Its counts stay in the session's, also while it stops.
-        counted = _torrentCounts(record.torrent)
-        for key, value in counted.items():
-            self._removedCounts[key] += value
+        counted = self.totals.removing(record.torrent)
         yield self.session.removeTorrent(record.infoHash)
-        for key, value in _torrentCounts(record.torrent).items():
-            self._removedCounts[key] += value - counted[key]
+        self.totals.removed(record.torrent, counted)
         partsPath = record.torrent.controls.partsPath
         record.torrent.controls.close()
         if partsPath is not None:
@@ -623,57 +505,11 @@ class Library(Service):
         self.addDefaults["umask"] = settings.umask
         self.session.setEncryption(settings.encryption)
 
-    def _counts(self) -> Dict[str, int]:
-        """
-        The session's counts of this run (L{_REMOVED_KEYS}): every
-        torrent's, and those of the torrents removed.
-        """
-        counts = dict(self._removedCounts)
-        for record in self.records.values():
-            for key, value in _torrentCounts(record.torrent).items():
-                counts[key] += value
-        return counts
-
-    def _currentStats(self, counts: Optional[Dict[str, int]] = None) -> dict:
-        if counts is None:
-            counts = self._counts()
-        current = dict(self._current)
-        current["uploadedBytes"] = counts["uploadedBytes"]
-        current["downloadedBytes"] = counts["downloadedBytes"]
-        current["secondsActive"] = int(self.clock.seconds() - self._startedAt)
-        current["sessionCount"] = 1
-        return current
-
     def stats(self) -> SessionStats:
         """
         Rates, counts and totals.
         """
-        records = list(self.records.values())
-        active = [r for r in records if r.torrent.state != STOPPED]
-        down = up = 0
-        for record in active:
-            downloader = record.torrent.downloader
-            if downloader is not None and downloader.running:
-                down += int(downloader.downloadRate.rate)
-                up += int(downloader.uploadRate.rate)
-        counts = self._counts()
-        current = self._currentStats(counts)
-        cumulative = dict(self._cumulative)
-        for key in ("uploadedBytes", "downloadedBytes", "secondsActive"):
-            cumulative[key] += current[key]
-        return SessionStats(
-            activeTorrentCount=len(active),
-            pausedTorrentCount=len(records) - len(active),
-            torrentCount=len(records),
-            downloadSpeed=down,
-            uploadSpeed=up,
-            current=current,
-            cumulative=cumulative,
-            piecesVerified=counts["piecesVerified"],
-            piecesFailed=counts["piecesFailed"],
-            announcesSucceeded=counts["announcesSucceeded"],
-            announcesFailed=counts["announcesFailed"],
-        )
+        return self.totals.stats(record.torrent for record in self.records.values())
 
     @property
     def dht(self):
@@ -697,21 +533,7 @@ class Library(Service):
         Move torrents in the queue (C{top}, C{up}, C{down}, C{bottom}).
         """
         order = sorted(self.records.values(), key=lambda r: r.torrent.queuePosition)
-        chosen = [r for r in order if r in set(records)]
-        if where == "top":
-            order = chosen + [r for r in order if r not in chosen]
-        elif where == "bottom":
-            order = [r for r in order if r not in chosen] + chosen
-        elif where in ("up", "down"):
-            step = -1 if where == "up" else 1
-            sequence = chosen if where == "up" else list(reversed(chosen))
-            for record in sequence:
-                i = order.index(record)
-                j = i + step
-                if 0 <= j < len(order) and order[j] not in chosen:
-                    order[i], order[j] = order[j], order[i]
-        else:
-            raise ControlError(f"unknown queue move {where}")
+        order = moved(order, records, where)
         for position, record in enumerate(order):
             record.torrent.queuePosition = position
         self._reorderQueues()
@@ -730,8 +552,7 @@ class Library(Service):
         Put one torrent at C{position} in the queue.
         """
         order = sorted(self.records.values(), key=lambda r: r.torrent.queuePosition)
-        order.remove(record)
-        order.insert(max(0, min(position, len(order))), record)
+        order = placed(order, record, position)
         for index, each in enumerate(order):
             each.torrent.queuePosition = index
         self._reorderQueues()
@@ -755,6 +576,43 @@ class Library(Service):
         """
         self.log.info("stopping, as a client asked (session-close)")
         self.clock.callLater(0, self.shutdown)
+
+
+def parseSource(source, downloadDir: str, torrentsDir: str):
+    """
+    Check what is being added.
+
+    @param source: C{.torrent} bytes or a magnet link.
+    @param downloadDir: where its data will go.
+    @param torrentsDir: where the library keeps its copy.
+    @return: C{(infoHash, metainfo or None, magnet link or None, the
+        bytes to keep, their path in the state dir, the download dir)}.
+    @raise ControlError: for something that is not a torrent.
+    """
+    if not os.path.isabs(downloadDir):
+        raise ControlError("download-dir must be an absolute path")
+    if isinstance(source, str):
+        from btorrent.codec.magnet import MagnetError, parseMagnet
+
+        try:
+            magnet = parseMagnet(source)
+        except MagnetError as e:
+            raise ControlError(str(e)) from None
+        path = os.path.join(torrentsDir, magnet.infoHash.hex() + ".magnet")
+        return (
+            magnet.infoHash,
+            None,
+            source,
+            source.encode("utf-8"),
+            path,
+            downloadDir,
+        )
+    try:
+        info = metainfoCodec.load(bytes(source))
+    except metainfoCodec.MetainfoError:
+        raise ControlError(INVALID_TORRENT) from None
+    path = os.path.join(torrentsDir, info.infoHash.hex() + ".torrent")
+    return info.infoHash, info, None, bytes(source), path, downloadDir
 
 
 def deleteTorrentData(metainfo, downloadDir: str) -> None:

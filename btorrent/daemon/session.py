@@ -5,7 +5,6 @@ id, the thread pool for disk work, and one L{Torrent} per info-hash.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from functools import partial
 from typing import Dict, Iterable, Optional, Sequence, Tuple
@@ -20,6 +19,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from btorrent import PEER_ID_PREFIX
+from btorrent.daemon.trackers import Trackers
 from btorrent.engine.controls import SessionControls
 from btorrent.engine.queue import SlotQueue
 from btorrent.engine.storage import MultiFileWriter
@@ -131,7 +131,8 @@ class Session(MultiService):
             runInThread = partial(deferToThreadPool, reactor, self.threadPool)
         self.runInThread = runInThread
         self.listeningPort = None
-        self._udpProtocols: Dict[bool, object] = {}
+        #: The announcers and UDP sockets of its torrents' trackers.
+        self.trackers = Trackers(self)
         #: The one periodic timer of every torrent and connection.
         self.heartbeat = Heartbeat(
             reactor, interval=heartbeatInterval, onError=self._tickFailed
@@ -201,7 +202,7 @@ class Session(MultiService):
             maxPeers=maxPeers,
             pieceOrder=pieceOrder,
             peers=peers,
-            announcerFactory=announcerFactory or self._makeAnnouncer,
+            announcerFactory=announcerFactory or self.trackers.makeAnnouncer,
             chokerFactory=chokerFactory,
             uploadSlots=uploadSlots,
             resumeInterval=resumeInterval,
@@ -321,7 +322,7 @@ class Session(MultiService):
                     self.stateDir,
                     magnet.infoHash,
                 )
-        options["announcerFactory"] = announcerFactory or self._makeAnnouncer
+        options["announcerFactory"] = announcerFactory or self.trackers.makeAnnouncer
         torrent = self._newTorrent(
             None,
             magnet.infoHash,
@@ -334,60 +335,13 @@ class Session(MultiService):
         torrent.metadataPhaseFactory = partial(
             metadata.MetadataPhase,
             trackers=magnet.trackers,
-            announcerFactory=self._announcerOver,
+            announcerFactory=self.trackers.announcerOver,
             onMetadata=onMetadata,
         )
         torrent.startWithSession = start
         if self.running and start:
             torrent.start()
         return torrent
-
-    def _announcerOver(self, target, trackers):
-        """
-        An announcer of C{target} over C{trackers} (a magnet link's, while
-        its metadata is fetched), or C{None} without any.
-        """
-        from btorrent.tracker.announcer import makeAnnouncer
-
-        if not any(trackers):
-            return None
-        return makeAnnouncer(
-            target,
-            trackers,
-            self.reactor,
-            udpProtocol=self.udpProtocol,
-            ourAddresses=self._ourAddresses(),
-            **self.trackerOptions,
-        )
-
-    def _makeAnnouncer(self, torrent: Torrent):
-        """
-        The announcer of C{torrent} over its trackers (C{None} without
-        any); UDP trackers share one socket bound like our listening port.
-        """
-        from btorrent.tracker.announcer import makeAnnouncer
-
-        trackers = torrent.metainfo.trackers
-        if not any(trackers):
-            return None
-        return makeAnnouncer(
-            torrent,
-            trackers,
-            self.reactor,
-            udpProtocol=self.udpProtocol,
-            ourAddresses=self._ourAddresses(),
-            **self.trackerOptions,
-        )
-
-    def _ourAddresses(self):
-        """
-        Our own IP addresses besides loopback, at which a tracker may list
-        us: the interface we are bound to, if any.
-        """
-        try:
-            return (str(ipaddress.ip_address(self.interface)),)
-        except ValueError:
-            return ()
 
     def udpProtocol(self, v6: bool = False):
         """
@@ -400,34 +354,7 @@ class Session(MultiService):
             (bound to an IPv4 address, an IPv6 tracker) or the socket
             cannot be opened.
         """
-        from btorrent.tracker.announce import TrackerError
-        from btorrent.tracker.udp import UDPTrackerProtocol
-
-        protocol = self._udpProtocols.get(v6)
-        if protocol is not None:
-            return protocol
-        family = "IPv6" if v6 else "IPv4"
-        if not self.interface:
-            interface = "::" if v6 else ""
-        else:
-            try:
-                version = ipaddress.ip_address(self.interface).version
-            except ValueError:
-                version = 4
-            if version != (6 if v6 else 4):
-                raise TrackerError(
-                    f"cannot reach an {family} tracker from interface {self.interface}"
-                )
-            interface = self.interface
-        protocol = UDPTrackerProtocol(self.reactor)
-        try:
-            self.reactor.listenUDP(0, protocol, interface=interface)
-        except CannotListenError as e:
-            raise TrackerError(
-                f"cannot open a UDP socket for {family} trackers: {e}"
-            ) from e
-        self._udpProtocols[v6] = protocol
-        return protocol
+        return self.trackers.udpProtocol(v6)
 
     def reannounce(self) -> int:
         """
@@ -632,9 +559,7 @@ class Session(MultiService):
             if self.listeningPort is not None:
                 listening, self.listeningPort = self.listeningPort, None
                 ds.append(defer.maybeDeferred(listening.stopListening))
-            protocols, self._udpProtocols = self._udpProtocols, {}
-            for udp in protocols.values():
-                ds.append(udp.stop())
+            ds.extend(self.trackers.stop())
             return defer.gatherResults(ds)
 
         def poolDown(result):

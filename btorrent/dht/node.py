@@ -12,7 +12,7 @@ What the node does:
   - answers C{ping}, C{find_node}, C{get_peers} and C{announce_peer}
     (tokens are an HMAC-SHA1 of the requester's IP and the info-hash under a
     secret rotated every 5 minutes; the previous secret is still accepted,
-    so a token lives 5 to 10 minutes);
+    so a token lives 5 to 10 minutes: L{btorrent.dht.tokens});
   - stores announced peers per info-hash for 30 minutes, with caps per
     info-hash, on info-hashes and in total (L{PeerStore}); when the store
     cannot take a new info-hash, C{get_peers} answers without a token so
@@ -20,8 +20,8 @@ What the node does:
   - limits the queries it answers per source address (L{RateLimiter}), and
     stays silent to what is over the limit;
   - tracks its own queries by transaction id (C{t} -> address, method,
-    timeout): an answer with an unknown id, or from another address than
-    the one queried, is dropped;
+    timeout: L{btorrent.dht.transactions}): an answer with an unknown id,
+    or from another address than the one queried, is dropped;
   - pings a node that queried it when the routing table would take it, and
     keeps the table to BEP 5's rules (L{btorrent.dht.routing});
   - runs iterative lookups (L{Lookup}): C{find_node} and C{get_peers} with
@@ -34,9 +34,6 @@ What the node does:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import struct
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
@@ -61,6 +58,8 @@ from btorrent.dht.routing import (
     isUsableAddress,
     parseSavedNodes,
 )
+from btorrent.dht.tokens import TokenSecrets
+from btorrent.dht.transactions import SLOW_QUERY, Transaction, Transactions
 
 __all__ = [
     "ALPHA",
@@ -70,6 +69,7 @@ __all__ = [
     "PeerStore",
     "QUERY_TIMEOUT",
     "RateLimiter",
+    "SLOW_QUERY",
 ]
 
 Address = Tuple[str, int]
@@ -78,13 +78,6 @@ Address = Tuple[str, int]
 ALPHA = 3
 #: Seconds before an unanswered query counts as failed.
 QUERY_TIMEOUT = 10.0
-#: Seconds after which a lookup stops waiting for a query and asks the next
-#: node instead (the query may still be answered until L{QUERY_TIMEOUT}).
-SLOW_QUERY = 2.0
-#: Seconds between token secret rotations.
-TOKEN_ROTATION = 5 * 60.0
-#: Bytes of a token we hand out.
-TOKEN_LENGTH = 8
 #: Seconds an announced peer is kept.
 PEER_LIFETIME = 30 * 60.0
 #: Seconds between maintenance rounds.
@@ -101,8 +94,6 @@ MAX_CANDIDATES = 128
 MAX_REFRESHES = 4
 #: Bootstrap addresses remembered.
 MAX_BOOTSTRAP = 64
-
-_T = struct.Struct("!H")
 
 
 @dataclass(frozen=True)
@@ -129,6 +120,23 @@ class DHTStats:
     badTokens: int
     storedPeers: int
     storedInfoHashes: int
+
+
+#: The L{DHTStats} fields a node counts itself.
+_COUNTERS = (
+    "lookups",
+    "peersFound",
+    "queriesIn",
+    "queriesOut",
+    "responsesIn",
+    "errorsIn",
+    "timeouts",
+    "malformed",
+    "rateLimited",
+    "unexpected",
+    "announcesIn",
+    "badTokens",
+)
 
 
 class PeerStore:
@@ -268,27 +276,6 @@ class RateLimiter:
             return False
         state[0] = tokens - 1
         return True
-
-
-class _Transaction:
-    __slots__ = (
-        "address",
-        "method",
-        "nodeId",
-        "onResponse",
-        "onFailure",
-        "onSlow",
-        "timer",
-    )
-
-    def __init__(self, address, method, nodeId, onResponse, onFailure, onSlow):
-        self.address = address
-        self.method = method
-        self.nodeId = nodeId
-        self.onResponse = onResponse
-        self.onFailure = onFailure
-        self.onSlow = onSlow
-        self.timer = None
 
 
 _NEW, _ASKED, _ANSWERED, _FAILED = range(4)
@@ -600,6 +587,8 @@ class DHTNode:
     @ivar table: the L{RoutingTable}.
     @ivar peerStore: the L{PeerStore} of peers announced to us.
     @ivar rateLimiter: the L{RateLimiter} of incoming queries.
+    @ivar transactions: the L{Transactions}: our queries in flight.
+    @ivar tokens: the L{TokenSecrets} of the tokens we hand out.
     """
 
     log = Logger()
@@ -638,7 +627,6 @@ class DHTNode:
         self.send = send
         self.k = k
         self.alpha = alpha
-        self.queryTimeout = queryTimeout
         self.maxTransactions = maxTransactions
         now = clock.seconds()
         self.table = RoutingTable(nodeId, now, k, ownAddress)
@@ -647,33 +635,13 @@ class DHTNode:
         self.bootstrapAddresses: List[Address] = []
         self.savedNodes = parseSavedNodes(savedNodes)
         self.lookups: Set[Lookup] = set()
-        self._transactions: Dict[bytes, _Transaction] = {}
-        # Address -> how many of our queries to it await an answer.
-        self._awaiting: Dict[Address, int] = {}
-        self._nextTransaction = rng.randrange(1 << 16)
+        self.transactions = Transactions(clock, rng, queryTimeout, self._timedOut)
         self._pinging: Set[Address] = set()
-        self._secrets = [self._newSecret(), self._newSecret()]
-        self._secretTime = now
+        self.tokens = TokenSecrets(rng, now)
         self._maintenance = None
         self._bootstrapLookup: Optional[Lookup] = None
         self.running = False
-        self._counters = dict.fromkeys(
-            [
-                "lookups",
-                "peersFound",
-                "queriesIn",
-                "queriesOut",
-                "responsesIn",
-                "errorsIn",
-                "timeouts",
-                "malformed",
-                "rateLimited",
-                "unexpected",
-                "announcesIn",
-                "badTokens",
-            ],
-            0,
-        )
+        self._counters = dict.fromkeys(_COUNTERS, 0)
 
     # -- state -------------------------------------------------------------
 
@@ -709,7 +677,18 @@ class DHTNode:
         """
         Our queries awaiting an answer.
         """
-        return len(self._transactions)
+        return len(self.transactions)
+
+    @property
+    def queryTimeout(self) -> float:
+        """
+        Seconds before an unanswered query counts as failed.
+        """
+        return self.transactions.queryTimeout
+
+    @queryTimeout.setter
+    def queryTimeout(self, value: float) -> None:
+        self.transactions.queryTimeout = value
 
     def serialize(self) -> List[dict]:
         """
@@ -740,18 +719,14 @@ class DHTNode:
         for lookup in list(self.lookups):
             lookup.cancel()
         self.lookups.clear()
-        for transaction in self._transactions.values():
-            if transaction.timer.active():
-                transaction.timer.cancel()
-        self._transactions.clear()
-        self._awaiting.clear()
+        self.transactions.clear()
         self._pinging.clear()
 
     def _maintain(self) -> None:
         self._maintenance = self.clock.callLater(MAINTENANCE_INTERVAL, self._maintain)
         now = self.clock.seconds()
         self.peerStore.expire(now)
-        self._rotateSecrets(now)
+        self.tokens.rotate(now)
         if not len(self.table):
             if self.bootstrapAddresses or self.savedNodes:
                 self.bootstrap()
@@ -762,41 +737,18 @@ class DHTNode:
 
     # -- tokens ------------------------------------------------------------
 
-    def _newSecret(self) -> bytes:
-        return self.rng.getrandbits(160).to_bytes(20, "big")
-
-    def _rotateSecrets(self, now: float) -> None:
-        elapsed = now - self._secretTime
-        if elapsed < TOKEN_ROTATION:
-            return
-        if elapsed >= 2 * TOKEN_ROTATION:
-            self._secrets = [self._newSecret(), self._newSecret()]
-            self._secretTime = now
-            return
-        self._secrets = [self._newSecret(), self._secrets[0]]
-        self._secretTime += TOKEN_ROTATION
-
-    def _token(self, secret: bytes, host: str, infoHash: bytes) -> bytes:
-        digest = hmac.new(secret, host.encode("ascii") + infoHash, hashlib.sha1)
-        return digest.digest()[:TOKEN_LENGTH]
-
     def makeToken(self, host: str, infoHash: bytes) -> bytes:
         """
         The token we give C{host} for announcing C{infoHash}.
         """
-        self._rotateSecrets(self.clock.seconds())
-        return self._token(self._secrets[0], host, infoHash)
+        return self.tokens.make(host, infoHash, self.clock.seconds())
 
     def checkToken(self, token: bytes, host: str, infoHash: bytes) -> bool:
         """
         Whether C{token} is one we gave C{host} for C{infoHash} under the
         current or the previous secret.
         """
-        self._rotateSecrets(self.clock.seconds())
-        return any(
-            hmac.compare_digest(token, self._token(secret, host, infoHash))
-            for secret in self._secrets
-        )
+        return self.tokens.check(token, host, infoHash, self.clock.seconds())
 
     # -- datagrams in ------------------------------------------------------
 
@@ -810,7 +762,7 @@ class DHTNode:
         # A datagram from an address we await nothing from can only be a
         # query (or junk): count it against the limit before decoding, so
         # that a flood costs a dictionary lookup per datagram.
-        expected = address in self._awaiting
+        expected = self.transactions.awaits(address)
         if not expected and not self._allow(address, now):
             return
         try:
@@ -835,11 +787,11 @@ class DHTNode:
         return False
 
     def _answerReceived(self, message, address: Address, now: float) -> None:
-        transaction = self._transactions.get(message.transactionId)
+        transaction = self.transactions.get(message.transactionId)
         if transaction is None or transaction.address != address:
             self._counters["unexpected"] += 1
             return
-        self._forget(message.transactionId)
+        self.transactions.forget(message.transactionId)
         transaction.timer.cancel()
         if isinstance(message, Error):
             self._counters["errorsIn"] += 1
@@ -957,55 +909,22 @@ class DHTNode:
         """
         if (
             not self.running
-            or len(self._transactions) >= self.maxTransactions
+            or len(self.transactions) >= self.maxTransactions
             or not isUsableAddress(address)
             or address == self.ownAddress
         ):
             return False
-        n = self._nextTransaction
-        while True:
-            n = (n + 1) & 0xFFFF
-            t = _T.pack(n)
-            if t not in self._transactions:
-                break
-        self._nextTransaction = n
-        query = build(t)
-        transaction = _Transaction(
-            address, query.method, nodeId, onResponse, onFailure, onSlow
+        query = self.transactions.open(
+            address, build, nodeId, onResponse, onFailure, onSlow
         )
-        if onSlow is not None and SLOW_QUERY < self.queryTimeout:
-            transaction.timer = self.clock.callLater(SLOW_QUERY, self._slow, t)
-        else:
-            transaction.timer = self.clock.callLater(
-                self.queryTimeout, self._timedOut, t
-            )
-        self._transactions[t] = transaction
-        self._awaiting[address] = self._awaiting.get(address, 0) + 1
         self._counters["queriesOut"] += 1
         self._sendMessage(query, address)
         return True
 
-    def _slow(self, t: bytes) -> None:
-        transaction = self._transactions[t]
-        transaction.timer = self.clock.callLater(
-            self.queryTimeout - SLOW_QUERY, self._timedOut, t
-        )
-        transaction.onSlow()
-
-    def _forget(self, t: bytes) -> _Transaction:
-        transaction = self._transactions.pop(t)
-        address = transaction.address
-        left = self._awaiting[address] - 1
-        if left:
-            self._awaiting[address] = left
-        else:
-            del self._awaiting[address]
-        return transaction
-
-    def _timedOut(self, t: bytes) -> None:
-        if t not in self._transactions:
-            return
-        transaction = self._forget(t)
+    def _timedOut(self, transaction: Transaction) -> None:
+        """
+        A query of ours went unanswered: the node failed.
+        """
         self._counters["timeouts"] += 1
         self.table.failed(transaction.address, self.clock.seconds(), transaction.nodeId)
         if transaction.onFailure is not None:

@@ -21,7 +21,6 @@ is kept as plain dicts (C{toJSON}/C{load}) for the state file.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, Iterable, List, Optional
 
 from twisted.logger import Logger
@@ -35,13 +34,12 @@ from btorrent.control.api import (
     FileStatus,
 )
 from btorrent.engine.bandwidth import (
-    UP,
     SessionBandwidth,
     SessionLimits,
     TorrentBandwidth,
     TorrentLimits,
 )
-from btorrent.engine.fileselect import FileSelection, checkFileIndexes
+from btorrent.engine.fileselect import FileSelection
 from btorrent.engine.seedlimits import (
     MODE_UNLIMITED,
     SeedLimits,
@@ -51,6 +49,8 @@ from btorrent.engine.seedlimits import (
     ratioGoal,
     uploadRatio,
 )
+from btorrent.engine.seedwatch import SeedingWatch
+from btorrent.engine.torrentfiles import TorrentFiles
 
 __all__ = [
     "MAX_PEER_LIMIT",
@@ -61,8 +61,6 @@ __all__ = [
 
 #: The most peers a limit may allow (the RPC's bound).
 MAX_PEER_LIMIT = 65535
-
-_NO_METADATA = "the torrent's metadata has not arrived yet: no files to select"
 
 
 def _checkPeerLimit(value: Any, name: str) -> int:
@@ -227,6 +225,9 @@ class TorrentControls:
     @ivar downloadedBefore: bytes downloaded in earlier runs.
     @ivar finishedByIdle: it stopped after its idle limit.
     @ivar lastActivity: when it last moved a byte (clock seconds).
+    @ivar torrentFiles: its L{TorrentFiles}: the file selection, applied to
+        the picker and the storage.
+    @ivar seeding: its L{SeedingWatch}: stops it at its seeding limits.
     """
 
     log = Logger()
@@ -241,25 +242,39 @@ class TorrentControls:
         self.bandwidth = TorrentBandwidth(self.session.bandwidth)
         self.seed = SeedLimits()
         self.sequential = False
-        self.selection: Optional[FileSelection] = None
-        self._pendingFiles: Optional[dict] = None
         self.uploadedBefore = 0
         self.downloadedBefore = 0
         self.finishedByIdle = False
-        self.lastActivity = torrent.reactor.seconds()
-        self._totals = (0, 0)
         self._downloader = None
-        self._finishing = False
+        self.torrentFiles = TorrentFiles(self)
+        self.seeding = SeedingWatch(self)
         torrent.events.listen("stateChanged", self._stateChanged)
         self.session.torrents.append(self)
 
     def _stateChanged(self, old: int, new: int) -> None:
         if new == SEEDING and self._downloader is not None:
             # Done: the seeding limits apply from now, not the next beat.
-            self._checkSeedLimits(self.torrent.reactor.seconds())
+            self.seeding.check(self.torrent.reactor.seconds())
 
-    def _log(self, level: str, text: str, **fields) -> None:
+    def logLine(self, level: str, text: str, **fields) -> None:
+        """
+        Log one line of this torrent (with its C{logFields}).
+        """
         getattr(self.log, level)(text, **self.torrent.logFields, **fields)
+
+    @property
+    def selection(self) -> Optional[FileSelection]:
+        """
+        Its L{FileSelection}, once the metadata is known.
+        """
+        return self.torrentFiles.selection
+
+    @property
+    def lastActivity(self) -> float:
+        """
+        When it last moved a byte (clock seconds).
+        """
+        return self.seeding.lastActivity
 
     # What the torrent calls
 
@@ -268,17 +283,7 @@ class TorrentControls:
         The torrent's metadata is known (picker and storage built): apply
         the file selection and the order.
         """
-        meta = self.torrent.metainfo
-        self.selection = FileSelection(meta.files, meta.pieceLength, meta.totalLength)
-        pending, self._pendingFiles = self._pendingFiles, None
-        if pending is not None:
-            try:
-                self.selection.load(pending)
-            except ControlError as e:
-                self._log(
-                    "warn", "{name}: file selection dropped: {reason}", reason=str(e)
-                )
-        self._applySelection()
+        self.torrentFiles.metadataKnown()
         if self.sequential:
             self.torrent.picker.setOrder("sequential")
 
@@ -291,9 +296,7 @@ class TorrentControls:
         self.bandwidth.attach(downloader)
         self.session.peers.register(downloader)
         now = self.torrent.reactor.seconds()
-        self.lastActivity = max(self.lastActivity, now)
-        self._totals = (self.torrent.uploaded, self.torrent.downloaded)
-        self._finishing = False
+        self.seeding.attach(now)
         self.torrent.heartbeat.subscribe(self, self.tick)
         self.tick(now)
 
@@ -323,7 +326,7 @@ class TorrentControls:
         without one (Transmission's rule), and an idle stop is forgotten.
         """
         if self.seedRatioDone:
-            self._log(
+            self.logLine(
                 "info", "{name}: started by hand: its seed ratio no longer applies"
             )
             self.seed = self.seed.changed({"seedRatioMode": MODE_UNLIMITED})
@@ -333,11 +336,7 @@ class TorrentControls:
         """
         A heartbeat: note activity, check the seeding limits.
         """
-        totals = (self.torrent.uploaded, self.torrent.downloaded)
-        if totals != self._totals:
-            self._totals = totals
-            self.lastActivity = now
-        self._checkSeedLimits(now)
+        self.seeding.tick(now)
 
     # Counts
 
@@ -393,35 +392,14 @@ class TorrentControls:
         """
         Per file, the bytes of it in pieces we have (C{bytesCompleted}).
         """
-        if self.selection is None:
-            return []
-        return self.selection.fileProgress(self.torrent.picker.haveBitfield)
+        return self.torrentFiles.fileProgress()
 
     def files(self) -> List[FileStatus]:
         """
-        Every file, as the control plane shows it: its path with C{/}
-        (starting with the torrent's name for a multi-file torrent), its
-        length, bytes completed, wanted flag and priority.
+        Every file, as the control plane shows it (see
+        L{TorrentFiles.files}).
         """
-        meta = self.torrent.metainfo
-        if meta is None:
-            return []
-        done = self.fileProgress()
-        out = []
-        for index, entry in enumerate(meta.files):
-            path = "/".join(entry.path)
-            if meta.multiFile:
-                path = meta.name + "/" + path
-            out.append(
-                FileStatus(
-                    name=path,
-                    length=entry.length,
-                    bytesCompleted=done[index],
-                    wanted=self.selection.wanted[index],
-                    priority=self.selection.priorities[index],
-                )
-            )
-        return out
+        return self.torrentFiles.files()
 
     # Seeding limits
 
@@ -465,65 +443,6 @@ class TorrentControls:
         """
         return self.finishedByIdle or self.seedRatioDone
 
-    def _checkSeedLimits(self, now: float) -> None:
-        torrent = self.torrent
-        if self._finishing:
-            # Stopping: the spent budget holds every upload back till then.
-            return
-        if torrent.state != SEEDING:
-            self._setBudget(None)
-            return
-        goal = self.seedRatioGoal
-        if goal is not None:
-            left = goal - self.uploadedEver
-            if left <= 0:
-                self._finish("its seed ratio {ratio} is reached", ratio=self.seedRatio)
-                return
-            self._setBudget(left)
-        else:
-            self._setBudget(None)
-        minutes = self.seedIdleMinutes
-        if minutes is not None and now - self.lastActivity >= minutes * 60:
-            self.finishedByIdle = True
-            self._finish("idle for {minutes} minutes", minutes=minutes)
-
-    def _setBudget(self, left: Optional[int]) -> None:
-        """
-        Stop uploads at once when the ratio's goal is reached (not at the
-        next heartbeat).
-        """
-        limiter = self.bandwidth.limiters[UP]
-        if left is None:
-            if limiter.budget is not None:
-                self.bandwidth.setUploadBudget(None, None)
-        elif limiter.budget is None:
-            self.bandwidth.setUploadBudget(left, self._budgetSpent)
-        else:
-            limiter.budget = left
-            limiter.onExhausted = self._budgetSpent
-
-    def _budgetSpent(self) -> None:
-        # In the middle of a send: decide once the reactor is free.
-        self.torrent.reactor.callLater(
-            0, self._checkSeedLimits, self.torrent.reactor.seconds()
-        )
-
-    def _finish(self, text: str, **fields) -> None:
-        self._finishing = True
-        limiter = self.bandwidth.limiters[UP]
-        if limiter.budget is not None:
-            limiter.budget = min(limiter.budget, 0)
-        else:
-            self.bandwidth.setUploadBudget(0, None)
-        self._log("info", "{name}: seeding done, " + text + "; stopping", **fields)
-        self.torrent.events.emit("seedLimitReached")
-        # Not from inside whatever called us (a state change, a send).
-        self.torrent.reactor.callLater(0, self._stopNow)
-
-    def _stopNow(self) -> None:
-        if self._finishing and self.torrent.running:
-            self.torrent.stop()
-
     # Setters
 
     def setLimits(self, **changes: Any) -> None:
@@ -550,7 +469,7 @@ class TorrentControls:
         The seeding limits in force changed: they apply at once.
         """
         if self._downloader is not None:
-            self._checkSeedLimits(self.torrent.reactor.seconds())
+            self.seeding.check(self.torrent.reactor.seconds())
 
     def setSequential(self, sequential: bool) -> None:
         """
@@ -608,81 +527,17 @@ class TorrentControls:
         self._changeFiles(priorities={priority: self._indexes(indexes)})
 
     def _indexes(self, indexes: Iterable[int]) -> tuple:
-        if self.selection is None:
-            indexes = tuple(indexes)
-            if indexes:
-                raise ControlError(_NO_METADATA)
-            return indexes
-        return checkFileIndexes(indexes, self.selection.fileCount)
+        return self.torrentFiles.indexes(indexes)
 
     def _changeFiles(self, wanted=None, priorities=None) -> None:
-        """
-        Apply file changes, all checked first.
-
-        @param wanted: C{{True: indexes, False: indexes}}.
-        @param priorities: C{{priority: indexes}}.
-        """
-        selection = self.selection
-        if selection is None:
-            for lists in (wanted or {}, priorities or {}):
-                if any(lists.values()):
-                    raise ControlError(_NO_METADATA)
-            return
-        trial = FileSelection(
-            selection.files, selection.pieceLength, selection.totalLength
-        )
-        trial.wanted = list(selection.wanted)
-        trial.priorities = list(selection.priorities)
-        for flag, indexes in (wanted or {}).items():
-            trial.setWanted(indexes, flag)
-        for priority, indexes in (priorities or {}).items():
-            trial.setPriority(indexes, priority)
-        if (
-            trial.wanted == selection.wanted
-            and trial.priorities == selection.priorities
-        ):
-            return
-        self.selection = trial
-        self._applySelection()
-
-    def _applySelection(self) -> None:
-        """
-        Tell the picker and the storage what the selection means, and let
-        the torrent download again or finish.
-        """
-        torrent = self.torrent
-        selection = self.selection
-        picker = torrent.picker
-        before = picker.complete
-        picker.setWanted(selection.wantedPieces())
-        picker.setPriorities(
-            None if selection.allNormal else selection.piecePriorities()
-        )
-        storage = torrent.storage
-        if hasattr(storage, "setUnwanted"):
-            unwanted = selection.unwantedFiles()
-            path = self.partsPath
-            if getattr(torrent, "_storageOpen", False):
-                d = torrent.runInThread(storage.setUnwanted, unwanted, path)
-                d.addErrback(torrent._failed)
-            else:
-                storage.setUnwanted(unwanted, path)
-        downloader = torrent.downloader
-        if downloader is not None and downloader.running:
-            downloader.wantedChanged()
-        if before and not picker.complete:
-            torrent._wantMore()
+        self.torrentFiles.change(wanted, priorities)
 
     @property
     def partsPath(self) -> Optional[str]:
         """
-        Where the parts file lives: C{<info-hash>.parts} in the state
-        directory (C{None}: the storage's default, beside the data).
+        Where the parts file lives (see L{TorrentFiles.partsPath}).
         """
-        stateDir = self.torrent.stateDir
-        if stateDir is None:
-            return None
-        return os.path.join(stateDir, self.torrent.infoHash.hex() + ".parts")
+        return self.torrentFiles.partsPath
 
     def setOptions(self, options: Any) -> None:
         """
@@ -753,10 +608,7 @@ class TorrentControls:
         @return: a plain dict of every control and the totals, for the
             state file.
         """
-        if self.selection is not None:
-            files = self.selection.toJSON()
-        else:
-            files = self._pendingFiles
+        files = self.torrentFiles.toJSON()
         return {
             "limits": self.bandwidth.limits.toJSON(),
             "seed": self.seed.toJSON(),
@@ -801,14 +653,7 @@ class TorrentControls:
         files = data.get("files")
         trial = None
         if files is not None:
-            if self.selection is not None:
-                selection = self.selection
-                trial = FileSelection(
-                    selection.files, selection.pieceLength, selection.totalLength
-                )
-                trial.load(files)
-            elif not isinstance(files, dict):
-                raise ControlError("a file selection must be an object")
+            trial = self.torrentFiles.checkSaved(files)
         # Checked: apply.
         self.bandwidth.setLimits(**limits.toJSON())
         self.seed = seed
@@ -817,8 +662,5 @@ class TorrentControls:
         self.downloadedBefore = counts["downloadedEver"] - self.torrent.downloaded
         self.setPeerLimit(peerLimit)
         self.setSequential(sequential)
-        if trial is not None:
-            self.selection = trial
-            self._applySelection()
-        elif files is not None:
-            self._pendingFiles = files
+        if files is not None:
+            self.torrentFiles.adopt(trial, files)

@@ -1,94 +1,68 @@
 """
-One torrent and its lifecycle: stopped, check-wait, checking,
-download-wait, downloading, seed-wait, seeding (Transmission's states), or
-stopped with an error.
+One torrent: stopped, check-wait, checking, download-wait, downloading,
+seed-wait, seeding (Transmission's states), or stopped with an error.
 
-L{Torrent} holds no protocol logic.  It builds its storage and picker once
-it knows its metadata, checks what is on disk (trusting fast-resume data
-that vouches for it), then runs its parts: the L{Downloader} (the
-coordinator of its peers), the choker and the announcer.  It stops them so
-that what is on disk and the resume data agree, and can be started again.
+L{Torrent} holds no protocol logic.  It is what the session and the
+control plane see of a torrent: its identity, data, state, counts and
+settings.  It builds its storage and picker once it knows its metadata;
+three parts do the work, each in its own module:
+
+  - L{DiskCheck} (L{btorrent.engine.diskcheck}): what is on disk, from
+    fast-resume data that vouches for it or from a recheck;
+  - L{Lifecycle} (L{btorrent.engine.lifecycle}): start, stop, error and
+    verify; it runs the torrent's parts (the L{Downloader}, the coordinator
+    of its peers; the choker; the announcer) and stops them so that what
+    is on disk and the resume data agree; a torrent can be started again;
+  - L{Upkeep} (L{btorrent.engine.upkeep}): progress lines, resume data and
+    file checks on the session's heartbeat.
 """
 
 from __future__ import annotations
 
-import errno
 import random
-from dataclasses import replace
 from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from btorrent.control.api import (
-    CHECK_WAIT,
-    CHECKING,
-    DOWNLOAD_WAIT,
-    DOWNLOADING,
-    ERROR_LOCAL,
-    ERROR_NONE,
-    SEED_WAIT,
-    SEEDING,
-    STATE_NAMES,
-    STOPPED,
-)
-from btorrent.engine import resume
+from btorrent.control.api import CHECK_WAIT, CHECKING, ERROR_NONE, STATE_NAMES, STOPPED
 from btorrent.engine.controls import TorrentControls
+from btorrent.engine.diskcheck import DiskCheck
 from btorrent.engine.downloader import Downloader, Progress
+from btorrent.engine.lifecycle import (
+    STOP_ANNOUNCE_TIMEOUT,
+    Lifecycle,
+    TorrentError,
+    describeFailure,
+)
 from btorrent.engine.picker import PiecePicker
 from btorrent.engine.queue import SlotQueue
-from btorrent.engine.storage import StorageError
+from btorrent.engine.upkeep import (
+    FILE_CHECK_INTERVAL,
+    PROGRESS_INTERVAL,
+    RESUME_INTERVAL,
+    Upkeep,
+    formatRate,
+    formatSize,
+)
 from btorrent.interfaces import IAnnounceTarget
-from btorrent.peer.connection import Features
 from btorrent.peer.encryption import DEFAULT as DEFAULT_ENCRYPTION
 from btorrent.util.events import EventSource
 from btorrent.util.heartbeat import Heartbeat
 
 __all__ = [
+    "FILE_CHECK_INTERVAL",
     "PROGRESS_INTERVAL",
     "RESUME_INTERVAL",
     "STOP_ANNOUNCE_TIMEOUT",
     "Torrent",
     "TorrentError",
+    "describeFailure",
     "formatRate",
     "formatSize",
     "shortHash",
 ]
-
-#: Seconds between two progress lines in the log while a torrent transfers
-#: (a line is written only if something changed).
-PROGRESS_INTERVAL = 60.0
-
-#: Seconds between two saves of the resume data while pieces arrive (so
-#: that a crash loses little, and the final sync at stop has little to do).
-RESUME_INTERVAL = 60.0
-
-#: Seconds between two looks at a running torrent's files (deleted or cut
-#: short from outside: its error).
-FILE_CHECK_INTERVAL = 300.0
-
-#: Seconds we wait for the trackers to hear our C{stopped}.
-STOP_ANNOUNCE_TIMEOUT = 3.0
-
-
-def formatSize(n: float) -> str:
-    """
-    A byte count for people: C{"1.5 MiB"}.
-    """
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
-def formatRate(n: float) -> str:
-    """
-    A rate for people: C{"1.5 MiB/s"}.
-    """
-    return formatSize(n) + "/s"
 
 
 def shortHash(infoHash: bytes) -> str:
@@ -96,61 +70,6 @@ def shortHash(infoHash: bytes) -> str:
     The first 8 hex digits of an info-hash: how log lines name a torrent.
     """
     return infoHash.hex()[:8]
-
-
-class TorrentError(Exception):
-    """
-    A torrent cannot go on: a local problem (its directory, its disk), in
-    one line for people.
-    """
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "error"
-
-
-def describeFailure(failure: Failure) -> str:
-    """
-    One line for a local failure, for the torrent's error and the log.
-    """
-    value = failure.value
-    cause = value
-    while cause is not None and not isinstance(cause, OSError):
-        cause = cause.__cause__ or cause.__context__
-    if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
-        value = cause
-    if isinstance(value, OSError) and value.errno == errno.ENOSPC:
-        return "no space left on the disk" + (
-            f" ({value.filename})" if value.filename else ""
-        )
-    if isinstance(value, OSError) and value.strerror:
-        where = f": {value.filename}" if value.filename else ""
-        return f"{value.strerror}{where}"
-    return str(value) or type(value).__name__
-
-
-def _withTimeout(d: defer.Deferred, seconds: float, clock) -> defer.Deferred:
-    """
-    A L{Deferred} that fires with C{None} when C{d} does, or after
-    C{seconds}, whichever is first (C{d} is left to finish on its own).
-    """
-    result = defer.Deferred()
-
-    def fire(_=None) -> None:
-        if not result.called:
-            result.callback(None)
-
-    call = clock.callLater(seconds, fire)
-
-    def done(outcome):
-        if call.active():
-            call.cancel()
-        fire()
-        if isinstance(outcome, Failure):
-            Torrent.log.failure("stopping", failure=outcome)
-        return None
-
-    d.addBoth(done)
-    return result
 
 
 @implementer(IAnnounceTarget)
@@ -180,6 +99,10 @@ class Torrent:
     @ivar corrupt: bytes of the pieces that failed it.
     @ivar encryption: how its downloader dials peers (MSE or not,
         L{btorrent.peer.encryption.MODES}); read at every start.
+    @ivar disk: its L{DiskCheck}: what it has on disk (fast resume or a
+        recheck).
+    @ivar upkeep: its L{Upkeep}: progress lines, resume data, file checks.
+    @ivar lifecycle: its L{Lifecycle}: how it moves between its states.
     """
 
     log = Logger()
@@ -303,25 +226,17 @@ class Torrent:
         self.queuePosition = 0
         #: The session's DHT node, or C{None} (set by the session).
         self.dht = None
-        self._wanted = False  # start() was called and not stop()
-        self._checked = False  # the data on disk was checked this process
-        self._forceRecheck = False
-        self._checkProgress: Tuple[int, int] = (0, 0)
-        self._stopping: Optional[defer.Deferred] = None
-        self._starting: Optional[defer.Deferred] = None
-        self._checking: Optional[defer.Deferred] = None
-        self._storageOpen = False
-        self._savedCount = -1
-        self._saving: Optional[defer.Deferred] = None
-        self._nextProgress = 0.0
-        self._nextResume = 0.0
-        self._nextFileCheck = 0.0
-        self._lastLogged: Optional[tuple] = None
-        self._completeLogged = False
+        #: Whether the storage is open (its files created).
+        self.storageOpen = False
+        #: Its parts: the check of the disk, the periodic work, the states.
+        self.disk = DiskCheck(self)
+        self.upkeep = Upkeep(self)
+        self.lifecycle = Lifecycle(self)
         self.piecesVerified = 0
         self.piecesFailed = 0
         self.corrupt = 0
-        self._announcesBefore = (0, 0)
+        #: Announces answered and failed by its earlier announcers.
+        self.announcesBefore = (0, 0)
         #: Rate limits, file selection, order, seeding and peer limits.
         self.controls = TorrentControls(self, sessionControls)
         if metainfo is not None:
@@ -353,7 +268,13 @@ class Torrent:
         """
         return {"infoHash": shortHash(self._infoHash), "name": self.name}
 
-    def _log(self, level: str, text: str, **fields) -> None:
+    def logLine(self, level: str, text: str, **fields) -> None:
+        """
+        Log one line of this torrent (with L{logFields}).
+
+        @param level: C{"debug"}, C{"info"}, C{"warn"}, C{"error"} or
+            C{"failure"}.
+        """
         getattr(self.log, level)(text, **self.logFields, **fields)
 
     def _setMetainfo(self, metainfo) -> None:
@@ -372,7 +293,7 @@ class Torrent:
             self.rng,
             order=self.pieceOrder,
         )
-        self._checkProgress = (0, metainfo.pieceCount)
+        self.disk.progress = (0, metainfo.pieceCount)
         self.controls.metadataKnown()
 
     def setMetainfo(self, metainfo) -> None:
@@ -385,8 +306,17 @@ class Torrent:
         if metainfo.infoHash != self._infoHash:
             raise ValueError("metadata of another torrent")
         self._setMetainfo(metainfo)
-        if self._wanted and self._stopping is None:
-            self._begin()
+        self.lifecycle.metadataArrived()
+
+    @property
+    def metadataPercentComplete(self) -> float:
+        """
+        The share of the info dictionary we have, 0.0 to 1.0.
+        """
+        if self.metainfo is not None:
+            return 1.0
+        phase = self.metadataPhase
+        return phase.metadataPercentComplete if phase is not None else 0.0
 
     # IAnnounceTarget
 
@@ -445,6 +375,20 @@ class Torrent:
             self.initialPeers.extend(peers)
             del self.initialPeers[:-1000]
 
+    @property
+    def announces(self) -> Tuple[int, int]:
+        """
+        Announces to its trackers that were answered and that failed, in
+        this process (one per tracker asked; see
+        L{btorrent.tracker.announcer.Announcer.succeeded}).
+        """
+        succeeded, failed = self.announcesBefore
+        announcer = self.announcer
+        if announcer is not None:
+            succeeded += getattr(announcer, "succeeded", 0)
+            failed += getattr(announcer, "failed", 0)
+        return succeeded, failed
+
     # State
 
     @property
@@ -452,7 +396,7 @@ class Torrent:
         """
         Whether the torrent is started (whatever it waits for).
         """
-        return self._wanted
+        return self.lifecycle.wanted
 
     @property
     def stateName(self) -> str:
@@ -461,10 +405,14 @@ class Torrent:
         """
         return STATE_NAMES[self.state]
 
-    def _setState(self, state: int) -> None:
+    def setState(self, state: int) -> None:
+        """
+        Enter C{state} (its parts call this): logged, and
+        C{stateChanged(old, new)} emitted if it is a change.
+        """
         old, self.state = self.state, state
         if old != state:
-            self._log(
+            self.logLine(
                 "debug",
                 "{name}: {stateName}",
                 stateName=STATE_NAMES[state],
@@ -496,10 +444,10 @@ class Torrent:
         waits to be, else C{None}.
         """
         if self.state in (CHECKING, CHECK_WAIT):
-            return self._checkProgress
+            return self.disk.progress
         return None
 
-    # Lifecycle
+    # Lifecycle (L{Lifecycle})
 
     def start(self) -> defer.Deferred:
         """
@@ -509,379 +457,7 @@ class Torrent:
 
         @return: L{ready}.
         """
-        if self._wanted:
-            return self.ready
-        self.controls.startedByUser()
-        if self._stopping is not None:
-            # Start again once the stop is over.
-            d = defer.Deferred()
-            self._stopping.addCallback(lambda _: self.start().chainDeferred(d))
-            return d
-        self._wanted = True
-        self.error = ERROR_NONE
-        self.errorString = ""
-        if self.ready.called:
-            self.ready = defer.Deferred()
-        if self.metainfo is None:
-            self._setState(DOWNLOADING)
-            self._startMetadataPhase()
-            return self.ready
-        self._begin()
-        return self.ready
-
-    # Magnet links: the hook of btorrent.engine.metadata.
-
-    def _startMetadataPhase(self) -> None:
-        """
-        Fetch the info dictionary from peers, if we know how.
-        """
-        if self.metadataPhaseFactory is not None and self.metadataPhase is None:
-            self.metadataPhase = self.metadataPhaseFactory(self)
-            self.metadataPhase.startService()
-
-    @property
-    def metadataPercentComplete(self) -> float:
-        """
-        The share of the info dictionary we have, 0.0 to 1.0.
-        """
-        if self.metainfo is not None:
-            return 1.0
-        phase = self.metadataPhase
-        return phase.metadataPercentComplete if phase is not None else 0.0
-
-    def _begin(self) -> None:
-        if self._checked and not self._forceRecheck:
-            self._queueTransfer()
-            return
-        self._setState(CHECK_WAIT)
-        self._checking = self._check()
-
-    @defer.inlineCallbacks
-    def _check(self):
-        """
-        Find what is on disk: the resume data if it vouches for the files
-        (cheap: no queue), else a recheck when the check queue lets us.
-        """
-        try:
-            pieces = yield self._readDisk()
-        except (resume.RecheckStopped, defer.CancelledError):
-            self.checkQueue.release(self)
-            self._checking = None
-            return
-        except Exception:
-            self.checkQueue.release(self)
-            self._checking = None
-            self._failed(Failure())
-            return
-        self.checkQueue.release(self)
-        self._checking = None
-        self._checked = True
-        self._forceRecheck = False
-        picker = self.picker
-        for index, had in enumerate(pieces):
-            if had:
-                picker.have(index)
-            elif index in picker.haveBitfield:
-                picker.lose(index)
-        self._log(
-            "info",
-            "{name}: {have} of {total} pieces on disk are good",
-            have=picker.haveBitfield.count,
-            total=len(pieces),
-        )
-        self._savedCount = -1
-        if self._verifyOnly:
-            self._verifyOnly = False
-            yield self._closeStorage(save=True)
-            self._setState(STOPPED)
-            return
-        if self._wanted:
-            self._queueTransfer()
-
-    _verifyOnly = False
-
-    def _openAndReadResume(self):
-        """
-        In a thread: open the storage and read the resume data (C{None}
-        unless it vouches for every file).
-        """
-        self.storage.open()
-        if self.stateDir is None or self._forceRecheck:
-            return None
-        metainfo = self.metainfo
-        return resume.readResume(
-            self.stateDir,
-            metainfo.infoHash,
-            metainfo.pieceCount,
-            self.storage.fileStats(),
-        )
-
-    @defer.inlineCallbacks
-    def _readDisk(self):
-        metainfo = self.metainfo
-        have = yield self.runInThread(self._openAndReadResume)
-        self._storageOpen = True
-        for warning in getattr(self.storage, "warnings", ()):
-            self._log("warn", "{name}: {storageWarning}", storageWarning=warning)
-        if have is not None:
-            pieces = resume.piecesFromBitfield(have, metainfo.pieceCount)
-            self._log(
-                "debug",
-                "{name}: fast resume, {count} of {total} pieces on disk",
-                count=sum(pieces),
-                total=len(pieces),
-            )
-            return pieces
-        # A full recheck: one torrent at a time.
-        waiting = self._starting = self.checkQueue.acquire(self)
-        yield waiting
-        self._starting = None
-        if not self._wanted and not self._verifyOnly:
-            raise defer.CancelledError()
-        self._setState(CHECKING)
-        pieces = yield self._recheck()
-        return pieces
-
-    def _recheck(self) -> defer.Deferred:
-        clock = self.reactor
-        lastLogged = [clock.seconds()]
-
-        def progress(done: int, total: int) -> None:
-            # In the recheck's thread: hop to the reactor.
-            self.reactor.callFromThread(report, done, total)
-
-        def report(done: int, total: int) -> None:
-            self._checkProgress = (done, total)
-            now = clock.seconds()
-            if now - lastLogged[0] >= PROGRESS_INTERVAL or done == total:
-                lastLogged[0] = now
-                self._log(
-                    "info",
-                    "{name}: checking the data on disk, {done} of {total} pieces",
-                    done=done,
-                    total=total,
-                )
-
-        def stop() -> bool:
-            return not self._wanted and not self._verifyOnly
-
-        return self.runInThread(
-            resume.recheck, self.storage, self.metainfo, progress, stop
-        )
-
-    def _queueTransfer(self) -> None:
-        """
-        The data is checked: download, or seed if complete, when the queue
-        lets us.
-        """
-        if self.complete:
-            queue, waiting = self.seedQueue, SEED_WAIT
-        else:
-            queue, waiting = self.downloadQueue, DOWNLOAD_WAIT
-        d = queue.acquire(self)
-        if not d.called:
-            self._setState(waiting)
-        self._starting = d
-        d.addCallback(lambda _: self._run())
-
-    def _run(self) -> None:
-        """
-        Run the parts: the downloader, the choker, the announcer.
-        """
-        self._starting = None
-        if not self._wanted:
-            return
-        if not self._storageOpen:
-            d = self.runInThread(self.storage.open)
-
-            def opened(_):
-                self._storageOpen = True
-                self._run()
-
-            d.addCallbacks(opened, self._failed)
-            return
-        if self.downloader is None:
-            self.downloader = Downloader(
-                self.metainfo,
-                self.picker,
-                self.storage,
-                self.runInThread,
-                self.reactor,
-                self.reactor,
-                self.peerId,
-                listenPort=self._port,
-                maxPeers=self.maxPeers,
-                debug=self.debug,
-                bindAddress=self.interface,
-                heartbeat=self.heartbeat,
-                logFields=self.logFields,
-            )
-            from btorrent.engine.extensionset import installExtensions
-
-            installExtensions(self.downloader, self.metainfo)
-            events = self.downloader.events
-            events.listen("complete", self._complete)
-            events.listen("pieceVerified", self._pieceVerified)
-            events.listen("pieceFailed", self._pieceFailed)
-            events.listen("writeFailed", self._writeFailed)
-            events.listen("readFailed", self._writeFailed)
-        downloader = self.downloader
-        downloader.listenPort = self._port
-        downloader.dht = self.dht
-        downloader.features = replace(
-            downloader.features or Features(), dht=self.dht is not None
-        )
-        downloader.encryption = self.encryption
-        downloader.verifiedBytes = sum(
-            self.metainfo.pieceSize(i) for i in self.picker.haveBitfield
-        )
-        downloader.startService()
-        self.controls.attach(downloader)
-        self.choker = self.chokerFactory(self)
-        if self.choker is not None:
-            self.choker.startService()
-        self.announcer = self.announcerFactory(self)
-        if self.announcer is not None:
-            self.announcer.startService()
-        self._setState(SEEDING if self.complete else DOWNLOADING)
-        if self.initialPeers:
-            peers, self.initialPeers = self.initialPeers, []
-            downloader.addPeers(peers)
-        now = self.reactor.seconds()
-        self._nextProgress = now + PROGRESS_INTERVAL
-        self._nextResume = now + self.resumeInterval
-        self._nextFileCheck = now + FILE_CHECK_INTERVAL
-        self._savedCount = self.picker.haveBitfield.count
-        self.heartbeat.subscribe(self, self.tick)
-        if not self.ready.called:
-            self.ready.callback(None)
-
-    def tick(self, now: float) -> None:
-        """
-        A heartbeat: a progress line at most every L{PROGRESS_INTERVAL}
-        seconds when something changed, resume data every
-        L{resumeInterval} when pieces arrived.
-        """
-        if now >= self._nextProgress:
-            self._nextProgress = now + PROGRESS_INTERVAL
-            self._logProgressIfChanged()
-        if now >= self._nextResume:
-            self._nextResume = now + self.resumeInterval
-            if self.picker.haveBitfield.count != self._savedCount:
-                self.saveResume()
-        if now >= self._nextFileCheck:
-            self._nextFileCheck = now + FILE_CHECK_INTERVAL
-            self.checkFiles()
-
-    def checkFiles(self) -> defer.Deferred:
-        """
-        In a thread, check that the torrent's files are still there at
-        their length; if not, the torrent stops with that error (its
-        verified pieces are kept; a start rechecks what changed).
-        """
-        check = getattr(self.storage, "checkFiles", None)
-        if check is None or not self._storageOpen or self._stopping is not None:
-            return defer.succeed(None)
-        d = self.runInThread(check)
-        d.addErrback(self._filesGone)
-        return d
-
-    def _filesGone(self, failure: Failure) -> None:
-        if self._wanted and self._stopping is None:
-            self._failed(failure)
-
-    def _logProgressIfChanged(self) -> None:
-        key = (self.picker.haveBitfield.count, self.downloaded, self.uploaded)
-        if key != self._lastLogged:
-            self.logProgress()
-
-    def _pieceVerified(self, index: int) -> None:
-        self.piecesVerified += 1
-        self.events.emit("pieceVerified", index)
-
-    def _pieceFailed(self, index: int) -> None:
-        self.piecesFailed += 1
-        self.corrupt += self.metainfo.pieceSize(index)
-
-    @property
-    def announces(self) -> Tuple[int, int]:
-        """
-        Announces to its trackers that were answered and that failed, in
-        this process (one per tracker asked; see
-        L{btorrent.tracker.announcer.Announcer.succeeded}).
-        """
-        succeeded, failed = self._announcesBefore
-        announcer = self.announcer
-        if announcer is not None:
-            succeeded += getattr(announcer, "succeeded", 0)
-            failed += getattr(announcer, "failed", 0)
-        return succeeded, failed
-
-    def _complete(self) -> None:
-        downloader = self.downloader
-        if not self._completeLogged:
-            self._completeLogged = True
-            if downloader.downloaded:
-                self._log("info", "{name}: download complete")
-            else:
-                self._log("info", "{name}: complete, seeding")
-        if self.announcer is not None and downloader.downloaded:
-            self.announcer.completed()
-        if self.state == DOWNLOADING:
-            self.downloadQueue.release(self)
-            self.seedQueue.acquire(self)
-            self._setState(SEEDING)
-            self.saveResume(force=True)
-            self.logProgress()
-        self.events.emit("complete")
-        if not self.completed.called:
-            self.completed.callback(None)
-
-    def _wantMore(self) -> None:
-        """
-        Files became wanted on a complete torrent (the transfer controls):
-        download again.
-        """
-        if self.state == SEEDING:
-            self.seedQueue.release(self)
-            self.downloadQueue.acquire(self)
-            self._completeLogged = False
-            self._setState(DOWNLOADING)
-
-    def _writeFailed(self, index: int, failure: Failure) -> None:
-        """
-        A piece could not be written or read: the torrent stops with the
-        error.
-        """
-        self._failed(failure)
-
-    def _failed(self, failure: Failure) -> None:
-        """
-        A local error: the torrent stops, keeps its verified pieces, and
-        shows the error until it is started again.
-        """
-        text = describeFailure(failure)
-        if failure.check(OSError, TorrentError, StorageError):
-            self._log("error", "{name}: {error}", error=text)
-        else:
-            self._log("failure", "{name}: cannot go on", failure=failure)
-        self.fail(text)
-
-    def fail(self, text: str) -> defer.Deferred:
-        """
-        Stop with a local error (one line) shown on the torrent.
-        """
-        self.error = ERROR_LOCAL
-        self.errorString = text
-        # What is on disk may not be what we think: the next start reads
-        # the resume data again (saved at the stop, it names only pieces
-        # written) and rechecks if the files changed.
-        self._checked = False
-        if not self.ready.called:
-            self.ready.errback(TorrentError(text))
-        d = self.stop()
-        self.events.emit("error", text)
-        return d
+        return self.lifecycle.start()
 
     def stop(self) -> defer.Deferred:
         """
@@ -891,72 +467,13 @@ class Torrent:
 
         @return: a L{Deferred} firing when stopped.
         """
-        if self._stopping is not None:
-            return self._stopping
-        self._wanted = False
-        if (
-            self.state == STOPPED
-            and not self._storageOpen
-            and self._starting is None
-            and self._checking is None
-        ):
-            return defer.succeed(None)
-        d = self._stopping = self._stop()
+        return self.lifecycle.stop()
 
-        def done(result):
-            self._stopping = None
-            return result
-
-        d.addBoth(done)
-        return d
-
-    @defer.inlineCallbacks
-    def _stop(self):
-        self.heartbeat.unsubscribe(self)
-        self.controls.detach()
-        for queue in (self.checkQueue, self.downloadQueue, self.seedQueue):
-            queue.release(self)
-        if self._starting is not None and not self._starting.called:
-            starting, self._starting = self._starting, None
-            starting.cancel()
-        if self._checking is not None:
-            # The recheck sees _wanted false and stops; wait for it.
-            yield self._checking
-        if self._saving is not None:
-            yield self._saving
-        stopping = []
-        phase, self.metadataPhase = self.metadataPhase, None
-        if phase is not None and phase.running:
-            stopping.append(defer.maybeDeferred(phase.stopService))
-        if self.announcer is not None and self.announcer.running:
-            d = defer.maybeDeferred(self.announcer.stopService)
-            stopping.append(_withTimeout(d, STOP_ANNOUNCE_TIMEOUT, self.reactor))
-        if self.choker is not None and self.choker.running:
-            stopping.append(defer.maybeDeferred(self.choker.stopService))
-        downloader = self.downloader
-        wasRunning = downloader is not None and downloader.running
-        if wasRunning:
-            stopping.append(defer.maybeDeferred(downloader.stopService))
-        yield defer.DeferredList(stopping, consumeErrors=True)
-        self._announcesBefore = self.announces
-        self.announcer = None
-        self.choker = None
-        if wasRunning:
-            # The final totals, every peer gone.
-            self.logProgress()
-        yield self._closeStorage(save=self._checked)
-        self._setState(STOPPED)
-
-    @defer.inlineCallbacks
-    def _closeStorage(self, save: bool):
-        if self._storageOpen:
-            if save and self.stateDir is not None:
-                yield self.saveResume(force=True)
-            self._storageOpen = False
-            try:
-                yield self.runInThread(self.storage.close)
-            except Exception:
-                self._log("failure", "{name}: cannot close its files")
+    def fail(self, text: str) -> defer.Deferred:
+        """
+        Stop with a local error (one line) shown on the torrent.
+        """
+        return self.lifecycle.fail(text)
 
     def verify(self) -> defer.Deferred:
         """
@@ -965,57 +482,15 @@ class Torrent:
 
         @return: a L{Deferred} firing when the check is queued.
         """
-        if self.metainfo is None:
-            return defer.succeed(None)
-        wasRunning = self._wanted
-        d = self.stop()
+        return self.lifecycle.verify()
 
-        def restart(_):
-            self._forceRecheck = True
-            self._checked = False
-            if wasRunning:
-                self.start()
-            else:
-                self._verifyOnly = True
-                self._begin()
-
-        d.addCallback(restart)
-        return d
-
-    # Logs and resume data
+    # Logs and resume data (L{Upkeep})
 
     def logProgress(self) -> None:
         """
-        Log one line: percent, rates, peers, time left, and the session's
-        totals (L{downloaded}, L{uploaded}), in the text both for people and
-        in exact bytes, so that the totals can be read from a process's
-        log: C{"...; totals down 43.2 MiB (45298483 B) up 12.3 MiB
-        (12897485 B)"}.  Also logged once when the torrent stops.
+        Log one progress line (see L{Upkeep.logProgress}).
         """
-        p = self.progress()
-        eta = "-" if p.eta is None else f"{p.eta:.0f} s"
-        downloaded = self.downloaded
-        uploaded = self.uploaded
-        if self.picker is not None:
-            self._lastLogged = (self.picker.haveBitfield.count, downloaded, uploaded)
-        self._log(
-            "info",
-            "{name}: {percent:.1f}% down {down} up {up} peers {peers} eta {eta}; "
-            "totals down {downloadedText} ({downloaded} B) "
-            "up {uploadedText} ({uploaded} B)",
-            percent=p.percent,
-            down=formatRate(p.downloadRate),
-            up=formatRate(p.uploadRate),
-            downloadRate=p.downloadRate,
-            uploadRate=p.uploadRate,
-            peers=p.peers,
-            eta=eta,
-            etaSeconds=p.eta,
-            downloaded=downloaded,
-            uploaded=uploaded,
-            downloadedText=formatSize(downloaded),
-            uploadedText=formatSize(uploaded),
-        )
+        self.upkeep.logProgress()
 
     def saveResume(self, force: bool = False) -> defer.Deferred:
         """
@@ -1025,34 +500,14 @@ class Torrent:
         @return: a L{Deferred} firing when saved (never failing: a failure
             is logged).
         """
-        if self.stateDir is None or self.picker is None or not self._storageOpen:
-            return defer.succeed(None)
-        if self._saving is not None:
-            return self._saving
-        count = self.picker.haveBitfield.count
-        if count == self._savedCount and not force:
-            return defer.succeed(None)
-        d = self._saving = self.runInThread(
-            resume.saveResume,
-            self.storage,
-            self.stateDir,
-            self.metainfo.infoHash,
-            self.picker.haveBitfield.toBytes(),
-            self.metainfo.pieceCount,
-        )
+        return self.upkeep.saveResume(force)
 
-        def saved(_):
-            self._savedCount = count
-
-        def failed(failure):
-            self._log("failure", "{name}: cannot save the resume data", failure=failure)
-
-        def done(_):
-            self._saving = None
-
-        d.addCallbacks(saved, failed)
-        d.addBoth(done)
-        return d
+    def checkFiles(self) -> defer.Deferred:
+        """
+        In a thread, check that the torrent's files are still there at
+        their length; if not, the torrent stops with that error.
+        """
+        return self.upkeep.checkFiles()
 
     # Compatibility with the service protocol (btorrent download, tests).
 
