@@ -101,6 +101,8 @@ class Library(Service):
         self.records: Dict[int, TorrentRecord] = {}
         self._byHash: Dict[bytes, TorrentRecord] = {}
         self._nextId = 1
+        #: Past the last queue position (a new torrent goes there).
+        self._nextPosition = 0
         self._removed: List[tuple] = []
         self.totals = SessionTotals(clock)
         self.state = LibraryState(
@@ -183,6 +185,7 @@ class Library(Service):
             saved=entry,
         )
         torrent.queuePosition = int(entry.get("queuePosition", torrentId))
+        self._nextPosition = max(self._nextPosition, torrent.queuePosition + 1)
         self._register(record)
 
     def _addMagnet(self, link: str, downloadDir: str):
@@ -350,9 +353,8 @@ class Library(Service):
             self, self._nextId, torrent, downloadDir, labels=options.labels
         )
         self._nextId += 1
-        torrent.queuePosition = (
-            max([r.torrent.queuePosition for r in self.records.values()] + [-1]) + 1
-        )
+        torrent.queuePosition = self._nextPosition
+        self._nextPosition += 1
         record.paused = bool(options.paused)
         self._register(record)
         self.totals.fileAdded()
@@ -536,6 +538,7 @@ class Library(Service):
         order = moved(order, records, where)
         for position, record in enumerate(order):
             record.torrent.queuePosition = position
+        self._nextPosition = len(order)
         self._reorderQueues()
         self.changed()
 
@@ -555,6 +558,7 @@ class Library(Service):
         order = placed(order, record, position)
         for index, each in enumerate(order):
             each.torrent.queuePosition = index
+        self._nextPosition = len(order)
         self._reorderQueues()
 
     def moveTorrent(self, record: TorrentRecord, path: str, move: bool):

@@ -11,6 +11,7 @@ changes within L{SAVE_DELAY} seconds share one save.
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Optional
 
 from twisted.internet import defer
@@ -26,6 +27,20 @@ STATE_VERSION = 1
 #: Seconds a change waits for others before the list is saved (a client
 #: adding a thousand torrents makes a few saves, not a thousand).
 SAVE_DELAY = 0.5
+
+#: At most this share of the time goes to saving: a list that took 0.2 s to
+#: save waits 4 s for more changes (ten thousand torrents starting each
+#: change their state; saving after each half second kept the daemon busy).
+SAVE_SHARE = 0.05
+
+#: ... but never more than this many seconds.
+MAX_SAVE_DELAY = 30.0
+
+
+def _timedWrite(path: str, document: dict, version: int) -> float:
+    started = time.perf_counter()
+    writeState(path, document, version)
+    return time.perf_counter() - started
 
 
 def _checkState(document: dict) -> None:
@@ -62,6 +77,8 @@ class LibraryState:
         self.clock = clock
         self.log = log
         self.saving: Optional[defer.Deferred] = None
+        #: Seconds the last save took (building its document, writing it).
+        self.lastCost = 0.0
         self._saveAgain = False
         self._pendingSave = None
 
@@ -88,15 +105,19 @@ class LibraryState:
         if self.saving is not None:
             self._saveAgain = True
             return self.saving
+        started = time.perf_counter()
         document = self.document()
+        built = time.perf_counter() - started
         d = self.saving = self.runInThread(
-            writeState, self.path, document, STATE_VERSION
+            _timedWrite, self.path, document, STATE_VERSION
         )
 
         def failed(failure):
             self.log.failure("cannot save the torrent list", failure=failure)
 
-        def done(_):
+        def done(written):
+            if isinstance(written, float):
+                self.lastCost = built + written
             self.saving = None
             if self._saveAgain:
                 self._saveAgain = False
@@ -106,13 +127,20 @@ class LibraryState:
         d.addCallback(done)
         return d
 
+    @property
+    def delay(self) -> float:
+        """
+        Seconds a change waits for others: L{SAVE_DELAY}, or longer when
+        saving takes long (L{SAVE_SHARE}).
+        """
+        return min(max(SAVE_DELAY, self.lastCost / SAVE_SHARE), MAX_SAVE_DELAY)
+
     def saveSoon(self) -> None:
         """
-        Save within L{SAVE_DELAY} seconds; changes in that time share one
-        save.
+        Save within L{delay} seconds; changes in that time share one save.
         """
         if self._pendingSave is None:
-            self._pendingSave = self.clock.callLater(SAVE_DELAY, self._savePending)
+            self._pendingSave = self.clock.callLater(self.delay, self._savePending)
 
     def _savePending(self) -> None:
         self._pendingSave = None

@@ -107,6 +107,11 @@ def chooseUnchoked(
     return chosen
 
 
+#: Seconds a choker without peers sleeps on the heartbeat (a peer arriving
+#: wakes it at once).
+IDLE_SLEEP = 60.0
+
+
 class Choker:
     """
     Runs L{chooseUnchoked} every C{interval} seconds, and rotates the
@@ -225,7 +230,8 @@ class Choker:
             self.heartbeat.subscribe(self, self.tick)
         else:
             self._scheduleTimer()
-        self.rotateOptimistic()
+        if self.regular or self.optimistic is not None or self._peers():
+            self.rotateOptimistic()
 
     def stop(self) -> None:
         """
@@ -248,10 +254,13 @@ class Choker:
         if self._running:
             self._scheduleTimer()
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float) -> Optional[float]:
         """
         A heartbeat: rechoke, rotate the optimistic unchoke and fill free
         slots when each is due (nothing is looked at without peers).
+
+        @return: without peers, when to look again (L{IDLE_SLEEP} from now);
+            otherwise C{None}.
         """
         due = self._due
         periods = (
@@ -259,19 +268,29 @@ class Choker:
             ("regular", self.interval, self.rechoke),
             ("fill", self.fillInterval, self.fillSlots),
         )
+        # No one to choke: the periods pass with nothing to do, and the
+        # heartbeat need not call until a peer arrives (L{peersChanged} and
+        # L{peerAdded} wake it).
+        idle = not self.regular and self.optimistic is None and not self._peers()
         for name, period, action in periods:
             when = due.get(name)
             if when is not None and now >= when - 1e-9:
                 due[name] = now + period
-                if self._running:
+                if self._running and not idle:
                     action()
+        return now + IDLE_SLEEP if idle else None
 
     # Hooks
+
+    def _wake(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.wake(self)
 
     def peerAdded(self, peer: Any) -> None:
         """
         A peer connected: fill a free slot with it if it is interested.
         """
+        self._wake()
         self.fillSlots()
 
     def peerRemoved(self, peer: Any) -> None:
@@ -294,6 +313,7 @@ class Choker:
         """
         Something about the peers changed: fill free slots.
         """
+        self._wake()
         self.fillSlots()
 
     # Policy

@@ -62,6 +62,10 @@ __all__ = [
 #: The most peers a limit may allow (the RPC's bound).
 MAX_PEER_LIMIT = 65535
 
+#: Seconds between two looks at the seeding limits of a torrent without
+#: peers (the idle limit counts in minutes).
+QUIET_TICK = 10.0
+
 
 def _checkPeerLimit(value: Any, name: str) -> int:
     if type(value) is not int or not 1 <= value <= MAX_PEER_LIMIT:
@@ -90,22 +94,21 @@ class PeerLimit:
 
     def __init__(self, maximum: int = 200) -> None:
         self.maximum = _checkPeerLimit(maximum, "peerLimitGlobal")
-        self._downloaders: List[Any] = []
+        # A dict as an ordered set: ten thousand torrents register.
+        self._downloaders: Dict[Any, None] = {}
 
     def register(self, downloader) -> None:
         """
         Count this coordinator's peers, and make its dialer ask first.
         """
-        if downloader not in self._downloaders:
-            self._downloaders.append(downloader)
+        self._downloaders[downloader] = None
         downloader.dialer.globalRoom = self.room
 
     def unregister(self, downloader) -> None:
         """
         Stop counting this coordinator's peers.
         """
-        if downloader in self._downloaders:
-            self._downloaders.remove(downloader)
+        self._downloaders.pop(downloader, None)
         downloader.dialer.globalRoom = None
 
     @property
@@ -332,11 +335,18 @@ class TorrentControls:
             self.seed = self.seed.changed({"seedRatioMode": MODE_UNLIMITED})
         self.finishedByIdle = False
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float) -> Optional[float]:
         """
         A heartbeat: note activity, check the seeding limits.
+
+        @return: with no peer (no byte can move, only the idle limit's clock
+            runs), when to look again: L{QUIET_TICK} seconds from now.
         """
         self.seeding.tick(now)
+        downloader = self._downloader
+        if downloader is not None and not downloader.peers:
+            return now + QUIET_TICK
+        return None
 
     # Counts
 

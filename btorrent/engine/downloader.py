@@ -82,6 +82,10 @@ __all__ = [
 #: Seconds between two housekeeping passes (timeouts, new connections).
 TICK = 5.0
 
+#: Seconds between two looks at a torrent with no peer and no address to
+#: dial (ten thousand idle seeding torrents in one daemon).
+IDLE_TICK = 60.0
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -398,13 +402,21 @@ class Downloader(Service):
             self.picker.pieceFailed(index)
         return self.assembler.stop()
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float) -> float:
         """
         A heartbeat: every L{TICK} seconds, give the requests of silent
         peers to others and dial more peers.
+
+        @return: when there is something to do next: the next housekeeping,
+            or, with no peer and no one to dial, L{IDLE_TICK} seconds from
+            now (a peer or an address arriving wakes it).
         """
         if now < self._nextHousekeeping:
-            return
+            return self._nextHousekeeping
+        dialer = self.dialer
+        if not self.peers and not dialer.connecting and not dialer.candidates:
+            self._nextHousekeeping = now + IDLE_TICK
+            return self._nextHousekeeping
         self._nextHousekeeping = now + TICK
         self.checkTimeouts()
         for peer in quietPeers(self.peers.items(), now, self.quietDeadline):
@@ -414,6 +426,17 @@ class Downloader(Service):
                 f"handshake",
             )
         self._connectMore()
+        return self._nextHousekeeping
+
+    def _wake(self) -> None:
+        """
+        Something to look after arrived (a peer, an address): housekeeping
+        again within L{TICK} seconds.
+        """
+        soon = self.clock.seconds() + TICK
+        if self._nextHousekeeping > soon:
+            self._nextHousekeeping = soon
+            self.heartbeat.wake(self)
 
     # State
 
@@ -471,6 +494,7 @@ class Downloader(Service):
         connect to as many as there are free slots.
         """
         self.dialer.add(peers)
+        self._wake()
         self._connectMore()
 
     def _connectMore(self) -> None:
@@ -577,6 +601,7 @@ class Downloader(Service):
         strikeKey = outgoingAddress or peer.peerId
         record = PeerRecord(self.pieceCount, self.clock.seconds(), strikeKey)
         self.peers[peer] = record
+        self._wake()
         have = self.picker.haveBitfield
         fast = getattr(peer, "fast", False)
         if adopted:

@@ -97,11 +97,14 @@ class Upkeep:
         """
         self.torrent.heartbeat.unsubscribe(self)
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float) -> float:
         """
         A heartbeat: a progress line at most every L{PROGRESS_INTERVAL}
         seconds when something changed, resume data every
         C{resumeInterval} when pieces arrived.
+
+        @return: when there is something to do next (the heartbeat skips
+            this until then).
         """
         torrent = self.torrent
         if now >= self._nextProgress:
@@ -114,6 +117,7 @@ class Upkeep:
         if now >= self._nextFileCheck:
             self._nextFileCheck = now + FILE_CHECK_INTERVAL
             self.checkFiles()
+        return min(self._nextProgress, self._nextResume, self._nextFileCheck)
 
     def checkFiles(self) -> defer.Deferred:
         """

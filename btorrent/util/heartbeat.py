@@ -4,13 +4,19 @@ The session's one periodic timer.
 Every periodic duty of a torrent or a connection (keep-alives, idle and
 handshake deadlines, request timeouts, choking, announces due, progress
 lines, resume saves) runs from one L{Heartbeat} rather than from a timer of
-its own: ten thousand idle torrents then cost one timer, and a beat that
-finds nothing due costs a few attribute reads per subscriber.
+its own: ten thousand idle torrents then cost one timer.
+
+A subscriber with nothing to do for a while (a torrent without peers has
+no one to choke and no request to time out) returns from its call the time
+before which it need not be called again, and is skipped until then, or
+until L{Heartbeat.wake} (a peer arrived).  A beat over ten thousand idle
+torrents then costs a dictionary lookup for each of their parts, not a
+method call.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Union
 
 __all__ = ["BEAT", "Heartbeat"]
 
@@ -21,7 +27,8 @@ BEAT = 1.0
 class Heartbeat:
     """
     Calls every subscriber with the clock's time, every L{interval} seconds,
-    while at least one is subscribed.
+    while at least one is subscribed; a subscriber that returns a time is
+    not called again before it (or before L{wake}).
 
     Subscribers are called in the order they subscribed; one that raises is
     logged by the caller's C{onError} and stays subscribed.  A subscriber may
@@ -44,18 +51,26 @@ class Heartbeat:
         self.clock = clock
         self.interval = interval
         self.onError = onError
-        self._subscribers: Dict[object, Callable[[float], None]] = {}
+        self._subscribers: Dict[object, Callable[[float], Optional[float]]] = {}
+        #: Subscribers asleep, and the time they wake.
+        self._asleep: Dict[object, float] = {}
         self._call = None
         self.beats = 0
 
     def __len__(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self, key: object, callback: Callable[[float], None]) -> None:
+    def subscribe(
+        self, key: object, callback: Callable[[float], Union[float, None]]
+    ) -> None:
         """
         Call C{callback(now)} every beat until L{unsubscribe}C{(key)}.
+
+        @param callback: returns C{None}, or a time before which it need not
+            be called again (unless L{wake}C{(key)}).
         """
         self._subscribers[key] = callback
+        self._asleep.pop(key, None)
         if self._call is None:
             self._call = self.clock.callLater(self.interval, self._beat)
 
@@ -65,25 +80,43 @@ class Heartbeat:
         subscribed).
         """
         self._subscribers.pop(key, None)
+        self._asleep.pop(key, None)
         if not self._subscribers and self._call is not None:
             if self._call.active():
                 self._call.cancel()
             self._call = None
 
+    def wake(self, key: object) -> None:
+        """
+        Call the subscriber C{key} at the next beat even if it said it need
+        not be called yet.
+        """
+        self._asleep.pop(key, None)
+
     def _beat(self) -> None:
         self._call = None
         self.beats += 1
         now = self.clock.seconds()
-        for key, callback in list(self._subscribers.items()):
-            if key not in self._subscribers:
+        asleep = self._asleep
+        subscribers = self._subscribers
+        for key, callback in list(subscribers.items()):
+            until = asleep.get(key)
+            if until is not None:
+                if now < until:
+                    continue
+                del asleep[key]
+            if key not in subscribers:
                 continue
             if self.onError is None:
-                callback(now)
-                continue
-            try:
-                callback(now)
-            except Exception as e:
-                self.onError(key, e)
+                until = callback(now)
+            else:
+                try:
+                    until = callback(now)
+                except Exception as e:
+                    self.onError(key, e)
+                    continue
+            if until is not None and key in subscribers:
+                asleep[key] = until
         if self._subscribers and self._call is None:
             self._call = self.clock.callLater(self.interval, self._beat)
 
@@ -92,6 +125,7 @@ class Heartbeat:
         Forget every subscriber and stop beating.
         """
         self._subscribers.clear()
+        self._asleep.clear()
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
