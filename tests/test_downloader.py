@@ -23,7 +23,7 @@ from zope.interface.verify import verifyObject
 
 from btorrent.codec import wire
 from btorrent.codec.bitfield import Bitfield
-from btorrent.engine import downloader
+from btorrent.engine import assembler, downloader
 from btorrent.engine.downloader import (
     BLOCK_SIZE,
     DEPTH_REFRESH,
@@ -731,9 +731,9 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         self.answer(peer)
         self.assertEqual(peer.requests(), [])
         self.assertEqual(self.downloader.pendingBytes, 6 * 4 * BLOCK_SIZE)
-        # One job per piece here (each takes every piece queued when it
-        # starts), at most MAX_VERIFY_JOBS at once.
-        self.assertEqual(len(runner.calls), min(6, downloader.MAX_VERIFY_JOBS))
+        # The first piece started a job; the others (less than
+        # JOB_BATCH_BYTES) wait for it to end.
+        self.assertEqual(len(runner.calls), 1)
         while runner.calls:
             runner.runAll()
         self.assertEqual(self.downloader.pendingBytes, 0)
@@ -746,6 +746,8 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         At most L{downloader.MAX_VERIFY_JOBS} check-and-write jobs run at
         once; pieces completed meanwhile wait and go in one batch.
         """
+        # Every piece is a batch of its own.
+        self.patch(assembler, "JOB_BATCH_BYTES", BLOCK_SIZE)
         runner = HeldRunner()
         pieces = downloader.MAX_VERIFY_JOBS + 4
         self.build(pieceLength=BLOCK_SIZE, pieces=pieces, lastShort=None, runner=runner)
@@ -760,6 +762,33 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         runner.runAll()
         self.assertEqual(self.completed, [True])
         self.assertEqual(len(self.storage.writes), pieces)
+
+    def test_verifyJobsBatched(self):
+        """
+        While a job runs, complete pieces wait for it to end unless
+        L{assembler.JOB_BATCH_BYTES} of them are queued: then another job
+        takes them all.
+        """
+        self.patch(assembler, "JOB_BATCH_BYTES", 3 * BLOCK_SIZE)
+        runner = HeldRunner()
+        self.build(pieceLength=BLOCK_SIZE, pieces=8, lastShort=None, runner=runner)
+        peer = self.connect()
+        peer.haveAll()
+        peer.receive(wire.Unchoke())
+        self.answer(peer, limit=3)
+        # The first piece's job, and two pieces waiting.
+        self.assertEqual([len(args[0]) for _, args, _ in runner.calls], [1])
+        self.answer(peer, limit=1)
+        # Three pieces queued: a second job takes them.
+        self.assertEqual([len(args[0]) for _, args, _ in runner.calls], [1, 3])
+        self.answer(peer)
+        # The other four wait for a job to end, then go together.
+        self.assertEqual(len(runner.calls), 3)
+        self.assertEqual(len(runner.calls[-1][1][0]), 3)
+        while runner.calls:
+            runner.runAll()
+        self.assertEqual(self.completed, [True])
+        self.assertEqual(len(self.storage.writes), 8)
 
     def test_endgameCancels(self):
         """
