@@ -631,8 +631,8 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         honest.receive(wire.Unchoke())
         self.assertEqual(self.answer(honest, limit=4), 4)
         bans = []
-        ban = self.downloader._ban
-        self.downloader._ban = lambda key: (bans.append(key), ban(key))
+        ban = self.downloader.ban
+        self.downloader.ban = lambda key: (bans.append(key), ban(key))
         # Four pieces failed, each with two senders: no proof yet.
         self.assertEqual(self.storage.writes, [])
         self.assertIsNone(liar.dropped)

@@ -127,6 +127,34 @@ class Uploader:
             return False
         return True
 
+    def requestMessage(self, peer, record, message) -> None:
+        """
+        A C{Request} from C{peer} (L{requestReceived}): refused with a
+        reject when the peer speaks the Fast extension; a request that
+        breaks the rules drops the peer.
+        """
+        index, begin, length = message.index, message.begin, message.length
+        verdict = self.requestReceived(peer, record, index, begin, length)
+        if verdict is None:
+            return
+        if verdict == "reject":
+            if getattr(peer, "fast", False):
+                peer.sendReject(index, begin, length)
+            return
+        peer.drop(verdict)
+
+    def cancelMessage(self, peer, record, message) -> None:
+        """
+        A C{Cancel} from C{peer} (L{cancelReceived}): with the Fast
+        extension even a cancelled request gets its reject (BEP 6).
+        """
+        index, begin, length = message.index, message.begin, message.length
+        if (
+            self.cancelReceived(record, index, begin, length)
+            and record.fast is not None
+        ):
+            peer.sendReject(index, begin, length)
+
     def serve(self, peer, record) -> None:
         """
         Send what we can of the peer's queued requests; read pieces missing
