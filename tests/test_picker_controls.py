@@ -257,7 +257,9 @@ class BytesTests(SynchronousTestCase):
             self.assertEqual(picker.missingBytes, missing)
             self.assertEqual(picker.sizeWhenDone, picker.totalLength - skipped)
             self.assertEqual(picker.complete, missing == 0)
-            pooled = sorted(i for pool in picker.pools.pools.values() for i in pool.items)
+            pooled = sorted(
+                i for pool in picker.pools.pools.values() for i in pool.items
+            )
             self.assertEqual(
                 pooled,
                 [i for i in range(8) if wanted[i] and i not in have],
