@@ -23,7 +23,7 @@ from zope.interface.verify import verifyObject
 
 from btorrent.codec import wire
 from btorrent.codec.bitfield import Bitfield
-from btorrent.engine import assembler, downloader
+from btorrent.engine import assembler, downloader, uploader
 from btorrent.engine.downloader import (
     BLOCK_SIZE,
     DEPTH_REFRESH,
@@ -1060,6 +1060,33 @@ class ServingTests(DownloaderMixin, SynchronousTestCase):
             peer.of(wire.Piece), [self.block(1, BLOCK_SIZE), self.block(3, 0, 1000)]
         )
         self.assertEqual(self.downloader.uploaded, BLOCK_SIZE + 1000)
+
+    def test_readAhead(self):
+        """
+        A piece missing from the cache is read in one job with the next
+        pieces the peer's queue asks for (up to READ_BATCH_BYTES); requests
+        arriving meanwhile wait for that job, and every block is served in
+        order.
+        """
+        self.patch(uploader, "READ_BATCH_BYTES", 3 * 4 * BLOCK_SIZE)
+        runner = HeldRunner()
+        peer = self.seeder(runner)
+        peer.writePaused = True
+        for index in (2, 0, 2, 1):
+            peer.receive(wire.Request(index, 0, BLOCK_SIZE))
+        peer.receive(wire.Request(3, 0, 1000))
+        peer.writePaused = False
+        self.downloader.peerWritable(peer)
+        self.assertEqual(len(runner.calls), 1)
+        self.assertEqual(runner.calls[0][1], ([2, 0, 1],))
+        runner.runAll()
+        self.assertEqual(len(runner.calls), 1)
+        self.assertEqual(runner.calls[0][1], ([3],))
+        runner.runAll()
+        self.assertEqual(
+            peer.of(wire.Piece),
+            [self.block(i, 0) for i in (2, 0, 2, 1)] + [self.block(3, 0, 1000)],
+        )
 
     def test_serveLargeBlock(self):
         self.build(pieceLength=8 * BLOCK_SIZE, pieces=1, lastShort=None, have=[0])
