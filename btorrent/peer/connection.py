@@ -487,11 +487,11 @@ class PeerConnection:
         """
         messages, fault = self.framer.feed(data)
         received = self._messageReceived
-        count = self.pieceCount
+        limit = MAX_PIECES_UNKNOWN if self.pieceCount is None else self.pieceCount
         blockBytes = 0
         for message in messages:
-            if type(message) is Piece and count is not None:
-                if message.index >= count:
+            if type(message) is Piece:
+                if message.index >= limit:
                     self._violation(f"piece {message.index} out of range", events)
                     break
                 n = len(message.block)
@@ -524,12 +524,7 @@ class PeerConnection:
         if fault is not None:
             self._violation(fault, events)
             return
-        if kind is Piece:
-            n = len(message.block)
-            if 0 < n <= BLOCK_SIZE:
-                self.bytesDownloaded += n
-                self.downloadRate.update(n)
-        elif kind is Have:
+        if kind is Have:
             self._gotMessage = True
             if self.peerPieces is None:
                 self._early.have(message.index)
@@ -674,16 +669,8 @@ class PeerConnection:
 
         @param blocks: C{(index, begin, length)} triples.
         """
-        if not self.open or not blocks:
-            return
-        self._queue(
-            b"".join(
-                [
-                    _packRequest(13, 6, index, begin, length)
-                    for index, begin, length in blocks
-                ]
-            )
-        )
+        if self.open and blocks:
+            self._queue(b"".join([_packRequest(13, 6, *block) for block in blocks]))
 
     def sendCancel(self, index: int, begin: int, length: int) -> None:
         """
