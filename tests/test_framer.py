@@ -26,7 +26,7 @@ from btorrent.peer.framer import (
     KEEPALIVE_BURST,
     READ_SIZE,
     MessageFramer,
-    setReadSize,
+    setBufferSizes,
 )
 
 MAX = 9 + BLOCK_SIZE
@@ -196,18 +196,19 @@ class HandshakeTests(SynchronousTestCase):
 
 
 class ReadSizeTests(SynchronousTestCase):
-    def test_setReadSize(self) -> None:
+    def test_setBufferSizes(self) -> None:
         """
-        A transport with a C{bufferSize} reads L{READ_SIZE} at a time; one
-        without is left alone.
+        A TCP transport reads and sends up to L{READ_SIZE} at a time; a
+        transport without those attributes is left alone.
         """
 
         class TCP:
             bufferSize = 65536
+            SEND_LIMIT = 131072
 
         tcp = TCP()
-        setReadSize(tcp)
-        self.assertEqual(tcp.bufferSize, READ_SIZE)
+        setBufferSizes(tcp)
+        self.assertEqual((tcp.bufferSize, tcp.SEND_LIMIT), (READ_SIZE, READ_SIZE))
         other = object()
-        setReadSize(other)
+        setBufferSizes(other)
         self.assertFalse(hasattr(other, "bufferSize"))

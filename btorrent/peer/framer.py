@@ -30,16 +30,17 @@ from btorrent.codec.wire import (
     decodeMessageAt,
 )
 
-__all__ = ["KEEPALIVE_BURST", "READ_SIZE", "MessageFramer", "setReadSize"]
+__all__ = ["KEEPALIVE_BURST", "READ_SIZE", "MessageFramer", "setBufferSizes"]
 
 #: Keep-alives a peer may send back to back; beyond that, one a second on
 #: average (clients send one every minute or two).  A peer sending more is
 #: dropped: a flood of 4-byte messages costs CPU and proves nothing.
 KEEPALIVE_BURST = 100
 
-#: Bytes a peer's TCP transport reads at once (Twisted's default is 64
-#: KiB): a 1 GiB download is 4,096 reads instead of 16,384, each one a
-#: reactor wake-up, a C{recv} and a call into the framer.
+#: Bytes a peer's TCP transport reads (and sends) at once (Twisted's
+#: defaults are 64 KiB and 128 KiB): a 1 GiB download is 4,096 reads
+#: instead of 16,384, each one a reactor wake-up, a C{recv} and a call into
+#: the framer.
 READ_SIZE = 256 * 1024
 
 _unpackLength = struct.Struct(">I").unpack_from
@@ -48,13 +49,18 @@ _unpackLength = struct.Struct(">I").unpack_from
 _MAX_PENDING_PIECES = 64
 
 
-def setReadSize(transport, size: int = READ_SIZE) -> None:
+def setBufferSizes(transport, size: int = READ_SIZE) -> None:
     """
-    Make a TCP transport read C{size} bytes at a time (a transport without
-    a C{bufferSize}, such as a test's, is left alone).
+    Make a TCP transport read and send up to C{size} bytes at a time
+    (Twisted's C{bufferSize}, which is also how much it buffers before it
+    pauses its producer, and C{SEND_LIMIT}, 128 KiB by default: seeding
+    1 GiB took 8,192 sends).  A transport without them, such as a test's,
+    is left alone.
     """
     if hasattr(transport, "bufferSize"):
         transport.bufferSize = size
+    if hasattr(transport, "SEND_LIMIT"):
+        transport.SEND_LIMIT = size
 
 
 class MessageFramer:

@@ -78,7 +78,7 @@ from btorrent.peer.connection import (
 )
 from btorrent.peer.encryption import DEFAULT as DEFAULT_ENCRYPTION
 from btorrent.peer.encryption import wrapIncoming, wrapOutgoing
-from btorrent.peer.framer import setReadSize
+from btorrent.peer.framer import setBufferSizes
 from btorrent.util.heartbeat import Heartbeat
 
 __all__ = [
@@ -265,7 +265,7 @@ class PeerProtocol(Protocol):
         """
         if self.address is None:
             self.address = _hostPort(self.transport.getPeer())
-        setReadSize(self.transport)
+        setBufferSizes(self.transport)
         try:
             self.transport.registerProducer(self, True)
         except RuntimeError:
