@@ -1,14 +1,17 @@
 """
 Benchmark: a 1 GiB single-file torrent (256 KiB pieces) from a libtorrent
-seeder on 127.0.0.1, downloaded by C{btorrent download} (a subprocess) and
-by a libtorrent leecher (a subprocess too), alternating runs.
+seeder on 127.0.0.1, downloaded by C{btorrent download}, by a libtorrent
+leecher and by aria2 (each a subprocess), interleaved runs.
 
 Prints each run's wall time (process start to exit, files complete and
-checked by the client) and the ratios of the best and of the median runs
-(this VM's page-cache allocation makes single runs vary by 1.5x).
+checked by the client) and CPU time (user + system of the leecher process,
+from C{os.wait4}), both per GiB, then the medians and btorrent's ratios to
+libtorrent and aria2 (this VM's page-cache allocation makes single runs'
+wall times vary by 1.5x: CPU seconds are the steadier figure).  aria2 has
+no way to be told a peer: it listens and the seeder dials it.
 
-    python benchmarks/bench_download.py [--size 1G] [--runs 2] [--profile]
-        [--encrypted]
+    python benchmarks/bench_download.py [--size 1G] [--runs 3] [--profile]
+        [--encrypted] [--clients btorrent,libtorrent,aria2]
 
 C{--profile} runs btorrent under pyinstrument once and prints the profile.
 
@@ -35,11 +38,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Dict, List, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+from tests.realclients import aria2Leecher  # noqa: E402
+from tests.realpeers import freePort, waitForTCP  # noqa: E402
 from tests.realseeders import (  # noqa: E402
     libtorrentSeeder,
     makeTorrent,
@@ -82,7 +88,25 @@ def setSeederEncryption(seeder, settings) -> None:
     assert all(applied[key] == value for key, value in settings.items()), applied
 
 
-def runBtorrent(torrentPath, out, port, profile=False, encryption="tolerated") -> float:
+def waitChild(process: subprocess.Popen, start: float) -> Tuple[float, float]:
+    """
+    Reap C{process} with C{os.wait4}.
+
+    @return: C{(wall seconds since start, CPU seconds)}, the CPU being the
+        user + system time of that process (and of its children).
+    @raise SystemExit: if it failed.
+    """
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.monotonic() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{process.args[:3]} exited with {process.returncode}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def runBtorrent(
+    torrentPath, out, seeder, profile=False, encryption="tolerated"
+) -> Tuple[float, float]:
     command = downloadCommand()
     if profile:
         command = [sys.executable, "-m", "pyinstrument", "-m", "btorrent.cli.main"]
@@ -96,23 +120,39 @@ def runBtorrent(torrentPath, out, port, profile=False, encryption="tolerated") -
         "--interface",
         "127.0.0.1",
         "--peer",
-        f"127.0.0.1:{port}",
+        f"127.0.0.1:{seeder.port}",
         "--quiet",
         "--encryption",
         encryption,
     ]
     start = time.monotonic()
-    subprocess.run(command, check=True, cwd=ROOT)
-    return time.monotonic() - start
+    return waitChild(subprocess.Popen(command, cwd=ROOT), start)
 
 
-def runLibtorrent(torrentPath, out, port, encrypted=False) -> float:
+def runLibtorrent(torrentPath, out, seeder, encrypted=False) -> Tuple[float, float]:
     script = _LEECHER.format(
-        root=ROOT, torrent=torrentPath, out=out, port=port, encrypted=encrypted
+        root=ROOT, torrent=torrentPath, out=out, port=seeder.port, encrypted=encrypted
     )
     start = time.monotonic()
-    subprocess.run([sys.executable, "-c", script], check=True)
-    return time.monotonic() - start
+    return waitChild(subprocess.Popen([sys.executable, "-c", script]), start)
+
+
+def runAria2(torrentPath, out, seeder) -> Tuple[float, float]:
+    """
+    aria2 as the leecher: it listens, the seeder dials it, it exits once
+    complete (C{--seed-time=0}).
+    """
+    port = freePort()
+    start = time.monotonic()
+    process = aria2Leecher(
+        torrentPath, out, port=port, logPath=os.path.join(out, "..", "aria2.log")
+    )
+    waitForTCP(port, timeout=15.0, process=process)
+    seeder.connect("127.0.0.1", port)
+    return waitChild(process, start)
+
+
+RUNNERS = {"btorrent": runBtorrent, "libtorrent": runLibtorrent, "aria2": runAria2}
 
 
 def parseSize(text: str) -> int:
@@ -125,7 +165,12 @@ def parseSize(text: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=parseSize, default=1 << 30)
-    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--clients",
+        default="btorrent,libtorrent,aria2",
+        help="the leechers to run, comma-separated, in their order of a round",
+    )
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--dir", default=None, help="work directory (kept)")
     parser.add_argument(
@@ -155,42 +200,56 @@ def main() -> None:
             if args.encrypted:
                 setSeederEncryption(seeder, FORCED_RC4)
                 encryption = "required"
-            runBtorrent(
-                torrentPath, out, seeder.port, profile=True, encryption=encryption
-            )
+            runBtorrent(torrentPath, out, seeder, profile=True, encryption=encryption)
             return
         if args.encrypted:
             return encryptedRuns(args, work, data, torrentPath, seeder)
-        results = {"btorrent": [], "libtorrent": []}
+        clients = args.clients.split(",")
+        results: Dict[str, List[Tuple[float, float]]] = {c: [] for c in clients}
+        gib = args.size / (1 << 30)
         for run in range(args.runs):
-            for name, runner in (
-                ("btorrent", runBtorrent),
-                ("libtorrent", runLibtorrent),
-            ):
+            for name in clients:
                 out = os.path.join(work, f"out-{name}")
                 shutil.rmtree(out, ignore_errors=True)
                 os.makedirs(out)
-                seconds = runner(torrentPath, out, seeder.port)
+                wall, cpu = RUNNERS[name](torrentPath, out, seeder)
                 same = filecmp.cmp(data, os.path.join(out, "big.bin"), shallow=False)
-                results[name].append(seconds)
+                results[name].append((wall, cpu))
                 print(
-                    f"run {run + 1} {name:10} {seconds:6.2f} s "
-                    f"{args.size / seconds / 1e6:7.1f} MB/s "
-                    f"{'identical' if same else 'DIFFERENT'}",
+                    f"run {run + 1} {name:10} {wall:6.2f} s wall "
+                    f"{cpu:6.2f} s CPU  ({wall / gib:5.2f} / {cpu / gib:5.2f} "
+                    f"s per GiB) {'identical' if same else 'DIFFERENT'}",
                     flush=True,
                 )
                 if not same:
                     raise SystemExit(f"{name} produced a different file")
-        for label, pick in (("best", min), ("median", statistics.median)):
-            bt, lt = pick(results["btorrent"]), pick(results["libtorrent"])
-            print(
-                f"{label}: btorrent {bt:.2f} s, libtorrent {lt:.2f} s, "
-                f"ratio {bt / lt:.2f}"
-            )
+        printMedians(results, gib)
     finally:
         seeder.close()
         if args.dir is None:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def printMedians(results: Dict[str, List[Tuple[float, float]]], gib: float) -> None:
+    """
+    Print each client's median wall and CPU seconds per GiB, and
+    btorrent's ratios to the others.
+    """
+    medians = {
+        name: (
+            statistics.median(w for w, _ in runs) / gib,
+            statistics.median(c for _, c in runs) / gib,
+        )
+        for name, runs in results.items()
+    }
+    print("medians per GiB:  wall s   CPU s")
+    for name, (wall, cpu) in medians.items():
+        print(f"  {name:12} {wall:8.2f} {cpu:7.2f}")
+    if "btorrent" in medians:
+        bw, bc = medians["btorrent"]
+        for name, (wall, cpu) in medians.items():
+            if name != "btorrent":
+                print(f"btorrent / {name}: wall {bw / wall:.2f}, CPU {bc / cpu:.2f}")
 
 
 def encryptedRuns(args, work, data, torrentPath, seeder) -> None:
@@ -205,18 +264,20 @@ def encryptedRuns(args, work, data, torrentPath, seeder) -> None:
         ("libtorrent-rc4", FORCED_RC4, runLibtorrent, {"encrypted": True}),
     )
     results = {name: [] for name, *_ in runs}
+    cpus = {name: [] for name, *_ in runs}
     for run in range(args.runs):
         for name, settings, runner, kwargs in runs:
             setSeederEncryption(seeder, settings)
             out = os.path.join(work, f"out-{name}")
             shutil.rmtree(out, ignore_errors=True)
             os.makedirs(out)
-            seconds = runner(torrentPath, out, seeder.port, **kwargs)
+            seconds, cpu = runner(torrentPath, out, seeder, **kwargs)
             same = filecmp.cmp(data, os.path.join(out, "big.bin"), shallow=False)
             results[name].append(seconds)
+            cpus[name].append(cpu)
             print(
                 f"run {run + 1} {name:15} {seconds:6.2f} s "
-                f"{args.size / seconds / 1e6:7.1f} MB/s "
+                f"{args.size / seconds / 1e6:7.1f} MB/s, CPU {cpu:6.2f} s "
                 f"{'identical' if same else 'DIFFERENT'}",
                 flush=True,
             )
@@ -234,6 +295,10 @@ def encryptedRuns(args, work, data, torrentPath, seeder) -> None:
             f"{lt:.2f} s (it loses {100 * (1 - ltPlain / lt):.0f} %); "
             f"btorrent / libtorrent with RC4: {rc4 / lt:.2f} (target <= 1.3)"
         )
+    print(
+        "median CPU s: "
+        + ", ".join(f"{name} {statistics.median(cpus[name]):.2f}" for name in cpus)
+    )
 
 
 if __name__ == "__main__":

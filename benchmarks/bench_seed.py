@@ -1,6 +1,6 @@
 """
-Benchmark: btorrent as a seeder against libtorrent as a seeder, with the
-same libtorrent leecher, and btorrent's start-up recheck.
+Benchmark: btorrent as a seeder against libtorrent and aria2 as seeders,
+with the same libtorrent leecher, and btorrent's start-up recheck.
 
 One run:
   1. writes a file (1 GiB by default) and a torrent of it (256 KiB pieces,
@@ -9,18 +9,24 @@ One run:
      that complete directory with no resume data: it rechecks the data, then
      seeds (the time from the process start to "complete, seeding" is
      reported, and the recheck alone, in this process, in MB/s);
-  3. starts a libtorrent seeder (seed mode, in this process);
-  4. downloads the torrent with a fresh libtorrent leecher, alternating the
-     seeder: btorrent, libtorrent, btorrent, libtorrent (C{--rounds 2}); the
-     leecher dials the seeder (plaintext: encryption is off on the leecher
-     so that neither seeder pays for a refused encrypted handshake);
-  5. prints every wall time, the medians and their ratio.
+  3. starts a libtorrent seeder (seed mode) and an aria2 seeder, each its
+     own process;
+  4. downloads the torrent with a fresh libtorrent leecher (a subprocess),
+     interleaving the seeders: btorrent, libtorrent, aria2, btorrent...
+     (C{--rounds 3}); the leecher dials the seeder (plaintext: encryption
+     is off on the leecher so that no seeder pays for a refused encrypted
+     handshake);
+  5. prints every wall time (the leecher's, from adding the torrent to
+     having every piece) and the seeder's CPU seconds in that time (user +
+     system from C{/proc/PID/stat}), per GiB, the medians and btorrent's
+     ratios to the others.
 
-Everything is on 127.0.0.1.  Targets: btorrent seeds within 2x of
-libtorrent's time; the recheck runs at 500 MB/s or more.
+Everything is on 127.0.0.1.  Targets: btorrent seeds as fast as aria2 with
+at most 1.5x its CPU; the recheck runs at 500 MB/s or more.
 
 Run: C{python benchmarks/bench_seed.py [--size-mib 1024] [--piece-kib 256]
-[--rounds 2] [--dir PATH] [--profile]} (C{--profile} runs the btorrent
+[--rounds 3] [--dir PATH] [--profile] [--seeders btorrent,libtorrent,aria2]}
+(C{--profile} runs the btorrent
 seeder's service from a .tac under pyinstrument and prints where its
 reactor thread's time went).
 """
@@ -38,57 +44,101 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import libtorrent as lt  # noqa: E402
-
 from btorrent.codec import metainfo  # noqa: E402
 from btorrent.engine.resume import recheck  # noqa: E402
 from btorrent.engine.storage import MultiFileWriter  # noqa: E402
-from tests.realclients import loopbackSession, torrentFlags  # noqa: E402
-from tests.realpeers import freePort, stopProcess  # noqa: E402
+from tests.realaria2 import Aria2Seeder  # noqa: E402
+from tests.realpeers import freePort, stopProcess, waitForTCP  # noqa: E402
 from tests.realseeders import makeTorrent, writeLargeFile  # noqa: E402
 from tests.twistdproc import repositoryEnvironment, twistdCommand  # noqa: E402
 
+_LEECHER = """
+import sys, time
+sys.path.insert(0, {root!r})
+import libtorrent as lt
+from tests.realclients import loopbackSession, torrentFlags
+from tests.realpeers import freePort
+s = loopbackSession(
+    freePort(),
+    out_enc_policy=int(lt.enc_policy.disabled),
+    in_enc_policy=int(lt.enc_policy.disabled),
+)
+params = lt.add_torrent_params()
+params.ti = lt.torrent_info(lt.bdecode(open({torrent!r}, "rb").read()))
+params.save_path = {out!r}
+params.flags = torrentFlags(False)
+start = time.perf_counter()
+handle = s.add_torrent(params)
+handle.connect_peer(("127.0.0.1", {port}))
+deadline = start + {timeout}
+while not handle.status().is_finished:
+    if time.perf_counter() > deadline:
+        status = handle.status()
+        sys.exit(
+            f"leecher timed out at {{status.progress:.1%}} "
+            f"({{status.num_peers}} peers)"
+        )
+    time.sleep(0.005)
+print(time.perf_counter() - start)
+s.remove_torrent(handle)
+"""
 
-def addTorrent(s: lt.session, torrentBytes: bytes, savePath: str, seed: bool):
-    """
-    Add a torrent to a libtorrent session.
-    """
-    params = lt.add_torrent_params()
-    params.ti = lt.torrent_info(lt.bdecode(torrentBytes))
-    params.save_path = savePath
-    params.flags = torrentFlags(seed)
-    return s.add_torrent(params)
+_SEEDER = """
+import sys, time
+sys.path.insert(0, {root!r})
+import libtorrent as lt
+from tests.realclients import loopbackSession, torrentFlags
+s = loopbackSession({port})
+params = lt.add_torrent_params()
+params.ti = lt.torrent_info(lt.bdecode(open({torrent!r}, "rb").read()))
+params.save_path = {data!r}
+params.flags = torrentFlags(True)
+s.add_torrent(params)
+sys.stdin.read()
+"""
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def leech(torrentBytes: bytes, outDir: str, seederPort: int, timeout: float):
+def cpuSeconds(pid: int) -> float:
     """
-    Download with a fresh libtorrent leecher from the seeder on
-    C{seederPort}.
+    The user + system CPU seconds of process C{pid} (all its threads) so
+    far.
+    """
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def leech(torrentPath: str, outDir: str, seederPort: int, timeout: float) -> float:
+    """
+    Download with a fresh libtorrent leecher (a subprocess) from the seeder
+    on C{seederPort}.
 
     @return: the wall time from adding the torrent to having every piece.
     """
     os.makedirs(outDir, exist_ok=True)
-    s = loopbackSession(
-        freePort(),
-        out_enc_policy=int(lt.enc_policy.disabled),
-        in_enc_policy=int(lt.enc_policy.disabled),
+    script = _LEECHER.format(
+        root=ROOT, torrent=torrentPath, out=outDir, port=seederPort, timeout=timeout
     )
-    start = time.perf_counter()
-    handle = addTorrent(s, torrentBytes, outDir, seed=False)
-    handle.connect_peer(("127.0.0.1", seederPort))
-    deadline = start + timeout
-    while not handle.status().is_finished:
-        if time.perf_counter() > deadline:
-            status = handle.status()
-            raise RuntimeError(
-                f"leecher timed out at {status.progress:.1%} "
-                f"({status.num_peers} peers)"
-            )
-        time.sleep(0.005)
-    elapsed = time.perf_counter() - start
-    s.remove_torrent(handle)
-    del s
-    return elapsed
+    result = subprocess.run(
+        [sys.executable, "-c", script], check=True, stdout=subprocess.PIPE
+    )
+    return float(result.stdout.split()[0])
+
+
+def startLibtorrentSeeder(torrentPath: str, dataDir: str):
+    """
+    A libtorrent seeder (seed mode) in its own process, until its stdin
+    closes.
+
+    @return: C{(process, port)}.
+    """
+    port = freePort()
+    script = _SEEDER.format(root=ROOT, port=port, torrent=torrentPath, data=dataDir)
+    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE)
+    waitForTCP(port, timeout=15.0, process=process)
+    return process, port
 
 
 #: C{twistd btorrent}'s service (L{btorrent.daemon.tap.makeService}) under
@@ -188,7 +238,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--piece-kib", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--seeders",
+        default="btorrent,libtorrent,aria2",
+        help="the seeders to run, comma-separated, in their order of a round",
+    )
     parser.add_argument("--dir", default=None, help="where the data goes")
     parser.add_argument(
         "--profile",
@@ -199,6 +254,7 @@ def main(argv=None) -> int:
     size = args.size_mib << 20
     base = tempfile.mkdtemp(prefix="bench-seed-", dir=args.dir)
     btorrent = None
+    others = []
     try:
         seedDir = os.path.join(base, "seed")
         os.makedirs(seedDir)
@@ -233,36 +289,58 @@ def main(argv=None) -> int:
             f"{startup:.2f} s",
             flush=True,
         )
-        ltSeeder = loopbackSession(freePort())
-        addTorrent(ltSeeder, torrentBytes, seedDir, seed=True)
-        ltPort = ltSeeder.listen_port()
-
-        times = {"btorrent": [], "libtorrent": []}
+        seeders = {"btorrent": (btorrent, btPort)}
+        names = args.seeders.split(",")
+        if "libtorrent" in names:
+            seeders["libtorrent"] = startLibtorrentSeeder(torrentPath, seedDir)
+            others.append(seeders["libtorrent"][0])
+        if "aria2" in names:
+            aria2 = Aria2Seeder(torrentPath, seedDir, os.path.join(base, "aria2.log"))
+            seeders["aria2"] = (aria2.process, aria2.port)
+            others.append(aria2.process)
+        gib = size / (1 << 30)
+        times = {who: [] for who in names}
+        cpus = {who: [] for who in names}
         for round in range(args.rounds):
-            for who, port in (("btorrent", btPort), ("libtorrent", ltPort)):
+            for who in names:
+                process, port = seeders[who]
                 outDir = os.path.join(base, f"out-{who}-{round}")
+                cpuBefore = cpuSeconds(process.pid)
                 try:
-                    elapsed = leech(torrentBytes, outDir, port, timeout=300)
-                except RuntimeError as e:
+                    elapsed = leech(torrentPath, outDir, port, timeout=300)
+                except subprocess.CalledProcessError:
                     with open(os.path.join(base, "twistd.log")) as f:
                         drops = [line for line in f if "Dropping" in line]
-                    print(f"{who}: {e}; btorrent's drops: {drops[-5:]}")
+                    print(f"{who}: leecher failed; btorrent's drops: {drops[-5:]}")
                     raise
+                cpu = cpuSeconds(process.pid) - cpuBefore
                 shutil.rmtree(outDir)
                 times[who].append(elapsed)
+                cpus[who].append(cpu)
                 print(
                     f"round {round + 1}: libtorrent leecher from {who:10s} "
-                    f"{elapsed:6.2f} s  {mb / elapsed:6.0f} MB/s",
+                    f"{elapsed:6.2f} s  {mb / elapsed:6.0f} MB/s, seeder CPU "
+                    f"{cpu:5.2f} s  ({elapsed / gib:5.2f} / {cpu / gib:5.2f} "
+                    f"s per GiB)",
                     flush=True,
                 )
-        bt = statistics.median(times["btorrent"])
-        ltTime = statistics.median(times["libtorrent"])
-        print(
-            f"median: btorrent {bt:.2f} s, libtorrent {ltTime:.2f} s, "
-            f"ratio {bt / ltTime:.2f} (target <= 2)"
-        )
-        del ltSeeder
+        print("medians per GiB:  wall s   CPU s")
+        medians = {
+            who: (
+                statistics.median(times[who]) / gib,
+                statistics.median(cpus[who]) / gib,
+            )
+            for who in names
+        }
+        for who, (wall, cpu) in medians.items():
+            print(f"  {who:12} {wall:8.2f} {cpu:7.2f}")
+        bw, bc = medians["btorrent"]
+        for who, (wall, cpu) in medians.items():
+            if who != "btorrent":
+                print(f"btorrent / {who}: wall {bw / wall:.2f}, CPU {bc / cpu:.2f}")
     finally:
+        for process in others:
+            stopProcess(process)
         if btorrent is not None and btorrent.poll() is None:
             stopProcess(btorrent, 30)
             if args.profile:

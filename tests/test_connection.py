@@ -226,7 +226,7 @@ class ChunkingTests(ConnectionTestsMixin, SynchronousTestCase):
         self.assertEqual(
             events, [Violation("message of 2147483647 bytes, longest allowed 16393")]
         )
-        self.assertEqual(c._pending, [])
+        self.assertEqual(c.framer.buffered, 0)
 
 
 class FastTests(ConnectionTestsMixin, SynchronousTestCase):

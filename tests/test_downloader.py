@@ -21,7 +21,7 @@ from zope.interface.verify import verifyObject
 
 from btorrent.codec import wire
 from btorrent.codec.bitfield import Bitfield
-from btorrent.engine import downloader
+from btorrent.engine import assembler, downloader, uploader
 from btorrent.engine.downloader import (
     BLOCK_SIZE,
     DEPTH_REFRESH,
@@ -425,8 +425,8 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         honest.receive(wire.Unchoke())
         self.assertEqual(self.answer(honest, limit=4), 4)
         bans = []
-        ban = self.downloader._ban
-        self.downloader._ban = lambda key: (bans.append(key), ban(key))
+        ban = self.downloader.ban
+        self.downloader.ban = lambda key: (bans.append(key), ban(key))
         # Four pieces failed, each with two senders: no proof yet.
         self.assertEqual(self.storage.writes, [])
         self.assertIsNone(liar.dropped)
@@ -525,9 +525,9 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         self.answer(peer)
         self.assertEqual(peer.requests(), [])
         self.assertEqual(self.downloader.pendingBytes, 6 * 4 * BLOCK_SIZE)
-        # One job per piece here (each takes every piece queued when it
-        # starts), at most MAX_VERIFY_JOBS at once.
-        self.assertEqual(len(runner.calls), min(6, downloader.MAX_VERIFY_JOBS))
+        # The first piece started a job; the others (less than
+        # JOB_BATCH_BYTES) wait for it to end.
+        self.assertEqual(len(runner.calls), 1)
         while runner.calls:
             runner.runAll()
         self.assertEqual(self.downloader.pendingBytes, 0)
@@ -540,6 +540,8 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         At most L{downloader.MAX_VERIFY_JOBS} check-and-write jobs run at
         once; pieces completed meanwhile wait and go in one batch.
         """
+        # Every piece is a batch of its own.
+        self.patch(assembler, "JOB_BATCH_BYTES", BLOCK_SIZE)
         runner = HeldRunner()
         pieces = downloader.MAX_VERIFY_JOBS + 4
         self.build(pieceLength=BLOCK_SIZE, pieces=pieces, lastShort=None, runner=runner)
@@ -554,6 +556,33 @@ class DownloadTests(DownloaderMixin, SynchronousTestCase):
         runner.runAll()
         self.assertEqual(self.completed, [True])
         self.assertEqual(len(self.storage.writes), pieces)
+
+    def test_verifyJobsBatched(self):
+        """
+        While a job runs, complete pieces wait for it to end unless
+        L{assembler.JOB_BATCH_BYTES} of them are queued: then another job
+        takes them all.
+        """
+        self.patch(assembler, "JOB_BATCH_BYTES", 3 * BLOCK_SIZE)
+        runner = HeldRunner()
+        self.build(pieceLength=BLOCK_SIZE, pieces=8, lastShort=None, runner=runner)
+        peer = self.connect()
+        peer.haveAll()
+        peer.receive(wire.Unchoke())
+        self.answer(peer, limit=3)
+        # The first piece's job, and two pieces waiting.
+        self.assertEqual([len(args[0]) for _, args, _ in runner.calls], [1])
+        self.answer(peer, limit=1)
+        # Three pieces queued: a second job takes them.
+        self.assertEqual([len(args[0]) for _, args, _ in runner.calls], [1, 3])
+        self.answer(peer)
+        # The other four wait for a job to end, then go together.
+        self.assertEqual(len(runner.calls), 3)
+        self.assertEqual(len(runner.calls[-1][1][0]), 3)
+        while runner.calls:
+            runner.runAll()
+        self.assertEqual(self.completed, [True])
+        self.assertEqual(len(self.storage.writes), 8)
 
     def test_endgameCancels(self):
         """
@@ -825,6 +854,33 @@ class ServingTests(DownloaderMixin, SynchronousTestCase):
             peer.of(wire.Piece), [self.block(1, BLOCK_SIZE), self.block(3, 0, 1000)]
         )
         self.assertEqual(self.downloader.uploaded, BLOCK_SIZE + 1000)
+
+    def test_readAhead(self):
+        """
+        A piece missing from the cache is read in one job with the next
+        pieces the peer's queue asks for (up to READ_BATCH_BYTES); requests
+        arriving meanwhile wait for that job, and every block is served in
+        order.
+        """
+        self.patch(uploader, "READ_BATCH_BYTES", 3 * 4 * BLOCK_SIZE)
+        runner = HeldRunner()
+        peer = self.seeder(runner)
+        peer.writePaused = True
+        for index in (2, 0, 2, 1):
+            peer.receive(wire.Request(index, 0, BLOCK_SIZE))
+        peer.receive(wire.Request(3, 0, 1000))
+        peer.writePaused = False
+        self.downloader.peerWritable(peer)
+        self.assertEqual(len(runner.calls), 1)
+        self.assertEqual(runner.calls[0][1], ([2, 0, 1],))
+        runner.runAll()
+        self.assertEqual(len(runner.calls), 1)
+        self.assertEqual(runner.calls[0][1], ([3],))
+        runner.runAll()
+        self.assertEqual(
+            peer.of(wire.Piece),
+            [self.block(i, 0) for i in (2, 0, 2, 1)] + [self.block(3, 0, 1000)],
+        )
 
     def test_serveLargeBlock(self):
         self.build(pieceLength=8 * BLOCK_SIZE, pieces=1, lastShort=None, have=[0])

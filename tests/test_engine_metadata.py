@@ -520,7 +520,7 @@ class HostileMetadataTests(MagnetMixin, SynchronousTestCase):
         flood.sendRaw(header + payload)
         link.pump()
         self.assertTrue(link.lost)
-        self.assertLess(len(link.protocol.connection._leftover), 1024)
+        self.assertLess(link.protocol.connection.framer.buffered, 1024)
         self.dial(1, self.remote()).pump()
         self.assertTrue(torrent.completed.called)
 

@@ -537,7 +537,7 @@ class HostilePeerTests(SwarmTestCase):
                 stats["received"] += len(data)
                 dataReceived(data)
                 connection = peer.connection
-                buffered = len(connection._leftover) + connection._pendingSize
+                buffered = connection.framer.buffered
                 stats["maxBuffered"] = max(stats["maxBuffered"], buffered)
 
             protocol.dataReceived = counting

@@ -232,7 +232,7 @@ class PeerTestsMixin:
         # Nothing more is taken in or buffered.
         proto.dataReceived(b"\x00\x00\x00\x05\x04\x00\x00\x00\x01" * 100)
         self.assertEqual(proto.connection._leftover, b"")
-        self.assertEqual(proto.connection._pending, [])
+        self.assertEqual(proto.connection.framer.buffered, 0)
 
 
 class HandshakeTests(PeerTestsMixin, SynchronousTestCase):
@@ -509,7 +509,7 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
         proto.dataReceived(b"\xff\xff")
         self.assertFalse(transport.disconnecting)
         proto.dataReceived(b"\xff\xff" + b"x" * 1000)
-        self.assertEqual(proto.connection._pending, [])
+        self.assertEqual(proto.connection.framer.buffered, 0)
         self.assertEqual(proto.connection._leftover, b"")
         self.assertDropped(proto, transport)
 
@@ -541,10 +541,10 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
         longest = 0
         for i in range(len(data)):
             proto.dataReceived(data[i : i + 1])
-            longest = max(longest, len(proto.connection._pending))
+            longest = max(longest, len(proto.connection.framer._pending))
         self.assertLessEqual(longest, 65)
         self.assertEqual(self.owner.messages, [Piece(3, 0, block), Have(5)])
-        self.assertEqual(proto.connection._pending, [])
+        self.assertEqual(proto.connection.framer.buffered, 0)
         self.assertFalse(transport.disconnecting)
 
     def test_bitfieldWrongLength(self) -> None:
@@ -738,13 +738,13 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
         for _ in range(5):
             self.clock.advance(IDLE_TIMEOUT - 1)
             proto.dataReceived(KEEP_ALIVE_BYTES * (KEEPALIVE_BURST // 2) + b"\x00\x00")
-            self.assertLessEqual(len(proto.connection._leftover), 3)
+            self.assertLessEqual(proto.connection.framer.buffered, 3)
             proto.dataReceived(b"\x00\x00")
         self.clock.advance(IDLE_TIMEOUT - 1)
         for byte in KEEP_ALIVE_BYTES * (KEEPALIVE_BURST // 2):
             proto.dataReceived(bytes([byte]))
         self.assertEqual(proto.connection._leftover, b"")
-        self.assertEqual(proto.connection._pending, [])
+        self.assertEqual(proto.connection.framer.buffered, 0)
         self.assertEqual(self.owner.messages, [])
         self.assertFalse(transport.disconnecting)
 

@@ -169,7 +169,7 @@ class SequentialTests(SynchronousTestCase):
         for index in range(count - 5):
             picker.have(index)
         self.assertEqual(picker.pick(peer, 1, "p")[0][0], count - 5)
-        self.assertEqual(picker._cursor, count - 5)
+        self.assertEqual(picker.pools.cursor, count - 5)
 
 
 class BytesTests(SynchronousTestCase):
@@ -257,7 +257,9 @@ class BytesTests(SynchronousTestCase):
             self.assertEqual(picker.missingBytes, missing)
             self.assertEqual(picker.sizeWhenDone, picker.totalLength - skipped)
             self.assertEqual(picker.complete, missing == 0)
-            pooled = sorted(i for pool in picker._pools.values() for i in pool.items)
+            pooled = sorted(
+                i for pool in picker.pools.pools.values() for i in pool.items
+            )
             self.assertEqual(
                 pooled,
                 [i for i in range(8) if wanted[i] and i not in have],

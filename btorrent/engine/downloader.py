@@ -30,34 +30,27 @@ from zope.interface import implementer
 from btorrent.codec import wire
 from btorrent.codec.bitfield import Bitfield
 from btorrent.codec.wire import BLOCK_SIZE
-from btorrent.engine.assembler import MAX_PENDING_BYTES, MAX_VERIFY_JOBS, Assembler
+from btorrent.engine.assembler import MAX_PENDING_BYTES, MAX_VERIFY_JOBS
 from btorrent.engine.dialer import Dialer, isLocalAddress
-from btorrent.engine.fastpeer import FastPeer, ourAllowedSet
+from btorrent.engine.fastpeer import FastPeer
+from btorrent.engine.fetcher import Fetcher, logStorageFailure
+from btorrent.engine.outgoing import Outgoing
 from btorrent.engine.requests import (
     DEPTH_REFRESH,
     MAX_DEPTH,
     MIN_DEPTH,
     REQUEST_TIMEOUT,
-    Requester,
     RequestQueue,
     requestDepth,
 )
-from btorrent.engine.slots import (
-    QUIET_DEADLINE,
-    USEFUL_MESSAGES,
-    evictionCandidate,
-    quietPeers,
-)
+from btorrent.engine.slots import QUIET_DEADLINE, USEFUL_MESSAGES, admit, quietPeers
 from btorrent.engine.smartban import MAX_STRIKES, SmartBan, blockDigests
-from btorrent.engine.storage import StorageError
 from btorrent.engine.uploader import MAX_PEER_QUEUE, MAX_REQUEST_LENGTH, Uploader
 from btorrent.interfaces import IPeerOwner
 from btorrent.peer import encryption
 from btorrent.peer.connection import ExtensionHandshake, ExtensionMessage, Features
-from btorrent.peer.protocol import CONNECT_TIMEOUT
 from btorrent.util.events import EventSource
 from btorrent.util.heartbeat import Heartbeat
-from btorrent.util.rate import RateMeter
 
 __all__ = [
     "BLOCK_SIZE",
@@ -106,6 +99,21 @@ class Progress:
     uploadRate: float
     peers: int
     eta: Optional[float]
+
+    @classmethod
+    def of(cls, picker, rate: float, uploadRate: float, peers: int) -> Progress:
+        """
+        The progress of the wanted pieces of C{picker} (C{totalBytes} is
+        Transmission's C{sizeWhenDone}) at download C{rate}.
+        """
+        left = picker.missingBytes
+        eta = None
+        if left == 0:
+            eta = 0.0
+        elif rate > 0:
+            eta = left / rate
+        total = picker.sizeWhenDone
+        return cls(total - left, total, rate, uploadRate, peers, eta)
 
     @property
     def percent(self) -> float:
@@ -156,23 +164,18 @@ class PeerRecord:
         self.fast: Optional[FastPeer] = None
 
 
-def _makeClientFactory(factoryClass, context, clock, debug, heartbeat, onEnd):
+def _delegate(part: str, name: str, doc: str) -> property:
     """
-    Build an outgoing peer factory that tells C{onEnd(connected)} when its
-    connection attempt ends, connected or not.
+    An attribute of the downloader that is one of its part's (settable).
     """
 
-    class _Outgoing(factoryClass):
-        def clientConnectionFailed(self, connector, reason):
-            onEnd(False)
+    def get(self):
+        return getattr(getattr(self, part), name)
 
-        def clientConnectionLost(self, connector, reason):
-            onEnd(True)
+    def set(self, value) -> None:
+        setattr(getattr(self, part), name, value)
 
-    factory = _Outgoing(context, clock)
-    factory.debug = debug
-    factory.heartbeat = heartbeat
-    return factory
+    return property(get, set, doc=doc)
 
 
 @implementer(IPeerOwner)
@@ -246,9 +249,7 @@ class Downloader(Service):
         self.storage = storage
         self.runInThread = runInThread
         self.clock = clock
-        self.connector = connector
         self.peerId = peerId
-        self.bindAddress = bindAddress or None
         self.debug = debug
         if contextFactory is None or clientFactoryClass is None:
             from btorrent.peer import protocol as _peer
@@ -258,11 +259,12 @@ class Downloader(Service):
         self.contextFactory = contextFactory
         self.clientFactoryClass = clientFactoryClass
         self.heartbeat = heartbeat if heartbeat is not None else Heartbeat(clock)
+        self.outgoing = Outgoing(
+            clock, connector, runInThread, self.heartbeat, debug, bindAddress
+        )
         self.logFields = dict(logFields or {})
         self.pieceCount = metainfo.pieceCount
         self.peers: Dict[Any, PeerRecord] = {}
-        self.downloaded = 0
-        self.downloadRate = RateMeter(clock)
         self.events = EventSource()
         self.extensions: Dict[str, Any] = {}
         self.features = Features(fast=True)
@@ -279,11 +281,16 @@ class Downloader(Service):
             listenPort=listenPort,
             banned=self.smartBan.banned,
         )
-        self.assembler = Assembler(
-            metainfo, storage, runInThread, self, isSuspect=self.smartBan.isSuspect
-        )
-        self.requester = Requester(
-            picker, clock, lambda: self.assembler.full, self._queueOf
+        self.fetcher = Fetcher(
+            metainfo,
+            picker,
+            storage,
+            runInThread,
+            clock,
+            self.peers,
+            self.smartBan,
+            self.events,
+            self,
         )
         self.uploader = Uploader(
             metainfo,
@@ -297,77 +304,30 @@ class Downloader(Service):
         self._completeFired = False
         self._nextHousekeeping = 0.0
         self.quietDeadline = QUIET_DEADLINE
-        self.verifiedBytes = sum(metainfo.pieceSize(i) for i in picker.haveBitfield)
-        #: The download rate limiter (L{btorrent.engine.bandwidth}) while a
-        #: limit applies, else C{None}: then no block is charged anywhere.
-        self.downloadLimiter = None
 
-    # Compatibility names for the parts' settings.
+    # The parts' state and settings, by their former names.
 
-    @property
-    def maxPeers(self) -> int:
-        """
-        Connected peers at most, whoever dialled.
-        """
-        return self.dialer.maxPeers
-
-    @maxPeers.setter
-    def maxPeers(self, value: int) -> None:
-        self.dialer.maxPeers = value
-
-    @property
-    def listenPort(self) -> int:
-        """
-        The port we listen on.
-        """
-        return self.dialer.listenPort
-
-    @listenPort.setter
-    def listenPort(self, value: int) -> None:
-        self.dialer.listenPort = value
-
-    @property
-    def requestTimeout(self) -> float:
-        """
-        Seconds without a block before a peer's requests go elsewhere.
-        """
-        return self.requester.requestTimeout
-
-    @requestTimeout.setter
-    def requestTimeout(self, value: float) -> None:
-        self.requester.requestTimeout = value
-
-    @property
-    def maxPendingBytes(self) -> int:
-        """
-        Bytes waiting for their check above which nothing is requested.
-        """
-        return self.assembler.maxPendingBytes
-
-    @maxPendingBytes.setter
-    def maxPendingBytes(self, value: int) -> None:
-        self.assembler.maxPendingBytes = value
-
-    @property
-    def pendingBytes(self) -> int:
-        """
-        Bytes of complete pieces waiting for their hash check and write.
-        """
-        return self.assembler.pendingBytes
-
-    @property
-    def uploaded(self) -> int:
-        """
-        Block bytes sent this session.
-        """
-        return self.uploader.uploaded
-
-    @property
-    def uploadRate(self) -> RateMeter:
-        """
-        The rate of block bytes sent.
-        """
-        return self.uploader.uploadRate
+    connector = _delegate("outgoing", "connector", "Makes outgoing connections.")
+    maxPeers = _delegate("dialer", "maxPeers", "Connected peers at most.")
+    listenPort = _delegate("dialer", "listenPort", "The port we listen on.")
+    requester = _delegate("fetcher", "requester", "The request scheduler.")
+    assembler = _delegate("fetcher", "assembler", "Piece buffers, hash, write.")
+    interest = _delegate("fetcher", "interest", "Availability and interest.")
+    downloaded = _delegate("fetcher", "downloaded", "Verified bytes downloaded.")
+    verifiedBytes = _delegate("fetcher", "verifiedBytes", "Verified bytes.")
+    downloadRate = _delegate("fetcher", "downloadRate", "Block bytes/s received.")
+    downloadLimiter = _delegate(
+        "fetcher", "downloadLimiter", "The download rate limiter, or C{None}."
+    )
+    requestTimeout = _delegate(
+        "requester", "requestTimeout", "Seconds without a block before requests move."
+    )
+    maxPendingBytes = _delegate(
+        "assembler", "maxPendingBytes", "Unchecked bytes above which we wait."
+    )
+    pendingBytes = _delegate("assembler", "pendingBytes", "Bytes not yet checked.")
+    uploaded = _delegate("uploader", "uploaded", "Block bytes sent this session.")
+    uploadRate = _delegate("uploader", "uploadRate", "Block bytes/s sent.")
 
     def _log(self, level: str, text: str, **fields) -> None:
         getattr(self.log, level)(text, **self.logFields, **fields)
@@ -382,7 +342,7 @@ class Downloader(Service):
         self._completeFired = False
         self._nextHousekeeping = self.clock.seconds() + TICK
         self.heartbeat.subscribe(self, self.tick)
-        self._checkComplete()
+        self.checkComplete()
         self._connectMore()
 
     def stopService(self) -> Deferred:
@@ -459,24 +419,14 @@ class Downloader(Service):
         A snapshot of the download (of the wanted pieces: C{totalBytes} is
         Transmission's C{sizeWhenDone}).
         """
-        rate = self.downloadRate.rate
-        left = self.left
-        eta = None
-        if left == 0:
-            eta = 0.0
-        elif rate > 0:
-            eta = left / rate
-        total = self.picker.sizeWhenDone
-        return Progress(
-            verifiedBytes=total - left,
-            totalBytes=total,
-            downloadRate=rate,
-            uploadRate=self.uploadRate.rate,
-            peers=len(self.peers),
-            eta=eta,
+        return Progress.of(
+            self.picker, self.downloadRate.rate, self.uploadRate.rate, len(self.peers)
         )
 
-    def _checkComplete(self) -> None:
+    def checkComplete(self) -> None:
+        """
+        Emit C{complete} once every wanted piece is verified.
+        """
         if self.complete and not self._completeFired:
             self._completeFired = True
             for peer, record in list(self.peers.items()):
@@ -509,49 +459,25 @@ class Downloader(Service):
         plaintext: bool = False,
     ):
         """
-        Connect to C{address} (through MSE unless C{plaintext} or our
-        L{encryption} says otherwise); C{onEnd(handshaken)} when it ends,
-        or C{onEnd(False, retryPlaintext=True)} when its MSE handshake
-        failed and we may try plaintext.
+        Connect to C{address} (L{Outgoing.dial}); dial more when it ends.
         """
-        host, port = address
         features = () if self.features is None else (self.features,)
         context = self.contextFactory(
             self.metainfo.infoHash, self.peerId, self.pieceCount, self, *features
         )
-        handshaken = []
-        provide = None if plaintext else encryption.outgoingProvide(self.encryption)
 
-        def ended(connected: bool) -> None:
-            if (
-                not handshaken
-                and provide is not None
-                and encryption.fallsBackToPlaintext(self.encryption)
-                and getattr(factory, "mseFailed", False)
-            ):
-                onEnd(False, retryPlaintext=True)
-            else:
-                onEnd(connected and bool(handshaken))
+        def ended(*args, **kwargs) -> None:
+            onEnd(*args, **kwargs)
             if self.running:
                 self._connectMore()
 
-        factory = _makeClientFactory(
-            self.clientFactoryClass,
+        return self.outgoing.dial(
+            address,
             context,
-            self.clock,
-            self.debug,
-            self.heartbeat,
+            self.clientFactoryClass,
+            self.encryption,
             ended,
-        )
-        factory.address = factory.outgoingAddress = address
-        factory.handshaken = handshaken
-        factory.mseProvide = provide
-        factory.mseRunInThread = self.runInThread
-        kwargs = {}
-        if self.bindAddress is not None:
-            kwargs["bindAddress"] = (self.bindAddress, 0)
-        return self.connector.connectTCP(
-            host, port, factory, timeout=CONNECT_TIMEOUT, **kwargs
+            plaintext=plaintext,
         )
 
     # IPeerOwner
@@ -572,28 +498,18 @@ class Downloader(Service):
         if peer.peerId == self.peerId:
             self.log.debug("refusing a connection to ourselves")
             return False
-        banned = self.smartBan.banned
-        if peer.peerId in banned or peer.address in banned:
-            return False
         factory = getattr(peer, "factory", None)
         outgoingAddress = getattr(factory, "outgoingAddress", None)
-        evicted = None
-        if len(self.peers) >= self.maxPeers:
-            evicted = evictionCandidate(self.peers.items())
-            if evicted is None:
-                return False
-        globalRoom = self.dialer.globalRoom
-        if (
-            evicted is None
-            and outgoingAddress is None
-            and globalRoom is not None
-            and globalRoom() <= 0
-        ):
-            # The session's peer limit (a dial of ours holds its slot).
+        admitted, evicted = admit(
+            peer,
+            self.peers,
+            self.maxPeers,
+            self.smartBan.banned,
+            outgoing=outgoingAddress is not None,
+            globalRoom=self.dialer.globalRoom,
+        )
+        if not admitted:
             return False
-        for other in self.peers:
-            if other.peerId == peer.peerId or other.address == peer.address:
-                return False
         if outgoingAddress is not None:
             factory.handshaken.append(True)
             # Counted in self.peers now, no longer as a dial in progress.
@@ -614,7 +530,9 @@ class Downloader(Service):
             # Have None (the protocol picks), even when we have nothing.
             peer.sendBitfield(have)
         if fast:
-            self._startFast(peer, record)
+            self.interest.startFast(
+                peer, record, self.metainfo.infoHash, self.pieceCount
+            )
         dht = self.dht
         if dht is not None and getattr(peer, "peerDHT", False) and dht.boundPort:
             peer.sendMessage(wire.Port(dht.boundPort))
@@ -696,39 +614,21 @@ class Downloader(Service):
         if kind in USEFUL_MESSAGES:
             record.usefulAt = self.clock.seconds()
         if kind is wire.Piece:
-            self._gotBlock(peer, record, message)
+            self.fetcher.blockReceived(peer, record, message)
         elif kind is wire.Have:
             self._gotHave(peer, record, message.index)
         elif kind is wire.Request:
-            self._gotRequest(peer, record, message)
+            self.uploader.requestMessage(peer, record, message)
         elif kind is wire.Cancel:
-            if (
-                self.uploader.cancelReceived(
-                    record, message.index, message.begin, message.length
-                )
-                and record.fast is not None
-            ):
-                # BEP 6: even a cancelled request gets its reject.
-                peer.sendReject(message.index, message.begin, message.length)
+            self.uploader.cancelMessage(peer, record, message)
         elif kind is wire.Unchoke:
             self.requester.fill(peer, record)
         elif kind is wire.Choke:
-            if not getattr(peer, "fast", False):
-                # Without the Fast extension a choke drops every request;
-                # with it, each is answered by a piece or a reject.
-                self.requester.returnAll(peer, record.queue)
-                self._fillAll()
+            self.fetcher.choked(peer, record)
         elif kind is wire.RejectRequest:
-            if not self.requester.rejected(
-                peer, record.queue, message.index, message.begin, message.length
-            ):
-                peer.drop(f"rejected a request never made ({message.index})")
-                return
-            if record.fast is not None:
-                record.fast.rejected(message.index, peer.peerChoking)
-            self._fillAll()
+            self.fetcher.rejected(peer, record, message)
         elif kind is wire.AllowedFast or kind is wire.SuggestPiece:
-            self._fastHint(peer, record, message)
+            self.interest.fastHint(peer, record, message)
         elif kind is wire.BitfieldMessage or kind is wire.HaveAll:
             self._syncBitfield(peer, record)
         elif kind is wire.Interested or kind is wire.NotInterested:
@@ -749,33 +649,6 @@ class Downloader(Service):
 
     # The Fast extension (BEP 6)
 
-    def _startFast(self, peer, record: PeerRecord) -> None:
-        """
-        A peer speaks the Fast extension: keep its state, and send it our
-        allowed-fast set (after our bitfield).
-        """
-        pieces = ourAllowedSet(
-            peer.address[0], self.metainfo.infoHash, self.pieceCount, peer.peerPieces
-        )
-        record.fast = FastPeer(pieces)
-        for index in pieces:
-            peer.sendMessage(wire.AllowedFast(index))
-
-    def _fastHint(self, peer, record: PeerRecord, message) -> None:
-        """
-        Allowed Fast (a piece we may ask for while the peer chokes us) or
-        Suggest Piece (a piece to ask for first).
-        """
-        fast = record.fast
-        if fast is None:
-            return
-        index = message.index
-        if type(message) is wire.AllowedFast:
-            if fast.allowedFast(index) and peer.peerChoking:
-                self.requester.fill(peer, record)
-        elif self.picker.isWanted(index):
-            fast.suggest(index)
-
     def peerChoked(self, peer) -> None:
         """
         We choked C{peer}: its queued requests are rejected (Fast
@@ -788,23 +661,13 @@ class Downloader(Service):
     # Availability and interest
 
     def _syncBitfield(self, peer, record: PeerRecord) -> None:
-        self.picker.removePeer(record.known)
-        record.known = peer.peerPieces.copy()
-        self.picker.addPeer(record.known)
-        theirs = int.from_bytes(record.known.toBytes(), "big")
-        record.wanted = bin(theirs & self.picker.neededBits()).count("1")
-        self._updateInterest(peer, record)
+        self.interest.syncBitfield(peer, record)
         if self._completeFired and record.known.complete:
             peer.drop("both complete")
 
     def _gotHave(self, peer, record: PeerRecord, index: int) -> None:
-        if index in record.known:
+        if not self.interest.gotHave(peer, record, index):
             return
-        record.known.add(index)
-        self.picker.peerHas(index)
-        if self.picker.isWanted(index):
-            record.wanted += 1
-            self._updateInterest(peer, record)
         if self._completeFired and record.known.complete:
             peer.drop("both complete")
 
@@ -814,138 +677,29 @@ class Downloader(Service):
         peer has for us, tell it whether we are interested; complete now,
         or no longer (then dial seeds again).
         """
-        needed = self.picker.neededBits()
-        for peer, record in list(self.peers.items()):
-            theirs = int.from_bytes(record.known.toBytes(), "big")
-            record.wanted = bin(theirs & needed).count("1")
-            self._updateInterest(peer, record)
+        self.interest.recount(list(self.peers.items()))
         if self.complete:
-            self._checkComplete()
+            self.checkComplete()
         elif self._completeFired:
             self._completeFired = False
             self.dialer.retrySeeds()
             self._connectMore()
 
-    def _updateInterest(self, peer, record: PeerRecord) -> None:
-        interested = record.wanted > 0
-        if interested != peer.amInterested:
-            peer.setInterested(interested)
-        if interested:
-            self.requester.fill(peer, record)
-
-    # Requests
-
-    def _queueOf(self, peer) -> Optional[RequestQueue]:
-        record = self.peers.get(peer)
-        return record.queue if record is not None else None
+    # Requests and blocks (the fetcher's)
 
     def _fillAll(self) -> None:
-        fill = self.requester.fill
-        for peer, record in list(self.peers.items()):
-            fill(peer, record)
+        self.fetcher.fillAll()
 
     def checkTimeouts(self) -> None:
         """
-        Give the requests of peers silent for L{requestTimeout} seconds to
-        other peers, and stop asking those peers for a while.
+        Give the requests of silent peers to others (L{Fetcher.checkTimeouts}).
         """
-        timedOut = self.requester.checkTimeouts(
-            [(peer, record.queue) for peer, record in self.peers.items()]
-        )
-        for peer, seconds, count in timedOut:
-            self._log(
-                "info",
-                "peer {host}:{port} sent nothing for {seconds:.0f} s: "
-                "its {count} requests go to other peers",
-                host=peer.address[0],
-                port=peer.address[1],
-                seconds=seconds,
-                count=count,
-            )
-        if timedOut:
-            self._fillAll()
+        self.fetcher.checkTimeouts()
 
-    def _gotBlock(self, peer, record: PeerRecord, message) -> None:
-        index, begin, block = message.index, message.begin, message.block
-        length = len(block)
-        verdict = self.requester.blockArrived(peer, record.queue, index, begin, length)
-        if verdict is not None:
-            if verdict:
-                peer.drop(verdict)
-            return
-        self.downloadRate.update(length)
-        limiter = self.downloadLimiter
-        if limiter is not None:
-            limiter.charge(peer, length)
-        self.assembler.blockReceived(index, begin, block, record.strikeKey)
-        self.requester.fill(peer, record)
-
-    # What the assembler tells
-
-    def pieceVerified(self, index: int, size: int, digests) -> None:
+    def ban(self, key) -> None:
         """
-        Piece C{index} passed its check and is written.
+        Ban the peer smart ban names by C{key}, and drop it.
         """
-        for key in self.smartBan.piecePassed(index, digests):
-            self._ban(key)
-        self.picker.have(index)
-        self.downloaded += size
-        self.verifiedBytes += size
-        for peer, record in list(self.peers.items()):
-            peer.sendHave(index)
-            if record.fast is not None:
-                record.fast.forget(index)
-            if index in record.known:
-                record.wanted -= 1
-                if record.wanted <= 0 and peer.amInterested:
-                    record.wanted = 0
-                    peer.setInterested(False)
-        self.events.emit("pieceVerified", index)
-        self._checkComplete()
-
-    def pieceFailed(self, index: int, senders: list, digests) -> None:
-        """
-        A piece failed its hash check: fetch it again; smart ban judges
-        who sent it.
-        """
-        self._log(
-            "warn",
-            "piece {index} failed its hash check ({senders} peers took part)",
-            index=index,
-            senders=len(set(senders)),
-        )
-        self.picker.pieceFailed(index)
-        for key in self.smartBan.pieceFailed(index, senders, digests):
-            self._ban(key)
-        self.events.emit("pieceFailed", index)
-
-    def pieceLost(self, index: int, failure) -> None:
-        """
-        A piece could not be written: it is wanted again, and the torrent
-        hears of it (an expected disk error is its error, not a bug here).
-        """
-        if failure.check(OSError, StorageError):
-            self._log(
-                "warn",
-                "cannot write piece {index}: {error}",
-                index=index,
-                error=failure.getErrorMessage(),
-            )
-        else:
-            self._log(
-                "failure", "cannot write piece {index}", failure=failure, index=index
-            )
-        self.picker.pieceFailed(index)
-        self.events.emit("writeFailed", index, failure)
-
-    def jobsDone(self) -> None:
-        """
-        Checks finished: there may be room for requests.
-        """
-        if self.running:
-            self._fillAll()
-
-    def _ban(self, key) -> None:
         banned = self.smartBan.banned
         banned.add(key)
         if isinstance(key, tuple):
@@ -967,17 +721,6 @@ class Downloader(Service):
 
     # Serving
 
-    def _gotRequest(self, peer, record: PeerRecord, message) -> None:
-        index, begin, length = message.index, message.begin, message.length
-        verdict = self.uploader.requestReceived(peer, record, index, begin, length)
-        if verdict is None:
-            return
-        if verdict == "reject":
-            if getattr(peer, "fast", False):
-                peer.sendReject(index, begin, length)
-            return
-        peer.drop(verdict)
-
     def peerWritable(self, peer) -> None:
         """
         C{peer}'s send buffer drained: send what it is waiting for.
@@ -992,17 +735,7 @@ class Downloader(Service):
         unreadable under us): its askers go, and the torrent hears of it
         (a local error is the torrent's, one line).
         """
-        if failure.check(OSError, StorageError):
-            self._log(
-                "warn",
-                "cannot read piece {index}: {error}",
-                index=index,
-                error=failure.getErrorMessage(),
-            )
-        else:
-            self._log(
-                "failure", "cannot read piece {index}", failure=failure, index=index
-            )
+        logStorageFailure(self._log, "read", index, failure)
         for peer, record in list(self.peers.items()):
             if any(r[0] == index for r in record.serving):
                 peer.drop("cannot read a piece it asked for")

@@ -132,6 +132,18 @@ class Requester:
             suggestions come first, and while it chokes us only its
             allowed-fast pieces are asked for.
         """
+        queue = record.queue
+        inFlight = len(queue.requests)
+        if inFlight:
+            # Called after every block: return at once while enough are in
+            # flight and the depth is not due to be sized again (what the
+            # checks below would decide too).
+            depth = queue.depth
+            if (
+                depth - inFlight < max(4, depth // 4)
+                and self.clock.seconds() < queue.depthAt
+            ):
+                return
         if not peer.amInterested:
             return
         # Fast extension (BEP 6): its state, and while the peer chokes us
@@ -144,7 +156,6 @@ class Requester:
                 return
         if self.paused():
             return
-        queue = record.queue
         known = record.known
         now = self.clock.seconds()
         if queue.snubbedUntil > now:

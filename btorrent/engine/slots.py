@@ -29,7 +29,7 @@ Pure: no reactor; times are clock values given by the caller.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from btorrent.codec import wire
 from btorrent.peer.connection import ExtensionMessage
@@ -37,6 +37,7 @@ from btorrent.peer.connection import ExtensionMessage
 __all__ = [
     "QUIET_DEADLINE",
     "USEFUL_MESSAGES",
+    "admit",
     "evictionCandidate",
     "isIdle",
     "quietPeers",
@@ -126,3 +127,42 @@ def quietPeers(
         for peer, record in peers
         if record.usefulAt is None and now - record.connectedAt >= deadline
     ]
+
+
+def admit(
+    peer: Any,
+    peers: Dict[Any, Any],
+    maxPeers: int,
+    banned,
+    outgoing: bool,
+    globalRoom: Optional[Callable[[], int]] = None,
+) -> Tuple[bool, Optional[Any]]:
+    """
+    Whether a torrent takes a peer whose handshake came: not if it is
+    banned, already connected (same peer id or address), or the slots are
+    full and no connected peer is idle enough to give way
+    (L{evictionCandidate}); an incoming peer also needs room under the
+    session's limit (an outgoing one's dial holds its slot).
+
+    @param peers: the connected peers, C{peer -> record}.
+    @param banned: the banned peer ids and addresses.
+    @param outgoing: we dialled it.
+    @param globalRoom: C{globalRoom()}: connections left under the
+        session's limit, or C{None} without one.
+    @return: C{(admitted, evicted)}: C{evicted} is the peer to drop to make
+        room, or C{None}.
+    """
+    if peer.peerId in banned or peer.address in banned:
+        return False, None
+    evicted = None
+    if len(peers) >= maxPeers:
+        evicted = evictionCandidate(peers.items())
+        if evicted is None:
+            return False, None
+    if evicted is None and not outgoing and globalRoom is not None:
+        if globalRoom() <= 0:
+            return False, None
+    for other in peers:
+        if other.peerId == peer.peerId or other.address == peer.address:
+            return False, None
+    return True, evicted

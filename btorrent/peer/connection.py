@@ -38,14 +38,10 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from btorrent.codec import bencode, wire
+from btorrent.codec import wire
 from btorrent.codec.bitfield import Bitfield
 from btorrent.codec.wire import (
-    BLOCK_MAX,
     BLOCK_SIZE,
-    HANDSHAKE_LENGTH,
-    HANDSHAKE_PREFIX,
-    AllowedFast,
     BitfieldMessage,
     Cancel,
     Choke,
@@ -58,16 +54,19 @@ from btorrent.codec.wire import (
     NotInterested,
     Piece,
     RejectRequest,
-    Request,
-    SuggestPiece,
     Unchoke,
-    WireError,
-    decodeHandshake,
-    decodeMessageAt,
     encodeHandshake,
     encodeMessage,
     encodePieceHeader,
 )
+from btorrent.peer.dispatch import (
+    MAX_EXTENSION_HANDSHAKE,
+    ExtensionDispatch,
+    ExtensionHandshake,
+    ExtensionMessage,
+)
+from btorrent.peer.framer import KEEPALIVE_BURST, MessageFramer
+from btorrent.peer.rules import MAX_PIECES_UNKNOWN, EarlyPieces, breach
 from btorrent.util.rate import RateMeter
 
 __all__ = [
@@ -90,26 +89,11 @@ __all__ = [
 KEEPALIVE_INTERVAL = 120.0
 #: Drop a peer silent for this many seconds.
 IDLE_TIMEOUT = 180.0
-#: Keep-alives a peer may send back to back; beyond that, one a second on
-#: average (clients send one every minute or two).  A peer sending more is
-#: dropped: a flood of 4-byte messages costs CPU and proves nothing.
-KEEPALIVE_BURST = 100
 #: Drop a connection whose handshake has not completed after this long.
 HANDSHAKE_TIMEOUT = 20.0
-#: The longest BEP 10 handshake we take (libtorrent's limit is 1000 bytes
-#: of dictionary for its own, and rejects bigger ones from others).
-MAX_EXTENSION_HANDSHAKE = 64 * 1024
-#: The most pieces a torrent whose metadata we do not have yet may have:
-#: metadata is at most 10 MB of 20-byte hashes (BEP 9 via ut_metadata).
-MAX_PIECES_UNKNOWN = 10_000_000 // 20
 
-_LENGTH = struct.Struct(">I")
-_unpackLength = _LENGTH.unpack_from
 # A whole request message: length prefix 13, id 6, index, begin, length.
 _packRequest = struct.Struct(">IBIII").pack
-# The pieces of a partial message kept as they came before the rest is
-# gathered in one bytearray.
-_MAX_PENDING_PIECES = 64
 _KEEP_ALIVE = encodeMessage(wire.KEEP_ALIVE)
 _FLAG_MESSAGES = {
     Choke: ("amChoking", True),
@@ -158,6 +142,28 @@ class Features:
         )
 
 
+def piecesMessage(bitfield, pieceCount: int, fast: bool):
+    """
+    The message that tells a peer our pieces: with the Fast extension a
+    full or empty bitfield is C{HaveAll} or C{HaveNone}.
+
+    @param bitfield: a L{Bitfield} of C{pieceCount} pieces, or its wire form.
+    @raise ValueError: for a bitfield of the wrong length.
+    """
+    if isinstance(bitfield, Bitfield):
+        if len(bitfield) != pieceCount:
+            raise ValueError(
+                f"bitfield of {len(bitfield)} pieces, torrent has {pieceCount}"
+            )
+    else:
+        bitfield = Bitfield.fromBytes(bitfield, pieceCount)
+    if fast and bitfield.complete:
+        return HaveAll()
+    if fast and not bitfield.count:
+        return HaveNone()
+    return BitfieldMessage(bitfield.toBytes())
+
+
 @dataclass(frozen=True)
 class HandshakeReceived:
     """
@@ -167,27 +173,6 @@ class HandshakeReceived:
     infoHash: bytes
     peerId: bytes
     reserved: bytes
-
-
-@dataclass(frozen=True)
-class ExtensionHandshake:
-    """
-    A BEP 10 handshake: its decoded dictionary (keys as C{str}), the
-    peer's extension ids already recorded in
-    L{PeerConnection.peerExtensions}.
-    """
-
-    fields: Dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ExtensionMessage:
-    """
-    A BEP 10 message for our extension C{name}.
-    """
-
-    name: str
-    payload: bytes
 
 
 @dataclass(frozen=True)
@@ -264,43 +249,48 @@ class PeerConnection:
         self.fast = False
         self.extended = False
         self.peerDHT = False
-        self.peerExtensions: Dict[str, int] = {}
         self.downloadRate = RateMeter(clock)
         self.uploadRate = RateMeter(clock)
         self.bytesDownloaded = 0
         self.bytesUploaded = 0
         self.open = False
         self.closed = False
-        #: Report keep-alives as events too (for a debug log).
-        self.reportKeepAlives = False
-        self._ourIds: Dict[int, Tuple[str, int]] = {}
-        self._extensionLimit = 0
-        self._readFeatures()
+        #: Our BEP 10 ids and the peer's (L{ExtensionDispatch}).
+        self.extensions = ExtensionDispatch(features.extensions)
+        #: Splits the stream after the handshake (L{MessageFramer}).
+        self.framer = MessageFramer(clock)
         self._handshaking = True
         self._awaitingAccept = False
-        self._handshakeBuffer = b""
         self._gotMessage = False  # any message but a keep-alive received
         self._sentMessage = False  # any message but a keep-alive sent
-        self._maxLength = 0
+        # What came after the handshake before it was accepted.
         self._leftover = b""
-        self._pending: list = []
-        self._pendingSize = 0
-        self._pendingNeed = 0
-        # Pieces announced while the piece count is unknown (magnet links):
-        # the raw bitfield and the indexes of Have messages, checked once the
-        # metadata gives the count.
-        self._unknownBits: Optional[bytes] = None
-        self._unknownHaves: set = set()
-        self._haveAllUnknown = False
+        # Pieces announced while the piece count is unknown (magnet links),
+        # checked once the metadata gives the count.
+        self._early = EarlyPieces()
         self._out: List[bytes] = []
         now = clock.seconds()
         self._started = now
         self._lastReceived = now
         self._lastSent = now
-        # A token bucket for keep-alives: tokens left, and when it was last
-        # refilled (lazily, when it runs dry).
-        self._keepAliveTokens = KEEPALIVE_BURST
-        self._keepAliveRefilled = now
+
+    @property
+    def peerExtensions(self) -> Dict[str, int]:
+        """
+        The peer's BEP 10 ids, C{name -> id}.
+        """
+        return self.extensions.peerIds
+
+    @property
+    def reportKeepAlives(self) -> bool:
+        """
+        Report keep-alives as events too (for a debug log).
+        """
+        return self.framer.reportKeepAlives
+
+    @reportKeepAlives.setter
+    def reportKeepAlives(self, value: bool) -> None:
+        self.framer.reportKeepAlives = value
 
     # Life.
 
@@ -311,7 +301,7 @@ class PeerConnection:
         """
         now = self.clock.seconds()
         self._started = self._lastReceived = self._lastSent = now
-        self._keepAliveRefilled = now
+        self.framer.start(now)
         if self.outgoing:
             self._queueHandshake()
 
@@ -356,20 +346,8 @@ class PeerConnection:
             self._framesReceived(rest, events)
         return events
 
-    def _readFeatures(self) -> None:
-        """
-        Our extension ids and the longest extension message, from
-        L{features} (an incoming connection learns them when routed).
-        """
-        extensions = self.features.extensions
-        self._ourIds = {ourId: (name, limit) for name, ourId, limit in extensions}
-        self._extensionLimit = max(
-            [limit for _, _, limit in extensions]
-            + ([MAX_EXTENSION_HANDSHAKE] if extensions else [0])
-        )
-
     def _opened(self) -> None:
-        self._readFeatures()
+        self.extensions.offer(self.features.extensions)
         self.open = True
         self._handshaking = False
         reserved = self.peerReserved
@@ -381,7 +359,7 @@ class PeerConnection:
         self.peerDHT = wire.hasReserved(reserved, wire.RESERVED_DHT)
         if self.pieceCount is not None:
             self.peerPieces = Bitfield(self.pieceCount)
-        self._maxLength = maxMessageLength(self.pieceCount, self._extensionLimit)
+        self.framer.maxLength = maxMessageLength(self.pieceCount, self.extensions.limit)
 
     def close(self) -> None:
         """
@@ -398,13 +376,9 @@ class PeerConnection:
             events.append(Violation(reason))
 
     def _clearBuffers(self) -> None:
-        self._handshakeBuffer = b""
         self._leftover = b""
-        self._pending = []
-        self._pendingSize = 0
-        self._pendingNeed = 0
-        self._unknownBits = None
-        self._unknownHaves = set()
+        self.framer.clear()
+        self._early = EarlyPieces()
 
     def setPieceCount(self, pieceCount: int) -> List[Any]:
         """
@@ -418,27 +392,16 @@ class PeerConnection:
         if self.pieceCount is not None or self.closed:
             return events
         self.pieceCount = pieceCount
-        self._maxLength = maxMessageLength(pieceCount, self._extensionLimit)
+        self.framer.maxLength = maxMessageLength(pieceCount, self.extensions.limit)
         if not self.open:
             return events
-        bits, self._unknownBits = self._unknownBits, None
-        haves, self._unknownHaves = self._unknownHaves, set()
-        if self._haveAllUnknown:
-            self.peerPieces = Bitfield.full(pieceCount)
-        elif bits is not None:
-            try:
-                self.peerPieces = Bitfield.fromBytes(bits, pieceCount)
-            except ValueError as e:
-                self._violation(str(e), events)
-                return events
-        else:
-            self.peerPieces = Bitfield(pieceCount)
-        for index in sorted(haves):
-            if index >= pieceCount:
-                self._violation(f"have {index} out of range", events)
-                return events
-            self.peerPieces.add(index)
-        if self.peerPieces.count:
+        early, self._early = self._early, EarlyPieces()
+        pieces, fault = early.resolve(pieceCount)
+        if fault is not None:
+            self._violation(fault, events)
+            return events
+        self.peerPieces = pieces
+        if pieces.count:
             events.append(BitfieldMessage(self.peerPieces.toBytes()))
         return events
 
@@ -495,17 +458,12 @@ class PeerConnection:
 
         @return: the bytes after the handshake, or C{None}.
         """
-        buf = self._handshakeBuffer + data
-        n = min(len(buf), len(HANDSHAKE_PREFIX))
-        if buf[:n] != HANDSHAKE_PREFIX[:n]:
-            self._violation("not a BitTorrent handshake", events)
+        handshake, rest, fault = self.framer.feedHandshake(data)
+        if fault is not None:
+            self._violation(fault, events)
             return None
-        if len(buf) < HANDSHAKE_LENGTH:
-            self._handshakeBuffer = buf
+        if handshake is None:
             return None
-        self._handshakeBuffer = b""
-        handshake = decodeHandshake(buf[:HANDSHAKE_LENGTH])
-        rest = buf[HANDSHAKE_LENGTH:]
         if self.outgoing and handshake.infoHash != self.infoHash:
             self._violation("handshake for another info-hash", events)
             return None
@@ -523,176 +481,74 @@ class PeerConnection:
 
     def _framesReceived(self, data: bytes, events: List[Any]) -> None:
         """
-        Split the stream into messages, copying each message's bytes once.
+        Split the stream into messages (L{MessageFramer}) and take each in
+        order.  Blocks, the bulk of a download, are checked and counted
+        here, their bytes added to the rate once per read.
         """
-        if self._pendingNeed:
-            # Collecting a message longer than what we have: join only when
-            # all of it is here.  A peer dribbling bytes would make one
-            # object per byte: past a few pieces, gather them in one buffer.
-            pending = self._pending
-            if type(pending[-1]) is bytearray:
-                pending[-1] += data
-            elif len(pending) < _MAX_PENDING_PIECES:
-                pending.append(data)
-            else:
-                pending.append(bytearray(data))
-            self._pendingSize += len(data)
-            if self._pendingSize < self._pendingNeed:
-                return
-            buf = b"".join(self._pending)
-            self._pending = []
-            self._pendingSize = self._pendingNeed = 0
-        elif self._leftover:
-            buf = self._leftover + data
-            self._leftover = b""
-        else:
-            buf = data
-        offset = 0
-        end = len(buf)
-        maxLength = self._maxLength
-        while True:
-            avail = end - offset
-            if avail < 4:
-                break
-            (length,) = _unpackLength(buf, offset)
-            if length > maxLength:
-                self._violation(
-                    f"message of {length} bytes, longest allowed {maxLength}", events
-                )
-                return
-            stop = offset + 4 + length
-            if stop > end:
-                self._pending = [buf[offset:]]
-                self._pendingSize = avail
-                self._pendingNeed = 4 + length
-                return
-            if length == 0:
-                offset = stop
-                if self._keepAliveTokens:
-                    self._keepAliveTokens -= 1
-                elif not self._refillKeepAlives():
-                    self._violation("keep-alive flood", events)
-                    return
-                if self.reportKeepAlives:
-                    events.append(wire.KEEP_ALIVE)
+        messages, fault = self.framer.feed(data)
+        received = self._messageReceived
+        limit = MAX_PIECES_UNKNOWN if self.pieceCount is None else self.pieceCount
+        blockBytes = 0
+        for message in messages:
+            if type(message) is Piece:
+                if message.index >= limit:
+                    self._violation(f"piece {message.index} out of range", events)
+                    break
+                n = len(message.block)
+                if 0 < n <= BLOCK_SIZE:
+                    blockBytes += n
+                self._gotMessage = True
+                events.append(message)
                 continue
-            try:
-                message = decodeMessageAt(buf, offset + 4, stop)
-            except WireError as e:
-                self._violation(str(e), events)
-                return
-            offset = stop
-            self._messageReceived(message, events)
+            received(message, events)
             if self.closed:
-                return
-        if offset < end:
-            self._leftover = buf[offset:]
-
-    def _refillKeepAlives(self) -> bool:
-        """
-        The keep-alive bucket is empty: add a token per second since it was
-        last refilled (at most L{KEEPALIVE_BURST}) and take one.
-
-        @return: whether there was one to take.
-        """
-        now = self.clock.seconds()
-        tokens = int(now - self._keepAliveRefilled)
-        if tokens <= 0:
-            return False
-        if tokens >= KEEPALIVE_BURST:
-            tokens = KEEPALIVE_BURST
-            self._keepAliveRefilled = now
-        else:
-            # Keep the fraction of a second towards the next token.
-            self._keepAliveRefilled += tokens
-        self._keepAliveTokens = tokens - 1
-        return True
-
-    def _checkIndex(self, index: int, what: str, events: List[Any]) -> bool:
-        count = self.pieceCount
-        if count is None:
-            if index >= MAX_PIECES_UNKNOWN:
-                self._violation(f"{what} {index} out of range", events)
-                return False
-            return True
-        if index >= count:
-            self._violation(f"{what} {index} out of range", events)
-            return False
-        return True
+                break
+        if blockBytes:
+            self.bytesDownloaded += blockBytes
+            self.downloadRate.update(blockBytes)
+        if fault is not None:
+            self._violation(fault, events)
 
     def _messageReceived(self, message, events: List[Any]) -> None:
         """
-        Check one message against the torrent, apply it to the state, and
-        add it to C{events}.
+        Check one message (L{breach}, then against the state), apply it to
+        the state, and add it to C{events}.
         """
         kind = type(message)
-        if kind is Piece:
-            if not self._checkIndex(message.index, "piece", events):
-                return
-            n = len(message.block)
-            if 0 < n <= BLOCK_SIZE:
-                self.bytesDownloaded += n
-                self.downloadRate.update(n)
-        elif kind is Have:
-            index = message.index
-            if not self._checkIndex(index, "have", events):
-                return
+        if kind is Extended:
+            # Not a message that orders the bitfield: libtorrent sends its
+            # extended handshake before its bitfield (or have-all).
+            self._extendedReceived(message, events)
+            return
+        fault = breach(message, self.pieceCount, self.fast)
+        if fault is not None:
+            self._violation(fault, events)
+            return
+        if kind is Have:
             self._gotMessage = True
             if self.peerPieces is None:
-                if len(self._unknownHaves) < MAX_PIECES_UNKNOWN:
-                    self._unknownHaves.add(index)
+                self._early.have(message.index)
                 return
-            if index in self.peerPieces:
+            if message.index in self.peerPieces:
                 return
-            self.peerPieces.add(index)
-        elif kind is Request or kind is Cancel or kind is RejectRequest:
-            if kind is RejectRequest and not self.fast:
-                self._violation("reject without the Fast extension", events)
-                return
-            if not self._checkIndex(message.index, "request for piece", events):
-                return
-            if not 0 < message.length <= BLOCK_MAX:
-                self._violation(
-                    f"request for a block of {message.length} bytes", events
-                )
-                return
+            self.peerPieces.add(message.index)
         elif kind is BitfieldMessage:
             if not self._bitfieldReceived(message, events):
                 return
         elif kind is HaveAll or kind is HaveNone:
-            if not self.fast:
-                self._violation("have-all/none without the Fast extension", events)
-                return
             if self._gotMessage:
                 self._violation("have-all/none after other messages", events)
                 return
             if self.pieceCount is None:
                 self._gotMessage = True
-                self._haveAllUnknown = kind is HaveAll
+                self._early.haveAll = kind is HaveAll
                 return
             if kind is HaveAll:
                 self.peerPieces = Bitfield.full(self.pieceCount)
-        elif kind is SuggestPiece or kind is AllowedFast:
-            if not self.fast:
-                self._violation(
-                    "suggest/allowed-fast without the Fast extension", events
-                )
-                return
-            if not self._checkIndex(message.index, "piece", events):
-                return
-        elif kind is Extended:
-            # Not a message that orders the bitfield: libtorrent sends its
-            # extended handshake before its bitfield (or have-all).
-            self._extendedReceived(message, events)
-            return
-        elif kind is Choke:
-            self.peerChoking = True
-        elif kind is Unchoke:
-            self.peerChoking = False
-        elif kind is Interested:
-            self.peerInterested = True
-        elif kind is NotInterested:
-            self.peerInterested = False
+        elif kind is Choke or kind is Unchoke:
+            self.peerChoking = kind is Choke
+        elif kind is Interested or kind is NotInterested:
+            self.peerInterested = kind is Interested
         self._gotMessage = True
         events.append(message)
 
@@ -708,7 +564,7 @@ class PeerConnection:
                 self._violation("bitfield after other messages", events)
                 return False
             self._gotMessage = True
-            self._unknownBits = message.bits
+            self._early.bits = message.bits
             return False
         try:
             bits = Bitfield.fromBytes(message.bits, self.pieceCount)
@@ -728,63 +584,17 @@ class PeerConnection:
 
     def _extendedReceived(self, message: Extended, events: List[Any]) -> None:
         """
-        A BEP 10 message: the handshake records the peer's ids; a message
-        for one of our extensions is reported by name; one for an id we do
-        not use is ignored (a peer may send what we disabled).
+        A BEP 10 message, for L{extensions} to name (see
+        L{ExtensionDispatch.received}).
         """
         if not self.extended:
             self._violation("extension message without the extension bit", events)
             return
-        if message.extendedId == 0:
-            if len(message.payload) > MAX_EXTENSION_HANDSHAKE:
-                self._violation("extension handshake too long", events)
-                return
-            try:
-                fields = bencode.decode(message.payload)
-            except bencode.BencodeError:
-                # Ignored, as libtorrent does: the extensions stay as they were.
-                return
-            if not isinstance(fields, dict):
-                return
-            self._recordExtensionIds(fields.get(b"m"))
-            events.append(
-                ExtensionHandshake(
-                    {
-                        key.decode("utf-8", "replace"): value
-                        for key, value in fields.items()
-                        if isinstance(key, bytes)
-                    }
-                )
-            )
-            return
-        known = self._ourIds.get(message.extendedId)
-        if known is None:
-            return
-        name, limit = known
-        if len(message.payload) > limit:
-            self._violation(
-                f"{name} message of {len(message.payload)} bytes, "
-                f"longest allowed {limit}",
-                events,
-            )
-            return
-        events.append(ExtensionMessage(name, message.payload))
-
-    def _recordExtensionIds(self, table: Any) -> None:
-        """
-        Record the peer's extension ids from a handshake's C{m}: a later
-        handshake adds and changes ids, and id 0 turns a name off.
-        """
-        if not isinstance(table, dict):
-            return
-        for key, value in list(table.items())[:256]:
-            if not isinstance(key, bytes) or type(value) is not int:
-                continue
-            name = key.decode("utf-8", "replace")
-            if value == 0:
-                self.peerExtensions.pop(name, None)
-            elif 0 < value < 256:
-                self.peerExtensions[name] = value
+        event, fault = self.extensions.received(message)
+        if fault is not None:
+            self._violation(fault, events)
+        elif event is not None:
+            events.append(event)
 
     # Sending.
 
@@ -840,22 +650,10 @@ class PeerConnection:
         """
         if not self.open:
             return False
-        if isinstance(bitfield, Bitfield):
-            if len(bitfield) != self.pieceCount:
-                raise ValueError(
-                    f"bitfield of {len(bitfield)} pieces, torrent has "
-                    f"{self.pieceCount}"
-                )
-        else:
-            bitfield = Bitfield.fromBytes(bitfield, self.pieceCount)
+        message = piecesMessage(bitfield, self.pieceCount, self.fast)
         if self._sentMessage:
             return False
-        if self.fast and bitfield.complete:
-            self._queue(encodeMessage(HaveAll()))
-        elif self.fast and not bitfield.count:
-            self._queue(encodeMessage(HaveNone()))
-        else:
-            self._queue(encodeMessage(BitfieldMessage(bitfield.toBytes())))
+        self._queue(encodeMessage(message))
         return True
 
     def sendHave(self, index: int) -> None:
@@ -871,16 +669,8 @@ class PeerConnection:
 
         @param blocks: C{(index, begin, length)} triples.
         """
-        if not self.open or not blocks:
-            return
-        self._queue(
-            b"".join(
-                [
-                    _packRequest(13, 6, index, begin, length)
-                    for index, begin, length in blocks
-                ]
-            )
-        )
+        if self.open and blocks:
+            self._queue(b"".join([_packRequest(13, 6, *block) for block in blocks]))
 
     def sendCancel(self, index: int, begin: int, length: int) -> None:
         """
@@ -925,10 +715,10 @@ class PeerConnection:
         """
         if not self.open or not self.extended:
             return False
-        peerId = self.peerExtensions.get(name)
-        if peerId is None:
+        message = self.extensions.messageFor(name, payload)
+        if message is None:
             return False
-        self._queue(encodeMessage(Extended(peerId, payload)))
+        self._queue(encodeMessage(message))
         return True
 
     def sendExtensionHandshake(self, fields: Dict[str, Any]) -> bool:
@@ -940,29 +730,5 @@ class PeerConnection:
         """
         if not self.open or not self.extended:
             return False
-        table = {name: ourId for name, ourId, _ in self.features.extensions}
-        payload = bencode.encode({**fields, "m": table})
-        self._queue(encodeMessage(Extended(0, payload)))
+        self._queue(encodeMessage(self.extensions.handshake(fields)))
         return True
-
-    def choke(self) -> None:
-        """
-        Choke the peer (nothing is sent if we already are).
-        """
-        if self.open and not self.amChoking:
-            self.sendMessage(Choke())
-
-    def unchoke(self) -> None:
-        """
-        Unchoke the peer (nothing is sent if it already is).
-        """
-        if self.open and self.amChoking:
-            self.sendMessage(Unchoke())
-
-    def setInterested(self, interested: bool) -> None:
-        """
-        Tell the peer whether we are interested (nothing is sent if that
-        does not change).
-        """
-        if self.open and bool(interested) != self.amInterested:
-            self.sendMessage(Interested() if interested else NotInterested())

@@ -41,6 +41,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, providedBy
 
+from btorrent.peer.framer import setBufferSizes
 from btorrent.peer.mse import (
     CRYPTO_PLAINTEXT,
     CRYPTO_RC4,
@@ -217,6 +218,7 @@ class _MSEWrapper(Protocol):
         handshake, then connect the wrapped protocol to this wrapper.
         """
         directlyProvides(self, providedBy(transport))
+        setBufferSizes(transport)
         Protocol.makeConnection(self, transport)
         self.wrappedProtocol.makeConnection(self)
 
