@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from btorrent.codec import wire
 from btorrent.codec.bitfield import Bitfield
+from btorrent.codec.wire import BLOCK_SIZE
 from btorrent.engine.downloader import PeerRecord
 from btorrent.engine.fetcher import Fetcher
 from btorrent.engine.interest import Interest, countWanted
@@ -26,13 +27,8 @@ from btorrent.engine.smartban import SmartBan
 from btorrent.peer.protocol import PeerClientFactory, PeerContext
 from btorrent.util.events import EventSource
 from btorrent.util.heartbeat import Heartbeat
-from tests.test_downloader import (
-    BLOCK_SIZE,
-    FakePeer,
-    MemoryStorage,
-    makeTorrent,
-    syncRunner,
-)
+from tests.builders import fakeTorrent
+from tests.fakes import FakePeer, MemoryStorage, syncRunner
 
 
 class Coordinator:
@@ -62,7 +58,7 @@ class Coordinator:
 
 class FetcherTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.metainfo, self.data = makeTorrent(pieceLength=2 * BLOCK_SIZE, pieces=3)
+        self.metainfo, self.data = fakeTorrent(pieceLength=2 * BLOCK_SIZE, pieces=3)
         self.clock = Clock()
         self.picker = PiecePicker(
             3, 2 * BLOCK_SIZE, self.metainfo.totalLength, random.Random(1)
