@@ -14,6 +14,7 @@ import io
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -49,6 +50,7 @@ from btorrent.peer.utmetadata import (
     decodeMetadataMessage,
     encodeMetadataMessage,
 )
+from btorrent.util import logs
 from tests.fakes import FakePeer
 from tests.test_announcer import AnnouncerTestCase
 from tests.test_downloader import DownloaderMixin
@@ -476,6 +478,8 @@ class CommandLineTests(SynchronousTestCase):
                 "--no-dht",
             ]
         )
+        # makeService sets the level of btorrent's lines for the process.
+        self.addCleanup(logs.setLevel, LogLevel.debug)
         tap.makeService(options)
         self.assertEqual(added, [("magnet", b"\x01" * 20)])
 

@@ -12,7 +12,7 @@ import threading
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import CannotListenError
-from twisted.logger import globalLogPublisher
+from twisted.logger import Logger, LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
@@ -22,6 +22,7 @@ from btorrent.daemon.tap import Options, ReannounceOnSignal, makeService
 from btorrent.interfaces import IPeerRouter
 from btorrent.peer.protocol import PeerContext
 from btorrent.tracker.announce import TrackerError
+from btorrent.util import logs
 from tests.builders import buildTorrent
 from tests.fakes import SyncReactor, syncRunner
 
@@ -259,6 +260,33 @@ class SessionTests(SynchronousTestCase):
 
 
 class MakeServiceTests(SynchronousTestCase):
+    def test_debugLinesOnlyWithDebug(self):
+        """
+        The daemon's btorrent lines are info and above; with C{--debug},
+        debug lines too.
+        """
+        self.addCleanup(logs.setLevel, LogLevel.debug)
+        seen = []
+        globalLogPublisher.addObserver(seen.append)
+        self.addCleanup(globalLogPublisher.removeObserver, seen.append)
+        log = Logger(namespace="btorrent.test", observer=logs.observer)
+        base = os.path.abspath(self.mktemp())
+        for debug in ([], ["--debug"]):
+            options = Options()
+            options.parseOptions(
+                ["-d", base, "--state-dir", os.path.join(base, "state")]
+                + ["--rpc-port", "0", "--no-dht"]
+                + debug
+            )
+            makeService(options)
+            del seen[:]
+            log.debug("a debug line")
+            log.info("an info line")
+            self.assertEqual(
+                [e["log_format"] for e in seen],
+                (["a debug line"] if debug else []) + ["an info line"],
+            )
+
     def test_makeService(self):
         """
         C{twistd btorrent} options become a Session with one torrent per
@@ -298,6 +326,8 @@ class MakeServiceTests(SynchronousTestCase):
                 "--no-dht",
             ]
         )
+        # makeService sets the level of btorrent's lines for the process.
+        self.addCleanup(logs.setLevel, LogLevel.debug)
         session = makeService(options).session
         self.assertEqual(
             session.trackerOptions, {"udpRetransmitBase": 2.5, "udpMaxRetries": 8}
@@ -450,6 +480,8 @@ class ReannounceTests(SynchronousTestCase):
                 "--no-dht",
             ]
         )
+        # makeService sets the level of btorrent's lines for the process.
+        self.addCleanup(logs.setLevel, LogLevel.debug)
         daemon = makeService(options)
         children = [c for c in daemon if isinstance(c, ReannounceOnSignal)]
         self.assertEqual(len(children), 1)

@@ -63,6 +63,7 @@ from btorrent.control.access import (
 from btorrent.control.api import ControlError, ISessionControl
 from btorrent.control.rpcfields import transmissionVersion
 from btorrent.control.rpcmethods import RPCMethods
+from btorrent.util import logs
 
 __all__ = [
     "DEFAULT_WHITELIST",
@@ -197,7 +198,7 @@ class AccessPolicy:
     @ivar sessionIds: the L{SessionIdSource}.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(
         self,
@@ -324,7 +325,7 @@ class RPCResource(Resource):
     """
 
     isLeaf = True
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(self, access: AccessPolicy, methods: RPCMethods) -> None:
         super().__init__()

@@ -57,6 +57,7 @@ from btorrent.control.rpcfields import (
     sessionFields,
     torrentFields,
 )
+from btorrent.util import logs
 
 __all__ = ["RECENTLY_ACTIVE_SECONDS", "RPCError", "RPCMethods", "readTorrentFile"]
 
@@ -137,7 +138,7 @@ class RPCMethods:
     @ivar session: the session.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(
         self,

@@ -13,6 +13,7 @@ from typing import Dict
 from twisted.logger import Logger
 
 from btorrent.control.api import DOWNLOADING, SEEDING
+from btorrent.util import logs
 
 __all__ = ["ANNOUNCE_INTERVAL", "DHTPeers", "HUNGRY_INTERVAL", "MAX_LOOKUPS"]
 
@@ -37,7 +38,7 @@ class DHTPeers:
     it finds.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(self, session, dht) -> None:
         """

@@ -43,6 +43,7 @@ from btorrent.daemon.librarystate import SAVE_DELAY, STATE_VERSION, LibraryState
 from btorrent.daemon.queueorder import moved, placed
 from btorrent.daemon.records import TorrentRecord
 from btorrent.daemon.sessiontotals import SessionTotals
+from btorrent.util import logs
 from btorrent.util.statefile import writeAtomically
 
 __all__ = ["INVALID_TORRENT", "SAVE_DELAY", "STATE_VERSION", "Library"]
@@ -69,7 +70,7 @@ class Library(Service):
     @ivar totals: its L{SessionTotals}: the session's counts and totals.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ from btorrent.interfaces import IPeerRouter
 from btorrent.peer.encryption import DEFAULT as DEFAULT_ENCRYPTION
 from btorrent.peer.encryption import checkMode
 from btorrent.peer.mse import obfuscatedHash
+from btorrent.util import logs
 from btorrent.util.heartbeat import BEAT, Heartbeat
 from btorrent.util.statefile import readState, writeState
 
@@ -61,7 +62,7 @@ class Session(MultiService):
     @ivar torrents: C{infoHash -> Torrent}.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(
         self,

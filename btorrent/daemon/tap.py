@@ -377,7 +377,11 @@ class Options(usage.Options):
         ],
     ]
     optFlags = [
-        ["debug", None, "Log every peer message."],
+        [
+            "debug",
+            None,
+            "Log debug lines too (every peer message, every state change).",
+        ],
         ["no-dht", None, "No DHT (BEP 5): trackerless torrents find no peers."],
     ]
 
@@ -727,9 +731,15 @@ def makeService(options: Options):
     C{--torrent}, the web page and RPC on C{--rpc-port}; C{SIGUSR1} makes
     every torrent announce now.
 
+    Debug lines are logged only with C{--debug}.
+
     @param options: the parsed L{Options}.
     @return: the L{Daemon}.
     """
     from twisted.internet import reactor
+    from twisted.logger import LogLevel
 
+    from btorrent.util import logs
+
+    logs.setLevel(LogLevel.debug if options["debug"] else LogLevel.info)
     return buildDaemon(options, reactor)

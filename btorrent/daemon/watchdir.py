@@ -15,6 +15,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from btorrent.control.api import AddOptions, ControlError
+from btorrent.util import logs
 
 __all__ = ["MAX_TORRENT_FILE", "WATCH_INTERVAL", "WatchDir"]
 
@@ -32,7 +33,7 @@ class WatchDir(Service):
     @ivar directory: the directory watched.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(
         self,

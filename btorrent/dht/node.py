@@ -60,6 +60,7 @@ from btorrent.dht.routing import (
 )
 from btorrent.dht.tokens import TokenSecrets
 from btorrent.dht.transactions import SLOW_QUERY, Transaction, Transactions
+from btorrent.util import logs
 
 __all__ = [
     "ALPHA",
@@ -591,7 +592,7 @@ class DHTNode:
     @ivar tokens: the L{TokenSecrets} of the tokens we hand out.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(
         self,

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 
 from btorrent.dht.krpc import MAX_DATAGRAM
 from btorrent.dht.node import DHTNode, DHTStats, Lookup
+from btorrent.util import logs
 
 __all__ = ["DEFAULT_BOOTSTRAP", "DHTProtocol", "DHTService", "bootstrapNodes"]
 
@@ -55,7 +56,7 @@ class DHTProtocol(DatagramProtocol):
     @ivar sendErrors: datagrams the socket refused.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(
         self,
@@ -119,7 +120,7 @@ class DHTService(Service):
     @ivar listeningPort: the C{IListeningPort} while running.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(
         self,

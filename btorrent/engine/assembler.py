@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 
 from btorrent.codec.wire import BLOCK_SIZE
 from btorrent.engine.smartban import blockDigests
+from btorrent.util import logs
 
 __all__ = [
     "BUFFER_POOL_BYTES",
@@ -88,7 +89,7 @@ class Assembler:
         written.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(
         self,

@@ -15,10 +15,11 @@ from twisted.application.service import Service
 from twisted.logger import Logger
 
 from btorrent.engine.choker import Choker
+from btorrent.util import logs
 
 __all__ = ["ChokerService"]
 
-log = Logger()
+log = Logger(observer=logs.observer)
 
 
 class ChokerService(Service):

@@ -51,6 +51,7 @@ from btorrent.engine.seedlimits import (
 )
 from btorrent.engine.seedwatch import SeedingWatch
 from btorrent.engine.torrentfiles import TorrentFiles
+from btorrent.util import logs
 
 __all__ = [
     "MAX_PEER_LIMIT",
@@ -233,7 +234,7 @@ class TorrentControls:
     @ivar seeding: its L{SeedingWatch}: stops it at its seeding limits.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(self, torrent, session: Optional[SessionControls] = None) -> None:
         """

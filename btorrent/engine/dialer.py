@@ -11,6 +11,8 @@ from typing import Any, Callable, Dict, Iterable, Optional, Set, Tuple
 
 from twisted.logger import Logger
 
+from btorrent.util import logs
+
 __all__ = [
     "MAX_CANDIDATES",
     "MAX_FAILURES",
@@ -88,7 +90,7 @@ class Dialer:
     @ivar ourAddresses: our own addresses besides loopback.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(
         self,

@@ -49,6 +49,7 @@ from btorrent.engine.uploader import MAX_PEER_QUEUE, MAX_REQUEST_LENGTH, Uploade
 from btorrent.interfaces import IPeerOwner
 from btorrent.peer import encryption
 from btorrent.peer.connection import ExtensionHandshake, ExtensionMessage, Features
+from btorrent.util import logs
 from btorrent.util.events import EventSource
 from btorrent.util.heartbeat import Heartbeat
 
@@ -200,7 +201,7 @@ class Downloader(Service):
         in plaintext when the MSE handshake fails.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(
         self,

@@ -86,6 +86,7 @@ from btorrent.peer.utmetadata import (
     MetadataServer,
     encodeMetadataMessage,
 )
+from btorrent.util import logs
 
 __all__ = [
     "MAX_METADATA_SIZE",
@@ -208,7 +209,7 @@ class MetadataPhase(Service):
     @ivar announcer: the announcer of the phase, or C{None}.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(
         self,

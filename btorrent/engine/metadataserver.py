@@ -29,6 +29,7 @@ from btorrent.peer.utmetadata import (
     decodeMetadataMessage,
     encodeMetadataMessage,
 )
+from btorrent.util import logs
 
 __all__ = ["MetadataService", "handleMetadataRequest"]
 
@@ -57,7 +58,7 @@ class MetadataService:
     @ivar server: the L{MetadataServer} over our info dictionary.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(
         self,

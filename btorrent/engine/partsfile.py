@@ -33,6 +33,8 @@ from typing import Dict, FrozenSet, List, Optional, Tuple
 
 from twisted.logger import Logger
 
+from btorrent.util import logs
+
 __all__ = ["MAGIC", "PartsFile"]
 
 #: The first bytes of every parts file.
@@ -52,7 +54,7 @@ class PartsFile:
         data).
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(self, path: str, pieceLength: int, pieceCount: int) -> None:
         """

@@ -42,6 +42,7 @@ from btorrent.peer.utpex import (
     encodePex,
     pexFlags,
 )
+from btorrent.util import logs
 
 __all__ = ["PexPeer", "PeerExchange", "RECHECK"]
 
@@ -81,7 +82,7 @@ class PeerExchange:
     @ivar states: C{peer -> PexPeer} for every connected peer.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(
         self,

@@ -35,6 +35,7 @@ from twisted.logger import Logger
 
 from btorrent.codec import bencode
 from btorrent.engine.storage import writeFileAtomically
+from btorrent.util import logs
 
 __all__ = [
     "MAX_RESUME_SIZE",
@@ -51,7 +52,7 @@ __all__ = [
     "writeResume",
 ]
 
-log = Logger()
+log = Logger(observer=logs.observer)
 
 #: The format version written in every resume file.
 RESUME_VERSION = 1

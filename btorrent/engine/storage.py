@@ -34,6 +34,7 @@ from btorrent.engine.filetree import FileTree
 from btorrent.engine.partsfile import PartsFile
 from btorrent.engine.partsredirect import PartsRedirection, defaultPartsPath
 from btorrent.interfaces import IPieceStorage
+from btorrent.util import logs
 from btorrent.util.statefile import fsyncDirectory, writeAtomically
 
 __all__ = [
@@ -101,7 +102,7 @@ class MultiFileWriter:
     @ivar umask: the bits taken away from the modes of what is created.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(
         self,

@@ -48,6 +48,7 @@ from btorrent.engine.upkeep import (
 )
 from btorrent.interfaces import IAnnounceTarget
 from btorrent.peer.encryption import DEFAULT as DEFAULT_ENCRYPTION
+from btorrent.util import logs
 from btorrent.util.events import EventSource
 from btorrent.util.heartbeat import Heartbeat
 
@@ -105,7 +106,7 @@ class Torrent:
     @ivar lifecycle: its L{Lifecycle}: how it moves between its states.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
     encryption = DEFAULT_ENCRYPTION
 
     #: C{metadataPhaseFactory(torrent)} builds the service that fetches the

@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from btorrent.codec.wire import BLOCK_SIZE
+from btorrent.util import logs
 from btorrent.util.rate import RateMeter
 
 __all__ = [
@@ -53,7 +54,7 @@ class Uploader:
     @ivar uploadRate: a L{RateMeter} of them.
     """
 
-    log = Logger()
+    log = Logger(observer=logs.observer)
 
     def __init__(
         self,

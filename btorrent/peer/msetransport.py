@@ -51,6 +51,7 @@ from btorrent.peer.mse import (
     MSEResponder,
     detectPlaintext,
 )
+from btorrent.util import logs
 
 __all__ = [
     "HANDSHAKE_TIMEOUT",
@@ -73,7 +74,7 @@ INLINE_DECRYPT = 16 * 1024
 #: reading until the thread caught up.
 MAX_UNDECRYPTED = 4 * 1024 * 1024
 
-log = Logger()
+log = Logger(observer=logs.observer)
 
 
 def _peerName(address) -> str:

@@ -79,6 +79,7 @@ from btorrent.peer.connection import (
 from btorrent.peer.encryption import DEFAULT as DEFAULT_ENCRYPTION
 from btorrent.peer.encryption import wrapIncoming, wrapOutgoing
 from btorrent.peer.framer import setBufferSizes
+from btorrent.util import logs
 from btorrent.util.heartbeat import Heartbeat
 
 __all__ = [
@@ -95,7 +96,7 @@ __all__ = [
     "maxMessageLength",
 ]
 
-log = Logger()
+log = Logger(observer=logs.observer)
 
 _CHOKE = Choke()
 _UNCHOKE = Unchoke()

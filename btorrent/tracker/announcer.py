@@ -38,6 +38,7 @@ from btorrent.tracker.announce import (
     TrackerError,
     trackerText,
 )
+from btorrent.util import logs
 
 __all__ = [
     "Announcer",
@@ -77,7 +78,7 @@ MAX_INTERVAL = 7200.0
 BACKOFF_BASE = 15.0
 BACKOFF_MAX = 1800.0
 
-log = Logger()
+log = Logger(observer=logs.observer)
 
 
 def makeClient(

@@ -59,6 +59,7 @@ from btorrent.tracker.announce import (
     scrapeURL,
     trackerText,
 )
+from btorrent.util import logs
 
 __all__ = [
     "HTTPTrackerClient",
@@ -80,7 +81,7 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADERS = 100
 #: The most interim (1xx) responses taken before the response.
 MAX_INTERIM_RESPONSES = 5
-log = Logger()
+log = Logger(observer=logs.observer)
 
 
 @implementer(IAgentEndpointFactory)

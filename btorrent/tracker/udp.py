@@ -54,6 +54,7 @@ from btorrent.tracker.announce import (
     encodeUDPRequest,
     peekUDPResponse,
 )
+from btorrent.util import logs
 
 __all__ = [
     "CONNECTION_ID_LIFETIME",
@@ -66,7 +67,7 @@ __all__ = [
 #: Seconds a connection id may be used after the connect response (BEP 15).
 CONNECTION_ID_LIFETIME = 60.0
 
-log = Logger()
+log = Logger(observer=logs.observer)
 
 Address = Tuple[str, int]
 

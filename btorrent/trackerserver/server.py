@@ -72,6 +72,7 @@ from btorrent.trackerserver.swarm import (
     SwarmError,
     normaliseHost,
 )
+from btorrent.util import logs
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
@@ -120,7 +121,7 @@ NOT_READING = "did not read its answers"
 #: Seconds between two reports of connections refused or dropped.
 _REPORT_INTERVAL = 60.0
 
-log = Logger()
+log = Logger(observer=logs.observer)
 
 
 def _isLoopback(host: str) -> bool:

@@ -38,9 +38,10 @@ from btorrent.trackerserver.server import (
 )
 from btorrent.trackerserver.swarm import ConnectionIds, Swarm
 from btorrent.twistdfiles import useOwnFileNames
+from btorrent.util import logs
 from btorrent.util.listening import ListeningPort, listenOrExit
 
-log = Logger()
+log = Logger(observer=logs.observer)
 
 #: The name of the plugin, in messages and default file names.
 NAME = "btorrent-tracker"
