@@ -65,6 +65,20 @@ class HeartbeatTests(SynchronousTestCase):
         self.clock.advance(1)
         self.assertEqual(self.calls, [("idle", 1), ("idle", 3)])
 
+    def test_wokenSleepsAgain(self) -> None:
+        """
+        A subscriber woken, then asleep again, wakes at its new time, not
+        at the old one.
+        """
+        self.heartbeat.subscribe("idle", self.subscriber("idle", sleep=10))
+        self.clock.advance(1)
+        self.clock.advance(1)
+        self.heartbeat.wake("idle")
+        self.clock.pump([1] * 10)
+        self.assertEqual(self.calls, [("idle", 1), ("idle", 3)])
+        self.clock.advance(1)
+        self.assertEqual(self.calls, [("idle", 1), ("idle", 3), ("idle", 13)])
+
     def test_subscribeAgainWakes(self) -> None:
         """
         Subscribing again (a torrent started again) forgets the sleep.

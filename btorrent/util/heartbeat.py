@@ -16,7 +16,9 @@ method call.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Union
+import heapq
+import itertools
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 __all__ = ["BEAT", "Heartbeat"]
 
@@ -30,8 +32,9 @@ class Heartbeat:
     while at least one is subscribed; a subscriber that returns a time is
     not called again before it (or before L{wake}).
 
-    Subscribers are called in the order they subscribed; one that raises is
-    logged by the caller's C{onError} and stays subscribed.  A subscriber may
+    Subscribers are called in the order they subscribed (or woke); one that
+    raises is logged by the caller's C{onError} and stays subscribed.  A
+    subscriber may
     subscribe or unsubscribe anyone (itself included) while being called:
     the change takes effect from the next beat.
     """
@@ -52,8 +55,15 @@ class Heartbeat:
         self.interval = interval
         self.onError = onError
         self._subscribers: Dict[object, Callable[[float], Optional[float]]] = {}
+        #: The subscribers called at each beat, in the order they subscribed
+        #: or woke.
+        self._awake: Dict[object, Callable[[float], Optional[float]]] = {}
         #: Subscribers asleep, and the time they wake.
         self._asleep: Dict[object, float] = {}
+        #: C{(time, n, key)} of every sleep, earliest first (an entry whose
+        #: subscriber woke or slept again since is skipped).
+        self._wakeups: List[Tuple[float, int, object]] = []
+        self._sleeps = itertools.count()
         self._call = None
         self.beats = 0
 
@@ -71,6 +81,7 @@ class Heartbeat:
         """
         self._subscribers[key] = callback
         self._asleep.pop(key, None)
+        self._awake[key] = callback
         if self._call is None:
             self._call = self.clock.callLater(self.interval, self._beat)
 
@@ -80,6 +91,7 @@ class Heartbeat:
         subscribed).
         """
         self._subscribers.pop(key, None)
+        self._awake.pop(key, None)
         self._asleep.pop(key, None)
         if not self._subscribers and self._call is not None:
             if self._call.active():
@@ -91,21 +103,22 @@ class Heartbeat:
         Call the subscriber C{key} at the next beat even if it said it need
         not be called yet.
         """
-        self._asleep.pop(key, None)
+        if self._asleep.pop(key, None) is not None:
+            self._awake[key] = self._subscribers[key]
 
     def _beat(self) -> None:
         self._call = None
         self.beats += 1
         now = self.clock.seconds()
-        asleep = self._asleep
-        subscribers = self._subscribers
-        for key, callback in list(subscribers.items()):
-            until = asleep.get(key)
-            if until is not None:
-                if now < until:
-                    continue
+        awake, asleep, wakeups = self._awake, self._asleep, self._wakeups
+        while wakeups and wakeups[0][0] <= now:
+            until, _, key = heapq.heappop(wakeups)
+            if asleep.get(key) == until:
                 del asleep[key]
-            if key not in subscribers:
+                awake[key] = self._subscribers[key]
+        for key, callback in list(awake.items()):
+            if awake.get(key) is not callback:
+                # Unsubscribed, or subscribed anew, during this beat.
                 continue
             if self.onError is None:
                 until = callback(now)
@@ -115,8 +128,10 @@ class Heartbeat:
                 except Exception as e:
                     self.onError(key, e)
                     continue
-            if until is not None and key in subscribers:
+            if until is not None and awake.get(key) is callback:
+                del awake[key]
                 asleep[key] = until
+                heapq.heappush(wakeups, (until, next(self._sleeps), key))
         if self._subscribers and self._call is None:
             self._call = self.clock.callLater(self.interval, self._beat)
 
@@ -125,7 +140,9 @@ class Heartbeat:
         Forget every subscriber and stop beating.
         """
         self._subscribers.clear()
+        self._awake.clear()
         self._asleep.clear()
+        del self._wakeups[:]
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
