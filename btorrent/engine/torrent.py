@@ -414,7 +414,7 @@ class Torrent:
         old, self.state = self.state, state
         if old != state:
             self.logLine(
-                "debug",
+                "info",
                 "{name}: {stateName}",
                 stateName=STATE_NAMES[state],
                 oldState=STATE_NAMES[old],
