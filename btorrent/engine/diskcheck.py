@@ -40,6 +40,8 @@ class DiskCheck:
         self.checked = False
         self.forceRecheck = False
         self.verifyOnly = False
+        #: The last check read every piece (no fast resume).
+        self.rechecked = False
         self.progress: Tuple[int, int] = (0, 0)
         self.running: Optional[defer.Deferred] = None
 
@@ -86,8 +88,9 @@ class DiskCheck:
                 picker.have(index)
             elif index in picker.haveBitfield:
                 picker.lose(index)
+        # After a recheck (fast resume logs its own debug line).
         torrent.logLine(
-            "info",
+            "info" if self.rechecked else "debug",
             "{name}: {have} of {total} pieces on disk are good",
             have=picker.haveBitfield.count,
             total=len(pieces),
@@ -126,6 +129,7 @@ class DiskCheck:
         torrent.storageOpen = True
         for warning in getattr(torrent.storage, "warnings", ()):
             torrent.logLine("warn", "{name}: {storageWarning}", storageWarning=warning)
+        self.rechecked = have is None
         if have is not None:
             pieces = resume.piecesFromBitfield(have, metainfo.pieceCount)
             torrent.logLine(
