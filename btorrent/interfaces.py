@@ -13,7 +13,7 @@ class IPieceStorage(Interface):
     Where a torrent's pieces live on disk.
 
     Methods are synchronous and may block on disk I/O: callers run them in
-    a thread (L{twisted.internet.threads.deferToThreadPool}) so the reactor
+    a thread (L{btorrent.util.threads.ThreadRunner}) so the reactor
     never waits on the disk.
     """
 

@@ -12,10 +12,8 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from btorrent import PEER_ID_PREFIX
@@ -31,6 +29,7 @@ from btorrent.peer.mse import obfuscatedHash
 from btorrent.util import logs
 from btorrent.util.heartbeat import BEAT, Heartbeat
 from btorrent.util.statefile import readState, writeState
+from btorrent.util.threads import ThreadRunner
 
 __all__ = ["PORT_TRIES", "Session", "makePeerId"]
 
@@ -125,11 +124,9 @@ class Session(MultiService):
         self._peerFactory = None
         self.peerId = peerId or makePeerId()
         self.torrents: Dict[bytes, Torrent] = {}
-        self.threadPool = ThreadPool(
-            minthreads=0, maxthreads=maxThreads, name="btorrent"
-        )
+        self.threadPool = ThreadRunner(reactor, maxThreads=maxThreads)
         if runInThread is None:
-            runInThread = partial(deferToThreadPool, reactor, self.threadPool)
+            runInThread = self.threadPool
         self.runInThread = runInThread
         self.listeningPort = None
         #: The announcers and UDP sockets of its torrents' trackers.
