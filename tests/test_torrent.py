@@ -275,6 +275,10 @@ class TorrentTests(SynchronousTestCase):
         """
         torrent = self.makeTorrent()
         torrent.startService()
+        # Nothing changed since it started: no line.
+        self.reactor.advance(PROGRESS_INTERVAL)
+        self.assertEqual(self.logged("{percent"), [])
+        torrent.downloader.uploader.uploaded += 10
         for _ in range(int(PROGRESS_INTERVAL) - 1):
             self.reactor.advance(1)
         self.assertEqual(self.logged("{percent"), [])
@@ -285,8 +289,8 @@ class TorrentTests(SynchronousTestCase):
         for key in ("percent", "downloadRate", "uploadRate", "peers", "etaSeconds"):
             self.assertIn(key, event)
         self.assertEqual(event["percent"], 0.0)
-        self.assertEqual((event["downloaded"], event["uploaded"]), (0, 0))
-        self.assertIn("; totals down 0 B (0 B) up 0 B (0 B)", formatEvent(event))
+        self.assertEqual((event["downloaded"], event["uploaded"]), (0, 10))
+        self.assertIn("; totals down 0 B (0 B) up 10 B (10 B)", formatEvent(event))
         # Nothing changed: no line.
         self.reactor.advance(PROGRESS_INTERVAL)
         self.assertEqual(len(self.logged("{percent")), 1)

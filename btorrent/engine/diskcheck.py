@@ -133,7 +133,7 @@ class DiskCheck:
         if have is not None:
             pieces = resume.piecesFromBitfield(have, metainfo.pieceCount)
             torrent.logLine(
-                "debug",
+                "info",
                 "{name}: fast resume, {count} of {total} pieces on disk",
                 count=sum(pieces),
                 total=len(pieces),

@@ -26,7 +26,15 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from btorrent.control.api import CHECK_WAIT, CHECKING, ERROR_NONE, STATE_NAMES, STOPPED
+from btorrent.control.api import (
+    CHECK_WAIT,
+    CHECKING,
+    DOWNLOAD_WAIT,
+    ERROR_NONE,
+    SEED_WAIT,
+    STATE_NAMES,
+    STOPPED,
+)
 from btorrent.engine.controls import TorrentControls
 from btorrent.engine.diskcheck import DiskCheck
 from btorrent.engine.downloader import Downloader, Progress
@@ -64,6 +72,9 @@ __all__ = [
     "formatSize",
     "shortHash",
 ]
+
+#: The states of a torrent waiting in a queue.
+_WAITING = frozenset({CHECK_WAIT, DOWNLOAD_WAIT, SEED_WAIT})
 
 
 def shortHash(infoHash: bytes) -> str:
@@ -413,8 +424,10 @@ class Torrent:
         """
         old, self.state = self.state, state
         if old != state:
+            # Waiting in a queue is a debug line (ten thousand torrents
+            # starting wait for their turn to check).
             self.logLine(
-                "info",
+                "debug" if state in _WAITING else "info",
                 "{name}: {stateName}",
                 stateName=STATE_NAMES[state],
                 oldState=STATE_NAMES[old],

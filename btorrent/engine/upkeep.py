@@ -89,6 +89,12 @@ class Upkeep:
         self._nextResume = now + torrent.resumeInterval
         self._nextFileCheck = now + FILE_CHECK_INTERVAL
         self.savedCount = torrent.picker.haveBitfield.count
+        # Progress lines tell what changed since it started.
+        self._lastLogged = (
+            self.savedCount,
+            torrent.downloaded,
+            torrent.uploaded,
+        )
         torrent.heartbeat.subscribe(self, self.tick)
 
     def end(self) -> None:
