@@ -18,6 +18,7 @@ from btorrent.engine.bandwidth import (
     DOWN,
     MAX_RATE,
     MIN_LIMITED_DEPTH,
+    MIN_LIMITED_READ,
     UP,
     SessionBandwidth,
     SessionLimits,
@@ -25,6 +26,7 @@ from btorrent.engine.bandwidth import (
     TorrentBandwidth,
     TorrentLimits,
 )
+from btorrent.peer.framer import READ_SIZE
 from tests.fakes import FakePeer
 
 BLOCK = 16384
@@ -36,6 +38,7 @@ class FakeTransport(StringTransport):
     """
 
     pauses = 0
+    bufferSize = READ_SIZE
 
     @property
     def paused(self):
@@ -263,6 +266,31 @@ class DownloadLimitTests(SetupMixin, SynchronousTestCase):
             shares = sorted(moved.values())
             self.assertLess(shares[-1] - shares[0], 0.1 * shares[-1])
         self.assertTrue(all(p.transport.pauses for p in downloader.peers))
+
+    def test_readsSizedToTheLimit(self):
+        """
+        Under a limit of 500,000 B/s a peer reads a tick's worth at a time
+        (50,000 bytes), so that one let go cannot gulp 256 KiB it then owes
+        for half a second; lifted, reads are the usual size again.
+        """
+        bandwidth, downloader = self.torrent(
+            2, downloadLimit=500_000, downloadLimited=True
+        )
+
+        def sizes():
+            return {p.transport.bufferSize for p in downloader.peers}
+
+        self.assertEqual(sizes(), {50_000})
+        simulate(self.clock, [downloader], 1.0)
+        self.assertEqual(sizes(), {50_000})
+        bandwidth.setLimits(downloadLimit=1_000)
+        simulate(self.clock, [downloader], 1.0)
+        self.assertEqual(sizes(), {MIN_LIMITED_READ})
+        bandwidth.setLimits(downloadLimited=False)
+        self.assertEqual(sizes(), {READ_SIZE})
+        bandwidth.setLimits(downloadLimited=True)
+        bandwidth.detach()
+        self.assertEqual(sizes(), {READ_SIZE})
 
     def test_lowLimit(self):
         """

@@ -20,6 +20,7 @@ from btorrent.codec.wire import Handshake, encodeHandshake
 from btorrent.daemon.session import Session
 from btorrent.peer import encryption
 from btorrent.peer.connection import Features
+from btorrent.peer.framer import READ_SIZE
 from btorrent.peer.mse import CRYPTO_RC4, MSEError, obfuscatedHash
 from btorrent.peer.msetransport import (
     INLINE_DECRYPT,
@@ -375,7 +376,7 @@ class ThreadedDecryptionTests(SynchronousTestCase):
 
     def test_readingPausedWhenBehind(self):
         """
-        Ciphertext waiting beyond L{MAX_UNDECRYPTED} pauses reading until
+        Ciphertext waiting up to L{MAX_UNDECRYPTED} pauses reading until
         the thread caught up; a pause asked by the peer protocol holds.
         """
         transport = self.wire.serverTransport
@@ -391,6 +392,28 @@ class ThreadedDecryptionTests(SynchronousTestCase):
         self.assertEqual(transport.producerState, "producing")
         self.runner.runOne()
         self.assertEqual(len(self.serverPeer.received), len(big) * 6)
+
+    def test_smallReadsSmallReadAhead(self):
+        """
+        Reads made small (a download limit) make one read waiting for the
+        thread pause reading, so a limited peer cannot slip megabytes in
+        while the thread pool is busy; the usual size brings back
+        L{MAX_UNDECRYPTED}.
+        """
+        transport = self.wire.serverTransport
+        self.server.bufferSize = 50_000
+        chunk = b"q" * 50_000
+        self.send(chunk)
+        self.assertEqual(transport.producerState, "producing")
+        self.send(chunk)
+        self.assertEqual(transport.producerState, "paused")
+        self.runner.runOne()
+        self.assertEqual(transport.producerState, "producing")
+        self.runner.runOne()
+        self.assertEqual(len(self.serverPeer.received), 100_000)
+        self.server.bufferSize = READ_SIZE
+        self.send(chunk, chunk, chunk)
+        self.assertEqual(transport.producerState, "producing")
 
     def test_peerClosesWhileBusy(self):
         """

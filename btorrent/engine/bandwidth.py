@@ -31,8 +31,11 @@ robin: every peer gets its share over time whatever its block sizes).  A
 peer out of credit is held back until a grant puts it in credit again:
 
   - download: reading from its transport pauses (C{pauseProducing}), so
-    the sender's TCP window closes; and the requester keeps at most about
-    a second of the limit in flight to each peer (L{TorrentLimiter.depthCap});
+    the sender's TCP window closes; the requester keeps at most about a
+    second of the limit in flight to each peer (L{TorrentLimiter.depthCap});
+    and each read is at most a tick of the limit (L{limitedReadSize}): a
+    peer let go reads one small gulp, not 256 KiB that it then owes for a
+    second while the other torrents' peers wait;
   - upload: the uploader sends no block to it (and its queue waits).
 
 Unused allowance stays in the bucket (up to L{BURST} seconds' worth) for
@@ -53,12 +56,14 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from btorrent.codec.wire import BLOCK_SIZE
 from btorrent.control.api import ControlError
+from btorrent.peer.framer import READ_SIZE, setReadSize
 
 __all__ = [
     "BURST",
     "DOWN",
     "MAX_RATE",
     "MIN_LIMITED_DEPTH",
+    "MIN_LIMITED_READ",
     "TICK",
     "UP",
     "SessionBandwidth",
@@ -68,6 +73,7 @@ __all__ = [
     "TorrentLimiter",
     "TorrentLimits",
     "checkRate",
+    "limitedReadSize",
 ]
 
 #: The two directions.
@@ -87,6 +93,9 @@ MAX_RATE = (2**31 - 1) * 1000
 #: Requests in flight to a peer under a download limit, at least.
 MIN_LIMITED_DEPTH = 4
 
+#: The smallest read under a download limit, bytes.
+MIN_LIMITED_READ = 16 * 1024
+
 _INFINITY = float("inf")
 
 
@@ -103,6 +112,17 @@ def checkRate(value: Any, name: str) -> int:
             f"not {value!r}"[:200]
         )
     return value
+
+
+def limitedReadSize(rate: Optional[int]) -> int:
+    """
+    Bytes a peer's transport reads at once under a download limit of
+    C{rate} bytes/s: one tick's worth, from L{MIN_LIMITED_READ} up to the
+    usual L{READ_SIZE} (which is also the size with no limit, C{None}).
+    """
+    if rate is None:
+        return READ_SIZE
+    return int(min(READ_SIZE, max(MIN_LIMITED_READ, rate * TICK)))
 
 
 def _checkBool(value: Any, name: str) -> bool:
@@ -478,7 +498,9 @@ class TorrentBandwidth:
         self.downloader = None
         self._own: Dict[str, Optional[TokenBucket]] = {DOWN: None, UP: None}
         self.limiters = {
-            DOWN: TorrentLimiter(DOWN, _pauseReading, _resumeReading, self._connected),
+            DOWN: TorrentLimiter(
+                DOWN, _pauseReading, self._resumeReading, self._connected
+            ),
             UP: TorrentLimiter(UP, _nothing, self._serve, self._connected),
         }
         session._register(self)
@@ -487,6 +509,13 @@ class TorrentBandwidth:
     def _connected(self, peer) -> bool:
         downloader = self.downloader
         return downloader is not None and peer in downloader.peers
+
+    def _resumeReading(self, peer) -> None:
+        transport = _readingControl(peer)
+        setReadSize(transport, limitedReadSize(self.limiters[DOWN].rate))
+        resume = getattr(transport, "resumeProducing", None)
+        if resume is not None:
+            resume()
 
     def _serve(self, peer) -> None:
         downloader = self.downloader
@@ -528,6 +557,7 @@ class TorrentBandwidth:
         """
         self.detach()
         self.downloader = downloader
+        self._sizeReads()
         self._install()
 
     def detach(self) -> None:
@@ -542,6 +572,8 @@ class TorrentBandwidth:
         downloader.downloadLimiter = None
         downloader.uploader.limiter = None
         downloader.requester.depthCap = None
+        for peer in list(downloader.peers):
+            setReadSize(_readingControl(peer), READ_SIZE)
         self.downloader = None
 
     def close(self) -> None:
@@ -576,7 +608,21 @@ class TorrentBandwidth:
             limiter.own, limiter.session, limiter.chain = own, sessionBucket, chain
             if wasLimited and not chain:
                 limiter.releaseAll()
+        self._sizeReads()
         self._install()
+
+    def _sizeReads(self) -> None:
+        """
+        Give every peer's transport the read size the download limit now in
+        force calls for (a peer that connects later gets it when first let
+        go).
+        """
+        downloader = self.downloader
+        if downloader is None:
+            return
+        size = limitedReadSize(self.limiters[DOWN].rate)
+        for peer in list(downloader.peers):
+            setReadSize(_readingControl(peer), size)
 
     def _install(self) -> None:
         downloader = self.downloader
@@ -586,7 +632,8 @@ class TorrentBandwidth:
         downloader.downloadLimiter = down if down.needed else None
         downloader.uploader.limiter = up if up.needed else None
         capped = down.depthCap if down.chain else None
-        if downloader.requester.depthCap is not capped:
+        # (A bound method is made anew at every lookup: compare, not "is".)
+        if downloader.requester.depthCap != capped:
             downloader.requester.depthCap = capped
             # Size every pipeline again at the next fill.
             for record in list(downloader.peers.values()):
@@ -617,12 +664,6 @@ def _pauseReading(peer) -> None:
     pause = getattr(_readingControl(peer), "pauseProducing", None)
     if pause is not None:
         pause()
-
-
-def _resumeReading(peer) -> None:
-    resume = getattr(_readingControl(peer), "resumeProducing", None)
-    if resume is not None:
-        resume()
 
 
 class SessionBandwidth:

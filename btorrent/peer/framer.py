@@ -30,7 +30,13 @@ from btorrent.codec.wire import (
     decodeMessageAt,
 )
 
-__all__ = ["KEEPALIVE_BURST", "READ_SIZE", "MessageFramer", "setBufferSizes"]
+__all__ = [
+    "KEEPALIVE_BURST",
+    "READ_SIZE",
+    "MessageFramer",
+    "setBufferSizes",
+    "setReadSize",
+]
 
 #: Keep-alives a peer may send back to back; beyond that, one a second on
 #: average (clients send one every minute or two).  A peer sending more is
@@ -61,6 +67,16 @@ def setBufferSizes(transport, size: int = READ_SIZE) -> None:
         transport.bufferSize = size
     if hasattr(transport, "SEND_LIMIT"):
         transport.SEND_LIMIT = size
+
+
+def setReadSize(transport, size: int) -> None:
+    """
+    Make C{transport} (a TCP transport, or a wrapper such as the
+    encryption's that passes C{bufferSize} on) read up to C{size} bytes at
+    a time.  A transport without C{bufferSize} is left alone.
+    """
+    if transport is not None and hasattr(transport, "bufferSize"):
+        transport.bufferSize = size
 
 
 class MessageFramer:

@@ -41,7 +41,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, providedBy
 
-from btorrent.peer.framer import setBufferSizes
+from btorrent.peer.framer import READ_SIZE, setBufferSizes
 from btorrent.peer.mse import (
     CRYPTO_PLAINTEXT,
     CRYPTO_RC4,
@@ -96,6 +96,8 @@ class _Decryption:
     a time, what arrives meanwhile joined into the next job.
 
     @ivar busy: a job is under way.
+    @ivar maxWaiting: ciphertext waiting for the thread at which reading
+        pauses until the job is done.
     @ivar onIdle: called once when no job is under way nor waiting (set by
         a connection that closed with ciphertext still being decrypted).
     """
@@ -116,6 +118,7 @@ class _Decryption:
         self._waiting: list = []
         self._waitingBytes = 0
         self._paused = False
+        self.maxWaiting = MAX_UNDECRYPTED
         self.busy = False
         self.discard = False
         self.onIdle: Optional[Callable[[], None]] = None
@@ -132,7 +135,7 @@ class _Decryption:
         self._waitingBytes += len(data)
         if not self.busy:
             self._next()
-        elif self._waitingBytes > MAX_UNDECRYPTED and not self._paused:
+        elif self._waitingBytes >= self.maxWaiting and not self._paused:
             self._paused = True
             self._pause(True)
 
@@ -199,6 +202,7 @@ class _MSEWrapper(Protocol):
         self._pausedBy: set = set()
         self._deadline: Optional[IDelayedCall] = None
         self._pending = bytearray()
+        self._maxWaiting = MAX_UNDECRYPTED
         self._ready = False
         self._encrypt: Optional[Callable[[bytes], bytes]] = None
         self._decrypt: Optional[Callable[[bytes], bytes]] = None
@@ -317,6 +321,7 @@ class _MSEWrapper(Protocol):
                         lambda paused: self._pauseReading("decryption", paused),
                         self._decryptionFailed,
                     )
+                    self._decryption.maxWaiting = self._maxWaiting
             self._becomeReady(received + handshake.remainder)
 
     def _stepped(self, handshake: Union[MSEInitiator, MSEResponder]) -> None:
@@ -411,6 +416,25 @@ class _MSEWrapper(Protocol):
 
     def getHost(self):
         return self.transport.getHost()
+
+    @property
+    def bufferSize(self) -> int:
+        """
+        Bytes the TCP transport reads at once (set on it: a download limit
+        makes its reads small).
+        """
+        return self.transport.bufferSize
+
+    @bufferSize.setter
+    def bufferSize(self, size: int) -> None:
+        # Reads smaller than usual mean a download limit: then at most one
+        # read waits for the decryption thread (else a busy thread pool lets
+        # megabytes in at once, a burst the limit must then pay back).
+        self._maxWaiting = MAX_UNDECRYPTED if size >= READ_SIZE else size
+        if self._decryption is not None:
+            self._decryption.maxWaiting = self._maxWaiting
+        if hasattr(self.transport, "bufferSize"):
+            self.transport.bufferSize = size
 
     def pauseProducing(self) -> None:
         """
