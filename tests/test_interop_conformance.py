@@ -26,12 +26,13 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 import libtorrent as lt
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from btorrent.codec import bencode, metainfo
 from btorrent.codec.metainfo import V2_ONLY, MetainfoError
+from btorrent.codec.safepath import componentProblem
 
 #: The corpus, inside the repository (CI runs on a fresh machine).
 CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conformance")
@@ -418,8 +419,11 @@ class ConformanceTests(SynchronousTestCase):
     )
     def test_longNamesCutAsLibtorrent(self, stem: str, extension: str) -> None:
         """
-        A long name is cut exactly as libtorrent cuts it.
+        A long name is cut exactly as libtorrent cuts it (a name that begins
+        like a Windows drive, C{"A:"}, btorrent refuses on purpose, so those
+        are not compared).
         """
+        assume(componentProblem(stem + extension) is None)
         name = (stem + extension).encode()
         info = {
             b"name": name,

@@ -193,8 +193,12 @@ class FullDiskTests(SynchronousTestCase):
         daemon = DaemonProcess(self, base)
         bigId = _add(daemon, torrents[0], disk)
         smallId = _add(daemon, torrents[1], disk)
-        for _, _, seeder in seeds:
-            seeder.connect("127.0.0.1", daemon.peerPort)
+        # The small torrent's peer comes first: on an 8 MiB disk whichever
+        # torrent writes first gets the space, and the test is about the big
+        # one failing alone, not about that race.
+        seeds[1][2].connect("127.0.0.1", daemon.peerPort)
+        daemon.waitFor(lambda: _done(daemon, smallId), 60, "the small torrent")
+        seeds[0][2].connect("127.0.0.1", daemon.peerPort)
 
         def bigFailed() -> bool:
             [status] = daemon.rpc.call(
@@ -203,7 +207,10 @@ class FullDiskTests(SynchronousTestCase):
             return status["error"] == 3
 
         daemon.waitFor(bigFailed, 60, "the big torrent's error")
-        daemon.waitFor(lambda: _done(daemon, smallId), 60, "the small torrent")
+        [small] = daemon.rpc.call(
+            "torrent-get", ids=[smallId], fields=["error", "status"]
+        )["torrents"]
+        self.assertEqual((small["error"], small["status"]), (0, 6))
         [status] = daemon.rpc.call(
             "torrent-get", ids=[bigId], fields=["errorString", "status"]
         )["torrents"]
