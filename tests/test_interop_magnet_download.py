@@ -15,7 +15,6 @@ import subprocess
 import time
 
 from twisted.internet import defer, reactor, task
-from twisted.logger import globalLogPublisher, textFileLogObserver
 from twisted.trial.unittest import TestCase
 
 from btorrent.codec import metainfo
@@ -33,8 +32,6 @@ from tests.test_interop_download import (
 )
 from tests.test_interop_seed import MULTI, MULTI_PIECE, WorkDirectories, noParts
 from tests.twistdproc import downloadCommand, repositoryEnvironment
-
-globalLogPublisher.addObserver(textFileLogObserver(open("/tmp/mw/testlog.txt", "w")))
 
 
 def sleep(seconds: float) -> defer.Deferred:
