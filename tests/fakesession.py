@@ -129,6 +129,9 @@ class FakeTorrent:
     def totalSize(self) -> int:
         return sum(f.length for f in self.files)
 
+    def view(self) -> TorrentStatus:
+        return self.status()
+
     def status(self, fields=None) -> TorrentStatus:
         wanted = [f for f in self.files if f.wanted]
         sizeWhenDone = sum(f.length for f in wanted)

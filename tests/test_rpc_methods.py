@@ -468,26 +468,6 @@ class TorrentGetTests(SynchronousTestCase):
         )
         self.h.refused("torrent-get", {"fields": ["id"], "format": "csv"}, '"format"')
 
-    def test_costlyPartsOnlyWhenAsked(self) -> None:
-        """
-        The session is asked for files, peers or trackers only for fields
-        that need them.
-        """
-        asked = []
-        torrent = self.h.session.torrent(1)
-        original = torrent.status
-
-        def status(fields=None):
-            asked.append(fields)
-            return original(fields)
-
-        torrent.status = status
-        self.h.ok("torrent-get", {"ids": 1, "fields": LIST_FIELDS})
-        self.h.ok(
-            "torrent-get", {"ids": 1, "fields": ["id", "fileStats", "trackerStats"]}
-        )
-        self.assertEqual(asked, [frozenset(), frozenset({"files", "trackers"})])
-
     def test_scrapeURL(self) -> None:
         self.assertEqual(scrapeURL("http://t/announce"), "http://t/scrape")
         self.assertEqual(

@@ -52,7 +52,6 @@ __all__ = ["METRICS_PREFIX", "SessionCollector", "MetricsPage", "makeMetricsReso
 METRICS_PREFIX = "btorrent_"
 
 #: The costly parts of a torrent's status the metrics need: none.
-_NO_PARTS = frozenset()
 
 #: The per-torrent labels.
 _TORRENT_LABELS = ["info_hash", "name"]
@@ -79,7 +78,7 @@ class SessionCollector:
         """
         p = METRICS_PREFIX
         stats = self.session.stats()
-        statuses = [torrent.status(_NO_PARTS) for torrent in self.session.torrents()]
+        statuses = [torrent.view() for torrent in self.session.torrents()]
 
         yield CounterMetricFamily(
             p + "downloaded_bytes",

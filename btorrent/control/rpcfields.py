@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import math
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from btorrent.control.api import (
@@ -30,13 +30,11 @@ from btorrent.control.api import (
 )
 
 __all__ = [
-    "COSTLY_PARTS",
     "RPC_VERSION",
     "RPC_VERSION_MINIMUM",
     "SESSION_FIELDS",
     "TORRENT_FIELDS",
     "UNITS",
-    "costlyParts",
     "kbps",
     "scrapeURL",
     "sessionFields",
@@ -223,21 +221,6 @@ _PEERS_FROM = (
     "fromTracker",
 )
 
-#: Which costly part of a L{TorrentStatus} each field needs.
-COSTLY_PARTS: Dict[str, str] = {
-    "files": "files",
-    "fileStats": "files",
-    "priorities": "files",
-    "wanted": "files",
-    "fileCount": "files",
-    "file-count": "files",
-    "peers": "peers",
-    "trackers": "trackers",
-    "trackerStats": "trackers",
-    "pieces": "pieces",
-    "magnetLink": "magnetLink",
-}
-
 _Getter = Callable[[TorrentStatus], Any]
 
 #: Every C{torrent-get} field: name -> function of the status giving its
@@ -318,14 +301,6 @@ TORRENT_FIELDS: Dict[str, _Getter] = {
     "webseeds": lambda st: [],
     "webseedsSendingToUs": lambda st: 0,
 }
-
-
-def costlyParts(names: Iterable[str]) -> FrozenSet[str]:
-    """
-    @return: the costly parts of a L{TorrentStatus} (C{"files"},
-        C{"peers"}, C{"trackers"}) that the named fields need.
-    """
-    return frozenset(COSTLY_PARTS[name] for name in names if name in COSTLY_PARTS)
 
 
 def torrentFields(st: TorrentStatus, names: Iterable[str]) -> Dict[str, Any]:

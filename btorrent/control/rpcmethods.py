@@ -53,7 +53,6 @@ from btorrent.control.rpcfields import (
     SETTINGS_FIELDS,
     TORRENT_FIELDS,
     SessionContext,
-    costlyParts,
     sessionFields,
     torrentFields,
 )
@@ -326,8 +325,7 @@ class RPCMethods:
             raise ControlError(
                 f'"format" must be "objects" or "table", not {shown(form)}'
             )
-        parts = costlyParts(names)
-        rows = [torrentFields(t.status(fields=parts), names) for t in torrents]
+        rows = [torrentFields(t.view(), names) for t in torrents]
         out: Dict[str, Any] = {}
         if form == "table":
             out["torrents"] = [names] + [[row[n] for n in names] for row in rows]

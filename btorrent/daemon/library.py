@@ -29,6 +29,8 @@ from zope.interface import implementer
 
 from btorrent.codec import metainfo as metainfoCodec
 from btorrent.control.api import (
+    CHECK_WAIT,
+    CHECKING,
     DOWNLOADING,
     SEEDING,
     STOPPED,
@@ -44,6 +46,7 @@ from btorrent.daemon.queueorder import moved, placed
 from btorrent.daemon.records import TorrentRecord
 from btorrent.daemon.sessiontotals import SessionTotals
 from btorrent.util import logs
+from btorrent.util.gcpause import CollectorPause
 from btorrent.util.statefile import writeAtomically
 
 __all__ = ["INVALID_TORRENT", "SAVE_DELAY", "STATE_VERSION", "Library"]
@@ -80,6 +83,7 @@ class Library(Service):
         clock,
         shutdown: Callable[[], None] = lambda: None,
         addDefaults: Optional[Dict[str, Any]] = None,
+        collectorPause: Optional[CollectorPause] = None,
     ) -> None:
         """
         @param session: the session that runs the torrents.
@@ -90,6 +94,8 @@ class Library(Service):
         @param shutdown: stops the daemon (C{session-close}).
         @param addDefaults: keyword arguments for C{Session.addTorrent}
             (C{maxPeers}, C{pieceOrder}, C{uploadSlots}, C{resumeInterval}).
+        @param collectorPause: a L{CollectorPause} that L{load} begins and
+            that ends once the torrents are up, or C{None}.
         """
         self.session = session
         self.stateDir = stateDir
@@ -111,6 +117,9 @@ class Library(Service):
         )
         self._nextSave = 0.0
         self._changedAt = 0.0
+        #: Holds the garbage collector off while the torrents come up
+        #: (the composition root gives one; see L{btorrent.util.gcpause}).
+        self.collectorPause = collectorPause
 
     # Loading and saving
 
@@ -127,15 +136,23 @@ class Library(Service):
         self.totals.load(document.get("stats", {}))
         self._nextId = max(int(document.get("nextId", 1) or 1), 1)
         self._loadSessionControls(document.get("sessionControls"))
-        for entry in document.get("torrents", []):
-            try:
-                self._loadTorrent(entry)
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                self.log.error(
-                    "state file: cannot bring back a torrent ({entry}): {error}",
-                    entry=str(entry)[:200],
-                    error=str(e),
-                )
+        pause = self.collectorPause
+        if pause is not None and document.get("torrents"):
+            # Until they are up (L{_tick}).
+            pause.begin(self.clock.seconds())
+        try:
+            for entry in document.get("torrents", []):
+                try:
+                    self._loadTorrent(entry)
+                except (OSError, ValueError, KeyError, TypeError) as e:
+                    self.log.error(
+                        "state file: cannot bring back a torrent ({entry}): " "{error}",
+                        entry=str(entry)[:200],
+                        error=str(e),
+                    )
+        except BaseException:
+            self._endPause()
+            raise
 
     def _loadSessionControls(self, data) -> None:
         """
@@ -272,12 +289,32 @@ class Library(Service):
         self.save()
 
     def _tick(self, now: float) -> None:
+        pause = self.collectorPause
+        if pause is not None and pause.paused:
+            if pause.expired(now) or not self._comingUp():
+                pause.end()
         if now < self._nextSave:
             return
         self._nextSave = now + SAVE_INTERVAL
         active = [record for record in self.records.values() if record.noteActivity()]
         if active:
             self.save()
+
+    def _endPause(self) -> None:
+        if self.collectorPause is not None:
+            self.collectorPause.end()
+
+    def _comingUp(self) -> bool:
+        """
+        Whether a torrent is still reading what it has on disk at start-up
+        (a torrent that found it must recheck waits in the check queue,
+        and counts as up).
+        """
+        for record in self.records.values():
+            torrent = record.torrent
+            if torrent.state in (CHECK_WAIT, CHECKING) and not torrent.disk.rechecked:
+                return True
+        return False
 
     @defer.inlineCallbacks
     def stopService(self):
@@ -286,6 +323,7 @@ class Library(Service):
         with the final totals.
         """
         super().stopService()
+        self._endPause()
         self.session.heartbeat.unsubscribe(self)
         self.state.cancelSoon()
         yield defer.DeferredList(
@@ -405,6 +443,9 @@ class Library(Service):
         self._byHash.pop(record.infoHash, None)
         self._removed.append((self.clock.seconds(), record.id))
         del self._removed[:-MAX_REMOVED]
+        if self.collectorPause is not None:
+            # Its parts may have been frozen at start-up.
+            self.collectorPause.thaw()
         # Its counts stay in the session's, also while it stops.
         counted = self.totals.removing(record.torrent)
         yield self.session.removeTorrent(record.infoHash)

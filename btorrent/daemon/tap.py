@@ -611,9 +611,12 @@ def _split(text: str) -> List[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def buildDaemon(options: Options, reactor) -> Daemon:
+def buildDaemon(options: Options, reactor, collectorPause=None) -> Daemon:
     """
     Build the daemon from parsed options on C{reactor}.
+
+    @param collectorPause: a L{btorrent.util.gcpause.CollectorPause} for
+        the start-up, or C{None}.
     """
     from btorrent.control.api import AddOptions, ControlError, SessionSettings
     from btorrent.daemon.library import Library
@@ -662,6 +665,7 @@ def buildDaemon(options: Options, reactor) -> Daemon:
             "uploadSlots": options["upload-slots"],
             "resumeInterval": options["resume-interval"],
         },
+        collectorPause=collectorPause,
     )
     library.load()
     # The command line's settings win over what the state dir kept.
@@ -740,6 +744,7 @@ def makeService(options: Options):
     from twisted.logger import LogLevel
 
     from btorrent.util import logs
+    from btorrent.util.gcpause import CollectorPause
 
     logs.setLevel(LogLevel.debug if options["debug"] else LogLevel.info)
-    return buildDaemon(options, reactor)
+    return buildDaemon(options, reactor, collectorPause=CollectorPause())

@@ -200,6 +200,7 @@ class Choker:
         self.heartbeat = heartbeat
         self._running = False
         self._due: dict = {}
+        self._periods: tuple = ()
         self._timer = None
 
     # Time
@@ -226,6 +227,12 @@ class Choker:
         }
         if self.fillInterval is not None:
             self._due["fill"] = now + self.fillInterval
+        # Built once: ten thousand idle torrents tick.
+        self._periods = (
+            ("optimistic", self.optimisticInterval, self.rotateOptimistic),
+            ("regular", self.interval, self.rechoke),
+            ("fill", self.fillInterval, self.fillSlots),
+        )
         if self.heartbeat is not None:
             self.heartbeat.subscribe(self, self.tick)
         else:
@@ -262,17 +269,12 @@ class Choker:
         @return: without peers, when to look again (L{IDLE_SLEEP} from now);
             otherwise C{None}.
         """
-        due = self._due
-        periods = (
-            ("optimistic", self.optimisticInterval, self.rotateOptimistic),
-            ("regular", self.interval, self.rechoke),
-            ("fill", self.fillInterval, self.fillSlots),
-        )
         # No one to choke: the periods pass with nothing to do, and the
         # heartbeat need not call until a peer arrives (L{peersChanged} and
         # L{peerAdded} wake it).
         idle = not self.regular and self.optimistic is None and not self._peers()
-        for name, period, action in periods:
+        due = self._due
+        for name, period, action in self._periods:
             when = due.get(name)
             if when is not None and now >= when - 1e-9:
                 due[name] = now + period

@@ -389,8 +389,14 @@ class TorrentControls:
         picker = self.torrent.picker
         if picker is None:
             return 0
+        have = picker.haveBitfield
+        if not have.count:
+            return 0
+        # Every piece is a whole piece but the last.
         meta = self.torrent.metainfo
-        return sum(meta.pieceSize(i) for i in picker.haveBitfield)
+        last = meta.pieceCount - 1
+        shortBy = meta.pieceLength - meta.pieceSize(last) if last in have else 0
+        return have.count * meta.pieceLength - shortBy
 
     @property
     def uploadRatio(self) -> float:

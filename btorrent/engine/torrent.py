@@ -287,7 +287,8 @@ class Torrent:
         @param level: C{"debug"}, C{"info"}, C{"warn"}, C{"error"} or
             C{"failure"}.
         """
-        getattr(self.log, level)(text, **self.logFields, **fields)
+        if logs.passes(level):
+            getattr(self.log, level)(text, **self.logFields, **fields)
 
     def _setMetainfo(self, metainfo) -> None:
         """
