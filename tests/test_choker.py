@@ -535,6 +535,7 @@ class FakeTorrent:
         self.reactor = clock
         self.downloader = FakeDownloader()
         self.picker = FakePicker()
+        self.rng = random.Random(0)
 
 
 class ServiceTests(SynchronousTestCase):

@@ -4,6 +4,8 @@ Tests for L{btorrent.engine.resume}: fast-resume data and the full recheck.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 
 from hypothesis import given, settings
@@ -90,13 +92,17 @@ class ResumeFileTests(SynchronousTestCase):
         self.assertEqual(resumePath(self.stateDir, HASH), path)
         self.assertEqual(os.listdir(self.stateDir), [HASH.hex() + ".resume"])
         with open(path, "rb") as f:
-            value = bencode.decode(f.read())
-        self.assertEqual(value[b"version"], RESUME_VERSION)
-        self.assertEqual(value[b"info-hash"], HASH)
-        self.assertEqual(value[b"pieces"], 13)
-        self.assertEqual(value[b"have"], have)
+            value = json.loads(f.read())
+        self.assertEqual(RESUME_VERSION, 2)
         self.assertEqual(
-            value[b"files"], [[100, 1_700_000_000_123_456_789], [], [0, 5]]
+            value,
+            {
+                "version": 2,
+                "infoHash": HASH.hex(),
+                "pieces": 13,
+                "have": base64.b64encode(have).decode(),
+                "files": [[100, 1_700_000_000_123_456_789], [], [0, 5]],
+            },
         )
 
     def test_overwrite(self) -> None:
@@ -160,8 +166,11 @@ class ResumeFileTests(SynchronousTestCase):
         self.assertEqual(self.messages[0]["reason"], str(e))
 
     def goodValue(self) -> dict:
+        """
+        Version 1 resume data (bencoded), as older daemons wrote it.
+        """
         return {
-            b"version": RESUME_VERSION,
+            b"version": 1,
             b"info-hash": HASH,
             b"pieces": 9,
             b"have": b"\xff\x80",
@@ -213,6 +222,57 @@ class ResumeFileTests(SynchronousTestCase):
             del value_[key]
             self.assertRefused(bencode.encode(value_), "")
 
+    def goodJSON(self) -> dict:
+        return {
+            "version": 2,
+            "infoHash": HASH.hex(),
+            "pieces": 9,
+            "have": base64.b64encode(b"\xff\x80").decode(),
+            "files": [[100, STATS[0][1]], [], [0, 5]],
+        }
+
+    def test_corruptJSON(self) -> None:
+        """
+        Version 2 (JSON) resume data: read when good; truncated, garbage,
+        wrong types, for another hash or piece count, refused with a
+        reason.
+        """
+        good = json.dumps(self.goodJSON()).encode()
+        os.makedirs(self.stateDir)
+        with open(resumePath(self.stateDir, HASH), "wb") as f:
+            f.write(good)
+        self.assertEqual(loadResume(self.stateDir, HASH, 9, STATS), b"\xff\x80")
+        self.assertRefused(good[:-1], "corrupt")
+        self.assertRefused(good + b"x", "corrupt")
+        self.assertRefused(b"{" * 100000, "corrupt")
+        self.assertRefused(b"[1]", "corrupt")
+        self.assertRefused(good, "pieces", pieceCount=10)
+        for key, value, reason in [
+            ("infoHash", OTHER.hex(), "another info-hash"),
+            ("infoHash", "zz", "another info-hash"),
+            ("infoHash", 7, "another info-hash"),
+            ("version", 1, "version"),
+            ("version", True, "version"),
+            ("version", "2", "version"),
+            ("pieces", 9.0, "pieces"),
+            ("pieces", True, "pieces"),
+            ("have", "%%%", "base64"),
+            ("have", base64.b64encode(b"\xff\xc0").decode(), "spare bits"),
+            ("have", [255, 128], "bitfield"),
+            ("files", {}, "files"),
+            ("files", [[1, 2.5]], "statistics"),
+            ("files", [[True, 2]], "statistics"),
+            ("files", [[1, 2]], "for 1 files, the torrent has 3"),
+        ]:
+            value_ = self.goodJSON()
+            value_[key] = value
+            self.assertRefused(json.dumps(value_).encode(), reason)
+        for key in self.goodJSON():
+            value_ = self.goodJSON()
+            del value_[key]
+            self.assertRefused(json.dumps(value_).encode(), "")
+        self.assertRefused(b'{"version": 2, "pieces": 1' + b"0" * 5000 + b"}", "")
+
     def test_tooLarge(self) -> None:
         """
         A resume file larger than L{MAX_RESUME_SIZE} is refused.
@@ -254,6 +314,35 @@ class ResumeFileTests(SynchronousTestCase):
         os.makedirs(self.stateDir, exist_ok=True)
         with open(resumePath(self.stateDir, HASH), "wb") as f:
             f.write(data)
+        try:
+            have = loadResume(self.stateDir, HASH, 9, STATS)
+        except ResumeError:
+            return
+        self.assertEqual(len(piecesFromBitfield(have, 9)), 9)
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.dictionaries(
+            st.sampled_from(["version", "infoHash", "pieces", "have", "files"]),
+            st.recursive(
+                st.none()
+                | st.booleans()
+                | st.integers(-3, 10)
+                | st.floats(allow_nan=False)
+                | st.sampled_from([HASH.hex(), "/4A=", "/4A", "", 2]),
+                lambda inner: st.lists(inner, max_size=3),
+                max_leaves=8,
+            ),
+        )
+    )
+    def test_garbageJSONProperty(self, value) -> None:
+        """
+        Whatever JSON the file holds, L{loadResume} either returns a valid
+        bitfield or raises L{ResumeError}.
+        """
+        os.makedirs(self.stateDir, exist_ok=True)
+        with open(resumePath(self.stateDir, HASH), "wb") as f:
+            f.write(json.dumps(value).encode())
         try:
             have = loadResume(self.stateDir, HASH, 9, STATS)
         except ResumeError:

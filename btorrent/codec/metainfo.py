@@ -91,6 +91,7 @@ from btorrent.codec.safepath import (
     normalizePath,
     shownPath,
 )
+from btorrent.util.readfile import readAtMost
 
 __all__ = [
     "CREATED_BY",
@@ -916,7 +917,7 @@ def loadFile(path: str) -> Metainfo:
     @raise MetainfoError: if it is larger than L{MAX_TORRENT_SIZE} or invalid.
     """
     with open(_openRegular(path), "rb") as f:
-        data = f.read(MAX_TORRENT_SIZE + 1)
+        data = readAtMost(f, MAX_TORRENT_SIZE)
     return load(data)
 
 

@@ -117,6 +117,8 @@ class Library(Service):
         )
         self._nextSave = 0.0
         self._changedAt = 0.0
+        #: Started, and some torrent is still reading its disk.
+        self._starting = False
         #: Holds the garbage collector off while the torrents come up
         #: (the composition root gives one; see L{btorrent.util.gcpause}).
         self.collectorPause = collectorPause
@@ -286,13 +288,18 @@ class Library(Service):
                 record.torrent.start()
         self._nextSave = self.clock.seconds() + SAVE_INTERVAL
         self.session.heartbeat.subscribe(self, self._tick)
-        self.save()
+        # The run is counted: saved once the torrents are up (L{_tick}),
+        # not while ten thousand of them come up.
+        self._starting = True
 
     def _tick(self, now: float) -> None:
-        pause = self.collectorPause
-        if pause is not None and pause.paused:
-            if pause.expired(now) or not self._comingUp():
-                pause.end()
+        if self._starting:
+            pause = self.collectorPause
+            expired = pause is not None and pause.expired(now)
+            if expired or not self._comingUp():
+                self._starting = False
+                self._endPause()
+                self.save()
         if now < self._nextSave:
             return
         self._nextSave = now + SAVE_INTERVAL

@@ -558,5 +558,8 @@ def _defaultChoker(torrent: Torrent):
     from btorrent.engine.chokerservice import ChokerService
 
     return ChokerService(
-        torrent, slots=torrent.uploadSlots, heartbeat=torrent.heartbeat
+        torrent,
+        slots=torrent.uploadSlots,
+        heartbeat=torrent.heartbeat,
+        rng=torrent.rng,
     )

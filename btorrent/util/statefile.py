@@ -22,6 +22,8 @@ import os
 import tempfile
 from typing import Any, Callable, Optional, Tuple
 
+from btorrent.util.readfile import readAtMost
+
 __all__ = [
     "MAX_STATE_SIZE",
     "StateFileError",
@@ -149,7 +151,7 @@ def _load(path: str, version: int, check: Callable[[dict], None]) -> dict:
     if size > MAX_STATE_SIZE:
         raise StateFileError(f"{size} bytes, more than {MAX_STATE_SIZE}")
     with open(path, "rb") as f:
-        data = f.read(MAX_STATE_SIZE + 1)
+        data = readAtMost(f, MAX_STATE_SIZE)
     try:
         document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
