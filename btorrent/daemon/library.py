@@ -148,7 +148,7 @@ class Library(Service):
                     self._loadTorrent(entry)
                 except (OSError, ValueError, KeyError, TypeError) as e:
                     self.log.error(
-                        "state file: cannot bring back a torrent ({entry}): " "{error}",
+                        "state file: cannot bring back a torrent ({entry}): {error}",
                         entry=str(entry)[:200],
                         error=str(e),
                     )

@@ -288,8 +288,7 @@ class Lifecycle:
             if downloader.downloaded:
                 torrent.logLine("info", "{name}: download complete")
             else:
-                # Complete when it started: the state line says "seeding".
-                torrent.logLine("debug", "{name}: complete, seeding")
+                torrent.logLine("info", "{name}: complete, seeding")
         if torrent.announcer is not None and downloader.downloaded:
             torrent.announcer.completed()
         if torrent.state == DOWNLOADING:
