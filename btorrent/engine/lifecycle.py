@@ -220,7 +220,12 @@ class Lifecycle:
         downloader.verifiedBytes = sum(
             torrent.metainfo.pieceSize(i) for i in torrent.picker.haveBitfield
         )
+        # Complete at its first start, the downloader's start says
+        # "complete, seeding" (L{_complete}): ten thousand torrents starting
+        # need not say "seeding" too.
+        saidComplete = torrent.complete and not self._completeLogged
         downloader.startService()
+        saidComplete = saidComplete and self._completeLogged
         torrent.controls.attach(downloader)
         torrent.choker = torrent.chokerFactory(torrent)
         if torrent.choker is not None:
@@ -228,7 +233,9 @@ class Lifecycle:
         torrent.announcer = torrent.announcerFactory(torrent)
         if torrent.announcer is not None:
             torrent.announcer.startService()
-        torrent.setState(SEEDING if torrent.complete else DOWNLOADING)
+        torrent.setState(
+            SEEDING if torrent.complete else DOWNLOADING, quiet=saidComplete
+        )
         if torrent.initialPeers:
             peers, torrent.initialPeers = torrent.initialPeers, []
             downloader.addPeers(peers)

@@ -418,17 +418,20 @@ class Torrent:
         """
         return STATE_NAMES[self.state]
 
-    def setState(self, state: int) -> None:
+    def setState(self, state: int, quiet: bool = False) -> None:
         """
         Enter C{state} (its parts call this): logged, and
         C{stateChanged(old, new)} emitted if it is a change.
+
+        @param quiet: log the change as a debug line (a line that says more
+            follows it).
         """
         old, self.state = self.state, state
         if old != state:
             # Waiting in a queue is a debug line (ten thousand torrents
             # starting wait for their turn to check).
             self.logLine(
-                "debug" if state in _WAITING else "info",
+                "debug" if quiet or state in _WAITING else "info",
                 "{name}: {stateName}",
                 stateName=STATE_NAMES[state],
                 oldState=STATE_NAMES[old],
