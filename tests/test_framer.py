@@ -100,6 +100,27 @@ class FramerTests(SynchronousTestCase):
         self.assertEqual(framer.feed(data[100:]), ([MESSAGES[3]], None))
         self.assertEqual(framer.buffered, 0)
 
+    def test_partialThenMore(self) -> None:
+        """
+        A message completed by a read that holds more messages comes out
+        first, the others after it; a broken message completed that way is
+        a fault.
+        """
+        framer = self.framer()
+        first = encodeMessage(MESSAGES[3])
+        rest = encodeMessage(Unchoke()) + encodeMessage(MESSAGES[3])
+        self.assertEqual(framer.feed(first[:100]), ([], None))
+        self.assertEqual(
+            framer.feed(first[100:] + rest[:20]), ([MESSAGES[3], Unchoke()], None)
+        )
+        self.assertEqual(framer.feed(rest[20:]), ([MESSAGES[3]], None))
+        broken = b"\x00\x00\x00\x06\x04\x00\x00\x00\x00\x00"
+        framer = self.framer()
+        self.assertEqual(framer.feed(broken[:6]), ([], None))
+        messages, fault = framer.feed(broken[6:] + encodeMessage(Unchoke()))
+        self.assertEqual(messages, [])
+        self.assertIn("have message of length 6", fault)
+
     def test_giantLength(self) -> None:
         """
         A length beyond C{maxLength} is a fault before anything is

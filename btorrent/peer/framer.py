@@ -168,32 +168,42 @@ class MessageFramer:
             messages are those before the fault, and the framer is not to
             be fed again).
         """
+        messages: List[Any] = []
+        offset = 0
         if self._pendingNeed:
-            # Collecting a message longer than what we have: join only when
+            # Collecting a message longer than what we had: join only when
             # all of it is here.  A peer dribbling bytes would make one
             # object per byte: past a few pieces, gather them in one buffer.
             pending = self._pending
-            if type(pending[-1]) is bytearray:
-                pending[-1] += data
-            elif len(pending) < _MAX_PENDING_PIECES:
-                pending.append(data)
-            else:
-                pending.append(bytearray(data))
-            self._pendingSize += len(data)
-            if self._pendingSize < self._pendingNeed:
-                return [], None
-            buf = b"".join(pending)
+            missing = self._pendingNeed - self._pendingSize
+            if len(data) < missing:
+                if type(pending[-1]) is bytearray:
+                    pending[-1] += data
+                elif len(pending) < _MAX_PENDING_PIECES:
+                    pending.append(data)
+                else:
+                    pending.append(bytearray(data))
+                self._pendingSize += len(data)
+                return messages, None
+            # It ends in this read: join its own bytes only (not the whole
+            # read, a second copy of every byte downloaded), and go on
+            # with the rest of the read where it is.
+            pending.append(data[:missing] if len(data) > missing else data)
+            message = b"".join(pending)
             self._pending = []
             self._pendingSize = self._pendingNeed = 0
+            try:
+                messages.append(decodeMessageAt(message, 4, len(message)))
+            except WireError as e:
+                return messages, str(e)
+            buf, offset = data, missing
         elif self._leftover:
             buf = self._leftover + data
             self._leftover = b""
         else:
             buf = data
-        messages: List[Any] = []
         append = messages.append
         decode = decodeMessageAt
-        offset = 0
         end = len(buf)
         maxLength = self.maxLength
         while end - offset >= 4:
