@@ -5,16 +5,10 @@ the daemon's torrents come up.
 
 from __future__ import annotations
 
-import os
-
 from twisted.trial.unittest import SynchronousTestCase
 
-from btorrent.control.api import AddOptions, SessionSettings
-from btorrent.daemon.library import Library
-from btorrent.daemon.session import Session
 from btorrent.util.gcpause import CollectorPause
-from tests.builders import buildTorrent
-from tests.fakes import SyncReactor, syncRunner
+from tests.test_library import LibraryTestsMixin
 
 
 class FakeCollector:
@@ -79,41 +73,17 @@ class CollectorPauseTests(SynchronousTestCase):
         self.assertFalse(gc.enabled)
 
 
-class LibraryPauseTests(SynchronousTestCase):
+class LibraryPauseTests(LibraryTestsMixin, SynchronousTestCase):
     """
     The library pauses the collector while it brings back its torrents,
     until none is still reading its disk, or the limit passes.
     """
 
     def setUp(self) -> None:
-        self.base = os.path.abspath(self.mktemp())
-        self.stateDir = os.path.join(self.base, "state")
-        self.downloads = os.path.join(self.base, "src")
-        self.reactor = SyncReactor()
-        self.data = buildTorrent(
-            os.path.join(self.downloads, "one"), [("a.bin", 40000)]
-        ).torrentBytes
-        first = self.makeLibrary(None)
-        self.successResultOf(first.addTorrent(self.data, AddOptions()))
+        LibraryTestsMixin.setUp(self)
+        first = self.makeLibrary()
+        self.add(first, self.one)
         self.successResultOf(first.save())
-
-    def makeLibrary(self, pause, runInThread=syncRunner) -> Library:
-        session = Session(
-            self.reactor,
-            port=0,
-            stateDir=self.stateDir,
-            runInThread=runInThread,
-        )
-        library = Library(
-            session,
-            self.stateDir,
-            SessionSettings(downloadDir=self.downloads),
-            self.reactor,
-            addDefaults={"announcerFactory": lambda t: None},
-            collectorPause=pause,
-        )
-        library.load()
-        return library
 
     def test_endsWhenUp(self) -> None:
         """

@@ -42,12 +42,12 @@ class LibraryTestsMixin:
             os.path.join(self.base, "src", "two"), [("c", 99)]
         ).torrentBytes
 
-    def makeLibrary(self) -> Library:
+    def makeLibrary(self, collectorPause=None, runInThread=syncRunner) -> Library:
         session = Session(
             self.reactor,
             port=0,
             stateDir=self.stateDir,
-            runInThread=syncRunner,
+            runInThread=runInThread,
             downloadQueueSize=1,
         )
         library = Library(
@@ -56,6 +56,7 @@ class LibraryTestsMixin:
             SessionSettings(downloadDir=self.downloadDir),
             self.reactor,
             addDefaults={"announcerFactory": lambda t: None},
+            collectorPause=collectorPause,
         )
         library.load()
         return library

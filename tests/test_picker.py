@@ -910,6 +910,9 @@ class PickerMachine(RuleBasedStateMachine):
             index in picker.haveBitfield for index in range(picker.pieceCount)
         )
         assert picker.complete == complete
+        assert picker.haveBytes == sum(
+            picker.pieceSize(index) for index in picker.haveBitfield
+        )
         for index in range(picker.pieceCount):
             done = all(block in self.received for block in self.blocksOf(index))
             assert picker.pieceBlocksDone(index) == (

@@ -51,8 +51,6 @@ __all__ = ["METRICS_PREFIX", "SessionCollector", "MetricsPage", "makeMetricsReso
 #: The prefix of every metric's name.
 METRICS_PREFIX = "btorrent_"
 
-#: The costly parts of a torrent's status the metrics need: none.
-
 #: The per-torrent labels.
 _TORRENT_LABELS = ["info_hash", "name"]
 

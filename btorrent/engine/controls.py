@@ -387,16 +387,7 @@ class TorrentControls:
         Bytes of the pieces we have.
         """
         picker = self.torrent.picker
-        if picker is None:
-            return 0
-        have = picker.haveBitfield
-        if not have.count:
-            return 0
-        # Every piece is a whole piece but the last.
-        meta = self.torrent.metainfo
-        last = meta.pieceCount - 1
-        shortBy = meta.pieceLength - meta.pieceSize(last) if last in have else 0
-        return have.count * meta.pieceLength - shortBy
+        return picker.haveBytes if picker is not None else 0
 
     @property
     def uploadRatio(self) -> float:

@@ -74,7 +74,7 @@ class Fetcher:
         self.events = events
         self.coordinator = coordinator
         self.downloaded = 0
-        self.verifiedBytes = sum(metainfo.pieceSize(i) for i in picker.haveBitfield)
+        self.verifiedBytes = picker.haveBytes
         self.downloadRate = RateMeter(clock)
         self.downloadLimiter = None
         self.assembler = Assembler(

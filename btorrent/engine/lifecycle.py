@@ -217,9 +217,7 @@ class Lifecycle:
             downloader.features or Features(), dht=torrent.dht is not None
         )
         downloader.encryption = torrent.encryption
-        downloader.verifiedBytes = sum(
-            torrent.metainfo.pieceSize(i) for i in torrent.picker.haveBitfield
-        )
+        downloader.verifiedBytes = torrent.picker.haveBytes
         # Complete at its first start, the downloader's start says
         # "complete, seeding" (L{_complete}): ten thousand torrents starting
         # need not say "seeding" too.

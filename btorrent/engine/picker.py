@@ -285,6 +285,18 @@ class PiecePicker:
         return self._missingBytes
 
     @property
+    def haveBytes(self) -> int:
+        """
+        Bytes of the pieces we have (every piece is whole but the last).
+        """
+        have = self.haveBitfield
+        if not have.count:
+            return 0
+        last = self.pieceCount - 1
+        shortBy = self.pieceLength - self.pieceSize(last) if last in have else 0
+        return have.count * self.pieceLength - shortBy
+
+    @property
     def sizeWhenDone(self) -> int:
         """
         Bytes we will have once complete: the wanted pieces and the others

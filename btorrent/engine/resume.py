@@ -4,13 +4,15 @@ Fast-resume data and the full recheck.
 A torrent that stops keeps, in its state directory, a small JSON file
 named after its info-hash (C{<hex>.resume}, with a version field) saying
 which pieces it has and what each of its files looked like (size and
-C{mtime_ns}) when that was written.  Version 1 of these files was bencoded;
-they are still read (a daemon upgraded does not recheck everything), and
-the next save writes version 2.  JSON is our rule for state on disk, and
-C's JSON decoder reads ten thousand of these files at start-up in a
-twentieth of the time bencode took.  On the next start, if every file still looks the same, the pieces
-are trusted without hashing them again; otherwise every piece is hashed
-(L{recheck}).
+C{mtime_ns}) when that was written.  On the next start, if every file
+still looks the same, the pieces are trusted without hashing them again;
+otherwise every piece is hashed (L{recheck}).
+
+Version 1 of these files was bencoded; they are still read (a daemon
+upgraded does not recheck everything), and the next save writes version
+2.  JSON is our rule for state on disk, and C's JSON decoder reads ten
+thousand of these files at start-up in a twentieth of the time bencode
+took.
 
 The rule that makes this safe: B{a piece is recorded as had only after its
 hash check passed and its write reached the disk}.  The torrent therefore
@@ -282,7 +284,7 @@ def _decodeResume(data: bytes) -> dict:
         if not isinstance(value, dict):
             raise ResumeError("resume data is not a dictionary")
         version = value.get("version")
-        if version != 2 or type(version) is not int:
+        if version != RESUME_VERSION or type(version) is not int:
             raise ResumeError(f"unknown resume data version {version!r}")
         infoHash, have = value.get("infoHash"), value.get("have")
         try:
