@@ -21,6 +21,7 @@ import tempfile
 import time
 import urllib.request
 from typing import Iterable, Optional
+from urllib.parse import quote_from_bytes
 
 __all__ = [
     "MissingSoftware",
@@ -189,10 +190,13 @@ class Opentracker:
             try:
                 waitForTCP(self.httpPort, process=self.process)
                 self._waitForUDP()
-                return self
             except RuntimeError:
                 # Most likely a port taken between freePort() and exec.
                 self._kill()
+                continue
+            if self.infoHashes:
+                self._waitForAccepted(self.infoHashes[0])
+            return self
         with open(self.logPath, "rb") as f:
             output = f.read().decode("utf-8", "replace")
         raise RuntimeError(f"opentracker did not start: {output}")
@@ -230,14 +234,20 @@ class Opentracker:
         self.infoHashes.extend(added)
         self._writeWhitelist()
         self.process.send_signal(signal.SIGHUP)
-        if not added:
-            return
+        if added:
+            self._waitForAccepted(added[0], timeout)
+
+    def _waitForAccepted(self, infoHash: bytes, timeout: float = 10.0) -> None:
+        """
+        Block until the tracker accepts C{infoHash}.  Opentracker reads its
+        whitelist in a thread of its own, at start and on SIGHUP, so its
+        ports answer before the list is loaded: an announce in that window
+        fails with "not authorized".
+        """
         # A "stopped" announce from a throwaway peer adds nobody to the swarm
         # but tells whether the info-hash is accepted yet.
-        from urllib.parse import quote_from_bytes
-
         url = (
-            f"{self.announceURL}?info_hash={quote_from_bytes(added[0], safe='')}"
+            f"{self.announceURL}?info_hash={quote_from_bytes(infoHash, safe='')}"
             f"&peer_id={'-WL0000-' + 'x' * 12}&port=1&uploaded=0&downloaded=0"
             f"&left=0&event=stopped&compact=1"
         )
@@ -247,7 +257,7 @@ class Opentracker:
                 if b"failure reason" not in r.read():
                     return
             time.sleep(0.05)
-        raise RuntimeError("opentracker did not reload its whitelist")
+        raise RuntimeError("opentracker did not load its whitelist")
 
     def _kill(self) -> None:
         if self.process is None:
