@@ -51,7 +51,7 @@ from tests.realseeders import (  # noqa: E402
     makeTorrent,
     writeLargeFile,
 )
-from tests.twistdproc import downloadCommand  # noqa: E402
+from tests.twistdproc import compileCheckout, downloadCommand  # noqa: E402
 
 PIECE_LENGTH = 256 * 1024
 
@@ -180,6 +180,7 @@ def main() -> None:
         "against btorrent in plaintext",
     )
     args = parser.parse_args()
+    compileCheckout()
     work = args.dir or tempfile.mkdtemp(prefix="bench_download.")
     seedDir = os.path.join(work, "seed")
     os.makedirs(seedDir, exist_ok=True)

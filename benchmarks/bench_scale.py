@@ -41,7 +41,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from btorrent.codec import bencode  # noqa: E402
 from tests.realpeers import freePort, stopProcess  # noqa: E402
 from tests.realtransmission import RPCClient  # noqa: E402
-from tests.twistdproc import repositoryEnvironment, twistdCommand  # noqa: E402
+from tests.twistdproc import (  # noqa: E402
+    compileCheckout,
+    repositoryEnvironment,
+    twistdCommand,
+)
 
 PIECE = 16384
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -245,6 +249,7 @@ def main() -> None:
     parser.add_argument("--add", type=int, default=1000)
     parser.add_argument("--dir", default=None)
     args = parser.parse_args()
+    compileCheckout()
     for count in args.counts:
         result = run(count, args.idle_seconds, args.add, args.dir)
         print(

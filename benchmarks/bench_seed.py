@@ -50,7 +50,11 @@ from btorrent.engine.storage import MultiFileWriter  # noqa: E402
 from tests.realaria2 import Aria2Seeder  # noqa: E402
 from tests.realpeers import freePort, stopProcess, waitForTCP  # noqa: E402
 from tests.realseeders import makeTorrent, writeLargeFile  # noqa: E402
-from tests.twistdproc import repositoryEnvironment, twistdCommand  # noqa: E402
+from tests.twistdproc import (  # noqa: E402
+    compileCheckout,
+    repositoryEnvironment,
+    twistdCommand,
+)
 
 _LEECHER = """
 import sys, time
@@ -251,6 +255,7 @@ def main(argv=None) -> int:
         help="profile the btorrent seeder with pyinstrument",
     )
     args = parser.parse_args(argv)
+    compileCheckout()
     size = args.size_mib << 20
     base = tempfile.mkdtemp(prefix="bench-seed-", dir=args.dir)
     btorrent = None

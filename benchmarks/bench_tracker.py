@@ -57,7 +57,11 @@ sys.path.insert(0, REPOSITORY)
 
 from btorrent.tracker import announce as codec  # noqa: E402
 from tests.realpeers import freePort  # noqa: E402
-from tests.twistdproc import repositoryEnvironment, twistdCommand  # noqa: E402
+from tests.twistdproc import (  # noqa: E402
+    compileCheckout,
+    repositoryEnvironment,
+    twistdCommand,
+)
 
 
 def rss(pid: int) -> str:
@@ -575,6 +579,7 @@ def main() -> None:
     parser.add_argument("--flood", type=int, default=50_000)
     parser.add_argument("--completed-flood", type=int, default=100_000)
     args = parser.parse_args()
+    compileCheckout()
     port = freePort()
     process = startTracker(port)
     try:
