@@ -152,6 +152,17 @@ def runAria2(torrentPath, out, seeder) -> Tuple[float, float]:
     return waitChild(process, start)
 
 
+def settle(out: str) -> None:
+    """
+    Remove a run's download and flush the disk, so that the next client
+    does not run beside the kernel writing back this one's gigabyte (the
+    order of the clients in a round otherwise decides who pays for whose
+    writeback).
+    """
+    shutil.rmtree(out, ignore_errors=True)
+    os.sync()
+
+
 RUNNERS = {"btorrent": runBtorrent, "libtorrent": runLibtorrent, "aria2": runAria2}
 
 
@@ -210,7 +221,7 @@ def main() -> None:
         gib = args.size / (1 << 30)
         for run in range(args.runs):
             for name in clients:
-                out = os.path.join(work, f"out-{name}")
+                out = os.path.join(work, "out")
                 shutil.rmtree(out, ignore_errors=True)
                 os.makedirs(out)
                 wall, cpu = RUNNERS[name](torrentPath, out, seeder)
@@ -224,6 +235,7 @@ def main() -> None:
                 )
                 if not same:
                     raise SystemExit(f"{name} produced a different file")
+                settle(out)
         printMedians(results, gib)
     finally:
         seeder.close()
@@ -269,7 +281,7 @@ def encryptedRuns(args, work, data, torrentPath, seeder) -> None:
     for run in range(args.runs):
         for name, settings, runner, kwargs in runs:
             setSeederEncryption(seeder, settings)
-            out = os.path.join(work, f"out-{name}")
+            out = os.path.join(work, "out")
             shutil.rmtree(out, ignore_errors=True)
             os.makedirs(out)
             seconds, cpu = runner(torrentPath, out, seeder, **kwargs)
@@ -284,6 +296,7 @@ def encryptedRuns(args, work, data, torrentPath, seeder) -> None:
             )
             if not same:
                 raise SystemExit(f"{name} produced a different file")
+            settle(out)
     for label, pick in (("best", min), ("median", statistics.median)):
         plain = pick(results["btorrent-plain"])
         rc4 = pick(results["btorrent-rc4"])
