@@ -227,6 +227,14 @@ class IPeerOwner(Interface):
         message classes of L{btorrent.codec.wire}).
         """
 
+    def peerBlocks(peer, blocks):
+        """
+        C{Piece} messages arrived from C{peer}: a list of those of one read
+        (the bulk of a download), in order, each decoded and in range.  A
+        message of any other kind between them is a L{peerMessage} call in
+        its place in the stream.
+        """
+
     def peerLost(peer, reason):
         """
         The connection to C{peer} closed (for any reason).

@@ -422,6 +422,10 @@ class Owner:
     def peerMessage(self, peer, message):
         self.messages.append(message)
 
+    def peerBlocks(self, peer, blocks):
+        for message in blocks:
+            self.peerMessage(peer, message)
+
     def peerLost(self, peer, reason):
         pass
 

@@ -104,8 +104,8 @@ class FetcherTests(SynchronousTestCase):
         requests = peer.requests()
         self.assertEqual(len(requests), 5)
         for request in requests:
-            self.fetcher.blockReceived(
-                peer, record, self.block(request.index, request.begin)
+            self.fetcher.blocksReceived(
+                peer, record, [self.block(request.index, request.begin)]
             )
         self.assertEqual(sorted(self.verified), [0, 1, 2])
         self.assertEqual(sorted(m.index for m in peer.of(wire.Have)), [0, 1, 2])
@@ -120,9 +120,43 @@ class FetcherTests(SynchronousTestCase):
         """
         peer, record = self.connect()
         peer.owner = self.coordinator
-        self.fetcher.blockReceived(peer, record, self.block(2, 0).__class__(2, 1, b"x"))
+        self.fetcher.blocksReceived(peer, record, [wire.Piece(2, 1, b"x")])
         self.assertEqual(peer.dropped, "sent a block never requested (2:1)")
         self.assertEqual(self.fetcher.downloadRate.total, 0)
+
+    def test_oneRead(self) -> None:
+        """
+        The blocks of one read are taken in one call: counted once, and
+        the requests topped up once, after them all.
+        """
+        peer, record = self.connect()
+        requests = peer.requests()
+        sent = len(peer.sent)
+        blocks = [self.block(r.index, r.begin) for r in requests]
+        self.fetcher.blocksReceived(peer, record, blocks)
+        self.assertEqual(sorted(self.verified), [0, 1, 2])
+        self.assertEqual(self.fetcher.downloadRate.total, self.metainfo.totalLength)
+        self.assertEqual(self.coordinator.completeChecks, 3)
+        # Nothing asked for after the run: three Haves and no Request.
+        kinds = [type(m).__name__ for m in peer.sent[sent:]]
+        self.assertEqual(sorted(set(kinds)), ["Have", "NotInterested"])
+
+    def test_unrequestedInTheMiddle(self) -> None:
+        """
+        A block never requested in the middle of a read drops the peer
+        there: the blocks before it are taken and counted, those after it
+        are not, and nothing more is requested from the peer.
+        """
+        peer, record = self.connect()
+        peer.owner = self.coordinator
+        requests = peer.requests()
+        sent = len(peer.sent)
+        first = self.block(requests[0].index, requests[0].begin)
+        last = self.block(requests[1].index, requests[1].begin)
+        self.fetcher.blocksReceived(peer, record, [first, wire.Piece(2, 1, b"x"), last])
+        self.assertEqual(peer.dropped, "sent a block never requested (2:1)")
+        self.assertEqual(self.fetcher.downloadRate.total, BLOCK_SIZE)
+        self.assertEqual(peer.sent[sent:], [])
 
     def test_chokedWithoutFast(self) -> None:
         """

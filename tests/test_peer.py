@@ -73,6 +73,8 @@ class RecordingOwner:
         self.failed: list = []
         self.writable: list = []
         self.onMessage = None
+        #: C{("blocks", [Piece...])} per L{peerBlocks} call.
+        self.calls: list = []
 
     def peerConnected(self, peer):
         self.connected.append(peer)
@@ -82,6 +84,11 @@ class RecordingOwner:
         self.messages.append(message)
         if self.onMessage is not None:
             self.onMessage(peer, message)
+
+    def peerBlocks(self, peer, blocks):
+        self.calls.append(("blocks", list(blocks)))
+        for message in blocks:
+            self.peerMessage(peer, message)
 
     def peerLost(self, peer, reason):
         self.lost.append(reason)
@@ -485,6 +492,9 @@ class HandshakeTests(PeerTestsMixin, SynchronousTestCase):
             def peerMessage(self, peer, message):
                 pass
 
+            def peerBlocks(self, peer, blocks):
+                pass
+
             def peerLost(self, peer, reason):
                 pass
 
@@ -573,6 +583,41 @@ class FramingTests(PeerTestsMixin, SynchronousTestCase):
         proto.dataReceived(frames(Have(self.pieceCount - 1), Have(self.pieceCount)))
         self.assertEqual(self.owner.messages, [Have(self.pieceCount - 1)])
         self.assertDropped(proto, transport)
+
+    def test_blocksOfOneReadInOneCall(self) -> None:
+        """
+        The blocks between two other messages of a read reach the owner in
+        one C{peerBlocks} call, in their place among the other messages.
+        """
+        proto, transport = self.connected()
+        a, b, c = Piece(1, 0, b"a"), Piece(1, 1, b"b"), Piece(2, 0, b"c")
+        proto.dataReceived(frames(Have(3), a, b, Have(4), c))
+        self.assertEqual(self.owner.messages, [Have(3), a, b, Have(4), c])
+        self.assertEqual(self.owner.calls, [("blocks", [a, b]), ("blocks", [c])])
+
+    def test_blocksBeforeAViolation(self) -> None:
+        """
+        The blocks before a broken message are delivered; the peer is then
+        dropped.
+        """
+        proto, transport = self.connected()
+        a = Piece(1, 0, b"a")
+        proto.dataReceived(frames(a, Piece(self.pieceCount, 0, b"x")))
+        self.assertEqual(self.owner.calls, [("blocks", [a])])
+        self.assertDropped(proto, transport)
+
+    def test_ownerDropsInTheMiddle(self) -> None:
+        """
+        An owner that drops the peer on a message hears nothing more of
+        the read: neither the blocks after it nor other messages.
+        """
+        proto, transport = self.connected()
+        self.owner.onMessage = lambda peer, message: (
+            peer.drop("no") if message == Have(3) else None
+        )
+        proto.dataReceived(frames(Have(3), Piece(1, 0, b"a"), Have(4)))
+        self.assertEqual(self.owner.messages, [Have(3)])
+        self.assertEqual(self.owner.calls, [])
 
     def test_pieceOutOfRange(self) -> None:
         """

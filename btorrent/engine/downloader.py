@@ -604,6 +604,15 @@ class Downloader(Service):
             self._fillAll()
             self._connectMore()
 
+    def peerBlocks(self, peer, blocks) -> None:
+        """
+        Blocks from a peer: the C{Piece} messages of one read, in order.
+        """
+        record = self.peers.get(peer)
+        if record is not None:
+            record.usefulAt = self.clock.seconds()
+            self.fetcher.blocksReceived(peer, record, blocks)
+
     def peerMessage(self, peer, message) -> None:
         """
         Act on a message from a peer.
@@ -615,7 +624,7 @@ class Downloader(Service):
         if kind in USEFUL_MESSAGES:
             record.usefulAt = self.clock.seconds()
         if kind is wire.Piece:
-            self.fetcher.blockReceived(peer, record, message)
+            self.fetcher.blocksReceived(peer, record, (message,))
         elif kind is wire.Have:
             self._gotHave(peer, record, message.index)
         elif kind is wire.Request:

@@ -11,8 +11,8 @@ It shares the coordinator's table of connected peers
 alone (banning, completion, whether the download runs) it asks the
 coordinator through callables.
 
-This is the hot path of a download: L{Fetcher.blockReceived} runs once per
-16 KiB block.
+This is the hot path of a download: L{Fetcher.blocksReceived} takes the
+blocks of each read (up to sixteen 16 KiB blocks), one call for them all.
 """
 
 from __future__ import annotations
@@ -97,24 +97,38 @@ class Fetcher:
         for peer, record in list(self.peers.items()):
             fill(peer, record)
 
-    def blockReceived(self, peer, record, message) -> None:
+    def blocksReceived(self, peer, record, blocks) -> None:
         """
-        A C{Piece} from C{peer}: drop the peer if we never asked for it,
-        ignore it if it crossed our cancel, else take it and ask for more.
+        C{Piece} messages from C{peer}, those of one read, in order: drop
+        the peer at the first block we never asked for, ignore those that
+        crossed our cancels, take the rest; then count them (rate, limiter)
+        and ask for more, once for the whole run.
         """
-        index, begin, block = message.index, message.begin, message.block
-        length = len(block)
-        verdict = self.requester.blockArrived(peer, record.queue, index, begin, length)
-        if verdict is not None:
-            if verdict:
-                peer.drop(verdict)
-            return
-        self.downloadRate.update(length)
-        limiter = self.downloadLimiter
-        if limiter is not None:
-            limiter.charge(peer, length)
-        self.assembler.blockReceived(index, begin, block, record.strikeKey)
-        self.requester.fill(peer, record)
+        arrived = self.requester.blockArrived
+        take = self.assembler.blockReceived
+        queue = record.queue
+        sender = record.strikeKey
+        taken = 0
+        dropped = False
+        for message in blocks:
+            index, begin, block = message.index, message.begin, message.block
+            length = len(block)
+            verdict = arrived(peer, queue, index, begin, length)
+            if verdict is not None:
+                if verdict:
+                    peer.drop(verdict)
+                    dropped = True
+                    break
+                continue
+            take(index, begin, block, sender)
+            taken += length
+        if taken:
+            self.downloadRate.update(taken)
+            limiter = self.downloadLimiter
+            if limiter is not None:
+                limiter.charge(peer, taken)
+        if not dropped:
+            self.requester.fill(peer, record)
 
     def choked(self, peer, record) -> None:
         """

@@ -522,6 +522,16 @@ class MetadataPhase(Service):
             self._requestAll(self.clock.seconds())
             self._connectMore()
 
+    def peerBlocks(self, peer, blocks) -> None:
+        """
+        Blocks before the metadata are none we asked for: ignored, but for
+        a peer handed over to the downloader in the middle of a read.
+        """
+        if peer not in self.peers:
+            owner = getattr(getattr(peer, "context", None), "owner", None)
+            if self.handedOver and owner is not None and owner is not self:
+                owner.peerBlocks(peer, blocks)
+
     def peerMessage(self, peer, message) -> None:
         """
         Act on the extension messages; everything else waits for the

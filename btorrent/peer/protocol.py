@@ -351,22 +351,41 @@ class PeerProtocol(Protocol):
         self._flush()
 
     def _dispatch(self, events) -> None:
+        """
+        Hand the events of one read to the owner: the blocks between two
+        other messages in one L{IPeerOwner.peerBlocks} call, anything else
+        one L{IPeerOwner.peerMessage} call each, in the order they came.
+        """
         owner = self.context.owner if self._owned else None
+        debug = self.debug
+        blocks: list = []
         for event in events:
             if self._closed:
                 return
             kind = type(event)
+            if kind is Piece:
+                if debug:
+                    self._logReceived(event)
+                blocks.append(event)
+                continue
+            if blocks:
+                owner.peerBlocks(self, blocks)
+                blocks = []
+                if self._closed:
+                    return
             if kind is Violation:
                 self._protocolError(event.reason)
                 return
             if kind is HandshakeReceived:
                 self._handshakeReceived(event)
                 return
-            if self.debug:
+            if debug:
                 self._logReceived(event)
                 if kind is KeepAlive:
                     continue
             owner.peerMessage(self, event)
+        if blocks and not self._closed:
+            owner.peerBlocks(self, blocks)
 
     def _handshakeReceived(self, handshake: HandshakeReceived) -> None:
         """
