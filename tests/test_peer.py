@@ -325,7 +325,9 @@ class HandshakeTests(PeerTestsMixin, SynchronousTestCase):
         self.assertEqual(
             self.owner.messages, [Have(3), Unchoke(), Piece(3, 16384, block), Choke()]
         )
-        self.assertIsInstance(self.owner.messages[2].block, bytes)
+        # A read-only view of the read: nothing can change it under us.
+        self.assertEqual(bytes(self.owner.messages[2].block), block)
+        self.assertTrue(memoryview(self.owner.messages[2].block).readonly)
         self.assertTrue(proto.peerChoking)
         self.assertEqual(proto.bytesDownloaded, len(block))
 

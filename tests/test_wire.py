@@ -183,10 +183,22 @@ class MessageTests(SynchronousTestCase):
             encodeMessage(Piece(3, 16384, block)),
         )
 
+    def test_pieceBlockIsAViewOfBytes(self) -> None:
+        """
+        A block decoded from C{bytes} is a read-only view of them (no copy
+        before the one into its piece).
+        """
+        buf = b"ab" + encodeMessage(Piece(0, 0, b"xyz"))[4:] + b"cd"
+        msg = decodeMessageAt(buf, 2, len(buf) - 2)
+        self.assertIsInstance(msg.block, memoryview)
+        self.assertTrue(msg.block.readonly)
+        self.assertIs(msg.block.obj, buf)
+        self.assertEqual(msg, Piece(0, 0, b"xyz"))
+
     def test_pieceBlockIsBytes(self) -> None:
         """
-        A decoded block is C{bytes}, even from a C{bytearray} or
-        C{memoryview} buffer.
+        A block decoded from a buffer that could change (a C{bytearray}, a
+        C{memoryview}) is a C{bytes} copy.
         """
         payload = encodeMessage(Piece(0, 0, b"xyz"))[4:]
         for buf in (bytearray(payload), memoryview(payload)):

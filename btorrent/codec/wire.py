@@ -279,8 +279,9 @@ class Request:
 @dataclass(frozen=True)
 class Piece:
     """
-    A block of data: C{block} (C{bytes}, or any buffer when sending) at
-    C{begin} within piece C{index}.
+    A block of data: C{block} at C{begin} within piece C{index}.  Decoded
+    from a read, C{block} is a read-only C{memoryview} of the C{bytes} read
+    (or C{bytes}); sending, it may be any buffer.
     """
 
     __slots__ = ("index", "begin", "block")
@@ -425,7 +426,8 @@ def decodeMessageAt(buffer: bytes, start: int, end: int) -> Message:
     """
     Decode the message whose payload (the bytes after the 4-byte length
     prefix) is C{buffer[start:end]}, without copying anything but the
-    payload's own fields: a L{Piece}'s block is sliced out once.
+    payload's own fields: a L{Piece}'s block is a view of C{buffer} when
+    C{buffer} is C{bytes} (which cannot change under it), else sliced out.
 
     @raise WireError: for an unknown id or a length that does not fit the
         message's type.
@@ -438,6 +440,10 @@ def decodeMessageAt(buffer: bytes, start: int, end: int) -> Message:
         if length < 9:
             raise WireError(f"piece message of length {length}, at least 9")
         index, begin = _PIECE_FIELDS.unpack_from(buffer, start + 1)
+        if type(buffer) is bytes:
+            # A view of the read, which nothing can change: the block is
+            # copied once, into its piece's buffer, not first into bytes.
+            return Piece(index, begin, memoryview(buffer)[start + 9 : end])
         return Piece(index, begin, bytes(buffer[start + 9 : end]))
     if messageId <= NOT_INTERESTED:
         if length != 1:
