@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, NamedTuple, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -88,12 +88,25 @@ def setSeederEncryption(seeder, settings) -> None:
     assert all(applied[key] == value for key, value in settings.items()), applied
 
 
-def waitChild(process: subprocess.Popen, start: float) -> Tuple[float, float]:
+class Usage(NamedTuple):
+    """
+    What a client's run took: wall seconds, and its CPU seconds (user +
+    system) with the system part on its own (the kernel copying the bytes
+    into the page cache, which on this VM costs 1 to 4 s a GiB depending on
+    where the memory comes from).
+    """
+
+    wall: float
+    cpu: float
+    system: float
+
+
+def waitChild(process: subprocess.Popen, start: float) -> Usage:
     """
     Reap C{process} with C{os.wait4}.
 
-    @return: C{(wall seconds since start, CPU seconds)}, the CPU being the
-        user + system time of that process (and of its children).
+    @return: its L{Usage} since C{start} (CPU of that process and of its
+        children).
     @raise SystemExit: if it failed.
     """
     _, status, usage = os.wait4(process.pid, 0)
@@ -101,12 +114,12 @@ def waitChild(process: subprocess.Popen, start: float) -> Tuple[float, float]:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"{process.args[:3]} exited with {process.returncode}")
-    return wall, usage.ru_utime + usage.ru_stime
+    return Usage(wall, usage.ru_utime + usage.ru_stime, usage.ru_stime)
 
 
 def runBtorrent(
     torrentPath, out, seeder, profile=False, encryption="tolerated"
-) -> Tuple[float, float]:
+) -> Usage:
     command = downloadCommand()
     if profile:
         command = [sys.executable, "-m", "pyinstrument", "-m", "btorrent.cli.main"]
@@ -129,7 +142,7 @@ def runBtorrent(
     return waitChild(subprocess.Popen(command, cwd=ROOT), start)
 
 
-def runLibtorrent(torrentPath, out, seeder, encrypted=False) -> Tuple[float, float]:
+def runLibtorrent(torrentPath, out, seeder, encrypted=False) -> Usage:
     script = _LEECHER.format(
         root=ROOT, torrent=torrentPath, out=out, port=seeder.port, encrypted=encrypted
     )
@@ -137,7 +150,7 @@ def runLibtorrent(torrentPath, out, seeder, encrypted=False) -> Tuple[float, flo
     return waitChild(subprocess.Popen([sys.executable, "-c", script]), start)
 
 
-def runAria2(torrentPath, out, seeder) -> Tuple[float, float]:
+def runAria2(torrentPath, out, seeder) -> Usage:
     """
     aria2 as the leecher: it listens, the seeder dials it, it exits once
     complete (C{--seed-time=0}).
@@ -224,13 +237,13 @@ def main() -> None:
                 out = os.path.join(work, "out")
                 shutil.rmtree(out, ignore_errors=True)
                 os.makedirs(out)
-                wall, cpu = RUNNERS[name](torrentPath, out, seeder)
+                wall, cpu, system = RUNNERS[name](torrentPath, out, seeder)
                 same = filecmp.cmp(data, os.path.join(out, "big.bin"), shallow=False)
                 results[name].append((wall, cpu))
                 print(
                     f"run {run + 1} {name:10} {wall:6.2f} s wall "
-                    f"{cpu:6.2f} s CPU  ({wall / gib:5.2f} / {cpu / gib:5.2f} "
-                    f"s per GiB) {'identical' if same else 'DIFFERENT'}",
+                    f"{cpu:6.2f} s CPU ({system:5.2f} system)  ({wall / gib:5.2f} / "
+                    f"{cpu / gib:5.2f} s per GiB) {'identical' if same else 'DIFFERENT'}",
                     flush=True,
                 )
                 if not same:
@@ -284,13 +297,14 @@ def encryptedRuns(args, work, data, torrentPath, seeder) -> None:
             out = os.path.join(work, "out")
             shutil.rmtree(out, ignore_errors=True)
             os.makedirs(out)
-            seconds, cpu = runner(torrentPath, out, seeder, **kwargs)
+            seconds, cpu, system = runner(torrentPath, out, seeder, **kwargs)
             same = filecmp.cmp(data, os.path.join(out, "big.bin"), shallow=False)
             results[name].append(seconds)
             cpus[name].append(cpu)
             print(
                 f"run {run + 1} {name:15} {seconds:6.2f} s "
                 f"{args.size / seconds / 1e6:7.1f} MB/s, CPU {cpu:6.2f} s "
+                f"({system:5.2f} system) "
                 f"{'identical' if same else 'DIFFERENT'}",
                 flush=True,
             )
