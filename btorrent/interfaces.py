@@ -44,7 +44,17 @@ class IPieceStorage(Interface):
 
     def readPiece(index):
         """
-        Read a whole piece (for a recheck).
+        Read a whole piece (for a recheck, or to upload).
+        """
+
+    def readPieceIfCached(index):
+        """
+        Read a whole piece at once if that cannot wait for the disk (it is
+        in memory already), else return C{None}.  The one method safe to
+        call on the reactor's thread: uploading a piece in the page cache
+        then costs no thread hand-off.
+
+        @return: the piece (a buffer), or C{None}.
         """
 
     def sync():

@@ -225,6 +225,9 @@ class MemoryStorage:
     def readPiece(self, index) -> bytes:
         return self.pieces[index]
 
+    def readPieceIfCached(self, index):
+        return None
+
     def sync(self) -> None:
         pass
 

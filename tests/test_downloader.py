@@ -882,6 +882,26 @@ class ServingTests(DownloaderMixin, SynchronousTestCase):
             [self.block(i, 0) for i in (2, 0, 2, 1)] + [self.block(3, 0, 1000)],
         )
 
+    def test_cachedPiecesWithoutAThread(self):
+        """
+        A piece the storage can read at once (it is in the page cache) is
+        read on the spot, in no job; one it cannot goes to a thread.
+        """
+        runner = HeldRunner()
+        peer = self.seeder(runner)
+        storage = self.storage
+        cached = {1: memoryview(storage.readPiece(1)).toreadonly()}
+        self.patch(storage, "readPieceIfCached", cached.get)
+        peer.receive(wire.Request(1, BLOCK_SIZE, BLOCK_SIZE))
+        self.assertEqual(runner.calls, [])
+        self.assertEqual(peer.of(wire.Piece), [self.block(1, BLOCK_SIZE)])
+        peer.receive(wire.Request(2, 0, BLOCK_SIZE))
+        self.assertEqual([c[1] for c in runner.calls], [([2],)])
+        runner.runAll()
+        self.assertEqual(
+            peer.of(wire.Piece), [self.block(1, BLOCK_SIZE), self.block(2, 0)]
+        )
+
     def test_serveLargeBlock(self):
         self.build(pieceLength=8 * BLOCK_SIZE, pieces=1, lastShort=None, have=[0])
         peer = self.connect()

@@ -5,6 +5,7 @@ L{MultiFileWriter} on real files.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import random
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from btorrent.engine import filepool as filepoolModule
 from btorrent.engine import storage as storageModule
 from btorrent.engine.storage import FileLayout, MultiFileWriter, StorageError
 from btorrent.interfaces import IPieceStorage
@@ -636,6 +638,68 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         self.assertEqual(writer.readBlock(0, 0, 4), data[:4])
         self.assertRaises(StorageError, writer.readPiece, 1)
         self.assertRaises(StorageError, writer.writePiece, 1, data[8:])
+        writer.close()
+
+    def test_readPieceIfCached(self) -> None:
+        """
+        With its files open and its bytes in the page cache (just written),
+        every piece, those across several files and padding included, reads
+        at once, read-only, the same as L{MultiFileWriter.readPiece}.
+        """
+        # Linux (4.14 and later), where this runs, has it.
+        self.assertTrue(filepoolModule.RWF_NOWAIT)
+        meta, data = fakeMetainfo(MIXED, 8)
+        writer = MultiFileWriter(meta, self.newDir())
+        writer.open()
+        self.writeAll(writer, meta, data)
+        for i in range(meta.pieceCount):
+            piece = writer.readPieceIfCached(i)
+            self.assertEqual(bytes(piece), writer.readPiece(i))
+            self.assertTrue(piece.readonly)
+        writer.close()
+
+    def test_readPieceIfCachedNeverOpens(self) -> None:
+        """
+        A piece whose file is not open is not read at once (opening a file
+        may wait for the disk): C{None}, and no descriptor is opened.
+        """
+        meta, data = fakeMetainfo([(("a",), 64)], 32)
+        writer = MultiFileWriter(meta, self.newDir())
+        writer.open()
+        self.writeAll(writer, meta, data)
+        writer.pool.closeAll()
+        self.assertIsNone(writer.readPieceIfCached(0))
+        self.assertEqual(writer.pool.openFileCount, 0)
+        self.assertEqual(writer.readPiece(0), data[:32])
+        writer.close()
+
+    def test_readPieceIfCachedNotAll(self) -> None:
+        """
+        A read that would wait (C{EAGAIN}), returns short, fails, or runs
+        where C{RWF_NOWAIT} does not exist gives C{None}: the piece is then
+        read in a thread.
+        """
+        meta, data = fakeMetainfo([(("a",), 64)], 32)
+        writer = MultiFileWriter(meta, self.newDir())
+        writer.open()
+        self.writeAll(writer, meta, data)
+        realPreadv = os.preadv
+
+        def wouldBlock(fd, buffers, offset, flags=0):
+            raise BlockingIOError(errno.EAGAIN, "would block")
+
+        def short(fd, buffers, offset, flags=0):
+            return realPreadv(fd, [buffers[0][:-1]], offset, flags)
+
+        def broken(fd, buffers, offset, flags=0):
+            raise OSError(errno.EIO, "I/O error")
+
+        for fake in (wouldBlock, short, broken):
+            self.patch(filepoolModule.os, "preadv", fake)
+            self.assertIsNone(writer.readPieceIfCached(1))
+        self.patch(filepoolModule.os, "preadv", realPreadv)
+        self.patch(filepoolModule, "RWF_NOWAIT", 0)
+        self.assertIsNone(writer.readPieceIfCached(1))
         writer.close()
 
     def test_shortReads(self) -> None:

@@ -23,6 +23,9 @@ from btorrent.engine.filelayout import StorageError
 __all__ = ["FilePool"]
 
 _HAS_PREADV = hasattr(os, "preadv")
+#: C{preadv2} with C{RWF_NOWAIT} (Linux 4.14): a read that returns at once
+#: what the page cache holds, and never waits for the disk.
+RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0) if _HAS_PREADV else 0
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -263,6 +266,34 @@ class FilePool:
         except (OSError, OverflowError) as e:
             raise StorageError(f"cannot write {self.paths[fileIndex]!r}: {e}") from e
         self.markWritten(fileIndex)
+
+    def readIfCached(self, fileIndex: int, fileOffset: int, target: memoryview) -> bool:
+        """
+        Fill C{target} from C{fileOffset} in file C{fileIndex} without ever
+        waiting for the disk: only if the file is open already (opening
+        may wait) and every byte is in the page cache (C{RWF_NOWAIT}).
+        Safe on the reactor's thread.
+
+        @return: whether all of C{target} was read; if not, read it with
+            L{read} in a thread, which also tells what is wrong, if
+            anything.
+        """
+        if not RWF_NOWAIT:
+            return False
+        with self._lock:
+            entry = self._pool.get(fileIndex)
+            if entry is None:
+                return False
+            entry.users += 1
+            self._pool.move_to_end(fileIndex)
+        try:
+            return os.preadv(entry.fd, [target], fileOffset, RWF_NOWAIT) == len(target)
+        except (OSError, OverflowError):
+            # Not in the page cache (EAGAIN), or a fault the threaded read
+            # will report.
+            return False
+        finally:
+            self._release(fileIndex)
 
     def readBytes(self, fileIndex: int, fileOffset: int, length: int) -> bytes:
         """

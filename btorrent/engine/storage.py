@@ -298,6 +298,32 @@ class MultiFileWriter:
         """
         return self.readBlock(index, 0, self.layout.pieceSize(index))
 
+    def readPieceIfCached(self, index: int):
+        """
+        Read a whole piece without waiting for the disk, if every byte of
+        it is in the page cache and its files are open (see
+        L{FilePool.readIfCached}); a piece with bytes in the parts file is
+        left to L{readPiece}.
+
+        @return: the piece, a read-only buffer, or C{None}.
+        """
+        if self.redirection.files:
+            return None
+        size = self.layout.pieceSize(index)
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        files = self.layout.files
+        readIfCached = self.pool.readIfCached
+        position = 0
+        for fileIndex, fileOffset, length in self.layout.slices(index, 0, size):
+            # Padding is zeros, as the new buffer is.
+            if not files[fileIndex].padding and not readIfCached(
+                fileIndex, fileOffset, view[position : position + length]
+            ):
+                return None
+            position += length
+        return view.toreadonly()
+
     def sync(self) -> None:
         """
         C{fsync} every file written or resized since the last call, and the
