@@ -410,6 +410,10 @@ class FakePeer:
             self.peerPieces = Bitfield.fromBytes(msg.bits, len(self.peerPieces))
         elif isinstance(msg, wire.HaveAll):
             self.peerPieces = Bitfield.full(len(self.peerPieces))
+        elif type(msg) is wire.Piece:
+            # As the protocol hands blocks over: a run of them at a time.
+            self.owner.peerBlocks(self, [msg])
+            return
         self.owner.peerMessage(self, msg)
 
     def haveAll(self) -> None:

@@ -615,7 +615,7 @@ class Downloader(Service):
 
     def peerMessage(self, peer, message) -> None:
         """
-        Act on a message from a peer.
+        Act on a message from a peer (blocks come in L{peerBlocks}).
         """
         record = self.peers.get(peer)
         if record is None:
@@ -623,9 +623,7 @@ class Downloader(Service):
         kind = type(message)
         if kind in USEFUL_MESSAGES:
             record.usefulAt = self.clock.seconds()
-        if kind is wire.Piece:
-            self.fetcher.blocksReceived(peer, record, (message,))
-        elif kind is wire.Have:
+        if kind is wire.Have:
             self._gotHave(peer, record, message.index)
         elif kind is wire.Request:
             self.uploader.requestMessage(peer, record, message)
