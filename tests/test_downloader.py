@@ -902,6 +902,23 @@ class ServingTests(DownloaderMixin, SynchronousTestCase):
             peer.of(wire.Piece), [self.block(1, BLOCK_SIZE), self.block(2, 0)]
         )
 
+    def test_largeCachedPieceInAThread(self):
+        """
+        A piece larger than INLINE_READ_BYTES is read in a thread even when
+        the storage could read it at once: the reactor is never held up
+        copying it.
+        """
+        self.patch(uploader, "INLINE_READ_BYTES", 4 * BLOCK_SIZE - 1)
+        runner = HeldRunner()
+        peer = self.seeder(runner)
+        storage = self.storage
+        cached = {1: memoryview(storage.readPiece(1)).toreadonly()}
+        self.patch(storage, "readPieceIfCached", cached.get)
+        peer.receive(wire.Request(1, 0, BLOCK_SIZE))
+        self.assertEqual([c[1] for c in runner.calls], [([1],)])
+        runner.runAll()
+        self.assertEqual(peer.of(wire.Piece), [self.block(1, 0)])
+
     def test_serveLargeBlock(self):
         self.build(pieceLength=8 * BLOCK_SIZE, pieces=1, lastShort=None, have=[0])
         peer = self.connect()

@@ -41,6 +41,10 @@ READ_CACHE_BYTES = 32 * 1024 * 1024
 #: back; seeding 1 GiB to libtorrent (256 KiB pieces) took 4,096 of them
 #: with one piece a job.
 READ_BATCH_BYTES = 1024 * 1024
+#: The largest piece read on the reactor's thread when it is all in the
+#: page cache (a copy of about a millisecond); a larger one goes to a
+#: thread, even cached, rather than hold up every connection.
+INLINE_READ_BYTES = 4 * 1024 * 1024
 
 
 class Uploader:
@@ -191,7 +195,11 @@ class Uploader:
                 return
             index, begin, length = serving[0]
             data = cache.get(index)
-            if data is None and index not in self._reading:
+            if (
+                data is None
+                and index not in self._reading
+                and self.metainfo.pieceSize(index) <= INLINE_READ_BYTES
+            ):
                 # In the page cache: read at once, not in a thread (a
                 # thread hand-off each way cost a third of the CPU of
                 # seeding a GiB).
