@@ -20,6 +20,7 @@ from twisted.internet import defer, reactor, task, threads
 from btorrent.codec import wire
 from btorrent.daemon.session import Session
 from btorrent.engine.requests import REQUEST_TIMEOUT
+from btorrent.engine.storage import MultiFileWriter
 from btorrent.peer.connection import ExtensionHandshake
 from btorrent.peer.fast import allowedFastSet
 from tests import hostilepeers
@@ -214,6 +215,9 @@ class OurRejectsTests(DebugSwarm):
             return task.deferLater(reactor, 0.05, lambda: None).addCallback(
                 lambda _: threads.deferToThread(f, *args)
             )
+
+        # Every read goes through them: none straight from the page cache.
+        self.patch(MultiFileWriter, "readPieceIfCached", lambda self, index: None)
 
         session = self.makeSession(fixture, runInThread=slowReads)
         torrent = session.addTorrent(
