@@ -318,6 +318,7 @@ class FirstBlockLiar(LyingSeeder):
         self.pause = pause
         self.choked = 0
         self.choking = False
+        self._unchoking = None
 
     def messageReceived(self, message) -> None:
         """
@@ -334,12 +335,23 @@ class FirstBlockLiar(LyingSeeder):
         self.choked += 1
         from twisted.internet import reactor
 
-        reactor.callLater(self.pause, self._unchoke)
+        self._unchoking = reactor.callLater(self.pause, self._unchoke)
 
     def _unchoke(self) -> None:
+        self._unchoking = None
         if self.transport is not None and self.transport.connected:
             self.choking = False
             self.sendMessage(wire.Unchoke())
+
+    def connectionLost(self, reason) -> None:
+        """
+        Forget the pending unchoke (a test may end right after the drop,
+        and trial fails one that leaves a call pending).
+        """
+        if self._unchoking is not None and self._unchoking.active():
+            self._unchoking.cancel()
+        self._unchoking = None
+        super().connectionLost(reason)
 
 
 class WrongLengthSeeder(LyingSeeder):
