@@ -288,6 +288,13 @@ class HostileRPCTests(SynchronousTestCase):
         daemon.rpc.call("torrent-add", filename=magnet)
         daemon.waitFor(lambda: len(daemon.torrents()) == 2, 10, "both torrents")
         torrentId, magnetId = sorted(t["id"] for t in daemon.torrents())
+        # Past its check (status 1 or 2), so that the snapshot is not taken
+        # while the torrent still moves on by itself.
+        daemon.waitFor(
+            lambda: all(t["status"] not in (1, 2) for t in daemon.torrents("status")),
+            20,
+            "the torrents past their check",
+        )
         before = daemon.torrents(*WATCHED_FIELDS)
         sessionBefore = daemon.rpc.call("session-get")
         outside = os.path.join(swarm.base, "escaped")
