@@ -882,6 +882,13 @@ class ServingTests(DownloaderMixin, SynchronousTestCase):
             [self.block(i, 0) for i in (2, 0, 2, 1)] + [self.block(3, 0, 1000)],
         )
 
+    def cachePiece(self, index):
+        """
+        The storage can read piece C{index} at once (and no other).
+        """
+        cached = {index: memoryview(self.storage.readPiece(index)).toreadonly()}
+        self.patch(self.storage, "readPieceIfCached", cached.get)
+
     def test_cachedPiecesWithoutAThread(self):
         """
         A piece the storage can read at once (it is in the page cache) is
@@ -889,9 +896,7 @@ class ServingTests(DownloaderMixin, SynchronousTestCase):
         """
         runner = HeldRunner()
         peer = self.seeder(runner)
-        storage = self.storage
-        cached = {1: memoryview(storage.readPiece(1)).toreadonly()}
-        self.patch(storage, "readPieceIfCached", cached.get)
+        self.cachePiece(1)
         peer.receive(wire.Request(1, BLOCK_SIZE, BLOCK_SIZE))
         self.assertEqual(runner.calls, [])
         self.assertEqual(peer.of(wire.Piece), [self.block(1, BLOCK_SIZE)])
@@ -911,9 +916,7 @@ class ServingTests(DownloaderMixin, SynchronousTestCase):
         self.patch(uploader, "INLINE_READ_BYTES", 4 * BLOCK_SIZE - 1)
         runner = HeldRunner()
         peer = self.seeder(runner)
-        storage = self.storage
-        cached = {1: memoryview(storage.readPiece(1)).toreadonly()}
-        self.patch(storage, "readPieceIfCached", cached.get)
+        self.cachePiece(1)
         peer.receive(wire.Request(1, 0, BLOCK_SIZE))
         self.assertEqual([c[1] for c in runner.calls], [([1],)])
         runner.runAll()

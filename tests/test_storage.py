@@ -158,6 +158,19 @@ class WriterTestMixin:
         os.makedirs(path)
         return path
 
+    def written(self, entries, pieceLength: int):
+        """
+        A writer, open, on a new directory where every piece of a torrent
+        of C{entries} is written.
+
+        @return: C{(metainfo, data, writer)}.
+        """
+        meta, data = fakeMetainfo(entries, pieceLength)
+        writer = MultiFileWriter(meta, self.newDir())
+        writer.open()
+        self.writeAll(writer, meta, data)
+        return meta, data, writer
+
     def writeAll(self, writer: MultiFileWriter, meta, data: bytes) -> None:
         for i in range(meta.pieceCount):
             writer.writePiece(
@@ -648,10 +661,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         """
         # Linux (4.14 and later), where this runs, has it.
         self.assertTrue(filepoolModule.RWF_NOWAIT)
-        meta, data = fakeMetainfo(MIXED, 8)
-        writer = MultiFileWriter(meta, self.newDir())
-        writer.open()
-        self.writeAll(writer, meta, data)
+        meta, data, writer = self.written(MIXED, 8)
         for i in range(meta.pieceCount):
             piece = writer.readPieceIfCached(i)
             self.assertEqual(bytes(piece), writer.readPiece(i))
@@ -663,10 +673,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         A piece whose file is not open is not read at once (opening a file
         may wait for the disk): C{None}, and no descriptor is opened.
         """
-        meta, data = fakeMetainfo([(("a",), 64)], 32)
-        writer = MultiFileWriter(meta, self.newDir())
-        writer.open()
-        self.writeAll(writer, meta, data)
+        meta, data, writer = self.written([(("a",), 64)], 32)
         writer.pool.closeAll()
         self.assertIsNone(writer.readPieceIfCached(0))
         self.assertEqual(writer.pool.openFileCount, 0)
@@ -679,10 +686,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         where C{RWF_NOWAIT} does not exist gives C{None}: the piece is then
         read in a thread.
         """
-        meta, data = fakeMetainfo([(("a",), 64)], 32)
-        writer = MultiFileWriter(meta, self.newDir())
-        writer.open()
-        self.writeAll(writer, meta, data)
+        meta, data, writer = self.written([(("a",), 64)], 32)
         realPreadv = os.preadv
 
         def wouldBlock(fd, buffers, offset, flags=0):
@@ -707,10 +711,7 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         A read the system returns short (as it may) is finished rather
         than padded or refused.
         """
-        meta, data = fakeMetainfo([(("a",), 64)], 32)
-        writer = MultiFileWriter(meta, self.newDir())
-        writer.open()
-        self.writeAll(writer, meta, data)
+        meta, data, writer = self.written([(("a",), 64)], 32)
         realPread = os.pread
 
         def shortPread(fd, length, offset):

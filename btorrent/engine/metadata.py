@@ -522,14 +522,24 @@ class MetadataPhase(Service):
             self._requestAll(self.clock.seconds())
             self._connectMore()
 
+    def _handedTo(self, peer):
+        """
+        The owner a peer not ours was handed over to while the protocol was
+        delivering a read (what is left of it goes there), or C{None}.
+        """
+        owner = getattr(getattr(peer, "context", None), "owner", None)
+        if self.handedOver and owner is not None and owner is not self:
+            return owner
+        return None
+
     def peerBlocks(self, peer, blocks) -> None:
         """
         Blocks before the metadata are none we asked for: ignored, but for
         a peer handed over to the downloader in the middle of a read.
         """
         if peer not in self.peers:
-            owner = getattr(getattr(peer, "context", None), "owner", None)
-            if self.handedOver and owner is not None and owner is not self:
+            owner = self._handedTo(peer)
+            if owner is not None:
                 owner.peerBlocks(peer, blocks)
 
     def peerMessage(self, peer, message) -> None:
@@ -538,9 +548,8 @@ class MetadataPhase(Service):
         downloader (the connection keeps the peer's pieces and flags).
         """
         if peer not in self.peers:
-            # Handed over while the protocol was delivering a batch.
-            owner = getattr(getattr(peer, "context", None), "owner", None)
-            if self.handedOver and owner is not None and owner is not self:
+            owner = self._handedTo(peer)
+            if owner is not None:
                 owner.peerMessage(peer, message)
             return
         kind = type(message)

@@ -23,7 +23,7 @@ import errno
 import os
 import stat
 import threading
-from typing import Any, List, Optional, Set, Tuple
+from typing import Any, Iterator, List, Optional, Set, Tuple
 
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -244,13 +244,13 @@ class MultiFileWriter:
             with self.redirection.shared():
                 self._writeSelected(index, view, size)
             return
-        position = 0
         write = self.pool.write
         files = self.layout.files
-        for fileIndex, fileOffset, length in self.layout.slices(index, 0, size):
+        for fileIndex, fileOffset, _, part in self._parts(
+            self.layout.slices(index, 0, size), view
+        ):
             if not files[fileIndex].padding:
-                write(fileIndex, fileOffset, view[position : position + length])
-            position += length
+                write(fileIndex, fileOffset, part)
 
     def _writeSelected(self, index: int, view: memoryview, size: int) -> None:
         """
@@ -258,14 +258,13 @@ class MultiFileWriter:
         """
         redirection = self.redirection
         redirect = redirection.files
-        position = 0
-        for fileIndex, fileOffset, length in self.layout.slices(index, 0, size):
-            part = view[position : position + length]
+        for fileIndex, fileOffset, position, part in self._parts(
+            self.layout.slices(index, 0, size), view
+        ):
             if fileIndex in redirect:
                 redirection.write(index, position, part)
             elif not self.layout.files[fileIndex].padding:
                 self.pool.write(fileIndex, fileOffset, part)
-            position += length
 
     def readBlock(self, index: int, begin: int, length: int) -> bytes:
         """
@@ -310,18 +309,17 @@ class MultiFileWriter:
         if self.redirection.files:
             return None
         size = self.layout.pieceSize(index)
-        buffer = bytearray(size)
-        view = memoryview(buffer)
+        view = memoryview(bytearray(size))
         files = self.layout.files
         readIfCached = self.pool.readIfCached
-        position = 0
-        for fileIndex, fileOffset, length in self.layout.slices(index, 0, size):
+        for fileIndex, fileOffset, _, part in self._parts(
+            self.layout.slices(index, 0, size), view
+        ):
             # Padding is zeros, as the new buffer is.
             if not files[fileIndex].padding and not readIfCached(
-                fileIndex, fileOffset, view[position : position + length]
+                fileIndex, fileOffset, part
             ):
                 return None
-            position += length
         return view.toreadonly()
 
     def sync(self) -> None:
@@ -487,18 +485,30 @@ class MultiFileWriter:
         Read the slices into C{view}, one after the other; padding slices
         are left as they are (the caller's buffer must be zeroed there).
         """
-        position = 0
         files = self.layout.files
         redirection = self.redirection
         redirect = redirection.files
-        for fileIndex, fileOffset, length in slices:
-            target = view[position : position + length]
+        for fileIndex, fileOffset, _, target in self._parts(slices, view):
             if files[fileIndex].padding:
-                target[:] = bytes(length)
+                target[:] = bytes(len(target))
             elif redirect and fileIndex in redirect:
                 redirection.read(files[fileIndex].offset + fileOffset, target)
             else:
                 self.pool.read(fileIndex, fileOffset, target)
+
+    @staticmethod
+    def _parts(
+        slices: List[Slice], view: memoryview
+    ) -> Iterator[Tuple[int, int, int, memoryview]]:
+        """
+        Walk C{slices} laid end to end over C{view}.
+
+        @return: per slice, C{(fileIndex, fileOffset, position, part)}: where
+            it starts in C{view}, and that part of C{view}.
+        """
+        position = 0
+        for fileIndex, fileOffset, length in slices:
+            yield fileIndex, fileOffset, position, view[position : position + length]
             position += length
 
     def checkFiles(self) -> None:
