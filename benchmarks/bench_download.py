@@ -259,7 +259,9 @@ def main() -> None:
 def printMedians(results: Dict[str, List[Tuple[float, float]]], gib: float) -> None:
     """
     Print each client's median wall and CPU seconds per GiB, and
-    btorrent's ratios to the others.
+    btorrent's ratios to the others: the ratio of the medians, and the
+    median of each round's ratio (a round's clients run one after another,
+    so its ratio is the least touched by the machine's drift).
     """
     medians = {
         name: (
@@ -274,8 +276,16 @@ def printMedians(results: Dict[str, List[Tuple[float, float]]], gib: float) -> N
     if "btorrent" in medians:
         bw, bc = medians["btorrent"]
         for name, (wall, cpu) in medians.items():
-            if name != "btorrent":
-                print(f"btorrent / {name}: wall {bw / wall:.2f}, CPU {bc / cpu:.2f}")
+            if name == "btorrent":
+                continue
+            rounds = list(zip(results["btorrent"], results[name]))
+            roundWall = statistics.median(b[0] / o[0] for b, o in rounds)
+            roundCPU = statistics.median(b[1] / o[1] for b, o in rounds)
+            print(
+                f"btorrent / {name}: wall {bw / wall:.2f}, CPU {bc / cpu:.2f} "
+                f"(median of the rounds' ratios: wall {roundWall:.2f}, "
+                f"CPU {roundCPU:.2f})"
+            )
 
 
 def encryptedRuns(args, work, data, torrentPath, seeder) -> None:
