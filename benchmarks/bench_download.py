@@ -1,7 +1,8 @@
 """
 Benchmark: a 1 GiB single-file torrent (256 KiB pieces) from a libtorrent
 seeder on 127.0.0.1, downloaded by C{btorrent download}, by a libtorrent
-leecher and by aria2 (each a subprocess), interleaved runs.
+leecher and by aria2 (each a subprocess), interleaved runs, each round
+starting one client further than the last (see L{rotated}).
 
 Prints each run's wall time (process start to exit, files complete and
 checked by the client) and CPU time (user + system of the leecher process,
@@ -190,6 +191,20 @@ def settle(out: str) -> None:
     os.sync()
 
 
+def rotated(clients: list, run: int) -> list:
+    """
+    The order of the clients in round C{run}: each round starts one client
+    further, so that over as many rounds as there are clients each runs
+    after each other one, and none always pays for the same predecessor
+    (each run starts just after the last one's gigabyte was deleted and
+    flushed, and this VM's cost of fresh page cache drifts: in one run of
+    rounds ordered aria2, libtorrent, btorrent, libtorrent's leecher had
+    2.0-2.4 system seconds per GiB, against 0.5-1.0 in most earlier runs).
+    """
+    start = run % len(clients)
+    return list(clients[start:]) + list(clients[:start])
+
+
 RUNNERS = {"btorrent": runBtorrent, "libtorrent": runLibtorrent, "aria2": runAria2}
 
 
@@ -207,7 +222,8 @@ def main() -> None:
     parser.add_argument(
         "--clients",
         default="btorrent,libtorrent,aria2",
-        help="the leechers to run, comma-separated, in their order of a round",
+        help="the leechers to run, comma-separated, in their order of the first "
+        "round (each next round starts one further)",
     )
     parser.add_argument(
         "--base",
@@ -263,7 +279,7 @@ def main() -> None:
         results: Dict[str, List[Tuple[float, float]]] = {c: [] for c in clients}
         gib = args.size / (1 << 30)
         for run in range(args.runs):
-            for name in clients:
+            for name in rotated(clients, run):
                 out = os.path.join(work, "out")
                 shutil.rmtree(out, ignore_errors=True)
                 os.makedirs(out)
@@ -332,7 +348,7 @@ def encryptedRuns(args, work, data, torrentPath, seeder) -> None:
     results = {name: [] for name, *_ in runs}
     cpus = {name: [] for name, *_ in runs}
     for run in range(args.runs):
-        for name, settings, runner, kwargs in runs:
+        for name, settings, runner, kwargs in rotated(runs, run):
             setSeederEncryption(seeder, settings)
             out = os.path.join(work, "out")
             shutil.rmtree(out, ignore_errors=True)

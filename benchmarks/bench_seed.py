@@ -12,7 +12,8 @@ One run:
   3. starts a libtorrent seeder (seed mode) and an aria2 seeder, each its
      own process;
   4. downloads the torrent with a fresh libtorrent leecher (a subprocess),
-     interleaving the seeders: btorrent, libtorrent, aria2, btorrent...
+     interleaving the seeders, each round starting one further:
+     btorrent, libtorrent, aria2, then libtorrent, aria2, btorrent...
      (C{--rounds 3}); the leecher dials the seeder (plaintext: encryption
      is off on the leecher so that no seeder pays for a refused encrypted
      handshake);
@@ -246,7 +247,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--seeders",
         default="btorrent,libtorrent,aria2",
-        help="the seeders to run, comma-separated, in their order of a round",
+        help="the seeders to run, comma-separated, in their order of the first "
+        "round (each next round starts one further)",
     )
     parser.add_argument("--dir", default=None, help="where the data goes")
     parser.add_argument(
@@ -307,7 +309,10 @@ def main(argv=None) -> int:
         times = {who: [] for who in names}
         cpus = {who: [] for who in names}
         for round in range(args.rounds):
-            for who in names:
+            # Each round starts one seeder further (see bench_download's
+            # rotated): who comes after whom moves the figures here.
+            start = round % len(names)
+            for who in names[start:] + names[:start]:
                 process, port = seeders[who]
                 outDir = os.path.join(base, f"out-{who}-{round}")
                 cpuBefore = cpuSeconds(process.pid)
