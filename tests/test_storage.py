@@ -706,6 +706,27 @@ class MultiFileWriterTests(WriterTestMixin, SynchronousTestCase):
         self.assertIsNone(writer.readPieceIfCached(1))
         writer.close()
 
+    def test_readPieceIfCachedNeverWaitsForTheLock(self) -> None:
+        """
+        While a thread holds the pool's lock (as it does opening or closing
+        a file, which may wait for the disk), a cached read does not wait
+        for it: C{None} at once, and the piece is read in a thread.
+        """
+        meta, data, writer = self.written([(("a",), 64)], 32)
+        results = []
+        reader = threading.Thread(
+            target=lambda: results.append(writer.readPieceIfCached(1))
+        )
+        with writer.pool._lock:
+            reader.start()
+            reader.join(5)
+            waited = reader.is_alive()
+        reader.join()
+        self.assertFalse(waited, "the cached read waited for the pool's lock")
+        self.assertEqual(results, [None])
+        self.assertEqual(bytes(writer.readPieceIfCached(1)), data[32:])
+        writer.close()
+
     def test_shortReads(self) -> None:
         """
         A read the system returns short (as it may) is finished rather

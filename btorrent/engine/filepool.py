@@ -271,29 +271,33 @@ class FilePool:
         """
         Fill C{target} from C{fileOffset} in file C{fileIndex} without ever
         waiting for the disk: only if the file is open already (opening
-        may wait) and every byte is in the page cache (C{RWF_NOWAIT}).
-        Safe on the reactor's thread.
+        may wait), the pool's lock is free (a thread holds it while it
+        opens or closes a file, which may wait for the disk too) and every
+        byte is in the page cache (C{RWF_NOWAIT}).  Safe on the reactor's
+        thread.
+
+        The read is done holding the lock, so that no thread closes the
+        descriptor meanwhile; it never waits, and a piece copied this way
+        is small (see the uploader's C{INLINE_READ_BYTES}).
 
         @return: whether all of C{target} was read; if not, read it with
             L{read} in a thread, which also tells what is wrong, if
             anything.
         """
-        if not RWF_NOWAIT:
+        if not RWF_NOWAIT or not self._lock.acquire(blocking=False):
             return False
-        with self._lock:
+        try:
             entry = self._pool.get(fileIndex)
             if entry is None:
                 return False
-            entry.users += 1
             self._pool.move_to_end(fileIndex)
-        try:
             return os.preadv(entry.fd, [target], fileOffset, RWF_NOWAIT) == len(target)
         except (OSError, OverflowError):
             # Not in the page cache (EAGAIN), or a fault the threaded read
             # will report.
             return False
         finally:
-            self._release(fileIndex)
+            self._lock.release()
 
     def readBytes(self, fileIndex: int, fileOffset: int, length: int) -> bytes:
         """
