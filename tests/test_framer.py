@@ -6,6 +6,8 @@ chunking; garbage, truncation and giant lengths.
 
 from __future__ import annotations
 
+import tracemalloc
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
@@ -55,6 +57,43 @@ class FramerTests(SynchronousTestCase):
     def framer(self):
         self.clock = Clock()
         return MessageFramer(self.clock, MAX)
+
+    def test_tinyPiecesMemory(self) -> None:
+        """
+        A read full of pieces with 1-byte blocks (a peer's way to make us
+        build many objects) takes little more memory than the messages
+        themselves: well under the 180 bytes a view of each block would
+        add.
+        """
+        read = encodeMessage(Piece(1, 0, b"x")) * 20000
+        framer = self.framer()
+        tracemalloc.start()
+        try:
+            messages, fault = framer.feed(read)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        self.assertIsNone(fault)
+        self.assertEqual(len(messages), 20000)
+        self.assertLess(peak / len(messages), 150)
+
+    def test_changingBuffers(self) -> None:
+        """
+        Reads given as a C{bytearray} or C{memoryview}, which their owner
+        may reuse, are split as C{bytes} would be, and what is kept of one
+        (a partial message, a partial length) does not change when the
+        owner writes over its buffer.
+        """
+        for cut in (2, len(STREAM) - 3, len(STREAM) // 2):
+            for kind in (bytearray, lambda b: memoryview(bytearray(b))):
+                framer = self.framer()
+                first = kind(STREAM[:cut])
+                messages, fault = framer.feed(first)
+                first[:] = bytes(len(first))
+                rest, fault2 = framer.feed(kind(STREAM[cut:]))
+                self.assertIsNone(fault)
+                self.assertIsNone(fault2)
+                self.assertEqual(messages + rest, MESSAGES)
 
     def test_whole(self) -> None:
         """

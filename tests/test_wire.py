@@ -11,6 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from btorrent.codec import wire
 from btorrent.codec.wire import (
     HANDSHAKE_LENGTH,
+    VIEW_MIN_BLOCK,
     BitfieldMessage,
     Cancel,
     Choke,
@@ -188,12 +189,26 @@ class MessageTests(SynchronousTestCase):
         A block decoded from C{bytes} is a read-only view of them (no copy
         before the one into its piece).
         """
-        buf = b"ab" + encodeMessage(Piece(0, 0, b"xyz"))[4:] + b"cd"
+        block = bytes(range(256)) * 64
+        buf = b"ab" + encodeMessage(Piece(0, 0, block))[4:] + b"cd"
         msg = decodeMessageAt(buf, 2, len(buf) - 2)
         self.assertIsInstance(msg.block, memoryview)
         self.assertTrue(msg.block.readonly)
         self.assertIs(msg.block.obj, buf)
-        self.assertEqual(msg, Piece(0, 0, b"xyz"))
+        self.assertEqual(msg, Piece(0, 0, block))
+
+    def test_shortPieceBlockIsBytes(self) -> None:
+        """
+        A block shorter than L{VIEW_MIN_BLOCK} is copied, even from
+        C{bytes}: a view would cost more than the block.
+        """
+        for block in (b"", b"x", b"y" * (VIEW_MIN_BLOCK - 1)):
+            buf = encodeMessage(Piece(0, 0, block))
+            msg = decodeMessageAt(buf, 4, len(buf))
+            self.assertIs(type(msg.block), bytes)
+            self.assertEqual(msg, Piece(0, 0, block))
+        buf = encodeMessage(Piece(0, 0, b"z" * VIEW_MIN_BLOCK))
+        self.assertIsInstance(decodeMessageAt(buf, 4, len(buf)).block, memoryview)
 
     def test_pieceBlockIsBytes(self) -> None:
         """

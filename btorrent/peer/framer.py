@@ -170,6 +170,10 @@ class MessageFramer:
         """
         messages: List[Any] = []
         offset = 0
+        if type(data) is not bytes:
+            # What is kept of a read (a partial message) must not change or
+            # pin the caller's buffer, and blocks are views of bytes only.
+            data = bytes(data)
         if self._pendingNeed:
             # Collecting a message longer than what we had: join only when
             # all of it is here.  A peer dribbling bytes would make one

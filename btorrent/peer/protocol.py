@@ -16,9 +16,11 @@ C{Downloader}):
   - C{owner.peerMessage(peer, event)} for every event after that: the
     messages of L{btorrent.codec.wire} and the extension events of
     L{btorrent.peer.connection}, with the rules written there (no
-    keep-alives, no duplicate C{Have}s, a late bitfield as C{Have}s).
-    C{peerPieces} and the flags are already updated when the owner hears of
-    a message.
+    keep-alives, no duplicate C{Have}s, a late bitfield as C{Have}s),
+    except C{Piece}s: those between two other messages of a read come in
+    one C{owner.peerBlocks(peer, blocks)} call, in their place in the
+    order.  C{peerPieces} and the flags are already updated when the owner
+    hears of a message.
   - C{owner.peerLost(peer, reason)} exactly once, when the connection
     closes, if and only if C{peerConnected} returned C{True}.  C{reason} is
     a L{Failure}: L{PeerDropped} (with the reason text) when this side
