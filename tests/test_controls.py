@@ -65,13 +65,13 @@ class ControlsMixin:
     def index(self, relative):
         return self.paths.index(relative)
 
-    def makeTorrent(self, downloadDir=None, metainfo=None, **kwargs):
+    def makeTorrent(self, downloadDir=None, metainfo=None, runner=syncRunner, **kwargs):
         torrent = Torrent(
             self.info if metainfo is None else None,
             MultiFileWriter(self.info, downloadDir or self.downloadDir),
             self.stateDir,
             PEER_ID,
-            syncRunner,
+            runner,
             self.reactor,
             port=6881,
             announcerFactory=lambda t: None,
@@ -219,6 +219,45 @@ class FileSelectionTests(ControlsMixin, SynchronousTestCase):
             )
         )
         self.assertEqual(torrent.controls.fileProgress()[big], 70000)
+
+    def test_selectionOffTheReactor(self):
+        """
+        Once its storage was opened, even if closed since (stopped), a
+        torrent's file made wanted is created and filled from the parts
+        file in a thread, never on the reactor's thread (it copies bytes
+        and syncs them); before, the selection is taken at once.
+        """
+        big = self.index("sub/big.bin")
+        inThread = []
+        seen = []
+
+        def runner(f, *args, **kwargs):
+            inThread.append(True)
+            try:
+                return syncRunner(f, *args, **kwargs)
+            finally:
+                inThread.pop()
+
+        torrent = self.makeTorrent(runner=runner)
+        realSetUnwanted = torrent.storage.setUnwanted
+
+        def setUnwanted(files, partsPath=None):
+            seen.append(bool(inThread))
+            return realSetUnwanted(files, partsPath)
+
+        torrent.storage.setUnwanted = setUnwanted
+        torrent.controls.setFileWanted([big], False)
+        self.assertEqual(seen, [])
+        self.assertIn(big, torrent.storage.unwanted)
+        torrent.start()
+        self.answer(self.connect(torrent))
+        self.assertEqual(torrent.state, SEEDING)
+        self.assertFalse(os.path.exists(self.path(big)))
+        self.successResultOf(torrent.stop())
+        self.assertFalse(torrent.storageOpen)
+        torrent.controls.setFileWanted([big], True)
+        self.assertEqual(seen, [True])
+        self.assertTrue(os.path.exists(self.path(big)))
 
     def test_unwantedWhileDownloading(self):
         """

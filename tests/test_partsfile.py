@@ -314,6 +314,25 @@ class StorageSelectionTests(SelectionMixin, SynchronousTestCase):
         again = self.writer()
         self.assertEqual(again.redirected, frozenset())
 
+    def test_trySetUnwanted(self):
+        """
+        Before the first open, and while nothing holds the selection (an
+        open under way in a thread does), the selection is taken at once;
+        otherwise, and once opened (even closed since), it is left to
+        L{MultiFileWriter.setUnwanted} in a thread.
+        """
+        writer = MultiFileWriter(self.meta, self.downloadDir)
+        self.assertTrue(writer.trySetUnwanted((B,)))
+        self.assertEqual(writer.unwanted, {B})
+        with writer._selecting:
+            self.assertFalse(writer.trySetUnwanted(()))
+        self.assertEqual(writer.unwanted, {B})
+        self.assertRaises(ValueError, writer.trySetUnwanted, (-1,))
+        writer.open()
+        writer.close()
+        self.assertFalse(writer.trySetUnwanted(()))
+        self.assertEqual(writer.unwanted, {B})
+
     def test_badIndex(self):
         writer = MultiFileWriter(self.meta, self.downloadDir)
         writer.setUnwanted((B,))

@@ -413,6 +413,26 @@ class MultiFileWriter:
         with self._selecting:
             self._setUnwanted(frozenset(files), partsPath)
 
+    def trySetUnwanted(self, files, partsPath: Optional[str] = None) -> bool:
+        """
+        L{setUnwanted} at once if that needs no disk: before the first
+        L{open}, and while no L{open} or L{setUnwanted} runs (in a thread).
+        Safe on the reactor's thread: it never waits.
+
+        @return: whether the selection was taken; if not, call
+            L{setUnwanted} in a thread.
+        @raise ValueError: as for L{setUnwanted}.
+        """
+        if not self._selecting.acquire(blocking=False):
+            return False
+        try:
+            if self._opened:
+                return False
+            self._setUnwanted(frozenset(files), partsPath)
+            return True
+        finally:
+            self._selecting.release()
+
     def _setUnwanted(self, files: frozenset, partsPath: Optional[str]) -> None:
         redirection = self.redirection
         for index in files:

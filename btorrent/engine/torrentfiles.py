@@ -174,10 +174,16 @@ class TorrentFiles:
         if hasattr(storage, "setUnwanted"):
             unwanted = selection.unwantedFiles()
             path = self.partsPath
-            if getattr(torrent, "storageOpen", False):
+            # Once the storage was opened (even if closed since: a stopped
+            # or seeding torrent), a file made wanted is created and filled
+            # from the parts file, and an open may be under way: a thread.
+            trySet = getattr(storage, "trySetUnwanted", None)
+            if getattr(torrent, "storageOpen", False) or (
+                trySet is not None and not trySet(unwanted, path)
+            ):
                 d = torrent.runInThread(storage.setUnwanted, unwanted, path)
                 d.addErrback(torrent.lifecycle.failed)
-            else:
+            elif trySet is None:
                 storage.setUnwanted(unwanted, path)
         downloader = torrent.downloader
         if downloader is not None and downloader.running:
