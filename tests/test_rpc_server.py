@@ -588,6 +588,20 @@ class JSONTests(SynchronousTestCase):
         )
         self.assertEqual(parseRequestBody(b'["\\"[[["]'), ['"[[['])
 
+    @given(st.text(alphabet='[]{}"\\/ ab\u00e9\n', max_size=50))
+    @settings(max_examples=300)
+    def test_stringsNeverCount(self, text) -> None:
+        """
+        Any string, with brackets, quotes and escapes, inside a value
+        nested as deep as allowed parses back to itself: the depth scan
+        skips whole strings, escapes included.
+        """
+        value = [text, {"k" + text: text}]
+        for _ in range(MAX_JSON_DEPTH - 2):
+            value = [value]
+        body = json.dumps(value).encode("utf-8")
+        self.assertEqual(parseRequestBody(body), value)
+
 
 class PathTests(SynchronousTestCase):
     """
