@@ -481,9 +481,9 @@ class FakeSession:
     def freeSpace(self, path):
         self.calls.append(("freeSpace", path))
         try:
-            return shutil.disk_usage(path).free
+            return succeed(shutil.disk_usage(path).free)
         except OSError as e:
-            raise ControlError(f"{path}: {e.strerror}") from None
+            return fail(ControlError(f"{path}: {e.strerror}"))
 
     def queueMove(self, torrents, where):
         self.calls.append(("queueMove", [t.id for t in torrents], where))

@@ -22,10 +22,15 @@ from btorrent.control.api import (
     SessionSettings,
     TorrentOptions,
 )
-from btorrent.daemon.library import INVALID_TORRENT, Library, deleteTorrentData
+from btorrent.daemon.library import (
+    FREE_SPACE_TIMEOUT,
+    INVALID_TORRENT,
+    Library,
+    deleteTorrentData,
+)
 from btorrent.daemon.session import Session
 from tests.builders import buildTorrent, writeFiles
-from tests.fakes import SyncReactor, syncRunner
+from tests.fakes import HeldRunner, SyncReactor, syncRunner
 
 
 class LibraryTestsMixin:
@@ -290,8 +295,46 @@ class ControlTests(LibraryTestsMixin, SynchronousTestCase):
 
     def test_freeSpace(self) -> None:
         library = self.makeLibrary()
-        self.assertGreater(library.freeSpace(self.downloadDir), 0)
-        self.assertRaises(ControlError, library.freeSpace, "/no/such/dir")
+        self.assertGreater(self.successResultOf(library.freeSpace(self.downloadDir)), 0)
+        failure = self.failureResultOf(library.freeSpace("/no/such/dir"), ControlError)
+        self.assertIn("/no/such/dir", str(failure.value))
+
+    def test_freeSpaceInAThread(self) -> None:
+        """
+        The lookup runs in a thread (C{statvfs} waits for a hung mount);
+        who asks meanwhile shares it; its answer reaches everyone.
+        """
+        runner = HeldRunner()
+        library = self.makeLibrary(runInThread=runner)
+        runner.runAll()
+        first = library.freeSpace(self.downloadDir)
+        second = library.freeSpace(self.downloadDir)
+        self.assertNoResult(first)
+        self.assertEqual(len(runner.calls), 1)
+        runner.runAll()
+        free = self.successResultOf(first)
+        self.assertGreater(free, 0)
+        self.assertEqual(self.successResultOf(second), free)
+
+    def test_freeSpaceHung(self) -> None:
+        """
+        A lookup with no answer in L{FREE_SPACE_TIMEOUT} seconds fails
+        for its callers; while it hangs, new callers share it rather
+        than take another thread; when it ends at last, nobody hears of it
+        twice.
+        """
+        runner = HeldRunner()
+        library = self.makeLibrary(runInThread=runner)
+        runner.runAll()
+        first = library.freeSpace(self.downloadDir)
+        self.reactor.advance(FREE_SPACE_TIMEOUT)
+        failure = self.failureResultOf(first, ControlError)
+        self.assertIn("no answer", str(failure.value))
+        second = library.freeSpace(self.downloadDir)
+        self.assertEqual(len(runner.calls), 1)
+        runner.runAll()
+        self.assertGreater(self.successResultOf(second), 0)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
 
 
 class DeleteDataTests(SynchronousTestCase):

@@ -501,8 +501,9 @@ class ISessionControl(Interface):
 
     def freeSpace(path):
         """
-        @return: bytes free at C{path}.
-        @raise ControlError: if C{path} cannot be looked at.
+        @return: a L{twisted.internet.defer.Deferred} of the bytes free at
+            C{path} (looked up off the reactor's thread), failing with
+            L{ControlError} if C{path} cannot be looked at.
         """
 
     def queueMove(torrents, where):

@@ -21,7 +21,7 @@ import os
 import stat
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -505,27 +505,40 @@ class RPCMethods:
 
     # Session
 
-    def _context(self) -> SessionContext:
+    def _context(self, free: int) -> SessionContext:
         return SessionContext(
             version=self._version,
             sessionId=self._sessionIds.current(),
             configDir=self._configDir,
-            freeSpace=self._freeBytes,
+            freeSpace=lambda path: free,
         )
 
-    def _freeBytes(self, path: str) -> int:
-        try:
-            return int(self.session.freeSpace(path))
-        except ControlError:
+    def _freeBytes(self, path: str) -> Deferred:
+        """
+        The bytes free at C{path}, or -1 if they cannot be known.
+        """
+
+        def unknown(failure) -> int:
+            failure.trap(ControlError)
             return -1
 
-    def sessionGet(self, args: dict) -> Dict[str, Any]:
+        return maybeDeferred(self.session.freeSpace, path).addCallbacks(int, unknown)
+
+    def sessionGet(self, args: dict) -> Deferred:
         fields = args.get("fields")
         if fields is not None and not (
             isinstance(fields, list) and all(isinstance(f, str) for f in fields)
         ):
             raise ControlError(f'"fields" must be a list of names, not {shown(fields)}')
-        return sessionFields(self.session.settings, self._context(), fields)
+        if fields is not None and "download-dir-free-space" not in fields:
+            free: Deferred = succeed(-1)
+        else:
+            free = self._freeBytes(self.session.settings.downloadDir)
+        return free.addCallback(
+            lambda bytesFree: sessionFields(
+                self.session.settings, self._context(bytesFree), fields
+            )
+        )
 
     def sessionSet(self, args: dict) -> None:
         changes: Dict[str, Any] = {}
@@ -599,15 +612,18 @@ class RPCMethods:
         # After this answer is on its way.
         self._reactor.callLater(0, self.session.close)
 
-    def freeSpace(self, args: dict) -> Dict[str, Any]:
+    def freeSpace(self, args: dict) -> Deferred:
         path = getAbsolutePath(args, "path", "directory path is not absolute")
         if path is None:
             raise ControlError("directory path argument is missing")
-        try:
-            size = int(self.session.freeSpace(path))
-        except ControlError as e:
-            raise RPCError(str(e), {"path": path, "size-bytes": -1}) from None
-        return {"path": path, "size-bytes": size}
+
+        def failed(failure):
+            failure.trap(ControlError)
+            raise RPCError(str(failure.value), {"path": path, "size-bytes": -1})
+
+        return maybeDeferred(self.session.freeSpace, path).addCallbacks(
+            lambda size: {"path": path, "size-bytes": int(size)}, failed
+        )
 
     def portTest(self, args: dict) -> Dict[str, Any]:
         # No probing from outside: btorrent contacts nothing to find out.

@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from btorrent.codec import metainfo as metainfoCodec
@@ -56,6 +57,10 @@ INVALID_TORRENT = "invalid or corrupt torrent file"
 
 #: Seconds between two saves of the totals while torrents transfer.
 SAVE_INTERVAL = 60.0
+
+#: Seconds a free-space lookup may take before its callers hear that it
+#: failed (a hung network mount; its thread is left to finish).
+FREE_SPACE_TIMEOUT = 5.0
 
 #: Removed torrents remembered for C{recently-active}.
 MAX_REMOVED = 1000
@@ -119,6 +124,8 @@ class Library(Service):
         self._changedAt = 0.0
         #: Started, and some torrent is still reading its disk.
         self._starting = False
+        #: Free-space lookups under way: path -> who waits for each.
+        self._freeSpaceWaiting: Dict[str, List[defer.Deferred]] = {}
         #: Holds the garbage collector off while the torrents come up
         #: (the composition root gives one; see L{btorrent.util.gcpause}).
         self.collectorPause = collectorPause
@@ -570,14 +577,50 @@ class Library(Service):
         """
         return getattr(self.session, "dht", None)
 
-    def freeSpace(self, path: str) -> int:
+    def freeSpace(self, path: str) -> defer.Deferred:
         """
-        Bytes free at C{path}.
+        Bytes free at C{path}, looked up in a thread (C{statvfs} waits for a
+        slow or hung network mount, and C{session-get} asks for it): one
+        lookup per path at a time, shared by whoever asks meanwhile, so
+        that a hung mount holds one thread, not one per request.
+
+        @return: a L{defer.Deferred} of the bytes free, failing with
+            L{ControlError} if C{path} cannot be looked at, or gave no
+            answer within L{FREE_SPACE_TIMEOUT} seconds.
         """
-        try:
-            return shutil.disk_usage(path).free
-        except OSError as e:
-            raise ControlError(f"{path}: {e.strerror or e}") from None
+        result: defer.Deferred = defer.Deferred()
+        result.addTimeout(FREE_SPACE_TIMEOUT, self.clock)
+
+        def late(failure):
+            failure.trap(defer.TimeoutError)
+            raise ControlError(
+                f"{path}: no answer in {FREE_SPACE_TIMEOUT:.0f} s (a hung mount?)"
+            )
+
+        result.addErrback(late)
+        waiting = self._freeSpaceWaiting.get(path)
+        if waiting is not None:
+            waiting.append(result)
+            return result
+        self._freeSpaceWaiting[path] = [result]
+        self.session.runInThread(shutil.disk_usage, path).addBoth(
+            self._freeSpaceFound, path
+        )
+        return result
+
+    def _freeSpaceFound(self, outcome: Any, path: str) -> None:
+        """
+        A free-space lookup ended: answer whoever still waits for it.
+        """
+        for result in self._freeSpaceWaiting.pop(path, ()):
+            if result.called:
+                continue
+            if isinstance(outcome, Failure):
+                error = outcome.value
+                text = getattr(error, "strerror", None) or error
+                result.errback(ControlError(f"{path}: {text}"))
+            else:
+                result.callback(outcome.free)
 
     def queueMove(self, records: Iterable[TorrentRecord], where: str) -> None:
         """
