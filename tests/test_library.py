@@ -293,6 +293,29 @@ class ControlTests(LibraryTestsMixin, SynchronousTestCase):
         self.assertTrue(status.magnetLink.startswith("magnet:?xt=urn:btih:"))
         self.assertEqual(status.eta, -1)
 
+    def test_addParsesInAThread(self) -> None:
+        """
+        The torrent is parsed in a thread (pure Python over bytes anyone may
+        craft), and its copy kept in one; two adds of the same torrent at
+        once give one torrent and a duplicate.
+        """
+        runner = HeldRunner()
+        library = self.makeLibrary(runInThread=runner)
+        runner.runAll()
+        first = library.addTorrent(self.one, AddOptions())
+        second = library.addTorrent(self.one, AddOptions())
+        self.assertNoResult(first)
+        self.assertEqual(
+            [call[0].__name__ for call in runner.calls], ["_parse", "_parse"]
+        )
+        while runner.calls:
+            runner.runAll()
+        one, two = self.successResultOf(first), self.successResultOf(second)
+        self.assertFalse(one.duplicate)
+        self.assertTrue(two.duplicate)
+        self.assertIs(two.torrent, one.torrent)
+        self.assertEqual(len(library.records), 1)
+
     def test_freeSpace(self) -> None:
         library = self.makeLibrary()
         self.assertGreater(self.successResultOf(library.freeSpace(self.downloadDir)), 0)

@@ -868,6 +868,29 @@ class TorrentAddTests(SynchronousTestCase):
             self.h.refused("torrent-add", {"filename": filename}, text)
         self.assertEqual(self.h.session.added, [])
 
+    def test_localReadOffTheReactor(self) -> None:
+        """
+        A local C{.torrent} is read by the reader given (the daemon's reads
+        in a thread: a file on a slow mount), with the size limit.
+        """
+        reads = []
+
+        def readFile(path, maxSize):
+            reads.append((path, maxSize))
+            return succeed(b"read elsewhere")
+
+        self.h.methods = RPCMethods(
+            self.h.session,
+            self.h.clock,
+            self.h.sessionIds,
+            transmissionVersion("0.1.0"),
+            self.h.fetch,
+            readFile=readFile,
+        )
+        self.h.call("torrent-add", {"filename": "/srv/x.torrent"})
+        self.assertEqual(reads, [("/srv/x.torrent", metainfo.MAX_TORRENT_SIZE)])
+        self.assertEqual(self.h.session.added[0][0], b"read elsewhere")
+
     def test_tooLarge(self) -> None:
         path = os.path.abspath(self.mktemp())
         with open(path, "wb") as f:

@@ -583,6 +583,7 @@ def makeRPCSite(
     configDir: str = "",
     version: str = __version__,
     fetchURL: Optional[Callable[[str, Optional[str]], Deferred]] = None,
+    readFile: Optional[Callable[[str, int], Deferred]] = None,
     maxBodySize: int = MAX_BODY_SIZE,
     loginThreshold: int = LOGIN_THRESHOLD,
     sessionIdLifetime: float = SESSION_ID_LIFETIME,
@@ -604,6 +605,8 @@ def makeRPCSite(
     @param version: btorrent's version, in C{session-get}'s C{version}.
     @param fetchURL: C{torrent-add}'s URL fetcher (default
         L{makeURLFetcher} on C{reactor}).
+    @param readFile: C{torrent-add}'s reader of a local C{.torrent}, off
+        the reactor's thread (see L{RPCMethods}).
     @raise ValueError: for a password that is not a known hash, or a user
         without a password.
     @return: a L{ControlSite}; C{site.resource} is the root, to hang the web
@@ -625,6 +628,7 @@ def makeRPCSite(
         transmissionVersion(version),
         fetchURL,
         configDir=configDir,
+        readFile=readFile,
     )
     root = ControlRoot(access)
     transmission = _Directory()

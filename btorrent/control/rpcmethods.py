@@ -148,6 +148,7 @@ class RPCMethods:
         fetchURL: Callable[[str, Optional[str]], Deferred],
         configDir: str = "",
         maxTorrentSize: int = MAX_TORRENT_SIZE,
+        readFile: Optional[Callable[[str, int], Deferred]] = None,
     ) -> None:
         """
         @param reactor: gives the time and runs C{session-close} after the
@@ -159,6 +160,9 @@ class RPCMethods:
             failing with L{ControlError}.
         @param configDir: C{session-get}'s C{config-dir}.
         @param maxTorrentSize: the largest C{.torrent} taken.
+        @param readFile: C{readFile(path, maxSize)} gives a L{Deferred} of
+            L{readTorrentFile}'s result, read off the reactor's thread (a
+            file on a slow mount); by default it is read at once.
         """
         self.session = session
         self._reactor = reactor
@@ -167,6 +171,9 @@ class RPCMethods:
         self._fetchURL = fetchURL
         self._configDir = configDir
         self._maxTorrentSize = maxTorrentSize
+        self._readFile = readFile or (
+            lambda path, maxSize: maybeDeferred(readTorrentFile, path, maxSize)
+        )
         self._methods: Dict[str, Callable[[dict], Any]] = {
             "blocklist-update": self.blocklistUpdate,
             "free-space": self.freeSpace,
@@ -452,7 +459,7 @@ class RPCMethods:
             elif not filename.startswith("/"):
                 raise ControlError("torrent file path is not absolute")
             else:
-                source = readTorrentFile(filename, self._maxTorrentSize)
+                source = await self._readFile(filename, self._maxTorrentSize)
         else:
             try:
                 source = base64.b64decode(metainfo or "", validate=False)

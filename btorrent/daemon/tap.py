@@ -691,11 +691,15 @@ def buildDaemon(options: Options, reactor, collectorPause=None) -> Daemon:
     if options["rpc-port"]:
         from btorrent.control.metrics import makeMetricsResource
         from btorrent.control.rpc import makeRPCSite
+        from btorrent.control.rpcmethods import readTorrentFile
         from btorrent.control.web import installPages
 
         site = makeRPCSite(
             library,
             reactor,
+            readFile=lambda path, maxSize: session.runInThread(
+                readTorrentFile, path, maxSize
+            ),
             whitelist=_split(options["rpc-whitelist"]),
             hostWhitelist=_split(options["rpc-host-whitelist"]),
             username=options["rpc-username"],
