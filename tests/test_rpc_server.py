@@ -26,6 +26,7 @@ from btorrent.control.access import hashPassword, transmissionHash
 from btorrent.control.rpc import (
     MAX_BODY_SIZE,
     MAX_JSON_DEPTH,
+    MAX_JSON_OBJECTS,
     makeRPCSite,
     parseRequestBody,
 )
@@ -529,6 +530,10 @@ class JSONTests(SynchronousTestCase):
             (b'{"a":' * 40 + b"1" + b"}" * 40, f"nested deeper than {MAX_JSON_DEPTH}"),
             (b"[1]", "not a JSON object"),
             (b"NaN", "is not a JSON value"),
+            (
+                b'{"a": [' + b",".join([b"{}"] * (MAX_JSON_OBJECTS + 1)) + b"]}",
+                f"more than {MAX_JSON_OBJECTS} objects",
+            ),
             (
                 b'{"method": "torrent-get", "arguments": {"ids": {}, "fields": ["id"]}}',
                 '"ids"',
