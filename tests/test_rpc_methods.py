@@ -966,6 +966,27 @@ class SessionMethodTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.h = Harness(self)
 
+    def test_loneSurrogates(self) -> None:
+        """
+        A string that is not Unicode text (JSON's C{"\\ud800"}), as a path,
+        a label or a magnet link, is refused: no setting or torrent holds
+        one, and C{session-get} still answers.
+        """
+        bad = "/tmp/x\ud800"
+        self.h.refused("session-set", {"download-dir": bad}, "not valid Unicode")
+        self.h.refused("free-space", {"path": bad}, "not valid Unicode")
+        self.h.refused(
+            "torrent-add",
+            {"filename": "magnet:?xt=urn:btih:" + "a" * 40, "download-dir": bad},
+            "not valid Unicode",
+        )
+        self.h.refused(
+            "torrent-add",
+            {"filename": "magnet:?xt=urn:btih:" + "a" * 40, "labels": ["x\udfff"]},
+            "not valid Unicode",
+        )
+        self.h.ok("session-get")
+
     def test_getAll(self) -> None:
         answer = self.h.ok("session-get")
         self.assertEqual(set(answer), set(SESSION_FIELDS))

@@ -158,7 +158,23 @@ def getString(args: dict, key: str, maxLength: int = MAX_STRING) -> Optional[str
         raise ControlError(f'"{key}" is longer than {maxLength} characters')
     if "\x00" in value:
         raise ControlError(f'"{key}" must not contain a NUL character')
+    _checkUnicode(key, value)
     return value
+
+
+def _checkUnicode(key: str, value: str) -> None:
+    """
+    @raise ControlError: for a string that is not Unicode text: JSON's
+        C{"\\ud800"} decodes to a lone surrogate, which no file name,
+        log line or answer can be written with (a download directory set
+        to one broke every C{session-get} after it).
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ControlError(
+            f'"{key}" is not valid Unicode (it holds a lone surrogate)'
+        ) from None
 
 
 def getAbsolutePath(args: dict, key: str, notAbsolute: str) -> Optional[str]:
@@ -228,6 +244,7 @@ def getLabels(args: dict, key: str) -> Optional[Tuple[str, ...]]:
             )
         if label in labels:
             raise ControlError("labels cannot contain duplicates")
+        _checkUnicode(key, label)
         labels.append(label)
     return tuple(labels)
 
