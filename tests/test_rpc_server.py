@@ -411,6 +411,21 @@ class HostTests(SynchronousTestCase):
         for host in [b"127.0.0.1", b"localhost:9091", b"[::1]:9091", b"NAS.lan:9091"]:
             self.assertEqual(wire.send(httpRequest(b"GET", host=host)).code, 409, host)
 
+    def test_everyPage(self) -> None:
+        """
+        The web page and C{/metrics} (every torrent's name) are behind the
+        same check: a page rebinding its name to 127.0.0.1 reads nothing.
+        """
+        wire = Wire(self)
+        wire.site.resource.putChild(b"metrics", Data(b"names", "text/plain"))
+        wire.site.resource.putChild(b"", Data(b"<html>", "text/html"))
+        for path in (b"/metrics", b"/"):
+            for host in (b"evil.example", b"evil.example:9091"):
+                response = wire.send(httpRequest(b"GET", path=path, host=host))
+                self.assertEqual(response.code, 421, (path, host))
+            response = wire.send(httpRequest(b"GET", path=path))
+            self.assertEqual(response.code, 200, path)
+
     def test_missingHost(self) -> None:
         wire = Wire(self)
         response = wire.send(b"GET /transmission/rpc HTTP/1.0\r\n\r\n")

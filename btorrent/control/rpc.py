@@ -243,7 +243,9 @@ class AccessPolicy:
 
     def refuse(self, request: Request) -> Optional[Resource]:
         """
-        The checks every page passes: lockout, address, password.
+        The checks every page passes: lockout, address, password, C{Host}
+        (the web page and C{/metrics}, which lists every torrent, too: a
+        page rebinding its name to 127.0.0.1 could read them).
 
         @return: the refusal, or C{None} to go on.
         """
@@ -278,14 +280,6 @@ class AccessPolicy:
                 f"unauthorized user: {self.logins.failures} unsuccessful login attempts",
                 [(b"WWW-Authenticate", _REALM)],
             )
-        return None
-
-    def refuseRPC(self, request: Request) -> Optional[Resource]:
-        """
-        The RPC's own checks: C{Host}, then the session id.
-
-        @return: the refusal, or C{None} to go on.
-        """
         host = request.getHeader(b"Host")
         hostText = None if host is None else host.decode("latin-1")
         if not hostAllowed(hostText, self.hostWhitelist, self.logins.enabled):
@@ -295,6 +289,14 @@ class AccessPolicy:
                 "localhost, a name in --rpc-host-whitelist, or set a password "
                 "(DNS rebinding protection)",
             )
+        return None
+
+    def refuseRPC(self, request: Request) -> Optional[Resource]:
+        """
+        The RPC's own check, after L{refuse}'s: the session id.
+
+        @return: the refusal, or C{None} to go on.
+        """
         if not self.sessionIds.matches(request.getHeader(SESSION_ID_HEADER)):
             current = self.sessionIds.current()
             return _Refusal(
