@@ -476,6 +476,42 @@ class BodyLimitTests(SynchronousTestCase):
         wire.clock.advance(10)
         self.assertTrue(transport.disconnecting)
 
+    def test_refusedBeforeTheBody(self) -> None:
+        """
+        A large or chunked body from a client the checks of every page
+        refuse (no password, an address not whitelisted, a foreign Host) is
+        answered at once and never kept: an attacker cannot have us store
+        32 MB per connection.  A small one goes the usual way.
+        """
+        cases = [
+            (dict(username="user", passwordHash=PASSWORD_HASH), None, b"", 401),
+            (dict(whitelist=["10.0.0.*"]), None, b"", 403),
+            ({}, None, b"evil.example", 421),
+        ]
+        for kw, address, host, code in cases:
+            wire = Wire(self, **kw)
+            protocol, transport = wire.connect(address)
+            protocol.dataReceived(
+                b"POST /transmission/rpc HTTP/1.1\r\nHost: "
+                + (host or b"127.0.0.1")
+                + b"\r\nContent-Length: 20000000\r\n\r\n"
+                + b"x" * 1000
+            )
+            response = Response(transport.value())
+            self.assertEqual(response.code, code, kw)
+            self.assertEqual(response.header(b"Connection"), b"close")
+            if code == 401:
+                self.assertEqual(
+                    response.header(b"WWW-Authenticate"), b'Basic realm="Transmission"'
+                )
+            request = protocol._channel.requests[0]
+            self.assertIsNone(request.content)
+            protocol.dataReceived(b"x" * 100_000)
+            self.assertIsNone(request.content)
+        wire = Wire(self, username="user", passwordHash=PASSWORD_HASH)
+        small = wire.send(httpRequest(body=b"{}"))
+        self.assertEqual(small.code, 401)
+
     def test_boundary(self) -> None:
         """
         A body of exactly the limit is taken; one byte more is not.

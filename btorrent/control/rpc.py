@@ -103,6 +103,10 @@ MAX_JSON_VALUES = 4_000_000
 #: 32 MB body of 4 million empty objects took the daemon to 1 GB).
 MAX_JSON_OBJECTS = 10_000
 
+#: A body larger than this (or chunked) is only read once its request
+#: passed the checks every page passes (address, password, C{Host}).
+EARLY_CHECK_BYTES = 64 * 1024
+
 #: Seconds a connection may stay silent before it is closed.
 IDLE_TIMEOUT = 120
 
@@ -440,6 +444,15 @@ class LimitedRequest(Request):
         if length is not None and length > self._limit():
             self._refuse()
             return
+        access = getattr(getattr(self.channel, "site", None), "access", None)
+        if access is not None and (length is None or length > EARLY_CHECK_BYTES):
+            # A large (or chunked) body: the checks every page passes
+            # (address, password, Host) before any of it is kept, so that a
+            # client they refuse cannot have us store 32 MB per connection.
+            refusal = access.refuse(self)
+            if refusal is not None:
+                self._refuse(refusal.code, refusal.text, refusal.headers)
+                return
         super().gotLength(length)
 
     def handleContentChunk(self, data: bytes) -> None:
@@ -467,26 +480,28 @@ class LimitedRequest(Request):
             self._linger.cancel()
         super().connectionLost(reason)
 
-    def _refuse(self) -> None:
+    def _refuse(
+        self, code: int = 413, text: Optional[str] = None, headers: Iterable = ()
+    ) -> None:
         """
-        Answer 413 on the raw transport (the request line is not even
-        parsed into this request yet) and start dropping the body.
+        Answer on the raw transport (the request line is not even parsed
+        into this request yet) and start dropping the body: 413 for a body
+        over the limit, or what the access checks said.
         """
         self._refused = True
         self.requestHeaders.removeHeader(b"Expect")
         self.channel.persistent = False
-        body = _jsonBytes(
-            {
-                "result": f"request body larger than {self._limit()} bytes",
-                "arguments": {},
-            }
-        )
+        if text is None:
+            text = f"request body larger than {self._limit()} bytes"
+        body = _jsonBytes({"result": text, "arguments": {}})
+        phrase = RESPONSES.get(code, _PHRASES.get(code, b""))
+        extra = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
         transport = self.channel.transport
         transport.write(
-            b"HTTP/1.1 413 %s\r\n"
+            b"HTTP/1.1 %d %s\r\n"
             b"Content-Type: application/json; charset=UTF-8\r\n"
-            b"Content-Length: %d\r\n"
-            b"Connection: close\r\n\r\n%s" % (RESPONSES[413], len(body), body)
+            b"Content-Length: %d\r\n%s"
+            b"Connection: close\r\n\r\n%s" % (code, phrase, len(body), extra, body)
         )
         loseWrite = getattr(transport, "loseWriteConnection", None)
         if loseWrite is not None:
