@@ -262,6 +262,33 @@ class ControlTests(LibraryTestsMixin, SynchronousTestCase):
             self.assertRaises(ControlError, library.setSettings, changes)
         self.assertEqual(library.settings.downloadQueueSize, 3)
 
+    def test_fixedSettings(self) -> None:
+        """
+        The peer port, DHT and PEX are set up as the daemon starts: a change
+        is refused (with what to do instead) rather than said to be done;
+        the value they have is accepted, as clients send whole forms.
+        """
+        library = self.makeLibrary()
+        settings = library.settings
+        same = {
+            "peerPort": settings.peerPort,
+            "dhtEnabled": settings.dhtEnabled,
+            "pexEnabled": settings.pexEnabled,
+        }
+        library.setSettings(dict(same, downloadQueueSize=2))
+        self.assertEqual(settings.downloadQueueSize, 2)
+        for name, value, text in (
+            ("peerPort", settings.peerPort + 1, "--port"),
+            ("dhtEnabled", not settings.dhtEnabled, "--no-dht"),
+            ("pexEnabled", not settings.pexEnabled, "PEX"),
+        ):
+            error = self.assertRaises(
+                ControlError, library.setSettings, {name: value, "downloadQueueSize": 4}
+            )
+            self.assertIn(text, str(error))
+            self.assertEqual(getattr(settings, name), same[name])
+            self.assertEqual(settings.downloadQueueSize, 2)
+
     def test_peerLimit(self) -> None:
         library = self.makeLibrary()
         record = self.add(library, self.one).torrent

@@ -62,6 +62,18 @@ SAVE_INTERVAL = 60.0
 #: failed (a hung network mount; its thread is left to finish).
 FREE_SPACE_TIMEOUT = 5.0
 
+#: Settings that only the command line sets, and what changing one over
+#: the RPC answers (Transmission applies them at once; here the port, the
+#: DHT and PEX are set up as the daemon starts).
+_FIXED_SETTINGS = {
+    "peerPort": "peer-port cannot change while the daemon runs: "
+    "start it with --port",
+    "dhtEnabled": "dht-enabled cannot change while the daemon runs: "
+    "start it with or without --no-dht",
+    "pexEnabled": "pex-enabled cannot change: btorrent exchanges peers (PEX) "
+    "for every public torrent",
+}
+
 #: Removed torrents remembered for C{recently-active}.
 MAX_REMOVED = 1000
 
@@ -542,6 +554,11 @@ class Library(Service):
             raise ControlError("download-dir must be an absolute path")
         if "peerPort" in changes and not 0 < changes["peerPort"] < 65536:
             raise ControlError("peer-port must be 1..65535")
+        for name, value in changes.items():
+            fixed = _FIXED_SETTINGS.get(name)
+            if fixed is not None and value != getattr(self.settings, name):
+                # Said to have changed, they would not: refused, not stored.
+                raise ControlError(fixed)
         controls = self.session.controls
         # Rate, seeding and peer limits are the transfer controls': they
         # check their values (a bad one changes nothing) and apply at once.
