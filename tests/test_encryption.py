@@ -285,6 +285,25 @@ class SessionLookupTests(SynchronousTestCase):
         self.assertIsNone(session._skeyLookup(obfuscatedHash(first.infoHash)))
         self.assertEqual(session.torrents[second.infoHash].encryption, "required")
 
+    def test_lookupWithoutRebuilding(self):
+        """
+        The map follows additions and removals: a handshake naming a
+        torrent, or none, never maps every torrent again.
+        """
+        session = Session(MemoryReactorClock(), port=0, encryption="required")
+        infos = [self.makeInfo(name) for name in (b"a", b"b", b"c")]
+        for info in infos:
+            session.addTorrent(info, self.mktemp())
+        self.successResultOf(session.removeTorrent(infos[0].infoHash))
+        mapped = session._skeys
+        self.assertEqual(
+            session._skeyLookup(obfuscatedHash(infos[1].infoHash)), infos[1].infoHash
+        )
+        self.assertIsNone(session._skeyLookup(obfuscatedHash(infos[0].infoHash)))
+        self.assertIsNone(session._skeyLookup(obfuscatedHash(b"x" * 20)))
+        self.assertIs(session._skeys, mapped)
+        self.assertEqual(set(mapped.values()), {infos[1].infoHash, infos[2].infoHash})
+
     def test_listeningFactoryWraps(self):
         reactor = MemoryReactorClock()
         session = Session(reactor, port=0, encryption="tolerated")

