@@ -31,6 +31,7 @@ from btorrent.dht.node import (
     RateLimiter,
 )
 from btorrent.dht.routing import K
+from btorrent.dht.transactions import Transactions
 from tests.dhtnet import MemoryNetwork
 
 OWN = b"\x00" * 19 + b"\x01"
@@ -421,6 +422,29 @@ class WrongIdTests(SynchronousTestCase):
         h.feed(Response(query.transactionId, Y))
         self.assertEqual(h.node.table.get(P).nodeId, X)
         self.assertEqual(h.node.table.get(P).failures, 1)
+
+    def test_transactionIdsUnpredictable(self) -> None:
+        """
+        Transaction ids are 4 bytes from the random source, not a counter a
+        node we query could read our next ids from; one already in flight
+        is drawn again.
+        """
+        h = Harness()
+        h.fill(20)
+        h.node.findNode(Y)
+        ids = [query.transactionId for query, _ in h.take()]
+        self.assertTrue(ids)
+        self.assertTrue(all(len(t) == 4 for t in ids))
+        self.assertEqual(len(set(ids)), len(ids))
+        draws = iter([b"same", b"same", b"next"])
+        transactions = Transactions(
+            h.clock, 10.0, lambda t: None, lambda n: next(draws)
+        )
+        for expected in (b"same", b"next"):
+            query = transactions.open(
+                P, lambda t: Ping(t, X), None, lambda *a: None, lambda *a: None, None
+            )
+            self.assertEqual(query.transactionId, expected)
 
     def test_maxTransactions(self) -> None:
         h = Harness(maxTransactions=2)

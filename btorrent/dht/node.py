@@ -636,7 +636,7 @@ class DHTNode:
         self.bootstrapAddresses: List[Address] = []
         self.savedNodes = parseSavedNodes(savedNodes)
         self.lookups: Set[Lookup] = set()
-        self.transactions = Transactions(clock, rng, queryTimeout, self._timedOut)
+        self.transactions = Transactions(clock, queryTimeout, self._timedOut)
         self._pinging: Set[Address] = set()
         self.tokens = TokenSecrets(rng, now)
         self._maintenance = None

@@ -1,7 +1,7 @@
 """
 A DHT node's queries awaiting an answer.
 
-L{Transactions} gives each query a 2-byte transaction id (C{t}) and
+L{Transactions} gives each query a random 4-byte transaction id (C{t}) and
 remembers where it went, what answers it waits for and its timers: a
 query is "slow" after L{SLOW_QUERY} seconds (a lookup asks another node
 then) and has failed after the node's query timeout.  Pure: time comes
@@ -10,7 +10,7 @@ from an injected clock with C{seconds()} and C{callLater()}.
 
 from __future__ import annotations
 
-import struct
+import os
 from typing import Any, Callable, Dict, Optional, Tuple
 
 __all__ = ["SLOW_QUERY", "Transactions"]
@@ -20,8 +20,6 @@ Address = Tuple[str, int]
 #: Seconds after which a lookup stops waiting for a query and asks the next
 #: node instead (the query may still be answered until the timeout).
 SLOW_QUERY = 2.0
-
-_T = struct.Struct("!H")
 
 
 class Transaction:
@@ -66,16 +64,17 @@ class Transactions:
     def __init__(
         self,
         clock,
-        rng,
         queryTimeout: float,
         onTimeout: Callable[[Transaction], None],
+        randomBytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         """
         @param clock: C{seconds()} and C{callLater()}.
-        @param rng: a C{random.Random}: the first transaction id.
         @param queryTimeout: seconds before a query has failed.
         @param onTimeout: called with a L{Transaction} that timed out
             (forgotten already).
+        @param randomBytes: C{randomBytes(n)} gives C{n} unpredictable
+            bytes: the transaction ids.
         """
         self.clock = clock
         self.queryTimeout = queryTimeout
@@ -83,7 +82,7 @@ class Transactions:
         self._transactions: Dict[bytes, Transaction] = {}
         # Address -> how many of our queries to it await an answer.
         self._awaiting: Dict[Address, int] = {}
-        self._next = rng.randrange(1 << 16)
+        self._randomBytes = randomBytes
 
     def __len__(self) -> int:
         return len(self._transactions)
@@ -115,13 +114,13 @@ class Transactions:
         @param build: makes the query from its transaction id.
         @return: the query built.
         """
-        n = self._next
+        # Unpredictable: a counter told every node we queried our next ids,
+        # so that one able to forge a source address could have its answer
+        # taken for another node's (poisoned nodes or peers).
         while True:
-            n = (n + 1) & 0xFFFF
-            t = _T.pack(n)
+            t = self._randomBytes(4)
             if t not in self._transactions:
                 break
-        self._next = n
         query = build(t)
         transaction = Transaction(
             address, query.method, nodeId, onResponse, onFailure, onSlow
