@@ -190,11 +190,16 @@ class ParseTests(SynchronousTestCase):
     def test_manyTrackers(self) -> None:
         """
         A link near the length limit, full of trackers, is read whole (kept
-        in ordered sets: no quadratic search for repeats).
+        in ordered sets: no quadratic search for repeats), and its first
+        L{metainfo.MAX_TRACKERS} trackers are kept: each would be announced
+        to.
         """
         link = LINK + "".join(f"&tr=http://t{i}.example/a" for i in range(2400))
         self.assertLess(len(link), MAX_MAGNET_LENGTH)
-        self.assertEqual(len(parseMagnet(link).trackers), 2400)
+        trackers = parseMagnet(link).trackers
+        self.assertEqual(len(trackers), metainfo.MAX_TRACKERS)
+        self.assertEqual(trackers[0], ("http://t0.example/a",))
+        self.assertEqual(trackers[-1], ("http://t99.example/a",))
 
     def test_repeatedPeers(self) -> None:
         """

@@ -229,6 +229,26 @@ class LoadTests(SynchronousTestCase):
         self.assertEqual(os.fsencode(m.files[0].path[0]), b"caf\xe9")
         self.assertEqual(metainfo.displayPath(m.files[0].path), "caf\ufffd")
 
+    def test_manyTrackers(self) -> None:
+        """
+        Only the first L{metainfo.MAX_TRACKERS} tracker URLs (all tiers) are
+        kept, with a warning: every one would be announced to, and a torrent
+        listing a host's every port would have us connect to each.
+        """
+        tiers = [
+            [b"http://10.0.0.5:%d/announce" % port for port in range(t, t + 30)]
+            for t in range(1, 3000, 30)
+        ]
+        m = load(torrent(singleInfo(), announce_list=tiers))
+        urls = [url for tier in m.trackers for url in tier]
+        self.assertEqual(len(urls), metainfo.MAX_TRACKERS)
+        self.assertEqual(urls[0], "http://10.0.0.5:1/announce")
+        self.assertIn(
+            f"announce-list: {3000 - 1 - metainfo.MAX_TRACKERS + 1} trackers beyond "
+            f"the first {metainfo.MAX_TRACKERS}; ignored",
+            m.warnings,
+        )
+
     def test_announceList(self) -> None:
         """
         C{announce-list} gives the tiers; empty tiers and duplicates are

@@ -312,7 +312,7 @@ def parseMagnet(uri: Union[str, bytes]) -> Magnet:
             name = _unescape(value, "dn", strict=False) or None
         elif key == "tr":
             url = _tracker(value)
-            if url is not None:
+            if url is not None and len(trackers) < metainfo.MAX_TRACKERS:
                 trackers[url] = None
         elif key == "x.pe":
             peers[_peer(_unescape(value, "x.pe"))] = None

@@ -98,6 +98,7 @@ __all__ = [
     "MAX_PIECE_COUNT",
     "MAX_PIECE_LENGTH",
     "MAX_TORRENT_SIZE",
+    "MAX_TRACKERS",
     "MAX_WARNINGS",
     "V2_ONLY",
     "FileEntry",
@@ -121,6 +122,11 @@ MAX_TORRENT_SIZE = 10 * 1024 * 1024
 MAX_PIECE_LENGTH = 64 * 1024 * 1024
 #: The largest number of pieces we accept.
 MAX_PIECE_COUNT = 2**21
+#: The most tracker URLs taken from a torrent (all tiers) or a magnet link;
+#: the rest are ignored.  Each is announced to, and on failure retried: a
+#: torrent listing C{http://10.0.0.5:1..65535/announce} would have the
+#: daemon connect to every port of that host every half hour.
+MAX_TRACKERS = 100
 #: The most warnings a torrent's L{Metainfo.warnings} holds; more are
 #: counted in a last one.
 MAX_WARNINGS = 20
@@ -341,8 +347,8 @@ def _trackers(
             f"announce-list: expected a list of lists, got {_kindOf(raw)}; ignored"
         )
     elif raw is not None:
-        seen = set()
-        badTiers = badURLs = 0
+        seen: set = set()
+        badTiers = badURLs = beyond = 0
         for tier in raw:
             if not isinstance(tier, list):
                 badTiers += 1
@@ -354,10 +360,18 @@ def _trackers(
                     continue
                 url = _url(value)
                 if url is not None and url not in seen:
+                    if len(seen) >= MAX_TRACKERS:
+                        beyond += 1
+                        continue
                     seen.add(url)
                     urls.append(url)
             if urls:
                 tiers.append(tuple(urls))
+        if beyond:
+            warnings.add(
+                f"announce-list: {beyond} trackers beyond the first "
+                f"{MAX_TRACKERS}; ignored"
+            )
         if badTiers:
             warnings.add(
                 f"announce-list: {badTiers} of {len(raw)} tiers are not lists; "
