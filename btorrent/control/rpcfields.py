@@ -402,7 +402,8 @@ class SessionContext:
     @ivar version: the C{version} string.
     @ivar sessionId: the anti-CSRF id in force.
     @ivar configDir: the daemon's state directory ("" if unknown).
-    @ivar freeSpace: a function of a path giving free bytes, or -1.
+    @ivar downloadDirFree: bytes free in the download directory, or -1
+        (looked up off the reactor's thread before the fields are built).
     """
 
     def __init__(
@@ -410,12 +411,12 @@ class SessionContext:
         version: str,
         sessionId: str,
         configDir: str,
-        freeSpace: Callable[[str], int],
+        downloadDirFree: int,
     ) -> None:
         self.version = version
         self.sessionId = sessionId
         self.configDir = configDir
-        self.freeSpace = freeSpace
+        self.downloadDirFree = downloadDirFree
 
 
 def _readOnly(name: str, settings: SessionSettings, context: SessionContext) -> Any:
@@ -424,7 +425,7 @@ def _readOnly(name: str, settings: SessionSettings, context: SessionContext) -> 
     if name == "config-dir":
         return context.configDir
     if name == "download-dir-free-space":
-        return _int(context.freeSpace(settings.downloadDir))
+        return _int(context.downloadDirFree)
     if name == "rpc-version":
         return RPC_VERSION
     if name == "rpc-version-minimum":

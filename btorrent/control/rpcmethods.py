@@ -517,7 +517,7 @@ class RPCMethods:
             version=self._version,
             sessionId=self._sessionIds.current(),
             configDir=self._configDir,
-            freeSpace=lambda path: free,
+            downloadDirFree=free,
         )
 
     def _freeBytes(self, path: str) -> Deferred:

@@ -552,8 +552,6 @@ class Library(Service):
                 raise ControlError(f"{name} must not be negative")
         if "downloadDir" in changes and not os.path.isabs(changes["downloadDir"]):
             raise ControlError("download-dir must be an absolute path")
-        if "peerPort" in changes and not 0 < changes["peerPort"] < 65536:
-            raise ControlError("peer-port must be 1..65535")
         for name, value in changes.items():
             fixed = _FIXED_SETTINGS.get(name)
             if fixed is not None and value != getattr(self.settings, name):
